@@ -1,0 +1,60 @@
+import { z } from 'zod';
+
+/** Environment variables, validated once at start-up. Defaults live here and in .env.example. */
+const snowflake = z.string().regex(/^\d{17,20}$/, 'must be a Discord snowflake (17–20 digits)');
+const httpUrl = z
+  .url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
+  .transform((u) => u.replace(/\/+$/, ''));
+const intFrom = (min: number, max: number) => z.coerce.number().int('must be a whole number').min(min).max(max);
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'must be true or false' })
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+export const configSchema = z.object({
+  DISCORD_TOKEN: z.string({ error: 'is required' }).trim().min(50, 'does not look like a bot token (too short)'),
+  SEGMIND_API_KEY: z.string({ error: 'is required' }).trim().min(8, 'does not look like a Segmind API key (too short)'),
+  DISCORD_API_URL: httpUrl.default('https://discord.com/api'),
+  SEGMIND_API_URL: httpUrl.default('https://api.segmind.com'),
+  DISCORD_GUILD_ID: snowflake.optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  SYNC_COMMANDS_ON_START: bool.default(true),
+  SEGMIND_TIMEOUT_SECONDS: intFrom(5, 900).default(180),
+  SEGMIND_MAX_RETRIES: intFrom(0, 10).default(2),
+  SEGMIND_RETRY_BASE_MS: intFrom(1, 60_000).default(1000),
+  SEGMIND_MAX_IMAGE_MB: intFrom(1, 100).default(25),
+  SEGMIND_CONNECTIONS: intFrom(1, 256).default(16),
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}\nSee .env.example for every variable.`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Empty strings count as unset, so a blank line in .env falls back to the default. */
+export function loadConfig(env: NodeJS.ProcessEnv): Config {
+  const input: Record<string, string> = {};
+  for (const key of Object.keys(configSchema.shape)) {
+    const value = env[key];
+    if (value !== undefined && value.trim() !== '') input[key] = value;
+  }
+  const result = configSchema.safeParse(input);
+  if (result.success) return result.data;
+  // Only the variable name and the rule are reported: the value may be a secret.
+  throw new ConfigError(
+    result.error.issues.map((issue) => `${issue.path.join('.') || '(root)'} ${describeIssue(issue)}`),
+  );
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'invalid_type' && issue.input === undefined) return 'is required';
+  if (issue.code === 'invalid_value' && 'values' in issue)
+    return `must be one of: ${issue.values.map(String).join(', ')}`;
+  if (issue.code === 'too_small' && issue.origin === 'number') return `must be at least ${String(issue.minimum)}`;
+  if (issue.code === 'too_big' && issue.origin === 'number') return `must be at most ${String(issue.maximum)}`;
+  if (issue.code === 'invalid_type' && issue.expected === 'number') return 'must be a number';
+  return issue.message;
+}

@@ -1,0 +1,93 @@
+import type { APIEmbed } from 'discord.js';
+import { escapeMarkdown } from 'discord.js';
+import type { FluxDevParams } from './flux-params.js';
+import type { BatchFailure, BatchImage, BatchResult } from './image-generator.js';
+
+export interface ResultFile {
+  name: string;
+  data: Buffer;
+}
+
+export interface ResultMessage {
+  content: string;
+  embeds: APIEmbed[];
+  files: ResultFile[];
+  /** Images generated but not posted because Discord would refuse the file. */
+  oversized: BatchImage[];
+}
+
+/** Embeds sharing one `url` render as a single gallery post in Discord clients. */
+const GALLERY_URL = 'https://www.segmind.com/models/flux-dev';
+const EMBED_COLOR = 0x5865f2;
+
+export function fileNameFor(image: Pick<BatchImage, 'seed' | 'format'>): string {
+  return `flux-${image.seed}.${image.format}`;
+}
+
+/** Builds the final reply: the images as attachments, shown through `attachment://` embeds with every parameter. */
+export function buildResultMessage(
+  params: FluxDevParams,
+  result: BatchResult,
+  attachmentSizeLimit: number,
+): ResultMessage {
+  const fits = result.images.filter((image) => image.bytes.length <= attachmentSizeLimit);
+  const oversized = result.images.filter((image) => image.bytes.length > attachmentSizeLimit);
+  const files = fits.map((image) => ({ name: fileNameFor(image), data: image.bytes }));
+
+  const seeds = Array.from({ length: params.samples }, (_, i) => (params.seed + i) % 2 ** 32);
+  const posted = new Set(fits.map((image) => image.index));
+  const seedText = seeds
+    .map((seed, i) => (params.samples > 1 ? `${i + 1}: \`${seed}\`` : `\`${seed}\``) + (posted.has(i) ? '' : ' (failed)'))
+    .join('\n');
+
+  const main: APIEmbed = {
+    title: 'FLUX.1 [dev]',
+    url: GALLERY_URL,
+    color: EMBED_COLOR,
+    description: escapeMarkdown(params.prompt),
+    fields: [
+      { name: params.samples > 1 ? 'Seeds' : 'Seed', value: seedText, inline: true },
+      { name: 'Steps', value: String(params.steps), inline: true },
+      { name: 'Guidance', value: String(params.guidance), inline: true },
+      { name: 'Aspect ratio', value: params.aspect_ratio, inline: true },
+      {
+        name: 'Format',
+        value: params.output_format === 'png' ? 'png' : `${params.output_format} (quality ${params.output_quality})`,
+        inline: true,
+      },
+      { name: 'Prompt strength', value: String(params.prompt_strength), inline: true },
+      { name: 'Time', value: formatSeconds(result.durationMs), inline: true },
+    ],
+    footer: { text: 'Generated with FLUX.1 [dev] on Segmind' },
+  };
+  const embeds: APIEmbed[] = files.map((file, i) =>
+    i === 0 ? { ...main, image: { url: `attachment://${file.name}` } } : { url: GALLERY_URL, image: { url: `attachment://${file.name}` } },
+  );
+  if (embeds.length === 0) embeds.push(main);
+
+  return { content: describeProblems(params.samples, result.failures, oversized, attachmentSizeLimit), embeds, files, oversized };
+}
+
+function describeProblems(
+  total: number,
+  failures: BatchFailure[],
+  oversized: BatchImage[],
+  limit: number,
+): string {
+  const lines: string[] = [];
+  for (const failure of failures)
+    lines.push(`⚠️ Image ${failure.index + 1} of ${total} (seed ${failure.seed}) failed: ${failure.error.message}`);
+  for (const image of oversized)
+    lines.push(
+      `⚠️ Image ${image.index + 1} of ${total} (seed ${image.seed}) is ${formatMiB(image.bytes.length)}, over this server's ${formatMiB(limit)} upload limit: try \`output_format: webp\` or a lower \`output_quality\`.`,
+    );
+  return lines.join('\n');
+}
+
+export function formatSeconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
+function formatMiB(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
