@@ -45,12 +45,14 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
   if (result.success) return result.data;
   // Only the variable name and the rule are reported: the value may be a secret.
   throw new ConfigError(
-    result.error.issues.map((issue) => `${issue.path.join('.') || '(root)'} ${describeIssue(issue)}`),
+    result.error.issues.map((issue) => {
+      const name = issue.path.join('.');
+      return `${name} ${name in input ? describeIssue(issue) : 'is required'}`;
+    }),
   );
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {
-  if (issue.code === 'invalid_type' && issue.input === undefined) return 'is required';
   if (issue.code === 'invalid_value' && 'values' in issue)
     return `must be one of: ${issue.values.map(String).join(', ')}`;
   if (issue.code === 'too_small' && issue.origin === 'number') return `must be at least ${String(issue.minimum)}`;
