@@ -61,7 +61,7 @@ describe('result message', () => {
     );
     expect(message.files.map((f) => f.name)).toEqual(['flux-100.png']);
     expect(message.oversized.map((i) => i.seed)).toEqual([101]);
-    expect(message.content).toContain('3.0 MiB, over this server's 2.0 MiB upload limit');
+    expect(message.content).toContain("3.0 MiB, over this server's 2.0 MiB upload limit");
   });
 
   it('mentions the quality only for lossy formats', () => {
