@@ -1,0 +1,118 @@
+import { Writable } from 'node:stream';
+import { createBot, type Bot } from '../../src/app.js';
+import { loadConfig, type Config } from '../../src/config.js';
+import { createLogger } from '../../src/logger.js';
+import { FakeDiscord, type FakeDiscordOptions } from '../fakes/fake-discord.js';
+import { FakeSegmind } from '../fakes/fake-segmind.js';
+
+export const TEST_DISCORD_TOKEN = 'MTA5ODc2NTQzMjEwOTg3NjU0.GtEsT0.fake-discord-token-for-tests-0123456789';
+export const TEST_SEGMIND_KEY = 'SG_test_0123456789abcdef';
+
+export interface LogLine {
+  level: number;
+  msg: string;
+  [key: string]: unknown;
+}
+
+/** A bot built by the real composition root, wired to a fake Discord and a fake Segmind on loopback. */
+export interface Harness {
+  discord: FakeDiscord;
+  segmind: FakeSegmind;
+  bot: Bot;
+  config: Config;
+  /** Every log line the bot wrote, parsed, and the raw text (to look for leaked secrets). */
+  logs: LogLine[];
+  rawLogs(): string;
+  /** Starts another bot process-equivalent on the same fakes (e.g. a restart). */
+  restartBot(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface HarnessOptions {
+  env?: Record<string, string>;
+  config?: Partial<Config>;
+  discord?: FakeDiscordOptions;
+  random?: () => number;
+  /** Let the test arrange the fakes (e.g. pre-registered commands) before the bot starts. */
+  beforeStart?: (fakes: { discord: FakeDiscord; segmind: FakeSegmind }) => void;
+}
+
+export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
+  const discord = await FakeDiscord.start(options.discord);
+  const segmind = await FakeSegmind.start({ apiKey: TEST_SEGMIND_KEY });
+  const config: Config = {
+    ...loadConfig({
+      DISCORD_TOKEN: TEST_DISCORD_TOKEN,
+      SEGMIND_API_KEY: TEST_SEGMIND_KEY,
+      DISCORD_API_URL: discord.apiUrl,
+      SEGMIND_API_URL: segmind.url,
+      SEGMIND_RETRY_BASE_MS: '20',
+      LOG_LEVEL: 'debug',
+      ...options.env,
+    }),
+    ...options.config,
+  };
+  const chunks: string[] = [];
+  const logs: LogLine[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      const text = chunk.toString();
+      chunks.push(text);
+      for (const line of text.split('\n')) if (line.trim()) logs.push(JSON.parse(line) as LogLine);
+      done();
+    },
+  });
+  const logger = createLogger({ level: config.LOG_LEVEL, secrets: [config.DISCORD_TOKEN, config.SEGMIND_API_KEY], destination });
+  const makeBot = () =>
+    createBot({
+      config,
+      logger,
+      ...(options.random ? { random: options.random } : {}),
+      restOptions: { retries: 0, timeout: 5_000 },
+    });
+
+  options.beforeStart?.({ discord, segmind });
+  let bot = makeBot();
+  try {
+    await bot.start();
+  } catch (error) {
+    await bot.stop().catch(() => undefined);
+    await discord.stop();
+    await segmind.stop();
+    throw error;
+  }
+
+  return {
+    discord,
+    segmind,
+    get bot() {
+      return bot;
+    },
+    config,
+    logs,
+    rawLogs: () => chunks.join(''),
+    async restartBot() {
+      await bot.stop();
+      bot = makeBot();
+      await bot.start();
+    },
+    async stop() {
+      // discord.js must be destroyed before its gateway goes away, or it reconnects forever.
+      await bot.stop().catch(() => undefined);
+      await discord.stop();
+      await segmind.stop();
+    },
+  };
+}
+
+/** Polls until `check` returns a value, or fails with `what` after the deadline. No fixed sleeps. */
+export async function eventually<T>(check: () => T | undefined | false, what: string, timeoutMs = 5_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
