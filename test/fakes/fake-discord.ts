@@ -1,0 +1,1700 @@
+/**
+ * A fake Discord (gateway over WebSocket + REST over node:http) on 127.0.0.1 for end-to-end tests of a real,
+ * unpatched discord.js Client. Everything the bot does over REST is recorded; faults and latency can be injected.
+ *
+ *   const fake = await FakeDiscord.start();
+ *   const client = new Client({ intents: [GatewayIntentBits.Guilds], rest: { api: fake.apiUrl, retries: 0, timeout: 5000 } });
+ *   await client.login('fake-token');   // any token; then wait for Events.ClientReady
+ *   const sent = fake.sendSlashCommand({ name: 'imagine', options: [{ name: 'prompt', type: 3, value: 'a cat' }] });
+ *   const edit = await sent.waitForRequest((r) => r.method === 'PATCH');
+ *   await client.destroy(); await fake.stop();   // destroy the client first, or it reconnects forever
+ *
+ * Realism beyond the happy path (see FakeDiscordOptions): a callback later than `callbackDeadlineMs` after the
+ * interaction was sent gets 10062; webhook requests with a token older than `tokenLifetimeMs` (counted from
+ * `createdAt`, so a test can send an "old" interaction) get 401/50027; a second callback gets 40060; a follow-up
+ * before any callback gets 10015; the first follow-up after a deferral replaces the "thinking" message, as Discord does.
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import {
+  ApplicationCommandType,
+  ChannelType,
+  ComponentType,
+  GatewayDispatchEvents,
+  GatewayOpcodes,
+  InteractionContextType,
+  InteractionResponseType,
+  InteractionType,
+  MessageFlags,
+  MessageType,
+  PermissionFlagsBits,
+  type APIActionRowComponent,
+  type APIApplicationCommand,
+  type APIApplicationCommandInteractionDataOption,
+  type APIAttachment,
+  type APIChannel,
+  type APIChatInputApplicationCommandGuildInteraction,
+  type APIComponentInMessageActionRow,
+  type APIEmbed,
+  type APIGuildMember,
+  type APIInteractionDataResolved,
+  type APIInteractionGuildMember,
+  type APIMessage,
+  type APIMessageComponentGuildInteraction,
+  type APIModalSubmissionComponent,
+  type APIModalSubmitGuildInteraction,
+  type ApplicationFlags,
+  type ChannelFlags,
+  type GuildMemberFlags,
+  type GuildSystemChannelFlags,
+  type RoleFlags,
+  type UserFlags,
+  type APIRole,
+  type APIUser,
+  type GatewayGuildCreateDispatchData,
+  type GatewayReadyDispatchData,
+  type Locale,
+  type RESTPostAPIInteractionCallbackWithResponseResult,
+} from 'discord-api-types/v10';
+import { WebSocketServer, WebSocket, type RawData } from 'ws';
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Public types
+
+export interface FakeGuildSpec {
+  id?: string;
+  name?: string;
+  channels?: Array<{ id?: string; name?: string; nsfw?: boolean; type?: number }>;
+  roles?: Array<{ id: string; name: string; permissions?: string }>;
+}
+
+export interface FakeDiscordOptions {
+  applicationId?: string;
+  /** Defaults to the application id (true for every bot created since 2020). */
+  botUserId?: string;
+  botUsername?: string;
+  /** Default: one guild with one text channel. */
+  guilds?: FakeGuildSpec[];
+  /** HELLO heartbeat interval; default 41250 like Discord, so tests see no heartbeats. */
+  heartbeatIntervalMs?: number;
+  /**
+   * An interaction callback arriving later than this after the interaction was dispatched gets 404/10062, like
+   * Discord's 3 s rule. Default 3000. `Infinity` disables it.
+   */
+  callbackDeadlineMs?: number;
+  /**
+   * Webhook requests (edits, follow-ups) for an interaction whose `createdAt` is older than this get
+   * 401/50027 Invalid Webhook Token. Default 15 minutes. `Infinity` disables it.
+   */
+  tokenLifetimeMs?: number;
+  /** Keep uploaded file bytes in RecordedFile.bytes (default true). A benchmark may set false to save memory. */
+  recordFileBytes?: boolean;
+}
+
+export interface RecordedFile {
+  field: string;
+  name: string;
+  contentType: string;
+  /** Empty when the fake was started with `recordFileBytes: false`; `size` is always right. */
+  bytes: Buffer;
+  size: number;
+}
+
+export interface RecordedRequest {
+  seq: number;
+  /** Date.now() when the body had been received. */
+  at: number;
+  method: string;
+  /** Decoded, without the /api/v10 prefix, e.g. '/webhooks/APP/TOKEN/messages/@original'. */
+  path: string;
+  query: URLSearchParams;
+  headers: Record<string, string>;
+  /** Parsed JSON body, or the payload_json of a multipart body, or undefined. */
+  json: unknown;
+  files: RecordedFile[];
+  /** Status the fake answered with (set before waiters are woken). */
+  status: number;
+  /** Body the fake answered with (undefined for 204). */
+  response: unknown;
+  /** Set when the path belongs to an interaction the fake sent (callback or webhook with its token). */
+  interactionId?: string;
+  /** True when the answer came from failNext. */
+  injected: boolean;
+}
+
+/** A raw Discord API option object of a chat input interaction (sub-commands nest `options`). */
+export interface SlashCommandOption {
+  name: string;
+  type: number;
+  value?: string | number | boolean;
+  options?: SlashCommandOption[];
+  focused?: boolean;
+}
+
+interface InteractionUserSpec {
+  userId?: string;
+  username?: string;
+  roles?: string[];
+  /** Member permission bitfield string; default: the @everyone permissions of a normal member. */
+  permissions?: string;
+  guildId?: string;
+  channelId?: string;
+  locale?: string;
+  /** Which live gateway session receives it (index in identify order); default: the first ready one. */
+  connection?: number;
+  /** Default 10 MiB. */
+  attachmentSizeLimit?: number;
+  /** Epoch ms encoded in the interaction id snowflake; default now. Ages the token (see tokenLifetimeMs). */
+  createdAt?: number;
+}
+
+export interface SlashCommandSpec extends InteractionUserSpec {
+  name: string;
+  options?: SlashCommandOption[];
+  /** Raw `data.resolved` (for user/channel/role/attachment options). */
+  resolved?: APIInteractionDataResolved;
+}
+
+export interface ButtonSpec extends InteractionUserSpec {
+  customId: string;
+  /** Id of the message carrying the button. If the fake knows that message (the bot sent it), it is used as is. */
+  messageId?: string;
+  /** Fields merged over the generated message object. */
+  message?: object;
+}
+
+export interface ModalSubmitSpec extends InteractionUserSpec {
+  customId: string;
+  fields: Record<string, string>;
+  /** How the text inputs are wrapped: legacy action rows (default) or label components (type 18). */
+  layout?: 'actionRow' | 'label';
+}
+
+export interface SentInteraction {
+  id: string;
+  token: string;
+  applicationId: string;
+  /** The raw INTERACTION_CREATE payload that was dispatched. */
+  payload: Record<string, unknown>;
+  /** Requests whose path belongs to this interaction: its callback and every webhook request with its token. */
+  requests(): RecordedRequest[];
+  /** The first POST /interactions/{id}/{token}/callback (the one that counts). */
+  callback(): RecordedRequest | undefined;
+  waitForCallback(timeoutMs?: number): Promise<RecordedRequest>;
+  /** PATCH /webhooks/{app}/{token}/messages/@original */
+  edits(): RecordedRequest[];
+  /** POST /webhooks/{app}/{token} */
+  followUps(): RecordedRequest[];
+  waitForRequest(pred: (r: RecordedRequest) => boolean, timeoutMs?: number): Promise<RecordedRequest>;
+  /** Current state of the original response message (after defer/reply/edits), if any. */
+  originalMessage(): APIMessage | undefined;
+}
+
+export interface FaultResponse {
+  status: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+export interface RouteMatch {
+  method?: string;
+  path: RegExp;
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Helpers
+
+const DISCORD_EPOCH = 1420070400000n;
+let snowflakeCounter = 0;
+
+/** A unique snowflake whose timestamp is `ms` (22 low bits are a process-wide counter). */
+export function snowflake(ms: number = Date.now()): string {
+  snowflakeCounter = (snowflakeCounter + 1) & 0x3fffff;
+  const t = BigInt(Math.max(Math.floor(ms), Number(DISCORD_EPOCH))) - DISCORD_EPOCH;
+  return ((t << 22n) | BigInt(snowflakeCounter)).toString();
+}
+
+/** Epoch ms encoded in a snowflake. */
+export function snowflakeTime(id: string): number {
+  return Number((BigInt(id) >> 22n) + DISCORD_EPOCH);
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+const DEFAULT_MEMBER_PERMISSIONS = (
+  PermissionFlagsBits.CreateInstantInvite |
+  PermissionFlagsBits.AddReactions |
+  PermissionFlagsBits.Stream |
+  PermissionFlagsBits.ViewChannel |
+  PermissionFlagsBits.SendMessages |
+  PermissionFlagsBits.EmbedLinks |
+  PermissionFlagsBits.AttachFiles |
+  PermissionFlagsBits.ReadMessageHistory |
+  PermissionFlagsBits.MentionEveryone |
+  PermissionFlagsBits.UseExternalEmojis |
+  PermissionFlagsBits.Connect |
+  PermissionFlagsBits.Speak |
+  PermissionFlagsBits.UseVAD |
+  PermissionFlagsBits.ChangeNickname |
+  PermissionFlagsBits.UseApplicationCommands |
+  PermissionFlagsBits.CreatePublicThreads |
+  PermissionFlagsBits.CreatePrivateThreads |
+  PermissionFlagsBits.SendMessagesInThreads |
+  PermissionFlagsBits.UseExternalStickers |
+  PermissionFlagsBits.UseEmbeddedActivities |
+  PermissionFlagsBits.SendVoiceMessages |
+  PermissionFlagsBits.SendPolls |
+  PermissionFlagsBits.UseExternalApps
+).toString();
+
+const MiB = 1024 * 1024;
+const LOADING_FLAG = 1 << 7; // MessageFlags.Loading
+const EPHEMERAL_FLAG = Number(MessageFlags.Ephemeral);
+
+type Resp = FaultResponse;
+
+function err(status: number, code: number, message: string): Resp {
+  return { status, body: { code, message } };
+}
+const notFound = (): Resp => err(404, 0, '404: Not Found');
+const unknownInteraction = (): Resp => err(404, 10062, 'Unknown interaction');
+const unknownWebhook = (): Resp => err(404, 10015, 'Unknown Webhook');
+const unknownMessage = (): Resp => err(404, 10008, 'Unknown Message');
+const unknownChannel = (): Resp => err(404, 10003, 'Unknown Channel');
+const invalidBody = (msg = 'Invalid Form Body'): Resp => err(400, 50035, msg);
+
+function pngSize(bytes: Buffer): { width: number; height: number } | undefined {
+  if (bytes.length >= 24 && bytes.readUInt32BE(0) === 0x89504e47 && bytes.toString('latin1', 12, 16) === 'IHDR') {
+    return { width: bytes.readUInt32BE(16), height: bytes.readUInt32BE(20) };
+  }
+  return undefined;
+}
+
+function routeMatches(m: RouteMatch, method: string, path: string): boolean {
+  if (m.method !== undefined && m.method.toUpperCase() !== method) return false;
+  m.path.lastIndex = 0; // tolerate /g regexes
+  return m.path.test(path);
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Internal state
+
+interface GuildState {
+  id: string;
+  name: string;
+  channels: ChannelState[];
+  roles: APIRole[];
+}
+interface ChannelState {
+  id: string;
+  guildId: string;
+  name: string;
+  type: number;
+  nsfw: boolean;
+  position: number;
+}
+
+interface Session {
+  id: string;
+  order: number;
+  seq: number;
+  socket: Conn | null;
+  ready: boolean;
+  /** Dispatches produced while the socket was gone; replayed on RESUME. */
+  backlog: string[];
+}
+interface Conn {
+  ws: WebSocket;
+  session: Session | null;
+  serverClosed: boolean;
+}
+
+interface InteractionState {
+  id: string;
+  token: string;
+  type: InteractionType;
+  guildId: string;
+  channelId: string;
+  user: APIUser;
+  commandName?: string;
+  sentAt: number;
+  createdAt: number;
+  acknowledged: boolean;
+  callbackType?: number;
+  original?: APIMessage;
+  /** Message carrying the component (component interactions, modal submits from a component). */
+  sourceMessage?: APIMessage;
+  followUps: Map<string, APIMessage>;
+  requests: RecordedRequest[];
+}
+
+interface RequestWaiter {
+  pred: (r: RecordedRequest) => boolean;
+  resolve: (r: RecordedRequest) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+}
+interface ReadyWaiter {
+  n: number;
+  resolve: () => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+interface FaultRule {
+  match: RouteMatch;
+  response: FaultResponse;
+  remaining: number;
+}
+interface LatencyRule {
+  match: RouteMatch;
+  ms: number;
+}
+
+const DEFAULT_TIMEOUT_MS = 5000;
+
+// ---------------------------------------------------------------------------------------------------------------------
+
+export class FakeDiscord {
+  /** 'http://127.0.0.1:PORT/api', for `rest.api` (discord.js appends /v10). */
+  readonly apiUrl: string;
+  readonly gatewayUrl: string;
+  readonly port: number;
+  readonly applicationId: string;
+  readonly botUserId: string;
+  /** The default guild and its first text channel. */
+  readonly guildId: string;
+  readonly channelId: string;
+  /** A default human user for interactions without `userId`. */
+  readonly defaultUserId: string;
+  /** Every REST request, in order. */
+  readonly requests: RecordedRequest[] = [];
+  readonly commandPuts: Array<{ guildId?: string; body: unknown[] }> = [];
+  readonly botUser: APIUser;
+
+  private readonly server: Server;
+  private readonly wss: WebSocketServer;
+  private readonly opts: Required<
+    Pick<FakeDiscordOptions, 'heartbeatIntervalMs' | 'callbackDeadlineMs' | 'tokenLifetimeMs' | 'recordFileBytes'>
+  >;
+  private readonly guilds = new Map<string, GuildState>();
+  private readonly channels = new Map<string, ChannelState>();
+  private readonly conns = new Set<Conn>();
+  private readonly sessions: Session[] = [];
+  private readonly sessionsById = new Map<string, Session>();
+  private sessionOrder = 0;
+  private readonly interactionsById = new Map<string, InteractionState>();
+  private readonly interactionsByToken = new Map<string, InteractionState>();
+  private readonly messages = new Map<string, APIMessage>();
+  private readonly commands = new Map<string, APIApplicationCommand[]>();
+  private readonly commandIds = new Map<string, string>();
+  private readonly requestWaiters = new Set<RequestWaiter>();
+  private readonly readyWaiters = new Set<ReadyWaiter>();
+  private faults: FaultRule[] = [];
+  private latencies: LatencyRule[] = [];
+  private seq = 0;
+  private stopPromise: Promise<void> | undefined;
+  private stopped = false;
+  private readonly users = new Map<string, APIUser>();
+
+  static async start(opts: FakeDiscordOptions = {}): Promise<FakeDiscord> {
+    const server = createServer();
+    const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const addr = server.address();
+    if (addr === null || typeof addr === 'string') throw new Error('FakeDiscord: no port');
+    return new FakeDiscord(opts, server, wss, addr.port);
+  }
+
+  private constructor(opts: FakeDiscordOptions, server: Server, wss: WebSocketServer, port: number) {
+    this.server = server;
+    this.wss = wss;
+    this.port = port;
+    this.apiUrl = `http://127.0.0.1:${port}/api`;
+    this.gatewayUrl = `ws://127.0.0.1:${port}/gateway`;
+    this.opts = {
+      heartbeatIntervalMs: opts.heartbeatIntervalMs ?? 41_250,
+      callbackDeadlineMs: opts.callbackDeadlineMs ?? 3000,
+      tokenLifetimeMs: opts.tokenLifetimeMs ?? 15 * 60_000,
+      recordFileBytes: opts.recordFileBytes ?? true,
+    };
+    this.applicationId = opts.applicationId ?? snowflake();
+    this.botUserId = opts.botUserId ?? this.applicationId;
+    this.botUser = {
+      id: this.botUserId,
+      username: opts.botUsername ?? 'FakeBot',
+      discriminator: '0000',
+      global_name: null,
+      avatar: null,
+      bot: true,
+      flags: 0 as UserFlags,
+      public_flags: 0 as UserFlags,
+    };
+    this.users.set(this.botUserId, this.botUser);
+    this.defaultUserId = snowflake();
+
+    const specs = opts.guilds && opts.guilds.length > 0 ? opts.guilds : [{}];
+    for (const spec of specs) this.addGuild(spec);
+    const first = [...this.guilds.values()][0];
+    if (!first) throw new Error('FakeDiscord: no guild');
+    this.guildId = first.id;
+    const firstText = first.channels.find((c) => c.type === ChannelType.GuildText) ?? first.channels[0];
+    this.channelId = firstText?.id ?? '';
+
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => this.onHttpRequest(req, res));
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
+    server.on('clientError', (_e, socket) => socket.destroy());
+    wss.on('error', (e) => console.error('[fake-discord] ws server error', e));
+  }
+
+  private addGuild(spec: FakeGuildSpec): void {
+    const id = spec.id ?? snowflake();
+    const everyone = this.makeRole(id, '@everyone', DEFAULT_MEMBER_PERMISSIONS, 0);
+    const roles = [everyone, ...(spec.roles ?? []).map((r, i) => this.makeRole(r.id, r.name, r.permissions ?? '0', i + 1))];
+    const channelSpecs = spec.channels && spec.channels.length > 0 ? spec.channels : [{}];
+    const channels = channelSpecs.map(
+      (c, i): ChannelState => ({
+        id: c.id ?? snowflake(),
+        guildId: id,
+        name: c.name ?? (i === 0 ? 'general' : `channel-${i}`),
+        type: c.type ?? ChannelType.GuildText,
+        nsfw: c.nsfw ?? false,
+        position: i,
+      }),
+    );
+    const guild: GuildState = { id, name: spec.name ?? 'Fake Guild', channels, roles };
+    this.guilds.set(id, guild);
+    for (const c of channels) this.channels.set(c.id, c);
+  }
+
+  private makeRole(id: string, name: string, permissions: string, position: number): APIRole {
+    return {
+      id,
+      name,
+      color: 0,
+      colors: { primary_color: 0, secondary_color: null, tertiary_color: null },
+      hoist: false,
+      icon: null,
+      unicode_emoji: null,
+      position,
+      permissions,
+      managed: false,
+      mentionable: false,
+      flags: 0 as RoleFlags,
+    };
+  }
+
+  // -------------------------------------------------------------------------------------------------------------------
+  // Gateway
+
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => undefined);
+    const path = (req.url ?? '').split('?')[0];
+    if (this.stopped || path !== '/gateway') {
+      socket.destroy();
+      return;
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws));
+  }
+
+  private onConnection(ws: WebSocket): void {
+    const conn: Conn = { ws, session: null, serverClosed: false };
+    this.conns.add(conn);
+    ws.on('error', (e) => console.error('[fake-discord] gateway socket error', e.message));
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      try {
+        this.onGatewayMessage(conn, data, isBinary);
+      } catch (e) {
+        console.error('[fake-discord] gateway handler error', e);
+      }
+    });
+    ws.on('close', (code: number) => this.onGatewayClose(conn, code));
+    this.sendOp(conn, { op: GatewayOpcodes.Hello, d: { heartbeat_interval: this.opts.heartbeatIntervalMs } });
+  }
+
+  private sendOp(conn: Conn, payload: object): void {
+    if (conn.ws.readyState === WebSocket.OPEN) conn.ws.send(JSON.stringify({ s: null, t: null, ...payload }));
+  }
+
+  private onGatewayMessage(conn: Conn, data: RawData, isBinary: boolean): void {
+    if (isBinary) return; // the fake speaks JSON only
+    const text = Array.isArray(data) ? Buffer.concat(data).toString() : Buffer.from(data as ArrayBuffer).toString();
+    const msg: unknown = JSON.parse(text);
+    if (!isRecord(msg)) return;
+    switch (msg.op) {
+      case GatewayOpcodes.Heartbeat:
+        this.sendOp(conn, { op: GatewayOpcodes.HeartbeatAck });
+        return;
+      case GatewayOpcodes.Identify:
+        this.identify(conn);
+        return;
+      case GatewayOpcodes.Resume: {
+        const d = isRecord(msg.d) ? msg.d : {};
+        this.resume(conn, typeof d.session_id === 'string' ? d.session_id : '');
+        return;
+      }
+      default:
+        return; // presence updates, guild member requests, ...: ignored
+    }
+  }
+
+  private identify(conn: Conn): void {
+    if (conn.session) {
+      conn.serverClosed = true;
+      conn.ws.close(4005, 'Already authenticated');
+      return;
+    }
+    const session: Session = {
+      id: randomBytes(16).toString('hex'),
+      order: this.sessionOrder++,
+      seq: 0,
+      socket: conn,
+      ready: false,
+      backlog: [],
+    };
+    conn.session = session;
+    this.sessions.push(session);
+    this.sessionsById.set(session.id, session);
+    const ready: GatewayReadyDispatchData = {
+      v: 10,
+      user: { ...this.botUser, verified: true, mfa_enabled: false, email: null },
+      guilds: [...this.guilds.keys()].map((id) => ({ id, unavailable: true })),
+      session_id: session.id,
+      resume_gateway_url: this.gatewayUrl,
+      shard: [0, 1],
+      application: { id: this.applicationId, flags: 0 as ApplicationFlags, flags_new: '0' },
+    };
+    this.dispatch(session, GatewayDispatchEvents.Ready, ready);
+    for (const g of this.guilds.values()) this.dispatch(session, GatewayDispatchEvents.GuildCreate, this.guildCreate(g));
+    session.ready = true;
+    this.checkReadyWaiters();
+  }
+
+  private resume(conn: Conn, sessionId: string): void {
+    const session = this.sessionsById.get(sessionId);
+    if (!session || conn.session) {
+      this.sendOp(conn, { op: GatewayOpcodes.InvalidSession, d: false });
+      return;
+    }
+    if (session.socket && session.socket !== conn) {
+      const old = session.socket;
+      old.session = null;
+      old.serverClosed = true;
+      old.ws.close(4000, 'Session resumed elsewhere');
+    }
+    session.socket = conn;
+    conn.session = session;
+    const backlog = session.backlog;
+    session.backlog = [];
+    for (const frame of backlog) conn.ws.send(frame);
+    this.dispatch(session, GatewayDispatchEvents.Resumed, {});
+    this.checkReadyWaiters();
+  }
+
+  private onGatewayClose(conn: Conn, code: number): void {
+    this.conns.delete(conn);
+    const session = conn.session;
+    if (!session) return;
+    if (session.socket === conn) session.socket = null;
+    // A client closing with 1000/1001 ends its session (discord.js does so on destroy()); others may resume.
+    if (!conn.serverClosed && (code === 1000 || code === 1001)) {
+      this.sessionsById.delete(session.id);
+      const i = this.sessions.indexOf(session);
+      if (i >= 0) this.sessions.splice(i, 1);
+    }
+    this.checkReadyWaiters();
+  }
+
+  private dispatch(session: Session, t: string, d: unknown): void {
+    session.seq += 1;
+    const frame = JSON.stringify({ op: GatewayOpcodes.Dispatch, t, s: session.seq, d });
+    const ws = session.socket?.ws;
+    if (ws && ws.readyState === WebSocket.OPEN) ws.send(frame);
+    else session.backlog.push(frame);
+  }
+
+  private guildCreate(g: GuildState): GatewayGuildCreateDispatchData {
+    const now = new Date().toISOString();
+    const botMember: APIGuildMember = {
+      user: this.botUser,
+      nick: null,
+      avatar: null,
+      banner: null,
+      roles: [],
+      joined_at: now,
+      premium_since: null,
+      deaf: false,
+      mute: false,
+      flags: 0 as GuildMemberFlags,
+      pending: false,
+      communication_disabled_until: null,
+    };
+    return {
+      id: g.id,
+      name: g.name,
+      icon: null,
+      splash: null,
+      discovery_splash: null,
+      banner: null,
+      description: null,
+      owner_id: this.defaultUserId,
+      afk_channel_id: null,
+      afk_timeout: 300,
+      widget_enabled: false,
+      widget_channel_id: null,
+      verification_level: 0,
+      default_message_notifications: 0,
+      explicit_content_filter: 0,
+      roles: g.roles,
+      emojis: [],
+      stickers: [],
+      features: [],
+      mfa_level: 0,
+      application_id: null,
+      system_channel_id: g.channels[0]?.id ?? null,
+      system_channel_flags: 0 as GuildSystemChannelFlags,
+      rules_channel_id: null,
+      max_presences: null,
+      max_members: 500000,
+      vanity_url_code: null,
+      premium_tier: 0,
+      premium_subscription_count: 0,
+      preferred_locale: 'en-US' as Locale,
+      public_updates_channel_id: null,
+      max_video_channel_users: 25,
+      max_stage_video_channel_users: 50,
+      nsfw_level: 0,
+      premium_progress_bar_enabled: false,
+      safety_alerts_channel_id: null,
+      incidents_data: null,
+      hub_type: null,
+      joined_at: now,
+      large: false,
+      unavailable: false,
+      member_count: 2,
+      voice_states: [],
+      members: [botMember],
+      channels: g.channels.map((c) => this.channelObject(c) as GatewayGuildCreateDispatchData['channels'][number]),
+      threads: [],
+      presences: [],
+      stage_instances: [],
+      guild_scheduled_events: [],
+      soundboard_sounds: [],
+    } as GatewayGuildCreateDispatchData;
+  }
+
+  private channelObject(c: ChannelState): APIChannel {
+    return {
+      id: c.id,
+      type: c.type,
+      guild_id: c.guildId,
+      name: c.name,
+      position: c.position,
+      permission_overwrites: [],
+      nsfw: c.nsfw,
+      topic: null,
+      last_message_id: null,
+      rate_limit_per_user: 0,
+      parent_id: null,
+      flags: 0 as ChannelFlags,
+    } as APIChannel;
+  }
+
+  /** Gateway sessions that got READY and currently have an open socket. */
+  readyConnections(): number {
+    let n = 0;
+    for (const s of this.sessions) if (s.ready && s.socket && s.socket.ws.readyState === WebSocket.OPEN) n++;
+    return n;
+  }
+
+  waitForReadyConnections(n: number, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<void> {
+    if (this.readyConnections() >= n) return Promise.resolve();
+    if (this.stopped) return Promise.reject(new Error('FakeDiscord is stopped'));
+    return new Promise<void>((resolve, reject) => {
+      const w: ReadyWaiter = {
+        n,
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          this.readyWaiters.delete(w);
+          reject(new Error(`FakeDiscord: ${n} ready connection(s) not reached in ${timeoutMs} ms (have ${this.readyConnections()})`));
+        }, timeoutMs),
+      };
+      this.readyWaiters.add(w);
+    });
+  }
+
+  private checkReadyWaiters(): void {
+    if (this.readyWaiters.size === 0) return;
+    const have = this.readyConnections();
+    for (const w of this.readyWaiters) {
+      if (have >= w.n) {
+        clearTimeout(w.timer);
+        this.readyWaiters.delete(w);
+        w.resolve();
+      }
+    }
+  }
+
+  /** Close every gateway socket with 4000 (resumable); discord.js reconnects and RESUMEs. */
+  disconnectAll(code = 4000): void {
+    for (const conn of this.conns) {
+      conn.serverClosed = true;
+      if (conn.session?.socket === conn) conn.session.socket = null;
+      conn.ws.close(code, 'FakeDiscord disconnect');
+    }
+    this.checkReadyWaiters();
+  }
+
+  /** Sends a raw dispatch to one live session (default: the first ready one). */
+  sendDispatch(t: string, d: unknown, connection?: number): void {
+    this.dispatch(this.pickSession(connection), t, d);
+  }
+
+  private pickSession(index: number | undefined): Session {
+    if (index !== undefined) {
+      const s = this.sessions[index];
+      if (!s) throw new Error(`FakeDiscord: no gateway session #${index} (have ${this.sessions.length})`);
+      return s;
+    }
+    const s = this.sessions.find((x) => x.ready && x.socket) ?? this.sessions[0];
+    if (!s) throw new Error('FakeDiscord: no gateway session; wait for the client to be ready first');
+    return s;
+  }
+
+  // -------------------------------------------------------------------------------------------------------------------
+  // Interactions
+
+  private userFor(spec: InteractionUserSpec): APIUser {
+    const id = spec.userId ?? this.defaultUserId;
+    const username = spec.username ?? (id === this.defaultUserId ? 'tester' : `user${id.slice(-4)}`);
+    const known = this.users.get(id);
+    if (known && known.username === username) return known;
+    const user: APIUser = {
+      id,
+      username,
+      discriminator: '0',
+      global_name: username,
+      avatar: null,
+      public_flags: 0 as UserFlags,
+      flags: 0 as UserFlags,
+    };
+    this.users.set(id, user);
+    return user;
+  }
+
+  private baseInteraction(spec: InteractionUserSpec, type: InteractionType) {
+    const guildId = spec.guildId ?? this.guildId;
+    const guild = this.guilds.get(guildId);
+    const channelId = spec.channelId ?? (guild ? (guild.channels[0]?.id ?? this.channelId) : this.channelId);
+    const ch = this.channels.get(channelId);
+    const user = this.userFor(spec);
+    const createdAt = spec.createdAt ?? Date.now();
+    const id = snowflake(createdAt);
+    const token = `aW50ZXJhY3Rpb246${randomBytes(48).toString('base64url')}`;
+    const member: APIInteractionGuildMember = {
+      user,
+      roles: spec.roles ?? [],
+      permissions: spec.permissions ?? DEFAULT_MEMBER_PERMISSIONS,
+      joined_at: new Date(createdAt - 86_400_000).toISOString(),
+      premium_since: null,
+      deaf: false,
+      mute: false,
+      flags: 0 as GuildMemberFlags,
+      pending: false,
+      nick: null,
+      avatar: null,
+      banner: null,
+      communication_disabled_until: null,
+    };
+    const channel = {
+      id: channelId,
+      type: ch?.type ?? ChannelType.GuildText,
+      guild_id: guildId,
+      name: ch?.name ?? 'unknown',
+      nsfw: ch?.nsfw ?? false,
+      position: ch?.position ?? 0,
+      permission_overwrites: [],
+      topic: null,
+      last_message_id: null,
+      rate_limit_per_user: 0,
+      parent_id: null,
+      flags: 0 as ChannelFlags,
+    } as APIChatInputApplicationCommandGuildInteraction['channel'];
+    const state: InteractionState = {
+      id,
+      token,
+      type,
+      guildId,
+      channelId,
+      user,
+      sentAt: Date.now(),
+      createdAt,
+      acknowledged: false,
+      followUps: new Map(),
+      requests: [],
+    };
+    const base = {
+      id,
+      application_id: this.applicationId,
+      token,
+      version: 1 as const,
+      guild_id: guildId,
+      guild: { id: guildId, locale: 'en-US' as Locale, features: [] },
+      channel_id: channelId,
+      channel,
+      member,
+      app_permissions: DEFAULT_MEMBER_PERMISSIONS,
+      locale: (spec.locale ?? 'en-US') as Locale,
+      guild_locale: 'en-US' as Locale,
+      entitlements: [],
+      authorizing_integration_owners: { '0': guildId },
+      context: InteractionContextType.Guild,
+      attachment_size_limit: spec.attachmentSizeLimit ?? 10 * MiB,
+    };
+    return { state, base };
+  }
+
+  private deliver(state: InteractionState, payload: object, connection: number | undefined): SentInteraction {
+    const session = this.pickSession(connection);
+    this.interactionsById.set(state.id, state);
+    this.interactionsByToken.set(state.token, state);
+    state.sentAt = Date.now();
+    this.dispatch(session, GatewayDispatchEvents.InteractionCreate, payload);
+    return this.handle(state, payload as Record<string, unknown>);
+  }
+
+  private handle(state: InteractionState, payload: Record<string, unknown>): SentInteraction {
+    const cbPrefix = `/interactions/${state.id}/${state.token}/callback`;
+    const hookPrefix = `/webhooks/${this.applicationId}/${state.token}`;
+    const original = `${hookPrefix}/messages/@original`;
+    const isCallback = (r: RecordedRequest) => r.method === 'POST' && r.path === cbPrefix;
+    return {
+      id: state.id,
+      token: state.token,
+      applicationId: this.applicationId,
+      payload,
+      requests: () => state.requests.slice(),
+      callback: () => state.requests.find(isCallback),
+      waitForCallback: (timeoutMs) =>
+        this.waitIn(state.requests, (r) => r.interactionId === state.id && isCallback(r), timeoutMs, `callback of ${state.id}`),
+      edits: () => state.requests.filter((r) => r.method === 'PATCH' && r.path === original),
+      followUps: () => state.requests.filter((r) => r.method === 'POST' && r.path === hookPrefix),
+      waitForRequest: (pred, timeoutMs) =>
+        this.waitIn(state.requests, (r) => r.interactionId === state.id && pred(r), timeoutMs, `request of ${state.id}`),
+      originalMessage: () => state.original,
+    };
+  }
+
+  /** Dispatch an INTERACTION_CREATE for a chat input (slash) command. */
+  sendSlashCommand(spec: SlashCommandSpec): SentInteraction {
+    const { state, base } = this.baseInteraction(spec, InteractionType.ApplicationCommand);
+    state.commandName = spec.name;
+    const registered =
+      this.commands.get(state.guildId)?.find((c) => c.name === spec.name && (c.type ?? 1) === 1) ??
+      this.commands.get('global')?.find((c) => c.name === spec.name && (c.type ?? 1) === 1);
+    const data: APIChatInputApplicationCommandGuildInteraction['data'] = {
+      id: registered?.id ?? this.commandId('global', ApplicationCommandType.ChatInput, spec.name),
+      name: spec.name,
+      type: ApplicationCommandType.ChatInput,
+      ...(spec.options ? { options: spec.options as APIApplicationCommandInteractionDataOption[] } : {}),
+      ...(spec.resolved ? { resolved: spec.resolved } : {}),
+      ...(registered?.guild_id ? { guild_id: registered.guild_id } : {}),
+    };
+    const payload: APIChatInputApplicationCommandGuildInteraction = {
+      ...base,
+      type: InteractionType.ApplicationCommand,
+      data,
+    };
+    return this.deliver(state, payload, spec.connection);
+  }
+
+  /** Dispatch a button click (type 3, component_type 2) on a message carrying that button. */
+  sendButton(spec: ButtonSpec): SentInteraction {
+    const { state, base } = this.baseInteraction(spec, InteractionType.MessageComponent);
+    const message = this.sourceMessageFor(spec, state.channelId);
+    state.sourceMessage = message;
+    const payload: APIMessageComponentGuildInteraction = {
+      ...base,
+      type: InteractionType.MessageComponent,
+      data: { custom_id: spec.customId, component_type: ComponentType.Button },
+      message,
+    };
+    return this.deliver(state, payload, spec.connection);
+  }
+
+  /** Dispatch a modal submit (type 5) with text input values keyed by custom id. */
+  sendModalSubmit(spec: ModalSubmitSpec): SentInteraction {
+    const { state, base } = this.baseInteraction(spec, InteractionType.ModalSubmit);
+    let n = 0;
+    const components = Object.entries(spec.fields).map(([customId, value]): APIModalSubmissionComponent => {
+      const input = { type: ComponentType.TextInput as const, id: ++n + 1, custom_id: customId, value };
+      return spec.layout === 'label'
+        ? ({ type: ComponentType.Label, id: n++, component: input } as unknown as APIModalSubmissionComponent)
+        : ({ type: ComponentType.ActionRow, id: n++, components: [input] } as unknown as APIModalSubmissionComponent);
+    });
+    const payload: APIModalSubmitGuildInteraction = {
+      ...base,
+      type: InteractionType.ModalSubmit,
+      data: { custom_id: spec.customId, components },
+    };
+    return this.deliver(state, payload, spec.connection);
+  }
+
+  private sourceMessageFor(spec: ButtonSpec, channelId: string): APIMessage {
+    const known = spec.messageId ? this.messages.get(spec.messageId) : undefined;
+    if (known && !spec.message) return known;
+    const id = spec.messageId ?? snowflake();
+    const row: APIActionRowComponent<APIComponentInMessageActionRow> = {
+      type: ComponentType.ActionRow,
+      id: 1,
+      components: [{ type: ComponentType.Button, id: 2, style: 1, label: 'Button', custom_id: spec.customId }],
+    };
+    const msg: APIMessage = {
+      ...this.blankMessage(id, channelId, MessageType.Default, true),
+      components: [row],
+      ...(known ?? {}),
+      ...(spec.message as Partial<APIMessage> | undefined),
+    };
+    this.messages.set(id, msg);
+    return msg;
+  }
+
+  /** Look up an interaction the fake sent (by id). */
+  interaction(id: string): SentInteraction | undefined {
+    const s = this.interactionsById.get(id);
+    return s ? this.handle(s, {}) : undefined;
+  }
+
+  // -------------------------------------------------------------------------------------------------------------------
+  // Commands
+
+  private scopeKey(guildId: string | undefined): string {
+    return guildId ?? 'global';
+  }
+
+  private commandId(scope: string, type: number, name: string): string {
+    const key = `${scope}\u0000${type}\u0000${name}`;
+    let id = this.commandIds.get(key);
+    if (!id) {
+      id = snowflake();
+      this.commandIds.set(key, id);
+    }
+    return id;
+  }
+
+  private normalizeCommands(body: unknown[], guildId: string | undefined): APIApplicationCommand[] {
+    const scope = this.scopeKey(guildId);
+    const version = snowflake();
+    return body.filter(isRecord).map((cmd) => {
+      const type = typeof cmd.type === 'number' ? cmd.type : 1;
+      const name = typeof cmd.name === 'string' ? cmd.name : '';
+      return {
+        type,
+        description: '',
+        default_member_permissions: null,
+        nsfw: false,
+        integration_types: [0],
+        contexts: null,
+        ...(guildId === undefined ? { dm_permission: true } : {}),
+        ...cmd,
+        id: typeof cmd.id === 'string' ? cmd.id : this.commandId(scope, type, name),
+        application_id: this.applicationId,
+        version,
+        ...(guildId !== undefined ? { guild_id: guildId } : {}),
+      } as unknown as APIApplicationCommand;
+    });
+  }
+
+  registeredCommands(guildId?: string): unknown[] {
+    return (this.commands.get(this.scopeKey(guildId)) ?? []).slice();
+  }
+
+  setRegisteredCommands(commands: unknown[], guildId?: string): void {
+    this.commands.set(this.scopeKey(guildId), this.normalizeCommands(commands, guildId));
+  }
+
+  // -------------------------------------------------------------------------------------------------------------------
+  // Faults, latency, waiting
+
+  /** The next `times` requests matching get `response` instead (they are still recorded, with `injected: true`). */
+  failNext(match: RouteMatch, response: FaultResponse, times = 1): void {
+    this.faults.push({ match, response, remaining: times });
+  }
+
+  /** Delay answers of matching requests by `ms` (0 removes a rule with the same method and path source). */
+  setLatency(match: RouteMatch, ms: number): void {
+    this.latencies = this.latencies.filter(
+      (l) => !(l.match.method === match.method && l.match.path.source === match.path.source),
+    );
+    if (ms > 0) this.latencies.push({ match, ms });
+  }
+
+  /** Forget recorded requests (e.g. between benchmark phases); interaction and message state is kept. */
+  clearRecords(): void {
+    this.requests.length = 0;
+    for (const s of this.interactionsById.values()) s.requests.length = 0;
+  }
+
+  waitForRequest(pred: (r: RecordedRequest) => boolean, timeoutMs?: number): Promise<RecordedRequest> {
+    return this.waitIn(this.requests, pred, timeoutMs, 'request');
+  }
+
+  private waitIn(
+    list: readonly RecordedRequest[],
+    pred: (r: RecordedRequest) => boolean,
+    timeoutMs = DEFAULT_TIMEOUT_MS,
+    what: string,
+  ): Promise<RecordedRequest> {
+    const found = list.find(pred);
+    if (found) return Promise.resolve(found);
+    if (this.stopped) return Promise.reject(new Error('FakeDiscord is stopped'));
+    return new Promise<RecordedRequest>((resolve, reject) => {
+      const w: RequestWaiter = {
+        pred,
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          this.requestWaiters.delete(w);
+          const last = this.requests
+            .slice(-8)
+            .map((r) => `  #${r.seq} ${r.method} ${r.path} -> ${r.status}`)
+            .join('\n');
+          reject(new Error(`FakeDiscord: no matching ${what} within ${timeoutMs} ms. Last requests:\n${last || '  (none)'}`));
+        }, timeoutMs),
+      };
+      this.requestWaiters.add(w);
+    });
+  }
+
+  private notify(rec: RecordedRequest): void {
+    for (const w of this.requestWaiters) {
+      let ok = false;
+      try {
+        ok = w.pred(rec);
+      } catch (e) {
+        clearTimeout(w.timer);
+        this.requestWaiters.delete(w);
+        w.reject(e instanceof Error ? e : new Error(String(e)));
+        continue;
+      }
+      if (ok) {
+        clearTimeout(w.timer);
+        this.requestWaiters.delete(w);
+        w.resolve(rec);
+      }
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------------------------------
+  // HTTP
+
+  private onHttpRequest(req: IncomingMessage, res: ServerResponse): void {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('error', () => res.destroy());
+    req.on('end', () => {
+      this.handleHttp(req, res, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)).catch((e: unknown) => {
+        console.error('[fake-discord] internal error', e);
+        this.write(res, { status: 500, body: { code: 0, message: '500: Internal Server Error (fake)' } });
+      });
+    });
+  }
+
+  private async handleHttp(req: IncomingMessage, res: ServerResponse, body: Buffer): Promise<void> {
+    const method = (req.method ?? 'GET').toUpperCase();
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    let path = url.pathname;
+    try {
+      path = decodeURIComponent(path);
+    } catch {
+      /* keep it raw */
+    }
+    if (path.startsWith('/api/v10/')) path = path.slice(7);
+    else if (path.startsWith('/api/')) path = path.slice(4);
+
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(req.headers)) {
+      if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
+    }
+
+    let json: unknown = undefined;
+    let files: RecordedFile[] = [];
+    let badBody = false;
+    const ct = headers['content-type'] ?? '';
+    if (body.length > 0) {
+      if (ct.startsWith('multipart/form-data')) {
+        const parsed = await this.parseMultipart(ct, body);
+        json = parsed.json;
+        files = parsed.files;
+        badBody = parsed.bad;
+      } else if (ct.includes('json')) {
+        try {
+          json = JSON.parse(body.toString('utf8'));
+        } catch {
+          badBody = true;
+        }
+      }
+    }
+
+    const rec: RecordedRequest = {
+      seq: ++this.seq,
+      at: Date.now(),
+      method,
+      path,
+      query: url.searchParams,
+      headers,
+      json,
+      files,
+      status: 0,
+      response: undefined,
+      injected: false,
+    };
+    const segs = path.split('/');
+    const it = this.interactionFor(segs);
+    if (it) {
+      rec.interactionId = it.id;
+      it.requests.push(rec);
+    }
+    this.requests.push(rec);
+
+    let resp: Resp;
+    const fault = this.takeFault(method, path);
+    if (fault) {
+      rec.injected = true;
+      resp = fault;
+    } else if (badBody) {
+      resp = err(400, 50109, 'The request body contains invalid JSON.');
+    } else {
+      try {
+        resp = this.route(rec, segs, it);
+      } catch (e) {
+        console.error('[fake-discord] route error', method, path, e);
+        resp = { status: 500, body: { code: 0, message: '500: Internal Server Error (fake)' } };
+      }
+    }
+    rec.status = resp.status;
+    rec.response = resp.body;
+    this.notify(rec);
+
+    const delay = this.latencyFor(method, path);
+    if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+    this.write(res, resp);
+  }
+
+  private async parseMultipart(ct: string, body: Buffer): Promise<{ json: unknown; files: RecordedFile[]; bad: boolean }> {
+    const form = await new Request('http://x', { method: 'POST', headers: { 'content-type': ct }, body }).formData();
+    let json: unknown = undefined;
+    let bad = false;
+    const files: RecordedFile[] = [];
+    for (const [field, value] of form.entries()) {
+      if (typeof value === 'string') {
+        if (field === 'payload_json') {
+          try {
+            json = JSON.parse(value);
+          } catch {
+            bad = true;
+          }
+        }
+        continue;
+      }
+      const bytes = Buffer.from(await value.arrayBuffer());
+      files.push({
+        field,
+        name: value.name,
+        contentType: value.type,
+        bytes: this.opts.recordFileBytes ? bytes : Buffer.alloc(0),
+        size: bytes.length,
+      });
+    }
+    return { json, files, bad };
+  }
+
+  private takeFault(method: string, path: string): Resp | undefined {
+    if (this.faults.length === 0) return undefined;
+    const i = this.faults.findIndex((f) => f.remaining > 0 && routeMatches(f.match, method, path));
+    if (i < 0) return undefined;
+    const f = this.faults[i]!;
+    f.remaining -= 1;
+    if (f.remaining <= 0) this.faults.splice(i, 1);
+    const r = f.response;
+    let body = r.body;
+    const headers = { ...r.headers };
+    if (body === undefined && r.status === 429) {
+      body = { message: 'You are being rate limited.', retry_after: 0.05, global: false, code: 0 };
+      if (!Object.keys(headers).some((h) => h.toLowerCase() === 'retry-after')) headers['retry-after'] = '0.05';
+    } else if (body === undefined && r.status >= 400) {
+      body = { code: 0, message: `${r.status}: injected failure` };
+    }
+    return { status: r.status, body, headers };
+  }
+
+  private latencyFor(method: string, path: string): number {
+    if (this.latencies.length === 0) return 0;
+    return this.latencies.find((l) => routeMatches(l.match, method, path))?.ms ?? 0;
+  }
+
+  private write(res: ServerResponse, resp: Resp): void {
+    if (res.headersSent || res.destroyed) return;
+    const headers: Record<string, string> = { ...resp.headers };
+    let payload: string | Buffer | undefined;
+    if (resp.status !== 204 && resp.body !== undefined) {
+      payload = Buffer.isBuffer(resp.body) ? resp.body : JSON.stringify(resp.body);
+      if (!Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) headers['content-type'] = 'application/json';
+    }
+    res.writeHead(resp.status, headers);
+    res.end(payload);
+  }
+
+  private interactionFor(segs: string[]): InteractionState | undefined {
+    // ['', 'interactions', id, token, 'callback'] or ['', 'webhooks', app, token, ...]
+    if (segs[1] === 'interactions' && segs[3] !== undefined) {
+      const s = this.interactionsById.get(segs[2] ?? '');
+      return s && s.token === segs[3] ? s : undefined;
+    }
+    if (segs[1] === 'webhooks' && segs[3] !== undefined && segs[2] === this.applicationId) {
+      return this.interactionsByToken.get(segs[3]);
+    }
+    return undefined;
+  }
+
+  // -------------------------------------------------------------------------------------------------------------------
+  // Routing
+
+  private route(rec: RecordedRequest, segs: string[], it: InteractionState | undefined): Resp {
+    const m = rec.method;
+    const s = segs.slice(1);
+    const n = s.length;
+    switch (s[0]) {
+      case 'gateway':
+        if (m !== 'GET') break;
+        if (n === 1) return { status: 200, body: { url: this.gatewayUrl } };
+        if (n === 2 && s[1] === 'bot') {
+          return {
+            status: 200,
+            body: {
+              url: this.gatewayUrl,
+              shards: 1,
+              session_start_limit: { total: 1000, remaining: 1000, reset_after: 0, max_concurrency: 1 },
+            },
+          };
+        }
+        break;
+      case 'users':
+        if (m === 'GET' && n === 2 && s[1] === '@me') return { status: 200, body: this.botUser };
+        if (m === 'GET' && n === 2 && s[1]) {
+          const u = this.users.get(s[1]);
+          return u ? { status: 200, body: u } : err(404, 10013, 'Unknown User');
+        }
+        break;
+      case 'applications':
+        return this.routeApplications(rec, s);
+      case 'interactions':
+        if (m === 'POST' && n === 4 && s[3] === 'callback') return this.callback(rec, it);
+        break;
+      case 'webhooks':
+        return this.routeWebhooks(rec, s, it);
+      case 'channels':
+        return this.routeChannels(rec, s);
+      case 'guilds':
+        return this.routeGuilds(rec, s);
+      default:
+        break;
+    }
+    return notFound();
+  }
+
+  private routeApplications(rec: RecordedRequest, s: string[]): Resp {
+    const m = rec.method;
+    if (s[1] === '@me' && s.length === 2 && m === 'GET') {
+      return {
+        status: 200,
+        body: {
+          id: this.applicationId,
+          name: this.botUser.username,
+          icon: null,
+          description: '',
+          bot_public: true,
+          bot_require_code_grant: false,
+          verify_key: 'f'.repeat(64),
+          flags: 0,
+          team: null,
+          owner: { ...this.botUser, bot: false, id: this.defaultUserId, username: 'owner' },
+          bot: this.botUser,
+          summary: '',
+          approximate_guild_count: this.guilds.size,
+          integration_types_config: { '0': {} },
+        },
+      };
+    }
+    if (s[1] !== this.applicationId) return notFound();
+    let guildId: string | undefined;
+    let rest: string[];
+    if (s[2] === 'commands') rest = s.slice(3);
+    else if (s[2] === 'guilds' && s[3] && s[4] === 'commands') {
+      guildId = s[3];
+      rest = s.slice(5);
+    } else return notFound();
+    if (guildId !== undefined && !this.guilds.has(guildId)) return err(403, 50001, 'Missing Access');
+    const key = this.scopeKey(guildId);
+    const list = this.commands.get(key) ?? [];
+    if (rest.length === 0) {
+      if (m === 'GET') return { status: 200, body: list };
+      if (m === 'PUT') {
+        if (!Array.isArray(rec.json)) return invalidBody();
+        const body = rec.json as unknown[];
+        this.commandPuts.push({ ...(guildId !== undefined ? { guildId } : {}), body });
+        const stored = this.normalizeCommands(body, guildId);
+        this.commands.set(key, stored);
+        return { status: 200, body: stored };
+      }
+      if (m === 'POST') {
+        if (!isRecord(rec.json)) return invalidBody();
+        const [cmd] = this.normalizeCommands([rec.json], guildId);
+        if (!cmd) return invalidBody();
+        const i = list.findIndex((c) => c.name === cmd.name && c.type === cmd.type);
+        const next = list.slice();
+        if (i >= 0) next[i] = cmd;
+        else next.push(cmd);
+        this.commands.set(key, next);
+        return { status: i >= 0 ? 200 : 201, body: cmd };
+      }
+      return notFound();
+    }
+    if (rest.length === 1) {
+      const i = list.findIndex((c) => c.id === rest[0]);
+      const found = list[i];
+      if (!found) return err(404, 10063, 'Unknown application command');
+      if (m === 'GET') return { status: 200, body: found };
+      if (m === 'DELETE') {
+        this.commands.set(key, list.filter((_c, j) => j !== i));
+        return { status: 204 };
+      }
+      if (m === 'PATCH' && isRecord(rec.json)) {
+        const [cmd] = this.normalizeCommands([{ ...found, ...rec.json, id: found.id }], guildId);
+        const next = list.slice();
+        if (cmd) next[i] = cmd;
+        this.commands.set(key, next);
+        return { status: 200, body: cmd };
+      }
+    }
+    return notFound();
+  }
+
+  private callback(rec: RecordedRequest, it: InteractionState | undefined): Resp {
+    if (!it) return unknownInteraction();
+    if (it.acknowledged) return err(400, 40060, 'Interaction has already been acknowledged.');
+    if (rec.at - it.sentAt > this.opts.callbackDeadlineMs) return unknownInteraction();
+    const body = isRecord(rec.json) ? rec.json : undefined;
+    const type = body?.type;
+    const data = isRecord(body?.data) ? body.data : {};
+    if (typeof type !== 'number') return invalidBody();
+    const flags = typeof data.flags === 'number' ? data.flags : 0;
+    const isComponent = it.type === InteractionType.MessageComponent || (it.type === InteractionType.ModalSubmit && it.sourceMessage);
+    let message: APIMessage | undefined;
+    switch (type) {
+      case InteractionResponseType.Pong:
+      case InteractionResponseType.ApplicationCommandAutocompleteResult:
+        break;
+      case InteractionResponseType.ChannelMessageWithSource:
+        message = this.newInteractionMessage(it, rec, data, flags & EPHEMERAL_FLAG);
+        it.original = message;
+        break;
+      case InteractionResponseType.DeferredChannelMessageWithSource:
+        message = this.newInteractionMessage(it, rec, {}, (flags & EPHEMERAL_FLAG) | LOADING_FLAG);
+        it.original = message;
+        break;
+      case InteractionResponseType.DeferredMessageUpdate:
+        if (!isComponent || !it.sourceMessage) return invalidBody('Interaction response type not valid for this interaction');
+        it.original = it.sourceMessage;
+        break;
+      case InteractionResponseType.UpdateMessage:
+        if (!isComponent || !it.sourceMessage) return invalidBody('Interaction response type not valid for this interaction');
+        this.applyBody(it.sourceMessage, rec, data, true);
+        it.original = it.sourceMessage;
+        message = it.sourceMessage;
+        break;
+      case InteractionResponseType.Modal:
+        if (it.type === InteractionType.ModalSubmit) return invalidBody('Cannot respond to a modal submit with a modal');
+        break;
+      default:
+        return invalidBody(`Unsupported interaction response type ${type}`);
+    }
+    it.acknowledged = true;
+    it.callbackType = type;
+    if (rec.query.get('with_response') !== 'true') return { status: 204 };
+    const result: RESTPostAPIInteractionCallbackWithResponseResult = {
+      interaction: {
+        id: it.id,
+        type: it.type,
+        ...(it.original
+          ? {
+              response_message_id: it.original.id,
+              response_message_loading: ((it.original.flags ?? 0) & LOADING_FLAG) !== 0,
+              response_message_ephemeral: ((it.original.flags ?? 0) & EPHEMERAL_FLAG) !== 0,
+            }
+          : {}),
+      } as RESTPostAPIInteractionCallbackWithResponseResult['interaction'],
+      ...(message || type === InteractionResponseType.Modal
+        ? { resource: { type, ...(message ? { message } : {}) } as RESTPostAPIInteractionCallbackWithResponseResult['resource'] }
+        : {}),
+    };
+    return { status: 200, body: result };
+  }
+
+  private routeWebhooks(rec: RecordedRequest, s: string[], it: InteractionState | undefined): Resp {
+    // webhooks/{app}/{token}[/messages/{id}]
+    if (!it) return unknownWebhook();
+    if (rec.at - it.createdAt > this.opts.tokenLifetimeMs) return err(401, 50027, 'Invalid Webhook Token');
+    const m = rec.method;
+    const body = isRecord(rec.json) ? rec.json : {};
+    if (s.length === 3) {
+      if (m !== 'POST') return notFound();
+      if (!it.acknowledged) return unknownWebhook();
+      const flags = typeof body.flags === 'number' ? body.flags : 0;
+      let msg: APIMessage;
+      if (it.original && ((it.original.flags ?? 0) & LOADING_FLAG) !== 0) {
+        // The first follow-up after a deferral replaces the "thinking" message.
+        msg = it.original;
+        this.applyBody(msg, rec, body, false);
+      } else {
+        msg = this.newInteractionMessage(it, rec, body, flags & EPHEMERAL_FLAG);
+        msg.interaction_metadata = { ...msg.interaction_metadata!, original_response_message_id: it.original?.id };
+        it.followUps.set(msg.id, msg);
+      }
+      return rec.query.get('wait') === 'true' ? { status: 200, body: msg } : { status: 204 };
+    }
+    if (s.length === 5 && s[3] === 'messages') {
+      const mid = s[4]!;
+      const msg = mid === '@original' ? it.original : (it.followUps.get(mid) ?? (it.original?.id === mid ? it.original : undefined));
+      if (!msg) return unknownMessage();
+      if (m === 'GET') return { status: 200, body: msg };
+      if (m === 'PATCH') {
+        this.applyBody(msg, rec, body, true);
+        return { status: 200, body: msg };
+      }
+      if (m === 'DELETE') {
+        if (msg === it.original) it.original = undefined;
+        it.followUps.delete(msg.id);
+        this.messages.delete(msg.id);
+        return { status: 204 };
+      }
+    }
+    return notFound();
+  }
+
+  private routeChannels(rec: RecordedRequest, s: string[]): Resp {
+    const m = rec.method;
+    const ch = this.channels.get(s[1] ?? '');
+    if (!ch) return unknownChannel();
+    const body = isRecord(rec.json) ? rec.json : {};
+    if (s.length === 2 && m === 'GET') return { status: 200, body: this.channelObject(ch) };
+    if (s[2] !== 'messages') return notFound();
+    if (s.length === 3) {
+      if (m !== 'POST') return m === 'GET' ? { status: 200, body: [] } : notFound();
+      if (body.content === undefined && body.embeds === undefined && rec.files.length === 0 && body.components === undefined) {
+        return err(400, 50006, 'Cannot send an empty message');
+      }
+      const msg = this.blankMessage(snowflake(), ch.id, MessageType.Default, false);
+      this.applyBody(msg, rec, body, false);
+      this.messages.set(msg.id, msg);
+      return { status: 200, body: msg };
+    }
+    if (s.length === 4) {
+      const msg = this.messages.get(s[3] ?? '');
+      if (!msg || msg.channel_id !== ch.id) return unknownMessage();
+      if (m === 'GET') return { status: 200, body: msg };
+      if (m === 'PATCH') {
+        this.applyBody(msg, rec, body, true);
+        return { status: 200, body: msg };
+      }
+      if (m === 'DELETE') {
+        this.messages.delete(msg.id);
+        return { status: 204 };
+      }
+    }
+    return notFound();
+  }
+
+  private routeGuilds(rec: RecordedRequest, s: string[]): Resp {
+    const g = this.guilds.get(s[1] ?? '');
+    if (!g) return err(404, 10004, 'Unknown Guild');
+    if (rec.method !== 'GET') return notFound();
+    if (s.length === 2) {
+      const full = this.guildCreate(g) as unknown as Record<string, unknown>;
+      const { joined_at: _j, large: _l, members: _m, channels: _c, threads: _t, presences: _p, voice_states: _v, ...rest } = full;
+      return { status: 200, body: rest };
+    }
+    if (s.length === 3 && s[2] === 'channels') return { status: 200, body: g.channels.map((c) => this.channelObject(c)) };
+    if (s.length === 3 && s[2] === 'roles') return { status: 200, body: g.roles };
+    return notFound();
+  }
+
+  // -------------------------------------------------------------------------------------------------------------------
+  // Messages
+
+  private blankMessage(id: string, channelId: string, type: MessageType, fromApp: boolean): APIMessage {
+    return {
+      id,
+      channel_id: channelId,
+      author: this.botUser,
+      content: '',
+      timestamp: new Date(snowflakeTime(id)).toISOString(),
+      edited_timestamp: null,
+      tts: false,
+      mention_everyone: false,
+      mentions: [],
+      mention_roles: [],
+      attachments: [],
+      embeds: [],
+      components: [],
+      pinned: false,
+      type,
+      flags: 0 as MessageFlags,
+      ...(fromApp ? { webhook_id: this.applicationId, application_id: this.applicationId } : {}),
+    };
+  }
+
+  private newInteractionMessage(it: InteractionState, rec: RecordedRequest, data: Record<string, unknown>, flags: number): APIMessage {
+    const type = it.type === InteractionType.ApplicationCommand ? MessageType.ChatInputCommand : MessageType.Default;
+    const msg = this.blankMessage(snowflake(), it.channelId, type, true);
+    msg.flags = flags;
+    msg.interaction_metadata = {
+      id: it.id,
+      type: it.type,
+      user: it.user,
+      authorizing_integration_owners: { '0': it.guildId },
+      ...(it.type === InteractionType.MessageComponent && it.sourceMessage ? { interacted_message_id: it.sourceMessage.id } : {}),
+    } as APIMessage['interaction_metadata'];
+    if (it.commandName !== undefined) {
+      msg.interaction = { id: it.id, type: it.type, name: it.commandName, user: it.user };
+    }
+    if ((flags & LOADING_FLAG) === 0) this.applyBody(msg, rec, data, false);
+    else msg.attachments = [];
+    this.messages.set(msg.id, msg);
+    return msg;
+  }
+
+  /** Applies a create/edit body (JSON or payload_json + files) to a message object, Discord style. */
+  private applyBody(msg: APIMessage, rec: RecordedRequest, body: Record<string, unknown>, isEdit: boolean): void {
+    const wasLoading = ((msg.flags ?? 0) & LOADING_FLAG) !== 0;
+    if (typeof body.content === 'string') msg.content = body.content;
+    else if (body.content === null) msg.content = '';
+    if (typeof body.tts === 'boolean' && !isEdit) msg.tts = body.tts;
+    if (Array.isArray(body.components)) msg.components = body.components as APIMessage['components'];
+    else if (body.components === null) msg.components = [];
+    if (typeof body.flags === 'number' && !isEdit) msg.flags = body.flags & ~LOADING_FLAG;
+    if (wasLoading) msg.flags = (msg.flags ?? 0) & ~LOADING_FLAG;
+    else if (isEdit) msg.edited_timestamp = new Date(rec.at).toISOString();
+
+    // Attachments: an explicit `attachments` array lists what stays (existing ids) and names new uploads (ids = file index).
+    const byIndex = new Map<string, RecordedFile>();
+    rec.files.forEach((f, i) => byIndex.set(/^files\[(\d+)\]$/.exec(f.field)?.[1] ?? String(i), f));
+    const used = new Set<RecordedFile>();
+    let attachments: APIAttachment[] = isEdit || wasLoading ? msg.attachments : [];
+    if (Array.isArray(body.attachments)) {
+      const next: APIAttachment[] = [];
+      for (const a of body.attachments) {
+        if (!isRecord(a)) continue;
+        const aid = typeof a.id === 'string' || typeof a.id === 'number' ? String(a.id) : '';
+        const file = byIndex.get(aid);
+        if (file && !used.has(file)) {
+          used.add(file);
+          next.push(this.attachmentFor(msg, file, a));
+        } else {
+          const existing = msg.attachments.find((x) => x.id === aid);
+          if (existing) next.push(existing);
+        }
+      }
+      attachments = next;
+    }
+    if (used.size < rec.files.length) {
+      attachments = attachments.slice();
+      for (const f of rec.files) if (!used.has(f)) attachments.push(this.attachmentFor(msg, f, {}));
+    }
+    msg.attachments = attachments;
+
+    if (Array.isArray(body.embeds)) msg.embeds = body.embeds.filter(isRecord).map((e) => this.resolveEmbed(e, attachments));
+    else if (body.embeds === null) msg.embeds = [];
+  }
+
+  private attachmentFor(msg: APIMessage, f: RecordedFile, entry: Record<string, unknown>): APIAttachment {
+    const id = snowflake();
+    const filename = typeof entry.filename === 'string' ? entry.filename : f.name;
+    const url = `http://127.0.0.1:${this.port}/attachments/${msg.channel_id}/${id}/${encodeURIComponent(filename)}`;
+    const dims = pngSize(f.bytes);
+    return {
+      id,
+      filename,
+      size: f.size,
+      url,
+      proxy_url: url,
+      content_type: f.contentType,
+      ...(typeof entry.description === 'string' ? { description: entry.description } : {}),
+      ...(dims ?? {}),
+      ...(((msg.flags ?? 0) & EPHEMERAL_FLAG) !== 0 ? { ephemeral: true } : {}),
+    };
+  }
+
+  private resolveEmbed(e: Record<string, unknown>, attachments: APIAttachment[]): APIEmbed {
+    const out: Record<string, unknown> = { type: 'rich', ...e };
+    for (const key of ['image', 'thumbnail'] as const) {
+      const media = e[key];
+      if (isRecord(media) && typeof media.url === 'string' && media.url.startsWith('attachment://')) {
+        const name = media.url.slice('attachment://'.length);
+        const att = attachments.find((a) => a.filename === name);
+        if (att) out[key] = { ...media, url: att.url, proxy_url: att.proxy_url, width: att.width, height: att.height };
+      }
+    }
+    return out as APIEmbed;
+  }
+
+  /** Current state of a message the bot created or edited (interaction responses, follow-ups, channel messages). */
+  message(id: string): APIMessage | undefined {
+    return this.messages.get(id);
+  }
+
+  // -------------------------------------------------------------------------------------------------------------------
+
+  /** Close HTTP and WS servers and every socket. Safe to call twice. Destroy discord.js clients first. */
+  stop(): Promise<void> {
+    this.stopPromise ??= this.doStop();
+    return this.stopPromise;
+  }
+
+  private async doStop(): Promise<void> {
+    this.stopped = true;
+    const stoppedErr = new Error('FakeDiscord stopped');
+    for (const w of this.requestWaiters) {
+      clearTimeout(w.timer);
+      w.reject(stoppedErr);
+    }
+    this.requestWaiters.clear();
+    for (const w of this.readyWaiters) {
+      clearTimeout(w.timer);
+      w.reject(stoppedErr);
+    }
+    this.readyWaiters.clear();
+    for (const conn of this.conns) {
+      conn.serverClosed = true;
+      conn.ws.terminate();
+    }
+    this.conns.clear();
+    await Promise.all([
+      new Promise<void>((resolve) => this.wss.close(() => resolve())),
+      new Promise<void>((resolve) => {
+        this.server.close(() => resolve());
+        this.server.closeAllConnections();
+      }),
+    ]);
+  }
+}
