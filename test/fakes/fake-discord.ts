@@ -113,7 +113,7 @@ export interface RecordedRequest {
   /** Parsed JSON body, or the payload_json of a multipart body, or undefined. */
   json: unknown;
   files: RecordedFile[];
-  /** Status the fake answered with (set before waiters are woken). */
+  /** Status the fake answers with (set when routed; waiters wake after the answer has been written). */
   status: number;
   /** Body the fake answered with (undefined for 204). */
   response: unknown;
@@ -138,6 +138,8 @@ interface InteractionUserSpec {
   roles?: string[];
   /** Member permission bitfield string; default: the @everyone permissions of a normal member. */
   permissions?: string;
+  /** The bot's permissions in the channel (`app_permissions`); default: the same normal-member set. */
+  appPermissions?: string;
   guildId?: string;
   channelId?: string;
   locale?: string;
@@ -179,8 +181,9 @@ export interface SentInteraction {
   payload: Record<string, unknown>;
   /** Requests whose path belongs to this interaction: its callback and every webhook request with its token. */
   requests(): RecordedRequest[];
-  /** The first POST /interactions/{id}/{token}/callback (the one that counts). */
+  /** The first POST /interactions/{id}/{token}/callback, whatever its status (check `.status`). */
   callback(): RecordedRequest | undefined;
+  /** Resolves with the first callback request (also one already recorded). */
   waitForCallback(timeoutMs?: number): Promise<RecordedRequest>;
   /** PATCH /webhooks/{app}/{token}/messages/@original */
   edits(): RecordedRequest[];
@@ -292,7 +295,7 @@ interface ChannelState {
   id: string;
   guildId: string;
   name: string;
-  type: number;
+  type: ChannelType;
   nsfw: boolean;
   position: number;
 }
@@ -329,6 +332,7 @@ interface InteractionState {
   sourceMessage?: APIMessage;
   followUps: Map<string, APIMessage>;
   requests: RecordedRequest[];
+  payload: Record<string, unknown>;
 }
 
 interface RequestWaiter {
@@ -453,6 +457,7 @@ export class FakeDiscord {
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.onHttpRequest(req, res));
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
     server.on('clientError', (_e, socket) => socket.destroy());
+    server.on('error', (e) => console.error('[fake-discord] http server error', e));
     wss.on('error', (e) => console.error('[fake-discord] ws server error', e));
   }
 
@@ -466,7 +471,7 @@ export class FakeDiscord {
         id: c.id ?? snowflake(),
         guildId: id,
         name: c.name ?? (i === 0 ? 'general' : `channel-${i}`),
-        type: c.type ?? ChannelType.GuildText,
+        type: (c.type ?? ChannelType.GuildText),
         nsfw: c.nsfw ?? false,
         position: i,
       }),
@@ -503,7 +508,12 @@ export class FakeDiscord {
       socket.destroy();
       return;
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws));
+    try {
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws));
+    } catch (e) {
+      console.error('[fake-discord] upgrade error', e);
+      socket.destroy();
+    }
   }
 
   private onConnection(ws: WebSocket): void {
@@ -689,7 +699,7 @@ export class FakeDiscord {
       stage_instances: [],
       guild_scheduled_events: [],
       soundboard_sounds: [],
-    } as GatewayGuildCreateDispatchData;
+    };
   }
 
   private channelObject(c: ChannelState): APIChannel {
@@ -842,6 +852,7 @@ export class FakeDiscord {
       acknowledged: false,
       followUps: new Map(),
       requests: [],
+      payload: {},
     };
     const base = {
       id,
@@ -853,7 +864,7 @@ export class FakeDiscord {
       channel_id: channelId,
       channel,
       member,
-      app_permissions: DEFAULT_MEMBER_PERMISSIONS,
+      app_permissions: spec.appPermissions ?? DEFAULT_MEMBER_PERMISSIONS,
       locale: (spec.locale ?? 'en-US') as Locale,
       guild_locale: 'en-US' as Locale,
       entitlements: [],
@@ -869,11 +880,12 @@ export class FakeDiscord {
     this.interactionsById.set(state.id, state);
     this.interactionsByToken.set(state.token, state);
     state.sentAt = Date.now();
+    state.payload = payload as Record<string, unknown>;
     this.dispatch(session, GatewayDispatchEvents.InteractionCreate, payload);
-    return this.handle(state, payload as Record<string, unknown>);
+    return this.handle(state);
   }
 
-  private handle(state: InteractionState, payload: Record<string, unknown>): SentInteraction {
+  private handle(state: InteractionState): SentInteraction {
     const cbPrefix = `/interactions/${state.id}/${state.token}/callback`;
     const hookPrefix = `/webhooks/${this.applicationId}/${state.token}`;
     const original = `${hookPrefix}/messages/@original`;
@@ -882,7 +894,7 @@ export class FakeDiscord {
       id: state.id,
       token: state.token,
       applicationId: this.applicationId,
-      payload,
+      payload: state.payload,
       requests: () => state.requests.slice(),
       callback: () => state.requests.find(isCallback),
       waitForCallback: (timeoutMs) =>
@@ -899,9 +911,10 @@ export class FakeDiscord {
   sendSlashCommand(spec: SlashCommandSpec): SentInteraction {
     const { state, base } = this.baseInteraction(spec, InteractionType.ApplicationCommand);
     state.commandName = spec.name;
+    const isSlash = (c: APIApplicationCommand) =>
+      c.name === spec.name && (c.type ?? ApplicationCommandType.ChatInput) === ApplicationCommandType.ChatInput;
     const registered =
-      this.commands.get(state.guildId)?.find((c) => c.name === spec.name && (c.type ?? 1) === 1) ??
-      this.commands.get('global')?.find((c) => c.name === spec.name && (c.type ?? 1) === 1);
+      this.commands.get(state.guildId)?.find(isSlash) ?? this.commands.get('global')?.find(isSlash);
     const data: APIChatInputApplicationCommandGuildInteraction['data'] = {
       id: registered?.id ?? this.commandId('global', ApplicationCommandType.ChatInput, spec.name),
       name: spec.name,
@@ -937,10 +950,11 @@ export class FakeDiscord {
     const { state, base } = this.baseInteraction(spec, InteractionType.ModalSubmit);
     let n = 0;
     const components = Object.entries(spec.fields).map(([customId, value]): APIModalSubmissionComponent => {
-      const input = { type: ComponentType.TextInput as const, id: ++n + 1, custom_id: customId, value };
+      const wrapperId = ++n;
+      const input = { type: ComponentType.TextInput as const, id: ++n, custom_id: customId, value };
       return spec.layout === 'label'
-        ? ({ type: ComponentType.Label, id: n++, component: input } as unknown as APIModalSubmissionComponent)
-        : ({ type: ComponentType.ActionRow, id: n++, components: [input] } as unknown as APIModalSubmissionComponent);
+        ? ({ type: ComponentType.Label, id: wrapperId, component: input } as unknown as APIModalSubmissionComponent)
+        : ({ type: ComponentType.ActionRow, id: wrapperId, components: [input] } as unknown as APIModalSubmissionComponent);
     });
     const payload: APIModalSubmitGuildInteraction = {
       ...base,
@@ -969,10 +983,20 @@ export class FakeDiscord {
     return msg;
   }
 
+  /**
+   * Dispatch an already-sent interaction again, to another gateway session (duplicate delivery, as when two bot
+   * processes run the same shard). Both copies share one id and token, so only the first callback succeeds.
+   */
+  redeliver(sent: SentInteraction, connection?: number): void {
+    const state = this.interactionsById.get(sent.id);
+    if (!state) throw new Error(`FakeDiscord: unknown interaction ${sent.id}`);
+    this.dispatch(this.pickSession(connection), GatewayDispatchEvents.InteractionCreate, sent.payload);
+  }
+
   /** Look up an interaction the fake sent (by id). */
   interaction(id: string): SentInteraction | undefined {
     const s = this.interactionsById.get(id);
-    return s ? this.handle(s, {}) : undefined;
+    return s ? this.handle(s) : undefined;
   }
 
   // -------------------------------------------------------------------------------------------------------------------
@@ -1102,10 +1126,15 @@ export class FakeDiscord {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('error', () => res.destroy());
+    res.on('error', () => undefined);
     req.on('end', () => {
       this.handleHttp(req, res, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)).catch((e: unknown) => {
         console.error('[fake-discord] internal error', e);
-        this.write(res, { status: 500, body: { code: 0, message: '500: Internal Server Error (fake)' } });
+        try {
+          this.write(res, { status: 500, body: { code: 0, message: '500: Internal Server Error (fake)' } });
+        } catch {
+          res.destroy();
+        }
       });
     });
   }
@@ -1119,8 +1148,8 @@ export class FakeDiscord {
     } catch {
       /* keep it raw */
     }
-    if (path.startsWith('/api/v10/')) path = path.slice(7);
-    else if (path.startsWith('/api/')) path = path.slice(4);
+    if (path.startsWith('/api/v10/')) path = path.slice('/api/v10'.length);
+    else if (path.startsWith('/api/')) path = path.slice('/api'.length);
 
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(req.headers)) {
@@ -1184,11 +1213,12 @@ export class FakeDiscord {
     }
     rec.status = resp.status;
     rec.response = resp.body;
-    this.notify(rec);
 
     const delay = this.latencyFor(method, path);
     if (delay > 0) await new Promise((r) => setTimeout(r, delay));
     this.write(res, resp);
+    // Waiters wake once the answer is on its way; the bot has not processed it yet, so poll for bot-side effects.
+    this.notify(rec);
   }
 
   private async parseMultipart(ct: string, body: Buffer): Promise<{ json: unknown; files: RecordedFile[]; bad: boolean }> {
@@ -1344,7 +1374,6 @@ export class FakeDiscord {
       guildId = s[3];
       rest = s.slice(5);
     } else return notFound();
-    if (guildId !== undefined && !this.guilds.has(guildId)) return err(403, 50001, 'Missing Access');
     const key = this.scopeKey(guildId);
     const list = this.commands.get(key) ?? [];
     if (rest.length === 0) {
@@ -1398,10 +1427,11 @@ export class FakeDiscord {
     const type = body?.type;
     const data = isRecord(body?.data) ? body.data : {};
     if (typeof type !== 'number') return invalidBody();
+    const cbType = type as InteractionResponseType;
     const flags = typeof data.flags === 'number' ? data.flags : 0;
     const isComponent = it.type === InteractionType.MessageComponent || (it.type === InteractionType.ModalSubmit && it.sourceMessage);
     let message: APIMessage | undefined;
-    switch (type) {
+    switch (cbType) {
       case InteractionResponseType.Pong:
       case InteractionResponseType.ApplicationCommandAutocompleteResult:
         break;
@@ -1443,9 +1473,9 @@ export class FakeDiscord {
               response_message_ephemeral: ((it.original.flags ?? 0) & EPHEMERAL_FLAG) !== 0,
             }
           : {}),
-      } as RESTPostAPIInteractionCallbackWithResponseResult['interaction'],
-      ...(message || type === InteractionResponseType.Modal
-        ? { resource: { type, ...(message ? { message } : {}) } as RESTPostAPIInteractionCallbackWithResponseResult['resource'] }
+      },
+      ...(message || cbType === InteractionResponseType.Modal
+        ? { resource: { type, ...(message ? { message } : {}) } }
         : {}),
     };
     return { status: 200, body: result };
@@ -1655,7 +1685,7 @@ export class FakeDiscord {
         if (att) out[key] = { ...media, url: att.url, proxy_url: att.proxy_url, width: att.width, height: att.height };
       }
     }
-    return out as APIEmbed;
+    return out;
   }
 
   /** Current state of a message the bot created or edited (interaction responses, follow-ups, channel messages). */
