@@ -1,0 +1,114 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FakeDiscord } from '../fakes/fake-discord.js';
+import { FakeSegmind } from '../fakes/fake-segmind.js';
+import { describeImage } from '../fakes/images.js';
+import { TEST_DISCORD_TOKEN, TEST_SEGMIND_KEY, eventually } from '../support/harness.js';
+import { messageOf, sendImagine } from '../support/imagine.js';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const TSX = join(ROOT, 'node_modules/.bin/tsx');
+// An empty working directory: no .env from a developer's checkout leaks into these runs.
+const CWD = mkdtempSync(join(tmpdir(), 'flux-bot-cli-'));
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function baseEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, ...extra };
+  return env;
+}
+
+function run(script: string, env: Record<string, string>): Promise<Run> {
+  return new Promise((resolveRun, reject) => {
+    const child = spawn(TSX, [join(ROOT, script)], { cwd: CWD, env: baseEnv(env) });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolveRun({ code, stdout, stderr }));
+  });
+}
+
+describe('start-up configuration errors', () => {
+  it('stops with one message naming every missing variable', async () => {
+    const result = await run('src/index.ts', {});
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('Invalid configuration:');
+    expect(result.stderr).toContain('DISCORD_TOKEN is required');
+    expect(result.stderr).toContain('SEGMIND_API_KEY is required');
+  });
+
+  it('names the variable and the rule, never the secret value', async () => {
+    const result = await run('src/index.ts', {
+      DISCORD_TOKEN: 'leaky-but-short-secret',
+      SEGMIND_API_KEY: TEST_SEGMIND_KEY,
+      SEGMIND_API_URL: 'not a url',
+    });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('DISCORD_TOKEN does not look like a bot token (too short)');
+    expect(result.stderr).toContain('SEGMIND_API_URL must be an http(s) URL');
+    expect(result.stderr + result.stdout).not.toContain('leaky-but-short-secret');
+    expect(result.stderr + result.stdout).not.toContain(TEST_SEGMIND_KEY);
+  });
+});
+
+describe('the real entry points against the fakes', () => {
+  let discord: FakeDiscord;
+  let segmind: FakeSegmind;
+  beforeAll(async () => {
+    discord = await FakeDiscord.start();
+    segmind = await FakeSegmind.start({ apiKey: TEST_SEGMIND_KEY });
+  });
+  afterAll(async () => {
+    await discord.stop();
+    await segmind.stop();
+  });
+  const env = () => ({
+    DISCORD_TOKEN: TEST_DISCORD_TOKEN,
+    SEGMIND_API_KEY: TEST_SEGMIND_KEY,
+    DISCORD_API_URL: discord.apiUrl,
+    SEGMIND_API_URL: segmind.url,
+    DISCORD_GUILD_ID: discord.guildId,
+  });
+
+  it('`npm run commands` registers the commands once, then reports them up to date', async () => {
+    const first = await run('src/scripts/sync-commands.ts', env());
+    expect(first.stderr).toBe('');
+    expect(first.code).toBe(0);
+    expect(first.stdout).toContain(`Registered 1 command(s) in guild ${discord.guildId}`);
+    const second = await run('src/scripts/sync-commands.ts', env());
+    expect(second.code).toBe(0);
+    expect(second.stdout).toContain('Commands are already up to date; nothing was sent.');
+    expect(discord.commandPuts).toHaveLength(1);
+  });
+
+  it('`npm start` connects, answers /imagine with an image, and exits cleanly on SIGTERM', async () => {
+    const child = spawn(TSX, [join(ROOT, 'src/index.ts')], { cwd: CWD, env: baseEnv({ ...env(), LOG_LEVEL: 'info' }) });
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stdout += d.toString()));
+    const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+    try {
+      await eventually(() => stdout.includes('connected to Discord'), 'the bot to connect', 15_000);
+      const interaction = sendImagine(discord, { prompt: 'a tiny robot', output_format: 'png', seed: 9 });
+      const edit = await interaction.waitForRequest((r) => r.method === 'PATCH', 10_000);
+      expect(edit.files[0]!.name).toBe('flux-9.png');
+      expect((await describeImage(edit.files[0]!.bytes)).format).toBe('png');
+      expect(messageOf(edit.json).embeds?.[0]?.image?.url).toBe('attachment://flux-9.png');
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+    expect(stdout).toContain('"msg":"shutting down"');
+    expect(stdout).not.toContain(TEST_DISCORD_TOKEN);
+    expect(stdout).not.toContain(TEST_SEGMIND_KEY);
+  });
+});

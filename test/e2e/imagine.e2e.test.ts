@@ -1,0 +1,261 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describeImage } from '../fakes/images.js';
+import type { RecordedRequest } from '../fakes/fake-discord.js';
+import { eventually, startHarness, TEST_DISCORD_TOKEN, TEST_SEGMIND_KEY, type Harness } from '../support/harness.js';
+import { fieldsOf, messageOf, sendImagine } from '../support/imagine.js';
+
+const isEdit = (r: RecordedRequest) => r.method === 'PATCH' && r.path.endsWith('/messages/@original');
+
+describe('/imagine end to end, through the real discord.js client', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ env: { SEGMIND_MAX_RETRIES: '1' } });
+  });
+  afterAll(async () => {
+    await h?.stop();
+  });
+  beforeEach(() => h.segmind.reset());
+
+  it.each(['webp', 'jpg', 'png'] as const)(
+    'defers at once, then posts a real %s image shown by an attachment:// embed',
+    async (format) => {
+      let acknowledgedBeforeSegmind: boolean | undefined;
+      const interaction = sendImagine(h.discord, { prompt: 'a red fox in the snow', output_format: format, seed: 42 });
+      h.segmind.respondWith(() => {
+        acknowledgedBeforeSegmind = interaction.callback() !== undefined;
+        return { kind: 'image' };
+      });
+
+      const callback = await interaction.waitForCallback();
+      expect(callback.json).toMatchObject({ type: 5 }); // DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE
+      const edit = await interaction.waitForRequest(isEdit);
+      expect(acknowledgedBeforeSegmind).toBe(true);
+
+      expect(edit.files).toHaveLength(1);
+      const file = edit.files[0]!;
+      expect(file.name).toBe(`flux-42.${format}`);
+      expect(await describeImage(file.bytes)).toEqual({ format, width: 64, height: 64 });
+
+      const message = messageOf(edit.json);
+      expect(message.embeds).toHaveLength(1);
+      const embed = message.embeds![0]!;
+      expect(embed.image?.url).toBe(`attachment://flux-42.${format}`);
+      expect(embed.description).toBe('a red fox in the snow');
+      expect(fieldsOf(embed)).toMatchObject({
+        Seed: '`42`',
+        Steps: '25',
+        Guidance: '3.5',
+        'Aspect ratio': '1:1',
+        Format: format === 'png' ? 'png' : `${format} (quality 80)`,
+      });
+      expect(fieldsOf(embed).Time).toMatch(/^\d+\.\d s$/);
+    },
+  );
+
+  it('maps every option onto the Segmind body exactly', async () => {
+    const interaction = sendImagine(h.discord, {
+      prompt: 'a lighthouse at dusk, oil painting',
+      aspect_ratio: '16:9',
+      guidance: 7.25,
+      steps: 40,
+      samples: 1,
+      seed: 123456,
+      output_format: 'jpg',
+      output_quality: 65,
+      prompt_strength: 0.35,
+    });
+    const edit = await interaction.waitForRequest(isEdit);
+    expect(h.segmind.requests).toHaveLength(1);
+    expect(h.segmind.requests[0]!.body).toStrictEqual({
+      prompt: 'a lighthouse at dusk, oil painting',
+      aspect_ratio: '16:9',
+      guidance: 7.25,
+      steps: 40,
+      samples: 1,
+      seed: 123456,
+      output_format: 'jpg',
+      output_quality: 65,
+      prompt_strength: 0.35,
+    });
+    expect(await describeImage(edit.files[0]!.bytes)).toEqual({ format: 'jpg', width: 64, height: 36 });
+    expect(fieldsOf(messageOf(edit.json).embeds![0])).toMatchObject({
+      'Aspect ratio': '16:9',
+      Guidance: '7.25',
+      Steps: '40',
+      'Prompt strength': '0.35',
+      Format: 'jpg (quality 65)',
+    });
+  });
+
+  it('uses the defaults for omitted options and reports the random seed it chose', async () => {
+    const interaction = sendImagine(h.discord, { prompt: '  a quiet harbour  ' });
+    const edit = await interaction.waitForRequest(isEdit);
+    const body = h.segmind.requests[0]!.body as { seed: number };
+    expect(body).toStrictEqual({
+      prompt: 'a quiet harbour',
+      aspect_ratio: '1:1',
+      guidance: 3.5,
+      steps: 25,
+      samples: 1,
+      seed: body.seed,
+      output_format: 'webp',
+      output_quality: 80,
+      prompt_strength: 0.8,
+    });
+    expect(Number.isInteger(body.seed) && body.seed >= 0 && body.seed < 2 ** 32).toBe(true);
+    expect(fieldsOf(messageOf(edit.json).embeds![0]).Seed).toBe(`\`${body.seed}\``);
+    expect(edit.files[0]!.name).toBe(`flux-${body.seed}.webp`);
+  });
+
+  it('turns samples=4 into 4 single-image calls with consecutive seeds, posted in one message', async () => {
+    h.segmind.pause();
+    const interaction = sendImagine(h.discord, { prompt: 'four cats', samples: 4, seed: 1000, output_format: 'png' });
+    await h.segmind.waitForInFlight(4); // all four asked before any answer: in parallel
+    h.segmind.resume();
+    const edit = await interaction.waitForRequest(isEdit);
+    const bodies = h.segmind.requests.map((r) => r.body as { seed: number; samples: number });
+    expect(bodies.map((b) => b.seed).sort()).toEqual([1000, 1001, 1002, 1003]);
+    expect(bodies.every((b) => b.samples === 1)).toBe(true);
+
+    expect(edit.files.map((f) => f.name)).toEqual(['flux-1000.png', 'flux-1001.png', 'flux-1002.png', 'flux-1003.png']);
+    const decoded = await Promise.all(edit.files.map((f) => describeImage(f.bytes)));
+    expect(decoded.every((d) => d.format === 'png')).toBe(true);
+    const message = messageOf(edit.json);
+    expect(message.embeds!.map((e) => e.image?.url)).toEqual(edit.files.map((f) => `attachment://${f.name}`));
+    expect(fieldsOf(message.embeds![0]).Seeds).toBe('1: `1000`\n2: `1001`\n3: `1002`\n4: `1003`');
+    expect(h.discord.requests.filter((r) => r.path.includes(interaction.token) && isEdit(r))).toHaveLength(1);
+  });
+
+  it('posts the images that succeeded and says which one failed', async () => {
+    h.segmind.respondWith((req) =>
+      (req.body as { seed: number }).seed === 501 ? { kind: 'error', status: 500 } : { kind: 'image' },
+    );
+    const interaction = sendImagine(h.discord, { prompt: 'three owls', samples: 3, seed: 500 });
+    const edit = await interaction.waitForRequest(isEdit);
+    expect(edit.files.map((f) => f.name)).toEqual(['flux-500.webp', 'flux-502.webp']);
+    const message = messageOf(edit.json);
+    expect(message.content).toBe('⚠️ Image 2 of 3 (seed 501) failed: Segmind had a server error. Try again in a moment.');
+    expect(fieldsOf(message.embeds![0]).Seeds).toContain('2: `501` (failed)');
+    // the failing seed was retried once (SEGMIND_MAX_RETRIES=1), the others asked once
+    expect(h.segmind.requests.filter((r) => (r.body as { seed: number }).seed === 501)).toHaveLength(2);
+  });
+
+  it.each([
+    [400, 1, 'Segmind rejected these parameters. Segmind said: “Invalid parameter: prompt”'],
+    [401, 1, "The bot's Segmind API key was rejected. The bot's operator has to fix it."],
+    [403, 1, "Segmind refused this request for the bot's account."],
+    [404, 1, 'The FLUX.1 [dev] model is not available on Segmind right now.'],
+    [406, 1, "The bot's Segmind account is out of credits. Ask the bot's operator to top it up."],
+    [422, 1, 'Segmind rejected these parameters.'],
+    [429, 2, 'Segmind is rate-limiting the bot right now. Try again in a minute.'],
+    [500, 2, 'Segmind had a server error. Try again in a moment.'],
+    [502, 2, 'Segmind had a server error. Try again in a moment.'],
+    [503, 2, 'Segmind had a server error. Try again in a moment.'],
+    [504, 2, 'Segmind took too long to answer. Try again in a moment.'],
+  ])('tells the member what HTTP %i from Segmind means (%i call(s))', async (status, calls, text) => {
+    h.segmind.setDefault(
+      status === 400 ? { kind: 'error', status, body: '{"error":"Invalid parameter: prompt"}' } : { kind: 'error', status },
+    );
+    const interaction = sendImagine(h.discord, { prompt: 'a storm' });
+    const edit = await interaction.waitForRequest(isEdit);
+    const message = messageOf(edit.json);
+    expect(message.content).toContain('❌ No image could be generated.');
+    expect(message.content).toContain(text);
+    expect(edit.files).toHaveLength(0);
+    expect(h.segmind.requests).toHaveLength(calls);
+  });
+
+  it('survives an HTML error page', async () => {
+    h.segmind.setDefault({
+      kind: 'error',
+      status: 502,
+      contentType: 'text/html',
+      body: '<html><body><h1>502 Bad Gateway</h1></body></html>',
+    });
+    const edit = await sendImagine(h.discord, { prompt: 'x' }).waitForRequest(isEdit);
+    expect(messageOf(edit.json).content).toContain('Segmind had a server error');
+  });
+
+  it.each([
+    [{ kind: 'notAnImage' as const }, 'Segmind sent back something that is not a valid image.'],
+    [{ kind: 'wrongFormat' as const }, 'Segmind sent back something that is not a valid image.'],
+    [{ kind: 'image' as const, contentType: 'text/plain' }, 'Segmind sent back something that is not a valid image.'],
+  ])('refuses to post a bad response (%j)', async (scenario, text) => {
+    h.segmind.setDefault(scenario);
+    const edit = await sendImagine(h.discord, { prompt: 'x' }).waitForRequest(isEdit);
+    expect(messageOf(edit.json).content).toContain(text);
+    expect(edit.files).toHaveLength(0);
+  });
+
+  it.each([
+    [{ prompt: 'hello\u0000world' }, '`prompt`: contains control characters'],
+    [{ prompt: 'x'.repeat(2001) }, '`prompt`: is longer than 2000 characters'],
+    [{ prompt: '   ' }, '`prompt`: is empty'],
+    [{ prompt: 'ok', steps: 80 }, '`steps`: must be between 1 and 50'],
+    [{ prompt: 'ok', aspect_ratio: '4:3' }, '`aspect_ratio`: must be one of'],
+    [{ prompt: 'ok', samples: 9 }, '`samples`: must be between 1 and 4'],
+  ])('refuses %j privately before any Segmind call', async (options, text) => {
+    const interaction = sendImagine(h.discord, options);
+    const callback = await interaction.waitForCallback();
+    const message = messageOf(callback.json);
+    expect(callback.json).toMatchObject({ type: 4 }); // a reply, not a deferral
+    expect(message.flags! & 64).toBe(64); // ephemeral
+    expect(message.content).toContain(text);
+    expect(h.segmind.requests).toHaveLength(0);
+  });
+
+  it('writes one log line per job with a correlation id and Segmind’s remaining credits', async () => {
+    const interaction = sendImagine(h.discord, { prompt: 'log me '.repeat(40), seed: 7 });
+    const line = await eventually(
+      () => h.logs.find((l) => l.msg === 'imagine job finished' && l.jobId === interaction.id),
+      'the job log line',
+    );
+    expect(line).toMatchObject({
+      interactionId: interaction.id,
+      guildId: h.discord.guildId,
+      remainingCredits: 9.87,
+      outcome: 'delivered',
+      delivered: 1,
+      params: { seed: 7, steps: 25 },
+    });
+    expect(line.userId).toBe(h.discord.defaultUserId);
+    expect((line.params as { prompt: string }).prompt.length).toBeLessThanOrEqual(120);
+    expect(typeof line.durationMs).toBe('number');
+  });
+
+  it('never lets the bot token or the Segmind key reach a log line or a message', () => {
+    expect(h.logs.length).toBeGreaterThan(20);
+    const everything = h.rawLogs() + JSON.stringify(h.discord.requests.map((r) => r.json));
+    expect(everything).not.toContain(TEST_SEGMIND_KEY);
+    expect(everything).not.toContain(TEST_DISCORD_TOKEN);
+  });
+});
+
+describe('/imagine when Segmind does not answer in time', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ config: { SEGMIND_TIMEOUT_SECONDS: 0.25, SEGMIND_MAX_RETRIES: 1 } });
+  });
+  beforeEach(() => h.segmind.reset());
+  afterAll(async () => {
+    await h?.stop();
+  });
+
+  it('gives up after the timeout and its retry, and says so', async () => {
+    h.segmind.setDefault({ kind: 'hang' });
+    const interaction = sendImagine(h.discord, { prompt: 'slow' });
+    const edit = await interaction.waitForRequest(isEdit, 5_000);
+    expect(messageOf(edit.json).content).toContain('Segmind took too long to answer.');
+    expect(h.segmind.requests).toHaveLength(2);
+  });
+
+  it('stops retrying when the interaction token is about to expire', async () => {
+    h.segmind.setDefault({ kind: 'error', status: 503 });
+    // created 14 minutes ago: less than the delivery margin is left
+    const interaction = sendImagine(h.discord, { prompt: 'late' }, { createdAt: Date.now() - 14 * 60_000 - 30_000 });
+    const edit = await interaction.waitForRequest(isEdit);
+    expect(messageOf(edit.json).content).toContain('No image could be generated');
+    expect(messageOf(edit.json).content).toContain('Segmind took too long to answer.');
+    expect(h.segmind.requests).toHaveLength(0);
+  });
+});
