@@ -23,6 +23,17 @@ export const configSchema = z.object({
   SEGMIND_RETRY_BASE_MS: intFrom(1, 60_000).default(1000),
   SEGMIND_MAX_IMAGE_MB: intFrom(1, 100).default(25),
   SEGMIND_CONNECTIONS: intFrom(1, 256).default(16),
+  STORE_URL: z
+    .string()
+    .regex(/^(memory|sqlite|redis|rediss):\/\//, 'must start with sqlite://, redis://, rediss:// or memory://')
+    .default('sqlite://data/bot.sqlite'),
+  DEFAULT_DAILY_CREDITS: intFrom(0, 100_000).default(20),
+  DEFAULT_COOLDOWN_SECONDS: intFrom(0, 86_400).default(30),
+  DEFAULT_GUILD_DAILY_CREDITS: intFrom(0, 10_000_000).default(0),
+  DEFAULT_MAX_SAMPLES: intFrom(1, 4).default(4),
+  DEFAULT_MAX_STEPS: intFrom(1, 50).default(50),
+  /** How long a storage operation may take before the request is refused (fail closed, inside Discord's 3 s). */
+  STORAGE_TIMEOUT_MS: intFrom(100, 2_500).default(1_500),
 });
 
 export type Config = z.infer<typeof configSchema>;

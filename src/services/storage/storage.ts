@@ -1,0 +1,20 @@
+import type Keyv from 'keyv';
+import type { QuotaStore } from '../quota/quota-store.js';
+
+export type StoreKind = 'memory' | 'sqlite' | 'redis';
+
+/**
+ * One opened backend: a keyv for records that change rarely (settings, lists, history), each parsed with zod on
+ * the way out, and the QuotaStore for the counters that change concurrently.
+ */
+export interface Storage {
+  readonly kind: StoreKind;
+  /** Namespaced keyv with throwOnErrors: a broken store throws instead of silently failing open. */
+  readonly kv: Keyv;
+  readonly quota: QuotaStore;
+  /** Serialises read-modify-write of one key inside this process (settings edits, history lists). */
+  withLock<T>(key: string, fn: () => Promise<T>): Promise<T>;
+  /** Cheap round trip used by health checks and to recover after an outage. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

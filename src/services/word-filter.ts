@@ -1,0 +1,95 @@
+/**
+ * Banned-word matching that survives the usual disguises: case, accents, look-alike letters from other scripts,
+ * leetspeak, repeated letters, separators inside a word (`n.s.f.w`) and spaced-out letters (`n s f w`).
+ * Matching is by whole words, so "class" never matches a rule "ass"; a trailing `*` makes a rule a prefix
+ * (`porn*` matches "pornographic").
+ */
+
+/** Letters that look alike are folded to one representative; rules and prompts are folded the same way. */
+const FOLD: Record<string, string> = {
+  // Cyrillic
+  а: 'a', в: 'b', е: 'e', ё: 'e', к: 'k', м: 'm', н: 'h', о: 'o', р: 'p', с: 'c', т: 't', у: 'y', х: 'x',
+  і: 'i', ї: 'i', ј: 'j', ѕ: 's', ԁ: 'd', ɡ: 'g',
+  // Greek
+  α: 'a', β: 'b', ε: 'e', η: 'n', ι: 'i', κ: 'k', ν: 'v', ο: 'o', ρ: 'p', τ: 't', υ: 'u', χ: 'x', ω: 'w',
+  // leetspeak and symbols
+  '0': 'o', '1': 'i', '3': 'e', '4': 'a', '5': 's', '7': 't', '8': 'b', '@': 'a', $: 's', '!': 'i', '|': 'i',
+  // l and i are confused both ways (1ingerie, Iingerie): fold both to i
+  l: 'i',
+};
+
+const ZERO_WIDTH_AND_MARKS = /[\p{M}\p{Cf}]/gu;
+
+function foldCharacters(text: string): string {
+  let out = '';
+  for (const char of text.normalize('NFKD').replace(ZERO_WIDTH_AND_MARKS, '').toLowerCase()) {
+    out += FOLD[char] ?? char;
+  }
+  return out;
+}
+
+/** Splits into comparable words: separators inside a word vanish, runs of single letters join up. */
+export function normalizeWords(text: string): string[] {
+  const words = foldCharacters(text)
+    .split(/\s+/u)
+    .map((word) => word.replace(/[^\p{L}\p{N}*]/gu, '').replace(/(\p{L})\1+/gu, '$1'))
+    .filter((word) => word !== '');
+  const merged: string[] = [];
+  let run = '';
+  for (const word of words) {
+    if ([...word].length === 1 && word !== '*') {
+      run += word;
+      continue;
+    }
+    if (run) merged.push(run);
+    run = '';
+    merged.push(word);
+  }
+  if (run) merged.push(run);
+  return merged;
+}
+
+export interface WordRule {
+  /** The rule as the moderator wrote it, to show which rule a prompt broke. */
+  source: string;
+  words: string[];
+  prefix: boolean;
+}
+
+export function compileRule(source: string): WordRule | undefined {
+  const trimmed = source.trim();
+  const prefix = trimmed.endsWith('*');
+  const words = normalizeWords(trimmed.replace(/\*+$/, '')).map((w) => w.replace(/\*/g, ''));
+  const nonEmpty = words.filter((w) => w !== '');
+  return nonEmpty.length === 0 ? undefined : { source: trimmed, words: nonEmpty, prefix };
+}
+
+/** The first rule the text breaks, or undefined. */
+export function findBrokenRule(text: string, rules: readonly string[]): string | undefined {
+  const words = normalizeWords(text);
+  const joined = words.join('');
+  for (const source of rules) {
+    const rule = compileRule(source);
+    if (rule && matches(words, joined, rule)) return rule.source;
+  }
+  return undefined;
+}
+
+function matches(words: string[], joined: string, rule: WordRule): boolean {
+  const n = rule.words.length;
+  for (let start = 0; start + n <= words.length; start++) {
+    let ok = true;
+    for (let i = 0; i < n; i++) {
+      const word = words[start + i]!;
+      const expected = rule.words[i]!;
+      const last = i === n - 1;
+      if (!(word === expected || (last && rule.prefix && word.startsWith(expected)))) {
+        ok = false;
+        break;
+      }
+    }
+    if (ok) return true;
+  }
+  // A phrase written without spaces ("n s f w art" joins to one word) still matches a single-word rule exactly.
+  return n === 1 && !rule.prefix && joined === rule.words[0];
+}
