@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { createBot } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createLogger } from './logger.js';
+import { openStorage, StorageConfigError } from './services/storage/open-storage.js';
 
 // `npm start` reads .env when there is one; real environment variables win over it.
 if (existsSync('.env')) process.loadEnvFile('.env');
@@ -15,8 +16,21 @@ try {
   process.exit(1);
 }
 
-const logger = createLogger({ level: config.LOG_LEVEL, secrets: [config.DISCORD_TOKEN, config.SEGMIND_API_KEY] });
-const bot = createBot({ config, logger });
+const logger = createLogger({
+  level: config.LOG_LEVEL,
+  secrets: [config.DISCORD_TOKEN, config.SEGMIND_API_KEY, urlPassword(config.STORE_URL)].filter((s) => s !== ''),
+});
+
+let storage;
+try {
+  storage = await openStorage(config.STORE_URL, { logger: logger.child({ component: 'storage' }) });
+} catch (error) {
+  if (!(error instanceof StorageConfigError)) throw error;
+  process.stderr.write(`${error.message}\n`);
+  process.exit(1);
+}
+logger.info({ store: storage.kind }, 'storage ready');
+const bot = createBot({ config, logger, storage });
 
 process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled promise rejection'));
 
@@ -26,7 +40,10 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
-    bot.stop().then(
+    bot
+      .stop()
+      .then(() => storage.close())
+      .then(
       () => process.exit(0),
       (error: unknown) => {
         logger.error({ err: error }, 'error while shutting down');
@@ -42,4 +59,12 @@ try {
   logger.fatal({ err: error }, 'could not start the bot');
   await bot.stop().catch(() => undefined);
   process.exit(1);
+}
+
+function urlPassword(url: string): string {
+  try {
+    return decodeURIComponent(new URL(url).password);
+  } catch {
+    return '';
+  }
 }

@@ -15,6 +15,9 @@ import {
 } from '../services/flux-params.js';
 import { INTERACTION_TOKEN_LIFETIME_MS, type ImagineRequest } from '../services/imagine-request.js';
 import type { ImaginePipeline } from '../services/imagine-pipeline.js';
+import { memberContextOf } from '../discord/member-context.js';
+import { UserFacingError } from '../errors.js';
+import type { UsagePolicy } from '../services/usage-policy.js';
 import { parseOptions } from './options.js';
 import type { SlashCommand } from './types.js';
 
@@ -125,16 +128,18 @@ export function toFluxParams(options: ImagineOptions, random: () => number): Flu
 
 export interface ImagineDeps {
   pipeline: ImaginePipeline;
+  policy: UsagePolicy;
   random: () => number;
 }
 
-export function createImagineCommand({ pipeline, random }: ImagineDeps): SlashCommand {
+export function createImagineCommand({ pipeline, policy, random }: ImagineDeps): SlashCommand {
   return {
     definition,
     async execute(interaction, log) {
-      // Validation is microseconds and answers privately; everything slow comes after the defer (3 s rule).
+      if (!interaction.inGuild()) throw new UserFacingError('`/imagine` works in servers only.');
+      // Validation and the policy (a few storage round trips, bounded by STORAGE_TIMEOUT_MS) answer privately;
+      // everything slow comes after the defer (Discord's 3 s rule).
       const params = toFluxParams(parseOptions(optionsSchema, interaction), random);
-      await interaction.deferReply();
       const request: ImagineRequest = {
         id: interaction.id,
         userId: interaction.user.id,
@@ -145,8 +150,16 @@ export function createImagineCommand({ pipeline, random }: ImagineDeps): SlashCo
         tokenExpiresAt: interaction.createdTimestamp + INTERACTION_TOKEN_LIFETIME_MS,
         attachmentSizeLimit: interaction.attachmentSizeLimit,
       };
+      const admission = await policy.admit(request, memberContextOf(interaction));
+      try {
+        await interaction.deferReply();
+      } catch (error) {
+        await policy.settle(admission.reservation, 0);
+        throw error;
+      }
       await pipeline.run(
         request,
+        admission,
         {
           editOriginal: async ({ content, embeds, files }) => {
             await interaction.editReply({

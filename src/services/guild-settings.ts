@@ -98,11 +98,12 @@ export class GuildSettingsRepository {
   async get(guildId: string): Promise<GuildSettings> {
     const raw: unknown = await this.storage.kv.get(key(guildId));
     if (raw === undefined) return newGuildSettings();
+    const record = raw !== null && typeof raw === 'object' && !Array.isArray(raw) ? raw : {};
     const strict = settingsSchema.safeParse(raw);
-    // The lenient parse below cannot fail: every field has a fallback.
-    if (!strict.success || (raw as { version?: unknown }).version !== 1)
+    if (!strict.success || (record as { version?: unknown }).version !== 1)
       this.log.warn({ guildId }, 'guild settings record was unreadable in part; damaged fields reset to defaults');
-    return settingsSchema.parse(raw);
+    // Cannot fail: every field has a fallback.
+    return settingsSchema.parse(record);
   }
 
   /** Read-modify-write under the store's lock, so two moderators' edits do not overwrite each other. */

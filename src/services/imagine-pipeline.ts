@@ -2,7 +2,9 @@ import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
 import type { ImageGenerator } from './image-generator.js';
 import type { ImagineRequest } from './imagine-request.js';
+import type { PromptHistory } from './prompt-history.js';
 import { buildResultMessage, type ResultMessage } from './result-message.js';
+import type { Admission, UsagePolicy } from './usage-policy.js';
 
 /** Where a request's result goes: the deferred interaction reply, or (later) a channel message. */
 export interface ReplyTarget {
@@ -18,16 +20,40 @@ export type JobOutcome =
 const DELIVERY_MARGIN_MS = 60_000;
 
 /**
- * Runs one accepted request: Segmind, then delivery. The policy (credits, cooldowns) and the queue slot in before
- * `run`, and credit commit/refund after it, based on the outcome it returns.
+ * Runs one admitted request: Segmind, then delivery, then credits committed for what was delivered and refunded for
+ * the rest — whatever happens in between.
  */
 export class ImaginePipeline {
   constructor(
     private readonly generator: ImageGenerator,
+    private readonly policy: Pick<UsagePolicy, 'settle'>,
+    private readonly history: PromptHistory,
     private readonly clock: Clock,
   ) {}
 
-  async run(request: ImagineRequest, reply: ReplyTarget, log: Logger): Promise<JobOutcome> {
+  async run(request: ImagineRequest, admission: Admission, reply: ReplyTarget, log: Logger): Promise<JobOutcome> {
+    let outcome: JobOutcome | undefined;
+    try {
+      outcome = await this.generateAndDeliver(request, reply, log);
+      return outcome;
+    } finally {
+      const delivered = outcome?.delivered ?? 0;
+      await this.policy.settle(admission.reservation, delivered);
+      if (request.guildId !== null && delivered > 0) {
+        await this.history
+          .add(request.guildId, request.userId, {
+            at: this.clock.now(),
+            prompt: request.params.prompt,
+            seeds: Array.from({ length: request.params.samples }, (_, i) => (request.params.seed + i) % 2 ** 32),
+            delivered,
+            channelId: request.channelId,
+          })
+          .catch((error: unknown) => log.warn({ err: error }, 'could not record the prompt history'));
+      }
+    }
+  }
+
+  private async generateAndDeliver(request: ImagineRequest, reply: ReplyTarget, log: Logger): Promise<JobOutcome> {
     const { params } = request;
     const result = await this.generator.generate(params, {
       deadline: request.tokenExpiresAt - DELIVERY_MARGIN_MS,

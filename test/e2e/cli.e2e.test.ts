@@ -3,6 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { commandDefinitions } from '../../src/commands/index.js';
 import { FakeDiscord } from '../fakes/fake-discord.js';
 import { FakeSegmind } from '../fakes/fake-segmind.js';
 import { describeImage } from '../fakes/images.js';
@@ -83,7 +84,7 @@ describe('the real entry points against the fakes', () => {
     const first = await run('src/scripts/sync-commands.ts', env());
     expect(first.stderr).toBe('');
     expect(first.code).toBe(0);
-    expect(first.stdout).toContain(`Registered 1 command(s) in guild ${discord.guildId}`);
+    expect(first.stdout).toContain(`Registered ${commandDefinitions.length} command(s) in guild ${discord.guildId}`);
     const second = await run('src/scripts/sync-commands.ts', env());
     expect(second.code).toBe(0);
     expect(second.stdout).toContain('Commands are already up to date; nothing was sent.');

@@ -4,12 +4,15 @@ import type { RecordedRequest } from '../fakes/fake-discord.js';
 import { eventually, startHarness, TEST_DISCORD_TOKEN, TEST_SEGMIND_KEY, type Harness } from '../support/harness.js';
 import { fieldsOf, messageOf, sendImagine } from '../support/imagine.js';
 
+/** These tests are about generation, not usage limits. */
+const NO_LIMITS = { DEFAULT_DAILY_CREDITS: '100000', DEFAULT_COOLDOWN_SECONDS: '0' };
+
 const isEdit = (r: RecordedRequest) => r.method === 'PATCH' && r.path.endsWith('/messages/@original');
 
 describe('/imagine end to end, through the real discord.js client', () => {
   let h: Harness;
   beforeAll(async () => {
-    h = await startHarness({ env: { SEGMIND_MAX_RETRIES: '1' } });
+    h = await startHarness({ env: { SEGMIND_MAX_RETRIES: '1', ...NO_LIMITS } });
   });
   afterAll(async () => {
     await h?.stop();
@@ -234,7 +237,7 @@ describe('/imagine end to end, through the real discord.js client', () => {
 describe('/imagine when Segmind does not answer in time', () => {
   let h: Harness;
   beforeAll(async () => {
-    h = await startHarness({ config: { SEGMIND_TIMEOUT_SECONDS: 0.25, SEGMIND_MAX_RETRIES: 1 } });
+    h = await startHarness({ env: NO_LIMITS, config: { SEGMIND_TIMEOUT_SECONDS: 0.25, SEGMIND_MAX_RETRIES: 1 } });
   });
   beforeEach(() => h.segmind.reset());
   afterAll(async () => {

@@ -2,6 +2,8 @@ import { Writable } from 'node:stream';
 import { createBot, type Bot } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
+import { openStorage } from '../../src/services/storage/open-storage.js';
+import type { Storage } from '../../src/services/storage/storage.js';
 import { FakeDiscord, type FakeDiscordOptions } from '../fakes/fake-discord.js';
 import { FakeSegmind } from '../fakes/fake-segmind.js';
 
@@ -20,6 +22,8 @@ export interface Harness {
   segmind: FakeSegmind;
   bot: Bot;
   config: Config;
+  /** Shared by every bot this harness starts, like a database surviving a restart. */
+  storage: Storage;
   /** Every log line the bot wrote, parsed, and the raw text (to look for leaked secrets). */
   logs: LogLine[];
   rawLogs(): string;
@@ -48,6 +52,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       SEGMIND_API_URL: segmind.url,
       SEGMIND_RETRY_BASE_MS: '20',
       LOG_LEVEL: 'debug',
+      STORE_URL: 'memory://',
       ...options.env,
     }),
     ...options.config,
@@ -63,10 +68,12 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     },
   });
   const logger = createLogger({ level: config.LOG_LEVEL, secrets: [config.DISCORD_TOKEN, config.SEGMIND_API_KEY], destination });
+  const storage = await openStorage(config.STORE_URL, { logger });
   const makeBot = () =>
     createBot({
       config,
       logger,
+      storage,
       ...(options.random ? { random: options.random } : {}),
       restOptions: { retries: 0, timeout: 5_000 },
     });
@@ -77,6 +84,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     await bot.start();
   } catch (error) {
     await bot.stop().catch(() => undefined);
+    await storage.close();
     await discord.stop();
     await segmind.stop();
     throw error;
@@ -89,6 +97,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       return bot;
     },
     config,
+    storage,
     logs,
     rawLogs: () => chunks.join(''),
     async restartBot() {
@@ -99,6 +108,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     async stop() {
       // discord.js must be destroyed before its gateway goes away, or it reconnects forever.
       await bot.stop().catch(() => undefined);
+      await storage.close();
       await discord.stop();
       await segmind.stop();
     },

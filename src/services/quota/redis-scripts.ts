@@ -1,0 +1,172 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * The Lua behind RedisQuotaStore. Each mutating operation is one script, so Redis runs it atomically against every
+ * other client and process. All keys a script touches share one hash tag (`{g:<guildId>}`), so on Redis Cluster they
+ * live in one slot.
+ *
+ * Records (hashes):
+ *   member      day, used (daily credits used on `day`), bonus, last (lastAcceptedAt, epoch ms; absent = none)
+ *   guild total day, used (server credits spent on `day`)
+ *   reservation userId, credits, fromDaily, fromBonus, day, createdAt, expiresAt
+ * A `day` that is not today means "nothing used today"; a missing or unreadable number counts as 0.
+ *
+ * Mirrors quota-rules.ts (decideReserve, planRefund): keep them in step; the contract tests run both.
+ */
+
+export interface LuaScript {
+  readonly name: string;
+  readonly source: string;
+  readonly sha1: string;
+}
+
+function lua(name: string, source: string): LuaScript {
+  return { name, source, sha1: createHash('sha1').update(source).digest('hex') };
+}
+
+/**
+ * KEYS: member, guild total, reservation
+ * ARGV: now, today, credits, dailyAllowance, cooldownMs, guildDailyCap, expiresAt, userId, reservationTtlMs
+ * Returns {'ok', fromDaily, fromBonus, usedAfter, bonusAfter} | {'cooldown', retryAt} | {'allowance', available}
+ *       | {'guild_cap', available} | {'duplicate'}
+ */
+export const RESERVE = lua(
+  'reserve',
+  `
+local now = tonumber(ARGV[1])
+local today = tonumber(ARGV[2])
+local credits = tonumber(ARGV[3])
+local allowance = tonumber(ARGV[4])
+local cooldown = tonumber(ARGV[5])
+local cap = tonumber(ARGV[6])
+
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  return {'duplicate'}
+end
+
+local m = redis.call('HMGET', KEYS[1], 'day', 'used', 'bonus', 'last')
+local used = 0
+if tonumber(m[1]) == today then used = math.max(0, tonumber(m[2]) or 0) end
+local bonus = math.max(0, tonumber(m[3]) or 0)
+local last = tonumber(m[4])
+
+if cooldown > 0 and last ~= nil and last + cooldown > now then
+  return {'cooldown', last + cooldown}
+end
+
+local dailyLeft = math.max(0, allowance - used)
+local available = dailyLeft + bonus
+if credits > available then
+  return {'allowance', available}
+end
+
+local g = redis.call('HMGET', KEYS[2], 'day', 'used')
+local guildUsed = 0
+if tonumber(g[1]) == today then guildUsed = math.max(0, tonumber(g[2]) or 0) end
+if cap > 0 and guildUsed + credits > cap then
+  return {'guild_cap', math.max(0, cap - guildUsed)}
+end
+
+local fromDaily = math.min(credits, dailyLeft)
+local fromBonus = credits - fromDaily
+used = used + fromDaily
+bonus = bonus - fromBonus
+redis.call('HSET', KEYS[1], 'day', today, 'used', used, 'bonus', bonus, 'last', ARGV[1])
+redis.call('HSET', KEYS[2], 'day', today, 'used', guildUsed + credits)
+redis.call('HSET', KEYS[3], 'userId', ARGV[8], 'credits', credits, 'fromDaily', fromDaily, 'fromBonus', fromBonus,
+  'day', today, 'createdAt', ARGV[1], 'expiresAt', ARGV[7])
+redis.call('PEXPIRE', KEYS[3], ARGV[9])
+return {'ok', fromDaily, fromBonus, used, bonus}
+`,
+);
+
+/**
+ * KEYS: reservation, guild total
+ * ARGV: member key prefix (same hash tag; the user id comes from the reservation), delivered, today
+ * Returns {settled (0|1), committed, refunded}
+ *
+ * The reservation is deleted before anything is given back, so a second settle finds nothing and refunds nothing.
+ * The member key is built from ARGV rather than passed in KEYS because only the reservation knows the user; it
+ * carries the same hash tag, so it is in the same Cluster slot.
+ */
+export const SETTLE = lua(
+  'settle',
+  `
+local r = redis.call('HMGET', KEYS[1], 'userId', 'credits', 'fromBonus', 'day')
+if not r[1] then
+  return {0, 0, 0}
+end
+redis.call('DEL', KEYS[1])
+
+local credits = math.max(0, tonumber(r[2]) or 0)
+local fromBonus = math.max(0, tonumber(r[3]) or 0)
+local day = tonumber(r[4])
+local today = tonumber(ARGV[3])
+local delivered = math.min(math.max(tonumber(ARGV[2]) or 0, 0), credits)
+local refund = credits - delivered
+local toBonus = math.min(refund, fromBonus)
+local toDaily = refund - toBonus
+local sameDay = day == today
+
+if refund > 0 then
+  local member = ARGV[1] .. r[1]
+  local m = redis.call('HMGET', member, 'day', 'used', 'bonus')
+  if toBonus > 0 then
+    redis.call('HSET', member, 'bonus', math.max(0, tonumber(m[3]) or 0) + toBonus)
+  end
+  if toDaily > 0 and sameDay and tonumber(m[1]) == day then
+    redis.call('HSET', member, 'used', math.max(0, (tonumber(m[2]) or 0) - toDaily))
+  end
+  if sameDay then
+    local g = redis.call('HMGET', KEYS[2], 'day', 'used')
+    if tonumber(g[1]) == day then
+      redis.call('HSET', KEYS[2], 'used', math.max(0, (tonumber(g[2]) or 0) - refund))
+    end
+  end
+end
+return {1, delivered, refund}
+`,
+);
+
+/**
+ * KEYS: member
+ * ARGV: delta
+ * Returns the new bonus balance (never below 0).
+ */
+export const ADJUST_BONUS = lua(
+  'adjust-bonus',
+  `
+local bonus = math.max(0, (tonumber(redis.call('HGET', KEYS[1], 'bonus')) or 0) + tonumber(ARGV[1]))
+redis.call('HSET', KEYS[1], 'bonus', bonus)
+return bonus
+`,
+);
+
+/**
+ * KEYS: member
+ * ARGV: today
+ * Zeroes today's usage and ends the cooldown; the bonus balance stays.
+ */
+export const RESET_USER = lua(
+  'reset-user',
+  `
+redis.call('HSET', KEYS[1], 'day', ARGV[1], 'used', 0)
+redis.call('HDEL', KEYS[1], 'last')
+return 1
+`,
+);
+
+/**
+ * KEYS: stats hash (one per server per day)
+ * ARGV: ttlMs, then field, delta pairs
+ */
+export const INCREMENT_STATS = lua(
+  'increment-stats',
+  `
+for i = 2, #ARGV, 2 do
+  redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+`,
+);

@@ -1,0 +1,118 @@
+import { mkdir } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import KeyvSqlite from '@keyv/sqlite';
+import Keyv from 'keyv';
+import type { Logger } from '../../logger.js';
+import { LocalQuotaStore } from '../quota/local-quota-store.js';
+import { assembleStorage, logKeyvErrors, reasonOf } from './assemble-storage.js';
+import { KeyedMutex } from './keyed-mutex.js';
+import { StorageConfigError } from './storage-config-error.js';
+import type { Storage } from './storage.js';
+
+const PROBE_KEY = '__storage_probe__';
+
+/**
+ * A Map that refuses every operation once closed, so a closed memory store fails closed like the others instead of
+ * quietly answering from stale data.
+ */
+class ClosableMap extends Map<string, unknown> {
+  #closed = false;
+
+  #check(): void {
+    if (this.#closed) throw new Error('The memory store is closed');
+  }
+
+  override get(key: string): unknown {
+    this.#check();
+    return super.get(key);
+  }
+
+  override set(key: string, value: unknown): this {
+    this.#check();
+    return super.set(key, value);
+  }
+
+  override has(key: string): boolean {
+    this.#check();
+    return super.has(key);
+  }
+
+  override delete(key: string): boolean {
+    this.#check();
+    return super.delete(key);
+  }
+
+  override clear(): void {
+    this.#check();
+    super.clear();
+  }
+
+  /** Called by keyv.disconnect(). */
+  disconnect(): Promise<void> {
+    this.#closed = true;
+    super.clear();
+    return Promise.resolve();
+  }
+}
+
+export function openMemoryStorage(opts: { logger: Logger; namespace: string }): Storage {
+  const kv = new Keyv({ store: new ClosableMap(), namespace: opts.namespace, throwOnErrors: true });
+  logKeyvErrors(kv, opts.logger);
+  const mutex = new KeyedMutex();
+  return assembleStorage({
+    kind: 'memory',
+    kv,
+    mutex,
+    quota: new LocalQuotaStore({ kv, mutex, logger: opts.logger }),
+    ping: async () => {
+      await kv.get(PROBE_KEY);
+    },
+    close: () => kv.disconnect(),
+  });
+}
+
+/**
+ * One SQLite file, written by this process only (the quota store's atomicity is an in-process mutex). Relative paths
+ * resolve against the working directory; the parent directory is created.
+ */
+export async function openSqliteStorage(path: string, opts: { logger: Logger; namespace: string }): Promise<Storage> {
+  const file = resolve(process.cwd(), path);
+  try {
+    await mkdir(dirname(file), { recursive: true });
+  } catch (error) {
+    throw new StorageConfigError(
+      `STORE_URL: cannot create the directory for the SQLite database ${file} (${reasonOf(error)})`,
+      { cause: error },
+    );
+  }
+  // `new Keyv('sqlite://…')` would silently be an in-memory Map: the adapter is built explicitly.
+  const store = new KeyvSqlite({ uri: `sqlite://${file}`, busyTimeout: 5000 });
+  const kv = new Keyv({ store, namespace: opts.namespace, throwOnErrors: true });
+  let opened = false;
+  kv.on('error', (error: unknown) => {
+    // Before the probe succeeded, failures are reported once, as a StorageConfigError.
+    if (opened) opts.logger.error({ err: error }, 'storage operation failed');
+  });
+  try {
+    // A write, so a read-only file or directory is found now rather than on the first request.
+    await kv.set(PROBE_KEY, Date.now());
+    await kv.delete(PROBE_KEY);
+  } catch (error) {
+    await kv.disconnect().catch(() => undefined);
+    throw new StorageConfigError(`STORE_URL: cannot open the SQLite database ${file} (${reasonOf(error)})`, {
+      cause: error,
+    });
+  }
+  opened = true;
+  const mutex = new KeyedMutex();
+  return assembleStorage({
+    kind: 'sqlite',
+    kv,
+    mutex,
+    quota: new LocalQuotaStore({ kv, mutex, logger: opts.logger }),
+    ping: async () => {
+      await kv.get(PROBE_KEY);
+    },
+    close: () => kv.disconnect(),
+  });
+}

@@ -1,0 +1,282 @@
+import type { Clock } from '../clock.js';
+import { UserFacingError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import {
+  effectiveSettings,
+  type BotDefaults,
+  type EffectiveSettings,
+  type GuildSettings,
+  type GuildSettingsRepository,
+} from './guild-settings.js';
+import type { ImagineRequest } from './imagine-request.js';
+import { dayOf, startOfNextDay, type QuotaLimits, type QuotaStore, type Reservation, type SettleResult } from './quota/quota-store.js';
+import { findBrokenRule } from './word-filter.js';
+
+/** Who is asking, where: what the policy needs from the interaction. */
+export interface MemberContext {
+  guildId: string;
+  userId: string;
+  channelId: string;
+  roleIds: readonly string[];
+  /** Has Manage Server (Discord-computed permissions for this member). */
+  canManageGuild: boolean;
+  /** The channel is marked age-restricted in Discord. */
+  channelNsfw: boolean;
+}
+
+export type RefusalReason =
+  | 'paused'
+  | 'blocked'
+  | 'channel'
+  | 'banned_word'
+  | 'nsfw'
+  | 'limits'
+  | 'cooldown'
+  | 'allowance'
+  | 'guild_cap'
+  | 'unavailable';
+
+/** A refused request: costs nothing, starts no cooldown, and is answered privately with this message. */
+export class Refusal extends UserFacingError {
+  constructor(
+    readonly reason: RefusalReason,
+    message: string,
+    readonly retryAt?: number,
+  ) {
+    super(message, `refused_${reason}`);
+    this.name = 'Refusal';
+  }
+}
+
+export class StorageUnavailableError extends Refusal {
+  constructor(cause?: unknown) {
+    super('unavailable', 'Image generation is temporarily unavailable (the bot cannot reach its storage). Nothing was charged — try again in a minute.');
+    if (cause !== undefined) this.cause = cause;
+  }
+}
+
+export interface Admission {
+  reservation: Reservation;
+  settings: GuildSettings;
+}
+
+export interface UsageView {
+  allowance: number;
+  remainingToday: number;
+  bonus: number;
+  resetsAt: number;
+  cooldownUntil: number | undefined;
+  guildCap: number;
+  guildUsedToday: number;
+}
+
+const relative = (epochMs: number) => `<t:${Math.ceil(epochMs / 1000)}:R>`;
+
+/**
+ * Decides whether a request may run, and what it costs: blocks, channels, words, limits, then the atomic credit
+ * reservation. Credits are committed or refunded through `settle` once the outcome is known.
+ */
+export class UsagePolicy {
+  constructor(
+    private readonly deps: {
+      settings: GuildSettingsRepository;
+      quota: QuotaStore;
+      defaults: BotDefaults;
+      clock: Clock;
+      /** Storage must answer within this, or the request is refused (fail closed) well inside Discord's 3 s. */
+      storageTimeoutMs: number;
+      logger: Logger;
+    },
+  ) {}
+
+  isModerator(member: Pick<MemberContext, 'roleIds' | 'canManageGuild'>, settings: GuildSettings): boolean {
+    return member.canManageGuild || (settings.moderatorRoleId !== null && member.roleIds.includes(settings.moderatorRoleId));
+  }
+
+  /** Resolves what applies to this member: a per-member allowance, else the most generous of their roles, else the server's. */
+  limitsFor(member: Pick<MemberContext, 'userId' | 'roleIds' | 'canManageGuild'>, settings: GuildSettings): QuotaLimits & EffectiveSettings {
+    const effective = effectiveSettings(settings, this.deps.defaults);
+    const overrides = member.roleIds.map((id) => settings.roleOverrides[id]).filter((o) => o !== undefined);
+    const roleAllowances = overrides.map((o) => o.dailyCredits).filter((v) => v !== null);
+    const roleCooldowns = overrides.map((o) => o.cooldownSeconds).filter((v) => v !== null);
+    const dailyAllowance =
+      settings.memberAllowances[member.userId] ??
+      (roleAllowances.length > 0 ? Math.max(...roleAllowances) : effective.dailyCredits);
+    const cooldownSeconds =
+      settings.exemptModerators && this.isModerator(member, settings)
+        ? 0
+        : roleCooldowns.length > 0
+          ? Math.min(...roleCooldowns)
+          : effective.cooldownSeconds;
+    return {
+      ...effective,
+      dailyCredits: dailyAllowance,
+      cooldownSeconds,
+      dailyAllowance,
+      cooldownMs: cooldownSeconds * 1000,
+      guildDailyCap: effective.guildDailyCap,
+    };
+  }
+
+  async admit(request: ImagineRequest, member: MemberContext): Promise<Admission> {
+    const { clock, quota } = this.deps;
+    const settings = await this.withTimeout(this.deps.settings.get(member.guildId));
+    try {
+      this.checkRules(request, member, settings);
+      const limits = this.limitsFor(member, settings);
+      const pending = quota.reserve({
+        reservationId: request.id,
+        guildId: member.guildId,
+        userId: member.userId,
+        credits: request.params.samples,
+        now: clock.now(),
+        limits,
+        expiresAt: request.tokenExpiresAt,
+      });
+      const result = await this.withTimeout(pending, (late) => {
+        // The store answered after we gave up and told the member: give the credits back.
+        if (late.ok) void this.settle(late.reservation, 0);
+      });
+      if (!result.ok) throw this.refusalFor(result, request.params.samples);
+      return { reservation: result.reservation, settings };
+    } catch (error) {
+      if (error instanceof Refusal) this.countRefusal(member.guildId, error.reason);
+      throw error;
+    }
+  }
+
+  /** Commits what was delivered, refunds the rest, and counts it. Never throws: an open reservation is swept later. */
+  async settle(reservation: Reservation, delivered: number): Promise<SettleResult | undefined> {
+    const { quota, clock, logger } = this.deps;
+    try {
+      const result = await quota.settle(reservation.guildId, reservation.id, delivered, clock.now());
+      if (result.settled) {
+        const deltas: Record<string, number> = { images: result.committed, refunded: result.refunded };
+        if (result.committed > 0) deltas[`user:${reservation.userId}`] = result.committed;
+        await quota.incrementStats(reservation.guildId, dayOf(clock.now()), deltas).catch(() => undefined);
+      }
+      logger.info(
+        { reservationId: reservation.id, guildId: reservation.guildId, userId: reservation.userId, ...result },
+        'credits settled',
+      );
+      return result;
+    } catch (error) {
+      logger.error({ err: error, reservationId: reservation.id }, 'could not settle credits; the sweeper will refund them');
+      return undefined;
+    }
+  }
+
+  async usageView(member: MemberContext): Promise<UsageView> {
+    const { quota, clock } = this.deps;
+    const now = clock.now();
+    const settings = await this.withTimeout(this.deps.settings.get(member.guildId));
+    const limits = this.limitsFor(member, settings);
+    const [usage, guildUsed] = await this.withTimeout(
+      Promise.all([quota.usage(member.guildId, member.userId, now), quota.guildUsage(member.guildId, now)]),
+    );
+    const cooldownUntil =
+      usage.lastAcceptedAt !== undefined && usage.lastAcceptedAt + limits.cooldownMs > now
+        ? usage.lastAcceptedAt + limits.cooldownMs
+        : undefined;
+    return {
+      allowance: limits.dailyAllowance,
+      remainingToday: Math.max(0, limits.dailyAllowance - usage.usedToday),
+      bonus: usage.bonus,
+      resetsAt: startOfNextDay(now),
+      cooldownUntil,
+      guildCap: limits.guildDailyCap,
+      guildUsedToday: guildUsed,
+    };
+  }
+
+  private checkRules(request: ImagineRequest, member: MemberContext, settings: GuildSettings): void {
+    const { params } = request;
+    if (settings.paused) {
+      const reason = settings.paused.reason ? ` Reason: ${settings.paused.reason}` : '';
+      throw new Refusal('paused', `Image generation is paused in this server by its moderators.${reason}`);
+    }
+    const block = settings.blocked[member.userId];
+    if (block) {
+      const reason = block.reason ? ` Reason: ${block.reason}` : '';
+      throw new Refusal('blocked', `You are blocked from generating images in this server.${reason}`);
+    }
+    if (settings.allowedChannels.length > 0 && !settings.allowedChannels.includes(member.channelId)) {
+      const list = settings.allowedChannels.slice(0, 10).map((id) => `<#${id}>`).join(', ');
+      throw new Refusal('channel', `\`/imagine\` is not allowed in this channel. Use ${list}.`);
+    }
+    const banned = findBrokenRule(params.prompt, settings.bannedWords);
+    if (banned !== undefined)
+      throw new Refusal('banned_word', `Your prompt contains something this server does not allow (“${banned}”).`);
+    const nsfw = findBrokenRule(params.prompt, settings.nsfwWords);
+    if (nsfw !== undefined && !(settings.nsfwPolicy === 'age_restricted' && member.channelNsfw)) {
+      throw new Refusal(
+        'nsfw',
+        settings.nsfwPolicy === 'age_restricted'
+          ? `NSFW prompts (“${nsfw}”) are only allowed in this server's age-restricted channels.`
+          : `NSFW prompts (“${nsfw}”) are not allowed in this server.`,
+      );
+    }
+    const limits = effectiveSettings(settings, this.deps.defaults);
+    if (params.samples > limits.maxSamples)
+      throw new Refusal('limits', `This server allows at most ${limits.maxSamples} image(s) per request (\`samples\`).`);
+    if (params.steps > limits.maxSteps)
+      throw new Refusal('limits', `This server allows at most ${limits.maxSteps} \`steps\` per image.`);
+  }
+
+  private refusalFor(result: Exclude<Awaited<ReturnType<QuotaStore['reserve']>>, { ok: true }>, asked: number): Refusal {
+    switch (result.reason) {
+      case 'cooldown':
+        return new Refusal('cooldown', `You're on cooldown. Try again ${relative(result.retryAt)}.`, result.retryAt);
+      case 'allowance':
+        return new Refusal(
+          'allowance',
+          result.available > 0
+            ? `You asked for ${asked} image(s) but have ${result.available} credit(s) left today. Ask for fewer (\`samples\`), or wait for your allowance to reset ${relative(result.retryAt)}.`
+            : `You've used all your image credits for today. Your allowance resets ${relative(result.retryAt)}.`,
+          result.retryAt,
+        );
+      case 'guild_cap':
+        return new Refusal(
+          'guild_cap',
+          result.available > 0
+            ? `This server has only ${result.available} image(s) left in today's budget. Try fewer \`samples\`, or after it resets ${relative(result.retryAt)}.`
+            : `This server has used its image budget for today. It resets ${relative(result.retryAt)}.`,
+          result.retryAt,
+        );
+    }
+  }
+
+  private countRefusal(guildId: string, reason: RefusalReason): void {
+    const { quota, clock, logger } = this.deps;
+    quota
+      .incrementStats(guildId, dayOf(clock.now()), { [`refused:${reason}`]: 1 })
+      .catch((error: unknown) => logger.debug({ err: error }, 'could not count a refusal'));
+  }
+
+  /** Storage that does not answer in time counts as down: fail closed. */
+  private async withTimeout<T>(promise: Promise<T>, onLate?: (value: T) => void): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    let timedOut = false;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        timedOut = true;
+        reject(new StorageUnavailableError(new Error(`storage did not answer within ${this.deps.storageTimeoutMs} ms`)));
+      }, this.deps.storageTimeoutMs);
+    });
+    promise.then(
+      (value) => {
+        if (timedOut) onLate?.(value);
+      },
+      () => undefined,
+    );
+    try {
+      return await Promise.race([promise, timeout]);
+    } catch (error) {
+      if (error instanceof Refusal) throw error;
+      this.deps.logger.error({ err: error }, 'storage operation failed; refusing the request');
+      throw new StorageUnavailableError(error);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
