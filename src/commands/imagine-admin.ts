@@ -368,13 +368,18 @@ const ANYONE = { userId: '0', roleIds: [], canManageGuild: false } as const;
 export function createAdminHandlers(deps: AdminDeps): Record<AdminPath, AdminHandler> {
   const { settings: repository, audit, history, quota, policy, clock } = deps;
 
-  /** Every change: under the settings lock, then into the audit log (and the log channel). */
+  /**
+   * Every change: under the settings lock, then into the audit log and the log channel (the old one when the change
+   * removed it, so turning logging off is logged too).
+   */
   async function change(context: AdminContext, action: string, mutate: (settings: GuildSettings) => string): Promise<string> {
     let details = '';
+    let previousLogChannel: string | null = null;
     const updated = await repository.update(context.guildId, (settings) => {
+      previousLogChannel = settings.logChannelId;
       details = mutate(settings);
     });
-    await audit.record(context.guildId, updated.logChannelId, { actorId: context.actorId, action, details });
+    await audit.record(context.guildId, updated.logChannelId ?? previousLogChannel, { actorId: context.actorId, action, details });
     return details;
   }
   async function record(context: AdminContext, action: string, details: string): Promise<void> {
@@ -429,7 +434,7 @@ export function createAdminHandlers(deps: AdminDeps): Record<AdminPath, AdminHan
         await change(context, 'set a personal allowance', (settings) => {
           if (!(member in settings.memberAllowances) && Object.keys(settings.memberAllowances).length >= MAX_MEMBER_ALLOWANCES)
             throw new UserFacingError(`At most ${MAX_MEMBER_ALLOWANCES} members can have a personal allowance.`);
-          settings.memberAllowances[member] = amount;
+          settings.memberAllowances = { ...settings.memberAllowances, [member]: amount };
           return `${user(member)}: ${plural(amount, 'credit')} per day`;
         });
         return `✅ ${user(member)} now has a personal allowance of **${amount}** per UTC day (it replaces role and server allowances).`;
@@ -439,7 +444,7 @@ export function createAdminHandlers(deps: AdminDeps): Record<AdminPath, AdminHan
     'credits/clear-allowance': handler(memberOnly, async (context, { member }) => {
       await change(context, 'cleared a personal allowance', (settings) => {
         if (!(member in settings.memberAllowances)) throw new UserFacingError(`${user(member)} has no personal allowance.`);
-        delete settings.memberAllowances[member];
+        settings.memberAllowances = without(settings.memberAllowances, member);
         return user(member);
       });
       return `✅ ${user(member)} follows the role and server allowances again.`;
@@ -464,7 +469,7 @@ export function createAdminHandlers(deps: AdminDeps): Record<AdminPath, AdminHan
             dailyCredits: options.daily_credits ?? current?.dailyCredits ?? null,
             cooldownSeconds: options.cooldown_seconds ?? current?.cooldownSeconds ?? null,
           };
-          settings.roleOverrides[options.role] = next;
+          settings.roleOverrides = { ...settings.roleOverrides, [options.role]: next };
           return `${roleMention(options.role)}: ${describeOverride(next)}`;
         });
         return `✅ ${details}. Members with several roles get the most generous allowance and the shortest cooldown; a personal allowance wins over roles.`;
@@ -474,7 +479,7 @@ export function createAdminHandlers(deps: AdminDeps): Record<AdminPath, AdminHan
     'role/clear': handler(roleOnly, async (context, { role }) => {
       await change(context, 'cleared a role override', (settings) => {
         if (!(role in settings.roleOverrides)) throw new UserFacingError(`${roleMention(role)} has no override.`);
-        delete settings.roleOverrides[role];
+        settings.roleOverrides = without(settings.roleOverrides, role);
         return roleMention(role);
       });
       return `✅ ${roleMention(role)} follows the server settings again.`;
@@ -490,7 +495,7 @@ export function createAdminHandlers(deps: AdminDeps): Record<AdminPath, AdminHan
     'block/add': handler(memberOnly.extend(optionalReason.shape), async (context, { member, reason }) => {
       if (member === context.actorId) throw new UserFacingError('You cannot block yourself.');
       await change(context, 'blocked a member', (settings) => {
-        settings.blocked[member] = { by: context.actorId, at: clock.now(), reason: reason ?? '' };
+        settings.blocked = { ...settings.blocked, [member]: { by: context.actorId, at: clock.now(), reason: reason ?? '' } };
         return reason ? `${user(member)} — ${reason}` : user(member);
       });
       return `✅ Blocked ${user(member)} from \`/imagine\` in this server.${reason ? ` They will see: “${reason}”.` : ''}`;
@@ -499,7 +504,7 @@ export function createAdminHandlers(deps: AdminDeps): Record<AdminPath, AdminHan
     'block/remove': handler(memberOnly, async (context, { member }) => {
       await change(context, 'unblocked a member', (settings) => {
         if (!(member in settings.blocked)) throw new UserFacingError(`${user(member)} is not blocked.`);
-        delete settings.blocked[member];
+        settings.blocked = without(settings.blocked, member);
         return user(member);
       });
       return `✅ ${user(member)} can use \`/imagine\` again.`;
@@ -520,7 +525,7 @@ export function createAdminHandlers(deps: AdminDeps): Record<AdminPath, AdminHan
         if (settings.allowedChannels.includes(id)) throw new UserFacingError(`${channel(id)} is already allowed.`);
         if (settings.allowedChannels.length >= MAX_ALLOWED_CHANNELS)
           throw new UserFacingError(`At most ${MAX_ALLOWED_CHANNELS} channels can be listed.`);
-        settings.allowedChannels.push(id);
+        settings.allowedChannels = [...settings.allowedChannels, id];
         return `${channel(id)} (now ${plural(settings.allowedChannels.length, 'channel')})`;
       });
       return `✅ \`/imagine\` is allowed in ${details}; everywhere else it is refused.`;
@@ -561,7 +566,7 @@ export function createAdminHandlers(deps: AdminDeps): Record<AdminPath, AdminHan
         const words = wordsOf(settings, list);
         if (words.some((w) => w.toLowerCase() === phrase.toLowerCase())) throw new UserFacingError(`${code(phrase)} is already in the ${list} list.`);
         if (words.length >= MAX_WORDS_PER_LIST) throw new UserFacingError(`The ${list} list is full (${MAX_WORDS_PER_LIST}).`);
-        words.push(phrase);
+        setWords(settings, list, [...words, phrase]);
         return code(phrase);
       });
       return `✅ Added ${code(phrase)} to the ${list} list. Disguises like \`${disguise(phrase)}\` are caught too.`;
@@ -572,7 +577,7 @@ export function createAdminHandlers(deps: AdminDeps): Record<AdminPath, AdminHan
         const words = wordsOf(settings, list);
         const index = words.findIndex((w) => w.toLowerCase() === phrase.toLowerCase());
         if (index < 0) throw new UserFacingError(`${code(phrase)} is not in the ${list} list.`);
-        words.splice(index, 1);
+        setWords(settings, list, words.filter((_, i) => i !== index));
         return code(phrase);
       });
       return `✅ Removed ${code(phrase)} from the ${list} list.`;
@@ -693,8 +698,18 @@ export function createAdminHandlers(deps: AdminDeps): Record<AdminPath, AdminHan
 // ---------------------------------------------------------------------------------------------------------------------
 // Pure helpers
 
-function wordsOf(settings: GuildSettings, list: WordList): string[] {
+function wordsOf(settings: GuildSettings, list: WordList): readonly string[] {
   return list === 'banned' ? settings.bannedWords : settings.nsfwWords;
+}
+
+// Changes replace lists and records instead of editing them in place: a fresh record's empty defaults may be shared.
+function setWords(settings: GuildSettings, list: WordList, words: string[]): void {
+  if (list === 'banned') settings.bannedWords = words;
+  else settings.nsfwWords = words;
+}
+
+function without<T>(record: Record<string, T>, key: string): Record<string, T> {
+  return Object.fromEntries(Object.entries(record).filter(([k]) => k !== key));
 }
 
 /** `nsfw` → `n.s.f.w`: shows moderators that the filter sees through separators. */
@@ -886,6 +901,7 @@ function targetMemberContext(context: AdminContext, memberId: string): MemberCon
     guildId: context.guildId,
     userId: memberId,
     channelId: context.interaction.channelId,
+    parentChannelId: null,
     roleIds,
     canManageGuild,
     channelNsfw: false,

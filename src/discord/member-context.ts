@@ -10,6 +10,7 @@ export function memberContextOf(interaction: ChatInputCommandInteraction<'cached
     guildId: interaction.guildId,
     userId: interaction.user.id,
     channelId: interaction.channelId,
+    parentChannelId: channel?.isThread() ? channel.parentId : null,
     roleIds,
     canManageGuild: interaction.memberPermissions.has(PermissionFlagsBits.ManageGuild),
     channelNsfw: channel !== null && 'nsfw' in channel ? channel.nsfw : false,

@@ -29,7 +29,7 @@ const count = z.number().int().min(0);
 const actorStamp = z.object({ by: id, at: z.number(), reason: z.string().max(500) });
 
 /**
- * One record per server. Every field falls back on its own when it cannot be read (a record written by an older
+ * One record per server. Fallbacks are functions so every record gets its own arrays and objects. Every field falls back on its own when it cannot be read (a record written by an older
  * version, or damaged), so one bad field never costs a server its other settings.
  */
 const settingsSchema = z.object({
@@ -45,14 +45,14 @@ const settingsSchema = z.object({
   nsfwPolicy: z.enum(NSFW_POLICIES).catch('off'),
   exemptModerators: z.boolean().catch(true),
   paused: actorStamp.nullable().catch(null),
-  allowedChannels: z.array(id).catch([]),
-  bannedWords: z.array(z.string().min(1).max(100)).catch([]),
+  allowedChannels: z.array(id).catch(() => []),
+  bannedWords: z.array(z.string().min(1).max(100)).catch(() => []),
   nsfwWords: z.array(z.string().min(1).max(100)).catch(() => [...DEFAULT_NSFW_WORDS]),
   roleOverrides: z
     .record(id, z.object({ dailyCredits: count.nullable(), cooldownSeconds: count.nullable() }))
-    .catch({}),
-  memberAllowances: z.record(id, count).catch({}),
-  blocked: z.record(id, actorStamp).catch({}),
+    .catch(() => ({})),
+  memberAllowances: z.record(id, count).catch(() => ({})),
+  blocked: z.record(id, actorStamp).catch(() => ({})),
 });
 
 export type GuildSettings = z.infer<typeof settingsSchema>;

@@ -17,6 +17,8 @@ export interface MemberContext {
   guildId: string;
   userId: string;
   channelId: string;
+  /** The thread's parent channel, when asked inside a thread: threads of an allowed channel are allowed. */
+  parentChannelId: string | null;
   roleIds: readonly string[];
   /** Has Manage Server (Discord-computed permissions for this member). */
   canManageGuild: boolean;
@@ -200,7 +202,10 @@ export class UsagePolicy {
       const reason = block.reason ? ` Reason: ${block.reason}` : '';
       throw new Refusal('blocked', `You are blocked from generating images in this server.${reason}`);
     }
-    if (settings.allowedChannels.length > 0 && !settings.allowedChannels.includes(member.channelId)) {
+    const inAllowedChannel =
+      settings.allowedChannels.includes(member.channelId) ||
+      (member.parentChannelId !== null && settings.allowedChannels.includes(member.parentChannelId));
+    if (settings.allowedChannels.length > 0 && !inAllowedChannel) {
       const list = settings.allowedChannels.slice(0, 10).map((id) => `<#${id}>`).join(', ');
       throw new Refusal('channel', `\`/imagine\` is not allowed in this channel. Use ${list}.`);
     }

@@ -1,4 +1,4 @@
-import { ApplicationCommandOptionType, type APIInteractionDataResolved } from 'discord.js';
+import { ApplicationCommandOptionType, ChannelType, type APIInteractionDataResolved, type GuildMemberFlags } from 'discord.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { definition } from '../../src/commands/imagine-admin.js';
 import { dayOf } from '../../src/services/quota/quota-store.js';
@@ -16,6 +16,8 @@ interface GuildFixture {
   art: string;
   artNsfw: string;
   modLog: string;
+  /** A voice channel: fine for /imagine (its text chat), not for the log. */
+  lounge: string;
   moderatorRole: string;
   artistRole: string;
 }
@@ -27,6 +29,7 @@ function guildFixture(): { spec: FakeGuildSpec; fixture: GuildFixture } {
     art: snowflake(),
     artNsfw: snowflake(),
     modLog: snowflake(),
+    lounge: snowflake(),
     moderatorRole: snowflake(),
     artistRole: snowflake(),
   };
@@ -39,6 +42,7 @@ function guildFixture(): { spec: FakeGuildSpec; fixture: GuildFixture } {
         { id: fixture.art, name: 'art' },
         { id: fixture.artNsfw, name: 'art-nsfw', nsfw: true },
         { id: fixture.modLog, name: 'mod-log' },
+        { id: fixture.lounge, name: 'lounge', type: ChannelType.GuildVoice },
       ],
       roles: [
         { id: fixture.moderatorRole, name: 'Moderators' },
@@ -49,7 +53,8 @@ function guildFixture(): { spec: FakeGuildSpec; fixture: GuildFixture } {
 }
 
 // Every test gets a server of its own, so settings never leak from one test into another.
-const guilds = Array.from({ length: 16 }, guildFixture);
+const guilds = Array.from({ length: 24 }, guildFixture);
+const channelsById = new Map(guilds.flatMap((g) => (g.spec.channels ?? []).map((c) => [c.id!, c] as const)));
 let nextGuild = 0;
 function freshGuild(): GuildFixture {
   const guild = guilds[nextGuild++];
@@ -87,10 +92,12 @@ interface Reply {
 }
 
 const USER = Number(ApplicationCommandOptionType.User);
+const CHANNEL = Number(ApplicationCommandOptionType.Channel);
 
 /**
- * Sends `/imagine-admin <group> <sub> option:value…` with the nested options Discord sends, and the resolved users
- * and members for user options (their roles from `memberRoles`). Resolves with the final reply text.
+ * Sends `/imagine-admin <group> <sub> option:value…` with the nested options Discord sends, and what Discord resolves
+ * for them: users and members for user options (their roles from `memberRoles`), channels for channel options.
+ * Resolves with the final reply text.
  */
 async function admin(
   h: Harness,
@@ -110,17 +117,22 @@ async function admin(
   let options = leaf;
   for (const [i, name] of [...path].reverse().entries())
     options = [{ name, type: i === 0 ? ApplicationCommandOptionType.Subcommand : ApplicationCommandOptionType.SubcommandGroup, options }];
-  const resolved: APIInteractionDataResolved = { users: {}, members: {} };
+  const resolved: APIInteractionDataResolved = { users: {}, members: {}, channels: {} };
   for (const option of leaf) {
-    if (option.type !== USER) continue;
     const id = String(option.value);
+    const known = channelsById.get(id);
+    if (option.type === CHANNEL && known) {
+      resolved.channels![id] = { id, name: known.name ?? 'channel', type: known.type ?? ChannelType.GuildText, permissions: '0' };
+      continue;
+    }
+    if (option.type !== USER) continue;
     resolved.users![id] = { id, username: `user${id.slice(-4)}`, discriminator: '0', global_name: null, avatar: null };
     resolved.members![id] = {
       roles: memberRoles[id] ?? [],
       permissions: '0',
       joined_at: new Date().toISOString(),
       premium_since: null,
-      flags: 0,
+      flags: 0 as GuildMemberFlags,
       pending: false,
       nick: null,
       avatar: null,
@@ -449,7 +461,7 @@ describe('/imagine-admin end to end, through the real discord.js client', () => 
     const member = snowflake();
     for (let i = 0; i < 12; i++) expect(await imagine(h, guild, member, `${'a very long and detailed prompt '.repeat(30)}${i}`)).toEqual({ delivered: true });
     await until(async () => {
-      const entries = await h.storage.kv.get(`history:${guild.id}:${member}`);
+      const entries: unknown = await h.storage.kv.get(`history:${guild.id}:${member}`);
       return Array.isArray(entries) && entries.length === 12;
     }, 'the prompt history');
     const reply = await admin(h, guild, 'usage', { member });
@@ -504,6 +516,16 @@ describe('/imagine-admin end to end, through the real discord.js client', () => 
       '✅ Reset `daily_credits` to the bot default. It is now **20** credits per member per UTC day.',
     );
     expect((await admin(h, guild, 'settings view')).content).toContain('Daily credits: **20** credits per member per UTC day _(bot default)_');
+  });
+
+  it('takes a voice channel for /imagine but not for the log', async () => {
+    const guild = freshGuild();
+    const refused = await admin(h, guild, 'settings set', { log_channel: guild.lounge });
+    expect(refused.content).toBe(`❌ <#${guild.lounge}> is not a channel this can use.`);
+    expect((await admin(h, guild, 'settings view')).content).toContain('Log channel: none');
+
+    await admin(h, guild, 'channels add', { channel: guild.lounge });
+    expect(await imagine(h, guild, snowflake(), 'a campfire', { channelId: guild.lounge })).toEqual({ delivered: true });
   });
 
   it('validates options again and changes nothing when they are wrong', async () => {

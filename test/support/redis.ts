@@ -67,19 +67,14 @@ export function redisTestNamespace(): string {
 
 /** Deletes this run's keys only: SCAN by prefix, then DEL. Returns how many were deleted. */
 export async function deleteRedisKeys(prefix = redisRunPrefix): Promise<number> {
-  if (!/^[\w.-]+$/.test(prefix)) throw new Error(`refusing to delete keys for an unusual prefix: ${prefix}`);
-  const client = createClient({ url: REDIS_URL });
-  client.on('error', () => undefined);
-  await client.connect();
-  let deleted = 0;
-  try {
+  if (!prefix.startsWith(redisRunPrefix)) throw new Error(`refusing to delete keys outside this test run: ${prefix}`);
+  return withRedisClient(async (client) => {
+    let deleted = 0;
     for await (const keys of client.scanIterator({ MATCH: `${prefix}*`, COUNT: 500 })) {
       if (keys.length > 0) deleted += await client.del(keys);
     }
-  } finally {
-    client.destroy();
-  }
-  return deleted;
+    return deleted;
+  });
 }
 
 /**
@@ -169,4 +164,26 @@ export class TcpProxy {
     forward(client, upstream);
     forward(upstream, client);
   }
+}
+
+/** A short-lived raw client for looking at what the code under test wrote. */
+export async function withRedisClient<T>(fn: (client: ReturnType<typeof createClient>) => Promise<T>): Promise<T> {
+  const client = createClient({ url: REDIS_URL });
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    client.destroy();
+  }
+}
+
+/** Every key starting with `prefix` (which must be one of this run's namespaces). */
+export async function listRedisKeys(prefix: string): Promise<string[]> {
+  if (!prefix.startsWith(redisRunPrefix)) throw new Error(`not a key prefix of this test run: ${prefix}`);
+  return withRedisClient(async (client) => {
+    const found: string[] = [];
+    for await (const keys of client.scanIterator({ MATCH: `${prefix}*`, COUNT: 500 })) found.push(...keys);
+    return found.sort();
+  });
 }
