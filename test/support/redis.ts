@@ -166,9 +166,14 @@ export class TcpProxy {
   }
 }
 
+function newTestClient() {
+  return createClient({ url: REDIS_URL });
+}
+export type TestRedisClient = ReturnType<typeof newTestClient>;
+
 /** A short-lived raw client for looking at what the code under test wrote. */
-export async function withRedisClient<T>(fn: (client: ReturnType<typeof createClient>) => Promise<T>): Promise<T> {
-  const client = createClient({ url: REDIS_URL });
+export async function withRedisClient<T>(fn: (client: TestRedisClient) => Promise<T>): Promise<T> {
+  const client = newTestClient();
   client.on('error', () => undefined);
   await client.connect();
   try {

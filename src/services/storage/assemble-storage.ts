@@ -26,13 +26,19 @@ export function assembleStorage(parts: {
 
 /**
  * keyv's default is to swallow store errors and answer `undefined` (quotas would fail open); every backend sets
- * throwOnErrors, and this listener makes sure the errors are also logged. Errors already logged elsewhere (the Redis
- * connection listener) are skipped.
+ * throwOnErrors, and this listener makes sure the errors are also logged. Errors already logged elsewhere are skipped,
+ * and while `degraded()` says a known outage is under way (already reported by the connection) they go to debug, so
+ * an outage is not one error line per request.
  */
-export function logKeyvErrors(kv: Keyv, logger: Logger, alreadyLogged?: WeakSet<object>): void {
+export function logKeyvErrors(
+  kv: Keyv,
+  logger: Logger,
+  options: { alreadyLogged?: WeakSet<object>; degraded?: () => boolean } = {},
+): void {
   kv.on('error', (error: unknown) => {
-    if (typeof error === 'object' && error !== null && alreadyLogged?.has(error)) return;
-    logger.error({ err: error }, 'storage operation failed');
+    if (typeof error === 'object' && error !== null && options.alreadyLogged?.has(error)) return;
+    if (options.degraded?.()) logger.debug({ err: error }, 'storage operation failed (storage unavailable)');
+    else logger.error({ err: error }, 'storage operation failed');
   });
 }
 

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { createClient } from '@keyv/redis';
 import type { Logger } from '../../logger.js';
 import { reasonOf } from './assemble-storage.js';
@@ -20,7 +21,9 @@ const PERMANENT_REPLY = /^(WRONGPASS|NOAUTH|NOPERM|ERR )/;
 function newClient(target: RedisTarget, reconnectStrategy: (retries: number, cause: Error) => number | false) {
   const socket = { host: target.host, port: target.port, connectTimeout: CONNECT_TIMEOUT_MS, reconnectStrategy };
   return createClient({
-    socket: target.tls ? { ...socket, tls: true as const, servername: target.host } : socket,
+    socket: target.tls
+      ? { ...socket, tls: true as const, ...(isIP(target.host) === 0 ? { servername: target.host } : {}) }
+      : socket,
     ...(target.username === undefined ? {} : { username: target.username }),
     ...(target.password === undefined ? {} : { password: target.password }),
     ...(target.database === undefined ? {} : { database: target.database }),
@@ -84,6 +87,11 @@ export class RedisConnection {
 
   get client(): RedisClient {
     return this.#client;
+  }
+
+  /** Connected and answering, as far as we know (false during an outage that has already been logged). */
+  get healthy(): boolean {
+    return this.#everReady && !this.#lost && !this.#closed && this.#client.isReady;
   }
 
   onReplace(listener: (client: RedisClient) => void): void {

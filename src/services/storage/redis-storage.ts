@@ -81,7 +81,7 @@ export async function openRedisStorage(
   const connection = await RedisConnection.open(target, logger);
   const store = new GuardedKeyvRedis(connection);
   const kv = new Keyv({ store, namespace, useKeyPrefix: false, throwOnErrors: true });
-  logKeyvErrors(kv, logger, connection.logged);
+  logKeyvErrors(kv, logger, { alreadyLogged: connection.logged, degraded: () => !connection.healthy });
   const mutex = new KeyedMutex();
   return assembleStorage({
     kind: 'redis',
