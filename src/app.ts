@@ -2,21 +2,27 @@ import { once } from 'node:events';
 import { Client, Events, GatewayIntentBits, Routes, type ClientOptions } from 'discord.js';
 import type { Dispatcher } from 'undici';
 import { systemClock, type Clock } from './clock.js';
+import { createCancelButton } from './commands/cancel-button.js';
 import { commandDefinitions, createCommands } from './commands/index.js';
 import type { Config } from './config.js';
 import { createInteractionRouter } from './discord/interaction-router.js';
 import type { Logger } from './logger.js';
 import { AuditLog } from './services/audit-log.js';
 import { syncCommands } from './services/command-sync.js';
+import { DiscordResponder } from './services/discord-responder.js';
+import { GenerationGate } from './services/generation-gate.js';
 import { GuildSettingsRepository } from './services/guild-settings.js';
-import { ImageGenerator } from './services/image-generator.js';
 import { ImaginePipeline } from './services/imagine-pipeline.js';
+import { Metrics } from './services/metrics.js';
 import { PromptHistory } from './services/prompt-history.js';
+import { FairScheduler } from './services/queue/fair-scheduler.js';
+import { Journal } from './services/queue/journal.js';
+import { createSegmindLimiter } from './services/queue/segmind-limiter.js';
 import { SegmindClient } from './services/segmind-client.js';
 import type { Storage } from './services/storage/storage.js';
 import { UsagePolicy } from './services/usage-policy.js';
 
-/** How often reservations whose interaction can no longer be answered are refunded (e.g. after a crash). */
+/** How often reservations whose request can no longer be delivered are refunded (e.g. after a crash). */
 const SWEEP_INTERVAL_MS = 60_000;
 
 export interface BotDeps {
@@ -26,22 +32,38 @@ export interface BotDeps {
   storage: Storage;
   clock?: Clock;
   random?: () => number;
+  metrics?: Metrics;
   /** Extra REST options for discord.js (tests shorten timeouts and retries). */
   restOptions?: Partial<NonNullable<ClientOptions['rest']>>;
   segmindDispatcher?: Dispatcher;
+  /** Queue position edits: first after this delay, then at most one per interval (Discord rate-limits edits). */
+  progress?: { firstEditDelayMs: number; minIntervalMs: number };
+  breaker?: { failureThreshold: number; openMs: number; maxOpenMs: number };
 }
 
 export interface Bot {
   readonly client: Client;
+  readonly metrics: Metrics;
   start(): Promise<void>;
+  /** Graceful: refuse new work, let running images finish within the grace period, keep the rest journaled. */
   stop(): Promise<void>;
 }
 
 /** The composition root: every service is built here and handed its collaborators. */
 export function createBot(deps: BotDeps): Bot {
-  const { config, logger } = deps;
+  const { config, logger, storage } = deps;
   const clock = deps.clock ?? systemClock;
   const random = deps.random ?? Math.random;
+  const metrics = deps.metrics ?? new Metrics();
+  metrics.setStorageUp(true);
+
+  const client = new Client({
+    intents: [GatewayIntentBits.Guilds],
+    rest: { api: config.DISCORD_API_URL, ...deps.restOptions },
+  });
+  const postToChannel = async (channelId: string, text: string) => {
+    await client.rest.post(Routes.channelMessages(channelId), { body: { content: text, allowed_mentions: { parse: [] } } });
+  };
 
   const segmind = new SegmindClient({
     baseUrl: config.SEGMIND_API_URL,
@@ -56,8 +78,24 @@ export function createBot(deps: BotDeps): Bot {
     random,
     ...(deps.segmindDispatcher ? { dispatcher: deps.segmindDispatcher } : {}),
   });
-  const { storage } = deps;
   const settings = new GuildSettingsRepository(storage, logger.child({ component: 'settings' }));
+  const gate = new GenerationGate({
+    clock,
+    logger: logger.child({ component: 'gate' }),
+    ...(deps.breaker ?? { failureThreshold: 5, openMs: 30_000, maxOpenMs: 5 * 60_000 }),
+    onBreakerChange: (state) => metrics.setBreakerState(state),
+    onOperatorPause: (_kind, message) => {
+      metrics.setGenerationPaused(true);
+      void notifyLogChannels(`⚠️ Image generation is paused for the whole bot: ${message}`);
+    },
+  });
+  const limiter = createSegmindLimiter(storage, {
+    concurrency: config.SEGMIND_CONCURRENCY,
+    rpm: config.SEGMIND_RPM,
+    clock,
+    logger: logger.child({ component: 'limiter' }),
+  });
+  const scheduler = new FairScheduler(limiter, logger.child({ component: 'scheduler' }));
   const policy = new UsagePolicy({
     settings,
     quota: storage.quota,
@@ -71,47 +109,81 @@ export function createBot(deps: BotDeps): Bot {
     clock,
     storageTimeoutMs: config.STORAGE_TIMEOUT_MS,
     logger: logger.child({ component: 'policy' }),
+    gate,
+    queue: { activeJobs: (userId) => scheduler.activeJobs(userId), maxPerUser: config.MAX_QUEUED_PER_USER },
+    metrics,
   });
   const history = new PromptHistory(storage);
-  const pipeline = new ImaginePipeline(new ImageGenerator(segmind, clock), policy, history, clock);
-
-  const client = new Client({
-    intents: [GatewayIntentBits.Guilds],
-    rest: { api: config.DISCORD_API_URL, ...deps.restOptions },
-  });
-  const audit = new AuditLog(
-    storage,
+  const pipeline = new ImaginePipeline({
+    segmind,
+    scheduler,
+    gate,
+    policy,
+    journal: new Journal(storage, config.INSTANCE_ID),
+    history,
+    responder: new DiscordResponder(client.rest, logger.child({ component: 'discord' })),
     clock,
-    async (channelId, text) => {
-      await client.rest.post(Routes.channelMessages(channelId), { body: { content: text, allowed_mentions: { parse: [] } } });
-    },
-    logger.child({ component: 'audit' }),
-  );
+    metrics,
+    progress: deps.progress ?? { firstEditDelayMs: 1_500, minIntervalMs: 3_000 },
+  });
+  const audit = new AuditLog(storage, clock, postToChannel, logger.child({ component: 'audit' }));
   const commands = createCommands({ pipeline, policy, random, settings, audit, history, quota: storage.quota, clock });
+  const route = createInteractionRouter(commands, [createCancelButton(pipeline)], logger);
 
-  /** Refunds reservations that can no longer be delivered (their process died mid-job). */
+  /** Tells every server with a log channel, once, that generation stopped bot-wide. */
+  async function notifyLogChannels(text: string): Promise<void> {
+    for (const guildId of client.guilds.cache.keys()) {
+      try {
+        const { logChannelId } = await settings.get(guildId);
+        if (logChannelId) await postToChannel(logChannelId, text);
+      } catch (error) {
+        logger.warn({ err: error, guildId }, 'could not notify the log channel');
+      }
+    }
+  }
+
+  /** Refunds reservations that can no longer be delivered (their process died mid-job and never came back). */
   const sweep = async () => {
     try {
       const expired = await storage.quota.expiredReservations(clock.now(), 100);
       for (const { guildId, id } of expired) {
         const result = await storage.quota.settle(guildId, id, 0, clock.now());
-        if (result.settled) logger.warn({ guildId, reservationId: id, refunded: result.refunded }, 'refunded an abandoned request');
+        if (result.settled) {
+          metrics.refunded(result.refunded);
+          logger.warn({ guildId, reservationId: id, refunded: result.refunded }, 'refunded an abandoned request');
+        }
       }
+      metrics.setStorageUp(true);
     } catch (error) {
+      metrics.setStorageUp(false);
       logger.warn({ err: error }, 'refund sweep failed; will retry');
     }
   };
   let sweeper: NodeJS.Timeout | undefined;
-  const route = createInteractionRouter(commands, logger);
+  const queueGauges = setInterval(() => {
+    const stats = scheduler.stats();
+    metrics.setQueue({ tasks: stats.tasks, jobs: stats.jobs });
+    metrics.setInFlight(stats.running);
+  }, 1_000);
+  queueGauges.unref();
+
   client.on(Events.InteractionCreate, (interaction) => {
     route(interaction).catch((error: unknown) => logger.error({ err: error }, 'interaction handler crashed'));
   });
   client.on(Events.Error, (error) => logger.error({ err: error }, 'discord client error'));
   client.on(Events.Warn, (message) => logger.warn({ discord: message }, 'discord client warning'));
-  client.on(Events.ShardDisconnect, (_event, shardId) => logger.warn({ shardId }, 'gateway disconnected'));
+  client.on(Events.ShardReady, () => metrics.setGatewayUp(true));
+  client.on(Events.ShardResume, () => metrics.setGatewayUp(true));
+  client.on(Events.ShardDisconnect, (_event, shardId) => {
+    metrics.setGatewayUp(false);
+    logger.warn({ shardId }, 'gateway disconnected');
+  });
+  client.on(Events.ShardReconnecting, () => metrics.setGatewayUp(false));
 
+  let stopping: Promise<void> | undefined;
   return {
     client,
+    metrics,
     async start() {
       await sweep();
       sweeper = setInterval(() => void sweep(), SWEEP_INTERVAL_MS);
@@ -119,7 +191,8 @@ export function createBot(deps: BotDeps): Bot {
       const ready = once(client, Events.ClientReady);
       await client.login(config.DISCORD_TOKEN);
       await ready;
-      logger.info({ user: client.user?.tag, guilds: client.guilds.cache.size }, 'connected to Discord');
+      metrics.setGatewayUp(true);
+      logger.info({ user: client.user?.tag, guilds: client.guilds.cache.size, instance: config.INSTANCE_ID }, 'connected to Discord');
       if (config.SYNC_COMMANDS_ON_START) {
         await syncCommands({
           rest: client.rest,
@@ -129,11 +202,24 @@ export function createBot(deps: BotDeps): Bot {
           log: logger,
         });
       }
+      await pipeline.recover(logger.child({ component: 'recovery' }));
     },
-    async stop() {
-      clearInterval(sweeper);
-      await client.destroy();
-      await segmind.close();
+    stop() {
+      stopping ??= (async () => {
+        gate.stopAccepting();
+        scheduler.stop();
+        const idle = await scheduler.idle(config.SHUTDOWN_GRACE_SECONDS * 1000);
+        if (!idle) logger.warn('shutdown grace period over: unfinished images stay journaled for the next start');
+        // let the pipeline post what the scheduler's stop just settled (final edits, refunds)
+        await new Promise((resolve) => setImmediate(resolve));
+        clearInterval(sweeper);
+        clearInterval(queueGauges);
+        await limiter.close();
+        await client.destroy();
+        metrics.setGatewayUp(false);
+        await segmind.close();
+      })();
+      return stopping;
     },
   };
 }

@@ -32,6 +32,13 @@ export const configSchema = z.object({
   DEFAULT_GUILD_DAILY_CREDITS: intFrom(0, 10_000_000).default(0),
   DEFAULT_MAX_SAMPLES: intFrom(1, 4).default(4),
   DEFAULT_MAX_STEPS: intFrom(1, 50).default(50),
+  SEGMIND_CONCURRENCY: intFrom(1, 256).default(4),
+  SEGMIND_RPM: intFrom(0, 100_000).default(0),
+  MAX_QUEUED_PER_USER: intFrom(1, 100).default(2),
+  SHUTDOWN_GRACE_SECONDS: intFrom(0, 600).default(30),
+  HTTP_PORT: intFrom(0, 65_535).optional(),
+  HTTP_HOST: z.string().min(1).default('0.0.0.0'),
+  INSTANCE_ID: z.string().regex(/^[\w.-]{1,64}$/, 'must be 1–64 letters, digits, dots, dashes or underscores').default('main'),
   /** How long a storage operation may take before the request is refused (fail closed, inside Discord's 3 s). */
   STORAGE_TIMEOUT_MS: intFrom(100, 2_500).default(1_500),
 });

@@ -291,6 +291,10 @@ const REFUSAL_LABELS: Record<RefusalReason, string> = {
   allowance: 'out of credits',
   guild_cap: 'server budget used up',
   unavailable: 'storage unavailable',
+  queue_full: 'too many waiting requests',
+  restarting: 'bot restarting',
+  segmind_down: 'Segmind outage',
+  operator_pause: 'paused by operator',
 };
 const refusalLabel = (reason: string) => REFUSAL_LABELS[reason as RefusalReason] ?? reason;
 

@@ -132,6 +132,9 @@ export interface ImagineDeps {
   random: () => number;
 }
 
+/** A reservation outlives the interaction token: a late result can still be posted in the channel and charged. */
+const RESERVATION_LIFETIME_MS = 60 * 60_000;
+
 export function createImagineCommand({ pipeline, policy, random }: ImagineDeps): SlashCommand {
   return {
     definition,
@@ -150,25 +153,32 @@ export function createImagineCommand({ pipeline, policy, random }: ImagineDeps):
         tokenExpiresAt: interaction.createdTimestamp + INTERACTION_TOKEN_LIFETIME_MS,
         attachmentSizeLimit: interaction.attachmentSizeLimit,
       };
-      const admission = await policy.admit(request, memberContextOf(interaction));
+      const { reservation } = await policy.admit(
+        request,
+        memberContextOf(interaction),
+        request.createdAt + RESERVATION_LIFETIME_MS,
+      );
       try {
         await interaction.deferReply();
       } catch (error) {
-        await policy.settle(admission.reservation, 0);
+        await policy.settle(reservation, 0);
         throw error;
       }
       await pipeline.run(
-        request,
-        admission,
         {
-          editOriginal: async ({ content, embeds, files }) => {
-            await interaction.editReply({
-              content,
-              embeds,
-              files: files.map((file) => ({ attachment: file.data, name: file.name })),
-              allowedMentions: { parse: [] },
-            });
-          },
+          v: 1,
+          id: request.id,
+          guildId: interaction.guildId,
+          channelId: request.channelId,
+          userId: request.userId,
+          applicationId: interaction.applicationId,
+          token: interaction.token,
+          createdAt: request.createdAt,
+          tokenExpiresAt: request.tokenExpiresAt,
+          attachmentSizeLimit: request.attachmentSizeLimit,
+          params,
+          reservation,
+          state: 'queued',
         },
         log,
       );

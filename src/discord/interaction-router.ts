@@ -1,11 +1,17 @@
-import { MessageFlags, type ChatInputCommandInteraction, type Interaction } from 'discord.js';
+import { MessageFlags, type ButtonInteraction, type ChatInputCommandInteraction, type Interaction } from 'discord.js';
+import type { ButtonHandler } from '../commands/cancel-button.js';
 import { UserFacingError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { SlashCommand } from '../commands/types.js';
 
-/** Routes interactions to their command and owns every error reply (style: one central error handler). */
-export function createInteractionRouter(commands: ReadonlyMap<string, SlashCommand>, logger: Logger) {
+/** Routes interactions to their command or button and owns every error reply (one central error handler). */
+export function createInteractionRouter(
+  commands: ReadonlyMap<string, SlashCommand>,
+  buttons: readonly ButtonHandler[],
+  logger: Logger,
+) {
   return async function onInteraction(interaction: Interaction): Promise<void> {
+    if (interaction.isButton()) return routeButton(interaction);
     if (!interaction.isChatInputCommand()) return;
     const log = logger.child({
       interactionId: interaction.id,
@@ -26,10 +32,26 @@ export function createInteractionRouter(commands: ReadonlyMap<string, SlashComma
       await replyWithError(interaction, error, log);
     }
   };
+
+  async function routeButton(interaction: ButtonInteraction): Promise<void> {
+    const log = logger.child({
+      interactionId: interaction.id,
+      button: interaction.customId,
+      guildId: interaction.guildId,
+      userId: interaction.user.id,
+    });
+    const handler = buttons.find((b) => interaction.customId.startsWith(b.prefix));
+    try {
+      if (!handler) throw new UserFacingError('This button does not work any more.');
+      await handler.execute(interaction, log);
+    } catch (error) {
+      await replyWithError(interaction, error, log);
+    }
+  }
 }
 
 export async function replyWithError(
-  interaction: ChatInputCommandInteraction,
+  interaction: ChatInputCommandInteraction | ButtonInteraction,
   error: unknown,
   log: Logger,
 ): Promise<void> {

@@ -1,114 +1,279 @@
 import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
-import type { ImageGenerator } from './image-generator.js';
-import type { ImagineRequest } from './imagine-request.js';
+import { isDeadToken, type DiscordResponder, type InteractionAddress, type OutgoingMessage } from './discord-responder.js';
+import { splitIntoSingleImageRequests } from './flux-params.js';
+import type { GenerationGate } from './generation-gate.js';
+import type { BatchFailure, BatchImage } from './image-generator.js';
+import type { Metrics } from './metrics.js';
 import type { PromptHistory } from './prompt-history.js';
-import { buildResultMessage, type ResultMessage } from './result-message.js';
-import type { Admission, UsagePolicy } from './usage-policy.js';
-
-/** Where a request's result goes: the deferred interaction reply, or (later) a channel message. */
-export interface ReplyTarget {
-  editOriginal(message: Pick<ResultMessage, 'content' | 'embeds' | 'files'>): Promise<void>;
-}
+import type { FairScheduler, JobEnd } from './queue/fair-scheduler.js';
+import type { Journal, JournalEntry } from './queue/journal.js';
+import { progressMessage, ProgressReporter } from './queue/progress-reporter.js';
+import { buildResultMessage } from './result-message.js';
+import type { SegmindClient } from './segmind-client.js';
+import { SegmindError } from './segmind-errors.js';
+import type { UsagePolicy } from './usage-policy.js';
 
 export type JobOutcome =
-  | { kind: 'delivered'; delivered: number; failed: number }
-  | { kind: 'failed'; delivered: 0; failed: number }
-  | { kind: 'delivery_failed'; delivered: 0; failed: number };
+  | { kind: 'delivered' | 'partial' | 'failed' | 'cancelled' | 'delivery_failed'; delivered: number; failed: number }
+  | { kind: 'suspended'; delivered: 0; failed: 0 };
 
-/** Leave time to upload the images before the interaction token dies. */
-const DELIVERY_MARGIN_MS = 60_000;
+/** Leave this much of the token's life to upload the images through the original reply. */
+const EDIT_MARGIN_MS = 10_000;
+/** A resumed job needs at least this much token life left to be worth generating again. */
+const RESUME_MIN_TOKEN_MS = 2 * 60_000;
+/** Segmind calls stop this long before the reservation expires (the sweeper refunds it then). */
+const GENERATION_MARGIN_MS = 5 * 60_000;
+
+export interface PipelineDeps {
+  segmind: Pick<SegmindClient, 'generate'>;
+  scheduler: FairScheduler;
+  gate: GenerationGate;
+  policy: Pick<UsagePolicy, 'settle'>;
+  journal: Journal;
+  history: PromptHistory;
+  responder: DiscordResponder;
+  clock: Clock;
+  metrics?: Metrics | undefined;
+  progress: { firstEditDelayMs: number; minIntervalMs: number };
+}
 
 /**
- * Runs one admitted request: Segmind, then delivery, then credits committed for what was delivered and refunded for
- * the rest — whatever happens in between.
+ * Runs one admitted request, whichever way it came in: journaled before Segmind is called, queued fairly, generated
+ * one image per call, delivered to Discord, then credits committed for what was delivered and refunded for the rest.
  */
 export class ImaginePipeline {
-  constructor(
-    private readonly generator: ImageGenerator,
-    private readonly policy: Pick<UsagePolicy, 'settle'>,
-    private readonly history: PromptHistory,
-    private readonly clock: Clock,
-  ) {}
+  constructor(private readonly deps: PipelineDeps) {}
 
-  async run(request: ImagineRequest, admission: Admission, reply: ReplyTarget, log: Logger): Promise<JobOutcome> {
-    let outcome: JobOutcome | undefined;
+  /** A new request: journal it (so a crash cannot lose it), then run it. */
+  async run(job: JournalEntry, log: Logger): Promise<JobOutcome> {
     try {
-      outcome = await this.generateAndDeliver(request, reply, log);
-      return outcome;
-    } finally {
-      const delivered = outcome?.delivered ?? 0;
-      await this.policy.settle(admission.reservation, delivered);
-      if (request.guildId !== null && delivered > 0) {
-        await this.history
-          .add(request.guildId, request.userId, {
-            at: this.clock.now(),
-            prompt: request.params.prompt,
-            seeds: Array.from({ length: request.params.samples }, (_, i) => (request.params.seed + i) % 2 ** 32),
-            delivered,
-            channelId: request.channelId,
-          })
-          .catch((error: unknown) => log.warn({ err: error }, 'could not record the prompt history'));
+      await this.deps.journal.add(job);
+    } catch (error) {
+      await this.deps.policy.settle(job.reservation, 0);
+      throw error;
+    }
+    return this.execute(job, log);
+  }
+
+  /** Cancels a job that has not started; only the member who asked may. */
+  cancel(jobId: string, userId: string): 'cancelled' | 'not_yours' | 'too_late' {
+    const owner = this.deps.scheduler.ownerOf(jobId);
+    if (owner === undefined) return 'too_late';
+    if (owner !== userId) return 'not_yours';
+    return this.deps.scheduler.cancel(jobId) ? 'cancelled' : 'too_late';
+  }
+
+  /** After a restart: resume what can still be answered, refund and tell the member about the rest. */
+  async recover(log: Logger): Promise<void> {
+    const { journal, clock } = this.deps;
+    for (const job of await journal.list()) {
+      const jobLog = log.child({ jobId: job.id, guildId: job.guildId, userId: job.userId });
+      const address = addressOf(job);
+      if (job.state === 'delivering') {
+        // The result may already be posted: never post it twice.
+        const original = await this.deps.responder.fetchOriginal(address);
+        const delivered = Math.min(original?.attachments ?? 0, job.params.samples);
+        jobLog.warn({ delivered }, 'settling a job interrupted while delivering');
+        await this.finish(job, delivered, jobLog);
+        continue;
+      }
+      if (job.tokenExpiresAt - clock.now() > RESUME_MIN_TOKEN_MS) {
+        jobLog.info('resuming a request left unfinished by the last run');
+        void this.execute(job, jobLog).catch((error: unknown) => jobLog.error({ err: error }, 'resumed job failed'));
+      } else {
+        jobLog.warn('refunding a request left unfinished by the last run: too late to resume');
+        await this.tell(job, { content: '❌ The bot restarted and could not finish this request in time. Nothing was charged — please try again.' }, jobLog);
+        await this.finish(job, 0, jobLog);
+        this.deps.metrics?.jobFinished('expired');
       }
     }
   }
 
-  private async generateAndDeliver(request: ImagineRequest, reply: ReplyTarget, log: Logger): Promise<JobOutcome> {
-    const { params } = request;
-    const result = await this.generator.generate(params, {
-      deadline: request.tokenExpiresAt - DELIVERY_MARGIN_MS,
-      log,
+  private async execute(job: JournalEntry, log: Logger): Promise<JobOutcome> {
+    const { scheduler, clock } = this.deps;
+    const address = addressOf(job);
+    const bodies = splitIntoSingleImageRequests(job.params);
+    const images: BatchImage[] = [];
+    const failures: BatchFailure[] = [];
+    const started = clock.now();
+    const reporter = new ProgressReporter((message) => this.deps.responder.editOriginal(address, message), {
+      ...this.deps.progress,
+      now: () => clock.now(),
     });
-    const message = buildResultMessage(params, result, request.attachmentSizeLimit);
-    const delivered = message.files.length;
-    const failed = params.samples - delivered;
+    let firstStart: number | undefined;
 
-    let outcome: JobOutcome;
-    try {
-      if (delivered > 0) {
-        await reply.editOriginal(message);
-        outcome = { kind: 'delivered', delivered, failed };
-      } else {
-        const reason = result.failures[0]?.error.message ?? message.content;
-        await reply.editOriginal({
-          content: `❌ No image could be generated. ${reason}${message.oversized.length > 0 ? `\n${message.content}` : ''}`,
-          embeds: [],
-          files: [],
-        });
-        outcome = { kind: 'failed', delivered: 0, failed };
-      }
-    } catch (error) {
-      log.error({ err: error }, 'could not deliver the result to Discord');
-      outcome = { kind: 'delivery_failed', delivered: 0, failed: params.samples };
+    const handle = scheduler.submit({
+      id: job.id,
+      userId: job.userId,
+      tasks: bodies.length,
+      runTask: async (index) => {
+        firstStart ??= clock.now();
+        const body = bodies[index]!;
+        try {
+          images.push({ ...(await this.generateOne(body, job, log)), index });
+        } catch (error) {
+          failures.push({ index, seed: body.seed, error: error instanceof SegmindError ? error : new SegmindError('connection', { cause: error }) });
+        }
+      },
+      onProgress: (progress) => reporter.update(progressMessage(progress, job.id)),
+    });
+    const end: JobEnd = await handle.done;
+    await reporter.close();
+
+    if (end === 'stopped') {
+      // Left in the journal: the next start resumes it while its token lives, or refunds it.
+      await this.tell(job, { content: '⏸️ The bot is restarting. Your request is saved and will continue when it is back.', components: [] }, log);
+      return { kind: 'suspended', delivered: 0, failed: 0 };
     }
+    if (end === 'cancelled') {
+      await this.tell(job, { content: '🚫 Cancelled. Nothing was charged.', components: [] }, log);
+      await this.finish(job, 0, log);
+      this.deps.metrics?.jobFinished('cancelled');
+      return { kind: 'cancelled', delivered: 0, failed: job.params.samples };
+    }
+
+    images.sort((a, b) => a.index - b.index);
+    failures.sort((a, b) => a.index - b.index);
+    const generationMs = clock.now() - (firstStart ?? started);
+    const message = buildResultMessage(job.params, { images, failures, durationMs: generationMs }, job.attachmentSizeLimit);
+    let delivered = 0;
+    let kind: JobOutcome['kind'];
+    if (message.files.length === 0) {
+      const reason = failures[0]?.error.message ?? '';
+      await this.tell(job, { content: `❌ No image could be generated. ${reason}${message.oversized.length > 0 ? `\n${message.content}` : ''}`.trim(), components: [] }, log);
+      kind = 'failed';
+    } else {
+      delivered = await this.deliver(job, address, { content: message.content, embeds: message.embeds, files: message.files, components: [] }, log);
+      kind = delivered === 0 ? 'delivery_failed' : delivered < job.params.samples ? 'partial' : 'delivered';
+    }
+    await this.finish(job, delivered, log);
+    this.deps.metrics?.jobFinished(kind);
 
     log.info(
       {
-        jobId: request.id,
-        userId: request.userId,
-        guildId: request.guildId,
-        params: { ...params, prompt: truncate(params.prompt, 120) },
-        durationMs: this.clock.now() - request.createdAt,
-        segmindMs: result.durationMs,
+        jobId: job.id,
+        userId: job.userId,
+        guildId: job.guildId,
+        params: { ...job.params, prompt: truncate(job.params.prompt, 120) },
+        durationMs: clock.now() - job.createdAt,
+        queuedMs: (firstStart ?? clock.now()) - started,
+        segmindMs: generationMs,
         segmind: [
-          ...result.images.map((i) => ({ seed: i.seed, status: i.status, attempts: i.attempts, ms: i.durationMs })),
-          ...result.failures.map((f) => ({ seed: f.seed, status: f.error.status, kind: f.error.kind })),
+          ...images.map((i) => ({ seed: i.seed, status: i.status, attempts: i.attempts, ms: i.durationMs })),
+          ...failures.map((f) => ({ seed: f.seed, status: f.error.status, kind: f.error.kind })),
         ],
-        remainingCredits: lastDefined(result.images.map((i) => i.remainingCredits)),
-        outcome: outcome.kind,
-        delivered: outcome.delivered,
-        failed: outcome.failed,
+        remainingCredits: images.map((i) => i.remainingCredits).filter((c) => c !== undefined).at(-1),
+        outcome: kind,
+        delivered,
+        failed: job.params.samples - delivered,
       },
       'imagine job finished',
     );
-    return outcome;
+    return { kind, delivered, failed: job.params.samples - delivered };
   }
+
+  private async generateOne(body: ReturnType<typeof splitIntoSingleImageRequests>[number], job: JournalEntry, log: Logger) {
+    const { gate, segmind, metrics, clock } = this.deps;
+    const deadline = job.reservation.expiresAt - GENERATION_MARGIN_MS;
+    if (clock.now() >= deadline) throw new SegmindError('timeout', { reason: 'waited in the queue past its deadline' });
+    const blocked = gate.beforeCall();
+    if (blocked) throw blocked;
+    const started = clock.now();
+    try {
+      const image = await segmind.generate(body, { deadline, log });
+      gate.afterCall(undefined);
+      metrics?.segmindRequest(String(image.status), (clock.now() - started) / 1000);
+      if (image.remainingCredits !== undefined) metrics?.setRemainingCredits(image.remainingCredits);
+      return image;
+    } catch (error) {
+      const segmindError = error instanceof SegmindError ? error : new SegmindError('connection', { cause: error });
+      gate.afterCall(segmindError);
+      metrics?.segmindRequest(segmindError.status !== undefined ? String(segmindError.status) : segmindError.kind, (clock.now() - started) / 1000);
+      throw segmindError;
+    }
+  }
+
+  /** Posts the images: through the original reply while its token lives, else as a channel message. */
+  private async deliver(job: JournalEntry, address: InteractionAddress, message: OutgoingMessage, log: Logger): Promise<number> {
+    const { responder, journal, clock, metrics } = this.deps;
+    const files = message.files?.length ?? 0;
+    await journal.markDelivering(job.id).catch((error: unknown) => log.warn({ err: error }, 'could not mark the job as delivering'));
+    if (clock.now() < job.tokenExpiresAt - EDIT_MARGIN_MS) {
+      try {
+        await responder.editOriginal(address, message);
+        return files;
+      } catch (error) {
+        metrics?.deliveryError(statusOf(error));
+        if (!isDeadToken(error)) {
+          log.error({ err: error }, 'could not deliver the images to Discord');
+          await responder
+            .editOriginal(address, { content: '❌ The images were generated but Discord refused them. Nothing was charged.', components: [] })
+            .catch(() => undefined);
+          return 0;
+        }
+        log.warn('interaction token is no longer valid: posting in the channel instead');
+      }
+    }
+    try {
+      await responder.postInChannel(address, { ...message, content: `here are your images (your request outlived Discord's 15-minute reply window).\n${message.content}`.trim() });
+      return files;
+    } catch (error) {
+      metrics?.deliveryError(statusOf(error));
+      log.error({ err: error }, 'could not post the images in the channel either: refunding');
+      return 0;
+    }
+  }
+
+  /** Settles credits, records history, and closes the journal entry: the last step of every job. */
+  private async finish(job: JournalEntry, delivered: number, log: Logger): Promise<void> {
+    const { policy, history, journal, clock } = this.deps;
+    const settled = await policy.settle(job.reservation, delivered);
+    if (settled?.settled) {
+      this.deps.metrics?.committed(settled.committed);
+      this.deps.metrics?.refunded(settled.refunded);
+    }
+    if (delivered > 0) {
+      await history
+        .add(job.guildId, job.userId, {
+          at: clock.now(),
+          prompt: job.params.prompt,
+          seeds: splitIntoSingleImageRequests(job.params).map((b) => b.seed),
+          delivered,
+          channelId: job.channelId,
+        })
+        .catch((error: unknown) => log.warn({ err: error }, 'could not record the prompt history'));
+    }
+    await journal.remove(job.id).catch((error: unknown) => log.error({ err: error }, 'could not close the journal entry'));
+  }
+
+  /** A text-only answer on the original reply, or in the channel once the token is dead. */
+  private async tell(job: JournalEntry, message: OutgoingMessage, log: Logger): Promise<void> {
+    const address = addressOf(job);
+    try {
+      if (this.deps.clock.now() < job.tokenExpiresAt - EDIT_MARGIN_MS) {
+        await this.deps.responder.editOriginal(address, { embeds: [], ...message });
+        return;
+      }
+    } catch (error) {
+      if (!isDeadToken(error)) {
+        log.warn({ err: error }, 'could not update the reply');
+        return;
+      }
+    }
+    await this.deps.responder.postInChannel(address, message).catch((error: unknown) => log.warn({ err: error }, 'could not tell the member in the channel'));
+  }
+}
+
+export function addressOf(job: JournalEntry): InteractionAddress {
+  return { applicationId: job.applicationId, token: job.token, channelId: job.channelId, userId: job.userId };
+}
+
+function statusOf(error: unknown): string {
+  const status = (error as { status?: unknown }).status;
+  return typeof status === 'number' ? String(status) : 'network';
 }
 
 function truncate(text: string, max: number): string {
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
-}
-
-function lastDefined<T>(values: Array<T | undefined>): T | undefined {
-  return values.filter((v) => v !== undefined).at(-1);
 }

@@ -8,7 +8,9 @@ import {
   type GuildSettings,
   type GuildSettingsRepository,
 } from './guild-settings.js';
+import type { GenerationGate } from './generation-gate.js';
 import type { ImagineRequest } from './imagine-request.js';
+import type { Metrics } from './metrics.js';
 import { dayOf, startOfNextDay, type QuotaLimits, type QuotaStore, type Reservation, type SettleResult } from './quota/quota-store.js';
 import { findBrokenRule } from './word-filter.js';
 
@@ -36,7 +38,11 @@ export type RefusalReason =
   | 'cooldown'
   | 'allowance'
   | 'guild_cap'
-  | 'unavailable';
+  | 'unavailable'
+  | 'queue_full'
+  | 'restarting'
+  | 'segmind_down'
+  | 'operator_pause';
 
 /** A refused request: costs nothing, starts no cooldown, and is answered privately with this message. */
 export class Refusal extends UserFacingError {
@@ -88,6 +94,11 @@ export class UsagePolicy {
       /** Storage must answer within this, or the request is refused (fail closed) well inside Discord's 3 s. */
       storageTimeoutMs: number;
       logger: Logger;
+      /** Bot-wide state: shutting down, Segmind breaker open, operator pause. */
+      gate?: Pick<GenerationGate, 'blockForNewRequest'>;
+      /** Requests of a member waiting or running, and how many they may have at once. */
+      queue?: { activeJobs(userId: string): number; maxPerUser: number };
+      metrics?: Pick<Metrics, 'refused' | 'setStorageUp'>;
     },
   ) {}
 
@@ -120,8 +131,9 @@ export class UsagePolicy {
     };
   }
 
-  async admit(request: ImagineRequest, member: MemberContext): Promise<Admission> {
+  async admit(request: ImagineRequest, member: MemberContext, reservationExpiresAt = request.tokenExpiresAt): Promise<Admission> {
     const { clock, quota } = this.deps;
+    this.checkBotWide(member);
     const settings = await this.withTimeout(this.deps.settings.get(member.guildId));
     try {
       this.checkRules(request, member, settings);
@@ -133,7 +145,7 @@ export class UsagePolicy {
         credits: request.params.samples,
         now: clock.now(),
         limits,
-        expiresAt: request.tokenExpiresAt,
+        expiresAt: reservationExpiresAt,
       });
       const result = await this.withTimeout(pending, (late) => {
         // The store answered after we gave up and told the member: give the credits back.
@@ -189,6 +201,41 @@ export class UsagePolicy {
       guildCap: limits.guildDailyCap,
       guildUsedToday: guildUsed,
     };
+  }
+
+  /** Checks that need no storage: answered instantly, counted like any refusal. */
+  private checkBotWide(member: MemberContext): void {
+    const refusal = this.botWideRefusal(member);
+    if (refusal) {
+      this.countRefusal(member.guildId, refusal.reason);
+      throw refusal;
+    }
+  }
+
+  private botWideRefusal(member: MemberContext): Refusal | undefined {
+    const block = this.deps.gate?.blockForNewRequest();
+    if (block?.reason === 'restarting')
+      return new Refusal('restarting', 'The bot is restarting. Try again in a minute — nothing was charged.');
+    if (block?.reason === 'operator_pause')
+      return new Refusal(
+        'operator_pause',
+        block.kind === 'out_of_credits'
+          ? "Image generation is paused: the bot's Segmind account is out of credits. The bot's operator has been told."
+          : "Image generation is paused: Segmind rejected the bot's API key. The bot's operator has been told.",
+      );
+    if (block?.reason === 'breaker_open')
+      return new Refusal(
+        'segmind_down',
+        `Segmind is having trouble right now. Try again ${relative(block.retryAt)} — nothing was charged.`,
+        block.retryAt,
+      );
+    const queue = this.deps.queue;
+    if (queue && queue.activeJobs(member.userId) >= queue.maxPerUser)
+      return new Refusal(
+        'queue_full',
+        `You already have ${queue.maxPerUser} request(s) waiting or generating. Wait for one to finish (or cancel it) — nothing was charged.`,
+      );
+    return undefined;
   }
 
   private checkRules(request: ImagineRequest, member: MemberContext, settings: GuildSettings): void {
@@ -253,6 +300,7 @@ export class UsagePolicy {
 
   private countRefusal(guildId: string, reason: RefusalReason): void {
     const { quota, clock, logger } = this.deps;
+    this.deps.metrics?.refused(reason);
     quota
       .incrementStats(guildId, dayOf(clock.now()), { [`refused:${reason}`]: 1 })
       .catch((error: unknown) => logger.debug({ err: error }, 'could not count a refusal'));
@@ -275,8 +323,11 @@ export class UsagePolicy {
       () => undefined,
     );
     try {
-      return await Promise.race([promise, timeout]);
+      const value = await Promise.race([promise, timeout]);
+      this.deps.metrics?.setStorageUp(true);
+      return value;
     } catch (error) {
+      if (error instanceof StorageUnavailableError || !(error instanceof Refusal)) this.deps.metrics?.setStorageUp(false);
       if (error instanceof Refusal) throw error;
       this.deps.logger.error({ err: error }, 'storage operation failed; refusing the request');
       throw new StorageUnavailableError(error);

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { describeImage } from '../fakes/images.js';
 import type { RecordedRequest } from '../fakes/fake-discord.js';
 import { eventually, startHarness, TEST_DISCORD_TOKEN, TEST_SEGMIND_KEY, type Harness } from '../support/harness.js';
@@ -6,13 +6,15 @@ import { fieldsOf, messageOf, sendImagine } from '../support/imagine.js';
 
 /** These tests are about generation, not usage limits. */
 const NO_LIMITS = { DEFAULT_DAILY_CREDITS: '100000', DEFAULT_COOLDOWN_SECONDS: '0' };
+/** Many Segmind failures in a row here are on purpose: keep the circuit breaker out of the way. */
+const NO_BREAKER = { failureThreshold: 1_000_000, openMs: 1, maxOpenMs: 1 };
 
 const isEdit = (r: RecordedRequest) => r.method === 'PATCH' && r.path.endsWith('/messages/@original');
 
 describe('/imagine end to end, through the real discord.js client', () => {
   let h: Harness;
   beforeAll(async () => {
-    h = await startHarness({ env: { SEGMIND_MAX_RETRIES: '1', ...NO_LIMITS } });
+    h = await startHarness({ env: { SEGMIND_MAX_RETRIES: '1', ...NO_LIMITS }, breaker: NO_BREAKER });
   });
   afterAll(async () => {
     await h?.stop();
@@ -145,10 +147,8 @@ describe('/imagine end to end, through the real discord.js client', () => {
 
   it.each([
     [400, 1, 'Segmind rejected these parameters. Segmind said: “Invalid parameter: prompt”'],
-    [401, 1, "The bot's Segmind API key was rejected. The bot's operator has to fix it."],
     [403, 1, "Segmind refused this request for the bot's account."],
     [404, 1, 'The FLUX.1 [dev] model is not available on Segmind right now.'],
-    [406, 1, "The bot's Segmind account is out of credits. Ask the bot's operator to top it up."],
     [422, 1, 'Segmind rejected these parameters.'],
     [429, 2, 'Segmind is rate-limiting the bot right now. Try again in a minute.'],
     [500, 2, 'Segmind had a server error. Try again in a moment.'],
@@ -237,7 +237,7 @@ describe('/imagine end to end, through the real discord.js client', () => {
 describe('/imagine when Segmind does not answer in time', () => {
   let h: Harness;
   beforeAll(async () => {
-    h = await startHarness({ env: NO_LIMITS, config: { SEGMIND_TIMEOUT_SECONDS: 0.25, SEGMIND_MAX_RETRIES: 1 } });
+    h = await startHarness({ env: NO_LIMITS, breaker: NO_BREAKER, config: { SEGMIND_TIMEOUT_SECONDS: 0.25, SEGMIND_MAX_RETRIES: 1 } });
   });
   beforeEach(() => h.segmind.reset());
   afterAll(async () => {
@@ -252,13 +252,41 @@ describe('/imagine when Segmind does not answer in time', () => {
     expect(h.segmind.requests).toHaveLength(2);
   });
 
-  it('stops retrying when the interaction token is about to expire', async () => {
-    h.segmind.setDefault({ kind: 'error', status: 503 });
-    // created 14 minutes ago: less than the delivery margin is left
-    const interaction = sendImagine(h.discord, { prompt: 'late' }, { createdAt: Date.now() - 14 * 60_000 - 30_000 });
-    const edit = await interaction.waitForRequest(isEdit);
-    expect(messageOf(edit.json).content).toContain('No image could be generated');
-    expect(messageOf(edit.json).content).toContain('Segmind took too long to answer.');
-    expect(h.segmind.requests).toHaveLength(0);
+  it('posts in the channel, mentioning the member, when the result outlives the 15-minute token', async () => {
+    // created 16 minutes ago: Discord no longer accepts edits of the original reply
+    const interaction = sendImagine(h.discord, { prompt: 'late', seed: 5 }, { createdAt: Date.now() - 16 * 60_000 });
+    const post = await h.discord.waitForRequest((r) => r.method === 'POST' && r.path === `/channels/${h.discord.channelId}/messages`);
+    const message = messageOf(post.json) as { content?: string; allowed_mentions?: { users?: string[] } };
+    expect(message.content).toContain(`<@${h.discord.defaultUserId}>`);
+    expect(message.allowed_mentions?.users).toEqual([h.discord.defaultUserId]);
+    expect(post.files.map((f) => f.name)).toEqual(['flux-5.webp']);
+    expect(interaction.edits()).toHaveLength(0);
+  });
+});
+
+describe('/imagine when the Segmind account needs its operator', () => {
+  let h: Harness;
+  afterEach(async () => {
+    await h?.stop();
+  });
+
+  it.each([
+    [401, "The bot's Segmind API key was rejected.", 'Segmind rejected the bot', 'bad_api_key'],
+    [406, "The bot's Segmind account is out of credits.", 'out of credits', 'out_of_credits'],
+  ])('pauses generation bot-wide after HTTP %i and refuses new requests for free', async (status, firstText, pausedText, kind) => {
+    h = await startHarness({ env: NO_LIMITS });
+    h.segmind.setDefault({ kind: 'error', status });
+    const first = await sendImagine(h.discord, { prompt: 'first' }).waitForRequest(isEdit);
+    expect(messageOf(first.json).content).toContain(firstText);
+
+    const second = sendImagine(h.discord, { prompt: 'second' }, { userId: '222222222222222222' });
+    const callback = await second.waitForCallback();
+    expect(callback.json).toMatchObject({ type: 4 });
+    expect(messageOf(callback.json).content).toContain(`Image generation is paused`);
+    expect(messageOf(callback.json).content).toContain(pausedText);
+    expect(h.segmind.requests).toHaveLength(1);
+    const pauses = h.logs.filter((l) => l.msg.startsWith('generation paused bot-wide'));
+    expect(pauses).toHaveLength(1);
+    expect(pauses[0]).toMatchObject({ kind });
   });
 });

@@ -97,6 +97,7 @@ describe('credits and cooldowns on /imagine', () => {
     [{ kind: 'error' as const, status: 500 }, 'server error'],
     [{ kind: 'error' as const, status: 406 }, 'out of credits'],
     [{ kind: 'error' as const, status: 401 }, 'API key'],
+    [{ kind: 'error' as const, status: 400 }, 'rejected these parameters'],
     [{ kind: 'notAnImage' as const }, 'not a valid image'],
     [{ kind: 'reset' as const }, 'Could not reach Segmind'],
   ])('refunds every credit when Segmind fails (%j)', async (scenario, text) => {
@@ -122,7 +123,8 @@ describe('credits and cooldowns on /imagine', () => {
 
   it('refunds when the result cannot be delivered to Discord', async () => {
     h = await startHarness({ env: { DEFAULT_DAILY_CREDITS: '2', DEFAULT_COOLDOWN_SECONDS: '0' } });
-    h.discord.failNext({ method: 'PATCH', path: /messages\/@original$/ }, { status: 404, body: { code: 10015, message: 'Unknown Webhook' } }, 2);
+    h.discord.failNext({ method: 'PATCH', path: /messages\/@original$/ }, { status: 404, body: { code: 10015, message: 'Unknown Webhook' } });
+    h.discord.failNext({ method: 'POST', path: /^\/channels\/\d+\/messages$/ }, { status: 403, body: { code: 50013, message: 'Missing Permissions' } });
     const interaction = sendImagine(h.discord, { prompt: 'lost in transit' });
     await interaction.waitForCallback();
     await eventually(() => h!.logs.find((l) => l.msg === 'credits settled'), 'the settlement');

@@ -37,6 +37,9 @@ export interface HarnessOptions {
   config?: Partial<Config>;
   discord?: FakeDiscordOptions;
   random?: () => number;
+  /** Queue position edits; off unless a test asks (they would interleave with the edits tests wait for). */
+  progress?: { firstEditDelayMs: number; minIntervalMs: number };
+  breaker?: { failureThreshold: number; openMs: number; maxOpenMs: number };
   /** Let the test arrange the fakes (e.g. pre-registered commands) before the bot starts. */
   beforeStart?: (fakes: { discord: FakeDiscord; segmind: FakeSegmind }) => void;
 }
@@ -53,6 +56,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       SEGMIND_RETRY_BASE_MS: '20',
       LOG_LEVEL: 'debug',
       STORE_URL: 'memory://',
+      SHUTDOWN_GRACE_SECONDS: '5',
       ...options.env,
     }),
     ...options.config,
@@ -76,6 +80,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       storage,
       ...(options.random ? { random: options.random } : {}),
       restOptions: { retries: 0, timeout: 5_000 },
+      progress: options.progress ?? { firstEditDelayMs: 3_600_000, minIntervalMs: 3_600_000 },
+      ...(options.breaker ? { breaker: options.breaker } : {}),
     });
 
   options.beforeStart?.({ discord, segmind });

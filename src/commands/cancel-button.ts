@@ -1,0 +1,31 @@
+import { MessageFlags, type ButtonInteraction } from 'discord.js';
+import type { Logger } from '../logger.js';
+import type { ImaginePipeline } from '../services/imagine-pipeline.js';
+import { CANCEL_PREFIX } from '../services/queue/progress-reporter.js';
+
+export interface ButtonHandler {
+  readonly prefix: string;
+  execute(interaction: ButtonInteraction, log: Logger): Promise<void>;
+}
+
+/** The Cancel button on a queued request's message. The pipeline writes the final "Cancelled" answer itself. */
+export function createCancelButton(pipeline: ImaginePipeline): ButtonHandler {
+  return {
+    prefix: CANCEL_PREFIX,
+    async execute(interaction) {
+      const jobId = interaction.customId.slice(CANCEL_PREFIX.length);
+      const result = pipeline.cancel(jobId, interaction.user.id);
+      if (result === 'cancelled') {
+        await interaction.deferUpdate();
+        return;
+      }
+      await interaction.reply({
+        content:
+          result === 'not_yours'
+            ? 'Only the member who asked for these images can cancel them.'
+            : 'Too late to cancel: the images are already being generated (or are done).',
+        flags: MessageFlags.Ephemeral,
+      });
+    },
+  };
+}

@@ -1,0 +1,195 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** How a job ended; every outcome is exported from the start (at 0), so `rate()` works before the first one happens. */
+export const JOB_OUTCOMES = ['delivered', 'partial', 'failed', 'cancelled', 'refused', 'expired', 'delivery_failed'] as const;
+export type JobOutcome = (typeof JOB_OUTCOMES)[number];
+
+export const BREAKER_STATES = ['closed', 'half_open', 'open'] as const;
+export type BreakerState = (typeof BREAKER_STATES)[number];
+
+/** What `/healthz` reports; kept next to the gauges so the probe never has to parse the registry. */
+export interface HealthSnapshot {
+  gateway: boolean;
+  storage: boolean;
+  breaker: BreakerState;
+  paused: boolean;
+}
+
+const PREFIX = 'flux_bot_';
+/** Image generation takes 1–300 s (FLUX dev, up to 4 samples, 50 steps); sub-second buckets catch fast failures. */
+export const SEGMIND_DURATION_BUCKETS = [0.5, 1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300];
+/**
+ * Free-text labels (refusal reasons, HTTP statuses) are capped per metric: a bug that passes an error message or an
+ * id as a label would otherwise create a new time series per call. Values beyond the cap are counted as `other`.
+ */
+const MAX_LABEL_VALUES = 50;
+const OVERFLOW_LABEL = 'other';
+
+const BREAKER_VALUE: Record<BreakerState, number> = { closed: 0, half_open: 1, open: 2 };
+
+/**
+ * The bot's Prometheus metrics behind small typed methods, so callers never touch prom-client.
+ *
+ * Each instance owns its own registry (never prom-client's global one), so several bots in one test process don't
+ * collide. Recording never throws: a bad number (negative count, NaN) is dropped rather than breaking a job.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+
+  private readonly state: HealthSnapshot = { gateway: false, storage: false, breaker: 'closed', paused: false };
+  private readonly labelValues = new Map<string, Set<string>>();
+
+  private readonly gatewayUp = this.gauge('gateway_up', 'Whether the Discord gateway connection is ready (1) or not (0).');
+  private readonly storageUp = this.gauge('storage_up', 'Whether the storage backend answers (1) or not (0).');
+  private readonly queueDepth = this.gauge('queue_depth', 'Image generation tasks waiting for a Segmind slot.');
+  private readonly jobsQueued = this.gauge('jobs_queued', 'Jobs (one per /imagine) waiting to start.');
+  private readonly inFlight = this.gauge('segmind_in_flight', 'Segmind requests currently in flight.');
+  private readonly breakerState = this.gauge('breaker_state', 'Segmind circuit breaker: 0 closed, 1 half-open, 2 open.');
+  private readonly generationPaused = this.gauge(
+    'generation_paused',
+    'Whether generation is paused bot-wide (1), e.g. a rejected Segmind key or no credits left.',
+  );
+  private readonly remainingCredits = this.gauge(
+    'segmind_remaining_credits',
+    'Segmind account balance in dollars, from the last x-remaining-credits header.',
+  );
+
+  private readonly jobs = new Counter({
+    name: `${PREFIX}jobs_total`,
+    help: 'Finished jobs by outcome.',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  private readonly refusals = new Counter({
+    name: `${PREFIX}refusals_total`,
+    help: 'Requests refused before generation, by reason.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  private readonly segmindDuration = new Histogram({
+    name: `${PREFIX}segmind_request_duration_seconds`,
+    help: 'Duration of Segmind requests by HTTP status or failure kind (timeout, connection).',
+    labelNames: ['status'] as const,
+    buckets: SEGMIND_DURATION_BUCKETS,
+    registers: [this.registry],
+  });
+  private readonly segmindRequests = new Counter({
+    name: `${PREFIX}segmind_requests_total`,
+    help: 'Segmind requests by HTTP status or failure kind (timeout, connection).',
+    labelNames: ['status'] as const,
+    registers: [this.registry],
+  });
+  private readonly creditsRefunded = this.counter('credits_refunded_total', 'Credits given back to users.');
+  private readonly creditsCommitted = this.counter('credits_committed_total', 'Credits charged for delivered images.');
+  private readonly deliveryErrors = new Counter({
+    name: `${PREFIX}discord_delivery_errors_total`,
+    help: 'Failed attempts to deliver results to Discord, by HTTP status or failure kind.',
+    labelNames: ['status'] as const,
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+    for (const outcome of JOB_OUTCOMES) this.jobs.labels({ outcome }).inc(0);
+    this.gatewayUp.set(0);
+    this.storageUp.set(0);
+    this.breakerState.set(BREAKER_VALUE.closed);
+    this.generationPaused.set(0);
+  }
+
+  setGatewayUp(up: boolean): void {
+    this.state.gateway = up;
+    this.gatewayUp.set(up ? 1 : 0);
+  }
+
+  setStorageUp(up: boolean): void {
+    this.state.storage = up;
+    this.storageUp.set(up ? 1 : 0);
+  }
+
+  setQueue({ tasks, jobs }: { tasks: number; jobs: number }): void {
+    setIfFinite(this.queueDepth, tasks);
+    setIfFinite(this.jobsQueued, jobs);
+  }
+
+  setInFlight(n: number): void {
+    setIfFinite(this.inFlight, n);
+  }
+
+  jobFinished(outcome: JobOutcome): void {
+    this.jobs.labels({ outcome }).inc();
+  }
+
+  /** `reason` should come from a fixed set (e.g. `cooldown`, `daily_limit`, `word_filter`), never free text. */
+  refused(reason: string): void {
+    this.refusals.labels({ reason: this.bounded('reason', reason) }).inc();
+  }
+
+  /** `status` is the HTTP status (`'200'`, `'429'`) or a failure kind (`'timeout'`, `'connection'`). */
+  segmindRequest(status: string, seconds: number): void {
+    const label = { status: this.bounded('segmind_status', status) };
+    this.segmindRequests.labels(label).inc();
+    if (Number.isFinite(seconds)) this.segmindDuration.labels(label).observe(Math.max(0, seconds));
+  }
+
+  refunded(n: number): void {
+    incIfPositive(this.creditsRefunded, n);
+  }
+
+  committed(n: number): void {
+    incIfPositive(this.creditsCommitted, n);
+  }
+
+  setBreakerState(state: BreakerState): void {
+    this.state.breaker = state;
+    this.breakerState.set(BREAKER_VALUE[state]);
+  }
+
+  setGenerationPaused(paused: boolean): void {
+    this.state.paused = paused;
+    this.generationPaused.set(paused ? 1 : 0);
+  }
+
+  /** Dollars left on the Segmind account, as reported by the `x-remaining-credits` response header. */
+  setRemainingCredits(n: number): void {
+    setIfFinite(this.remainingCredits, n);
+  }
+
+  /** `status` is the Discord HTTP status (`'403'`, `'429'`) or a failure kind (`'timeout'`). */
+  deliveryError(status: string): void {
+    this.deliveryErrors.labels({ status: this.bounded('delivery_status', status) }).inc();
+  }
+
+  health(): HealthSnapshot {
+    return { ...this.state };
+  }
+
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+
+  private gauge(name: string, help: string): Gauge {
+    return new Gauge({ name: `${PREFIX}${name}`, help, registers: [this.registry] });
+  }
+
+  private counter(name: string, help: string): Counter {
+    return new Counter({ name: `${PREFIX}${name}`, help, registers: [this.registry] });
+  }
+
+  private bounded(key: string, value: string): string {
+    let seen = this.labelValues.get(key);
+    if (!seen) this.labelValues.set(key, (seen = new Set()));
+    if (seen.has(value)) return value;
+    if (seen.size >= MAX_LABEL_VALUES) return OVERFLOW_LABEL;
+    seen.add(value);
+    return value;
+  }
+}
+
+function setIfFinite(gauge: Gauge, value: number): void {
+  if (Number.isFinite(value)) gauge.set(value);
+}
+
+function incIfPositive(counter: Counter, value: number): void {
+  if (Number.isFinite(value) && value > 0) counter.inc(value);
+}

@@ -1,0 +1,112 @@
+import KeyvRedis from '@keyv/redis';
+import type { Clock } from '../../clock.js';
+import type { Logger } from '../../logger.js';
+import type { RedisCommandSender } from '../quota/redis-quota-store.js';
+import { REDIS_COMMAND_TIMEOUT_MS } from '../storage/redis-connection.js';
+import type { Storage } from '../storage/storage.js';
+import { LocalLimiter, type LimiterTimers } from './local-limiter.js';
+import { RedisLimiter } from './redis-limiter.js';
+
+export type { LimiterTimers } from './local-limiter.js';
+
+/** The right to make one Segmind call: holds a concurrency slot until released. */
+export interface LimiterPermit {
+  readonly id: string;
+  /** Frees the slot. Idempotent; never rejects (a Redis slot that cannot be freed expires with its lease). */
+  release(): Promise<void>;
+}
+
+/**
+ * The bot-wide limit on Segmind calls: at most `concurrency` in flight and at most `rpm` started in any sliding
+ * minute, across every bot process sharing the store.
+ */
+export interface SegmindLimiter {
+  /**
+   * Resolves when a call may start (a concurrency slot is free AND the minute window has room); the permit holds the
+   * slot until released. Rejects with the signal's reason if aborted while waiting (and then holds nothing).
+   */
+  acquire(signal?: AbortSignal): Promise<LimiterPermit>;
+  /** Calls in flight bot-wide right now (for metrics). */
+  inFlight(): Promise<number>;
+  /** Stops timers and rejects waiters; releases nothing (permits still held stay held, or expire on Redis). */
+  close(): Promise<void>;
+}
+
+export interface LimiterOptions {
+  /** Calls in flight at once, bot-wide (SEGMIND_CONCURRENCY). */
+  concurrency: number;
+  /** Calls started in any sliding window of `windowMs` (SEGMIND_RPM); 0 = no limit. */
+  rpm: number;
+  /** Window arithmetic of the local limiter. The Redis limiter uses the Redis server's clock instead. */
+  clock: Clock;
+  logger: Logger;
+  /** The rpm window; 60 000 ms unless a test shortens it. */
+  windowMs?: number;
+  /** Wake-up timers of the local limiter (tests drive them together with a fake clock); real timers by default. */
+  timers?: LimiterTimers;
+  /** Redis only: key prefix, normally the storage namespace (default `flux`). Keys are `<prefix>:{limiter}:…`. */
+  keyPrefix?: string;
+  /** Redis only: how long a held slot survives without renewal (a crashed process's slots free themselves). */
+  leaseMs?: number;
+  /** Redis only: how often held leases are renewed; a third of the lease by default. */
+  renewEveryMs?: number;
+  /** Redis only: mean delay between retries while every slot is taken (jittered ±50 %). */
+  pollMs?: number;
+}
+
+/** One limiter per bot process: Redis-backed when the storage is Redis (shared by all processes), else in-process. */
+export function createSegmindLimiter(storage: Storage, opts: LimiterOptions): SegmindLimiter {
+  const windowMs = opts.windowMs ?? 60_000;
+  if (storage.kind !== 'redis') {
+    return new LocalLimiter({
+      concurrency: opts.concurrency,
+      rpm: opts.rpm,
+      windowMs,
+      clock: opts.clock,
+      logger: opts.logger,
+      ...(opts.timers ? { timers: opts.timers } : {}),
+    });
+  }
+  return new RedisLimiter({
+    client: redisSenderOf(storage),
+    concurrency: opts.concurrency,
+    rpm: opts.rpm,
+    windowMs,
+    logger: opts.logger,
+    keyPrefix: opts.keyPrefix ?? 'flux',
+    ...(opts.leaseMs === undefined ? {} : { leaseMs: opts.leaseMs }),
+    ...(opts.renewEveryMs === undefined ? {} : { renewEveryMs: opts.renewEveryMs }),
+    ...(opts.pollMs === undefined ? {} : { pollMs: opts.pollMs }),
+  });
+}
+
+/**
+ * The Redis Storage's own connection, for the limiter's Lua scripts.
+ *
+ * Preferred: `storage.redis`, the guarded sender the quota store uses (`connection.send`), once the Storage exposes
+ * it. Until then: the node-redis client behind the keyv adapter (`getClient()` follows the connection when it is
+ * replaced, and refuses once the storage is closed), with the same command deadline as the connection's guard.
+ */
+function redisSenderOf(storage: Storage): RedisCommandSender {
+  const exposed = (storage as Storage & { readonly redis?: RedisCommandSender }).redis;
+  if (exposed !== undefined) return exposed;
+  const store: unknown = storage.kv.store;
+  if (!(store instanceof KeyvRedis)) throw new Error('Redis storage without a Redis connection');
+  const adapter: KeyvRedis<unknown> = store;
+  return {
+    sendCommand: (args) =>
+      withDeadline(
+        adapter.getClient().then((client) => (client as unknown as RedisCommandSender).sendCommand(args)),
+        REDIS_COMMAND_TIMEOUT_MS,
+      ),
+  };
+}
+
+function withDeadline<T>(operation: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Redis did not answer within ${ms} ms`)), ms);
+  });
+  operation.catch(() => undefined);
+  return Promise.race([operation, deadline]).finally(() => clearTimeout(timer));
+}
