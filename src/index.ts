@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { createBot } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
+import { startHealthServer } from './http/health-server.js';
 import { createLogger } from './logger.js';
 import { openStorage, StorageConfigError } from './services/storage/open-storage.js';
 
@@ -31,6 +32,11 @@ try {
 }
 logger.info({ store: storage.kind }, 'storage ready');
 const bot = createBot({ config, logger, storage });
+const health =
+  config.HTTP_PORT === undefined
+    ? undefined
+    : await startHealthServer({ port: config.HTTP_PORT, host: config.HTTP_HOST, metrics: bot.metrics, logger: logger.child({ component: 'http' }) });
+if (health) logger.info({ port: health.port }, 'serving /healthz and /metrics');
 
 process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled promise rejection'));
 
@@ -42,9 +48,10 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     logger.info({ signal }, 'shutting down');
     bot
       .stop()
+      .then(() => health?.close())
       .then(() => storage.close())
       .then(
-      () => process.exit(0),
+        () => process.exit(0),
       (error: unknown) => {
         logger.error({ err: error }, 'error while shutting down');
         process.exit(1);

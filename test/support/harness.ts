@@ -40,6 +40,8 @@ export interface HarnessOptions {
   /** Queue position edits; off unless a test asks (they would interleave with the edits tests wait for). */
   progress?: { firstEditDelayMs: number; minIntervalMs: number };
   breaker?: { failureThreshold: number; openMs: number; maxOpenMs: number };
+  /** discord.js REST options; by default no retries and short timeouts, so failures show at once. */
+  restOptions?: { retries?: number; timeout?: number };
   /** Let the test arrange the fakes (e.g. pre-registered commands) before the bot starts. */
   beforeStart?: (fakes: { discord: FakeDiscord; segmind: FakeSegmind }) => void;
 }
@@ -79,7 +81,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       logger,
       storage,
       ...(options.random ? { random: options.random } : {}),
-      restOptions: { retries: 0, timeout: 5_000 },
+      restOptions: { retries: 0, timeout: 5_000, ...options.restOptions },
       progress: options.progress ?? { firstEditDelayMs: 3_600_000, minIntervalMs: 3_600_000 },
       ...(options.breaker ? { breaker: options.breaker } : {}),
     });
