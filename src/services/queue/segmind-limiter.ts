@@ -1,8 +1,6 @@
-import KeyvRedis from '@keyv/redis';
 import type { Clock } from '../../clock.js';
 import type { Logger } from '../../logger.js';
 import type { RedisCommandSender } from '../quota/redis-quota-store.js';
-import { REDIS_COMMAND_TIMEOUT_MS } from '../storage/redis-connection.js';
 import type { Storage } from '../storage/storage.js';
 import { LocalLimiter, type LimiterTimers } from './local-limiter.js';
 import { RedisLimiter } from './redis-limiter.js';
@@ -73,40 +71,15 @@ export function createSegmindLimiter(storage: Storage, opts: LimiterOptions): Se
     rpm: opts.rpm,
     windowMs,
     logger: opts.logger,
-    keyPrefix: opts.keyPrefix ?? 'flux',
+    keyPrefix: opts.keyPrefix ?? storage.namespace,
     ...(opts.leaseMs === undefined ? {} : { leaseMs: opts.leaseMs }),
     ...(opts.renewEveryMs === undefined ? {} : { renewEveryMs: opts.renewEveryMs }),
     ...(opts.pollMs === undefined ? {} : { pollMs: opts.pollMs }),
   });
 }
 
-/**
- * The Redis Storage's own connection, for the limiter's Lua scripts.
- *
- * Preferred: `storage.redis`, the guarded sender the quota store uses (`connection.send`), once the Storage exposes
- * it. Until then: the node-redis client behind the keyv adapter (`getClient()` follows the connection when it is
- * replaced, and refuses once the storage is closed), with the same command deadline as the connection's guard.
- */
+/** The Redis Storage's own guarded connection (command deadline, reconnects), for the limiter's Lua scripts. */
 function redisSenderOf(storage: Storage): RedisCommandSender {
-  const exposed = (storage as Storage & { readonly redis?: RedisCommandSender }).redis;
-  if (exposed !== undefined) return exposed;
-  const store: unknown = storage.kv.store;
-  if (!(store instanceof KeyvRedis)) throw new Error('Redis storage without a Redis connection');
-  const adapter: KeyvRedis<unknown> = store;
-  return {
-    sendCommand: (args) =>
-      withDeadline(
-        adapter.getClient().then((client) => (client as unknown as RedisCommandSender).sendCommand(args)),
-        REDIS_COMMAND_TIMEOUT_MS,
-      ),
-  };
-}
-
-function withDeadline<T>(operation: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Redis did not answer within ${ms} ms`)), ms);
-  });
-  operation.catch(() => undefined);
-  return Promise.race([operation, deadline]).finally(() => clearTimeout(timer));
+  if (storage.redis === undefined) throw new Error('Redis storage without a Redis connection');
+  return storage.redis;
 }

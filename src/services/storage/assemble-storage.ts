@@ -1,12 +1,15 @@
 import type Keyv from 'keyv';
 import type { Logger } from '../../logger.js';
 import type { QuotaStore } from '../quota/quota-store.js';
+import type { RedisCommandSender } from '../quota/redis-quota-store.js';
 import type { KeyedMutex } from './keyed-mutex.js';
 import type { Storage, StoreKind } from './storage.js';
 
 /** The common shape of every backend: close is idempotent and concurrent closes share one attempt. */
 export function assembleStorage(parts: {
   kind: StoreKind;
+  namespace: string;
+  redis?: RedisCommandSender;
   kv: Keyv;
   quota: QuotaStore;
   mutex: KeyedMutex;
@@ -16,6 +19,8 @@ export function assembleStorage(parts: {
   let closing: Promise<void> | undefined;
   return {
     kind: parts.kind,
+    namespace: parts.namespace,
+    ...(parts.redis ? { redis: parts.redis } : {}),
     kv: parts.kv,
     quota: parts.quota,
     withLock: (key, fn) => parts.mutex.run(key, fn),

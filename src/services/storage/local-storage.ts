@@ -61,6 +61,7 @@ export function openMemoryStorage(opts: { logger: Logger; namespace: string }): 
   const mutex = new KeyedMutex();
   return assembleStorage({
     kind: 'memory',
+    namespace: opts.namespace,
     kv,
     mutex,
     quota: new LocalQuotaStore({ kv, mutex, logger: opts.logger }),
@@ -107,6 +108,7 @@ export async function openSqliteStorage(path: string, opts: { logger: Logger; na
   const mutex = new KeyedMutex();
   return assembleStorage({
     kind: 'sqlite',
+    namespace: opts.namespace,
     kv,
     mutex,
     quota: new LocalQuotaStore({ kv, mutex, logger: opts.logger }),

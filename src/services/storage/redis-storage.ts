@@ -83,11 +83,14 @@ export async function openRedisStorage(
   const kv = new Keyv({ store, namespace, useKeyPrefix: false, throwOnErrors: true });
   logKeyvErrors(kv, logger, { alreadyLogged: connection.logged, degraded: () => !connection.healthy });
   const mutex = new KeyedMutex();
+  const redis = { sendCommand: (args: Parameters<typeof connection.send>[0]) => connection.send(args) };
   return assembleStorage({
     kind: 'redis',
+    namespace,
+    redis,
     kv,
     mutex,
-    quota: new RedisQuotaStore({ client: { sendCommand: (args) => connection.send(args) }, prefix: namespace, logger }),
+    quota: new RedisQuotaStore({ client: redis, prefix: namespace, logger }),
     ping: async () => {
       await connection.send(['PING']);
     },

@@ -1,5 +1,6 @@
 import type Keyv from 'keyv';
 import type { QuotaStore } from '../quota/quota-store.js';
+import type { RedisCommandSender } from '../quota/redis-quota-store.js';
 
 export type StoreKind = 'memory' | 'sqlite' | 'redis';
 
@@ -9,6 +10,10 @@ export type StoreKind = 'memory' | 'sqlite' | 'redis';
  */
 export interface Storage {
   readonly kind: StoreKind;
+  /** Prefix of every key this bot writes; bots sharing a store must share it, tests vary it. */
+  readonly namespace: string;
+  /** The store's own guarded Redis connection (Redis only), for other atomic scripts such as the Segmind limiter. */
+  readonly redis?: RedisCommandSender;
   /** Namespaced keyv with throwOnErrors: a broken store throws instead of silently failing open. */
   readonly kv: Keyv;
   readonly quota: QuotaStore;
