@@ -27,8 +27,13 @@ export interface Harness {
   /** Every log line the bot wrote, parsed, and the raw text (to look for leaked secrets). */
   logs: LogLine[];
   rawLogs(): string;
-  /** Starts another bot process-equivalent on the same fakes (e.g. a restart). */
+  /** Stops the bot and starts a new one on the same fakes and storage (a restart). */
   restartBot(): Promise<void>;
+  /**
+   * Starts one more bot on the same fakes with its own storage connection to the same STORE_URL and namespace:
+   * what a second bot process is. It receives interactions sent with `connection: 1` (then 2, …).
+   */
+  addBot(): Promise<Bot>;
   stop(): Promise<void>;
 }
 
@@ -40,6 +45,8 @@ export interface HarnessOptions {
   /** Queue position edits; off unless a test asks (they would interleave with the edits tests wait for). */
   progress?: { firstEditDelayMs: number; minIntervalMs: number };
   breaker?: { failureThreshold: number; openMs: number; maxOpenMs: number };
+  /** Key prefix in the store (Redis tests use a unique one per run). */
+  storageNamespace?: string;
   /** discord.js REST options; by default no retries and short timeouts, so failures show at once. */
   restOptions?: { retries?: number; timeout?: number };
   /** Let the test arrange the fakes (e.g. pre-registered commands) before the bot starts. */
@@ -74,12 +81,15 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     },
   });
   const logger = createLogger({ level: config.LOG_LEVEL, secrets: [config.DISCORD_TOKEN, config.SEGMIND_API_KEY], destination });
-  const storage = await openStorage(config.STORE_URL, { logger });
-  const makeBot = () =>
+  const openStore = () =>
+    openStorage(config.STORE_URL, { logger, ...(options.storageNamespace ? { namespace: options.storageNamespace } : {}) });
+  const storage = await openStore();
+  const extra: Array<{ bot: Bot; storage: Storage }> = [];
+  const makeBot = (store: Storage = storage) =>
     createBot({
       config,
       logger,
-      storage,
+      storage: store,
       ...(options.random ? { random: options.random } : {}),
       restOptions: { retries: 0, timeout: 5_000, ...options.restOptions },
       progress: options.progress ?? { firstEditDelayMs: 3_600_000, minIntervalMs: 3_600_000 },
@@ -113,8 +123,19 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       bot = makeBot();
       await bot.start();
     },
+    async addBot() {
+      const store = await openStore();
+      const another = makeBot(store);
+      extra.push({ bot: another, storage: store });
+      await another.start();
+      return another;
+    },
     async stop() {
       // discord.js must be destroyed before its gateway goes away, or it reconnects forever.
+      for (const other of extra) {
+        await other.bot.stop().catch(() => undefined);
+        await other.storage.close();
+      }
       await bot.stop().catch(() => undefined);
       await storage.close();
       await discord.stop();
