@@ -3,6 +3,7 @@ import { Client, Events, GatewayIntentBits, Routes, type ClientOptions } from 'd
 import type { Dispatcher } from 'undici';
 import { systemClock, type Clock } from './clock.js';
 import { createCancelButton } from './commands/cancel-button.js';
+import { createResultControls } from './commands/result-controls.js';
 import { commandDefinitions, createCommands } from './commands/index.js';
 import type { Config } from './config.js';
 import { createInteractionRouter } from './discord/interaction-router.js';
@@ -15,6 +16,7 @@ import { GuildSettingsRepository } from './services/guild-settings.js';
 import { ImaginePipeline } from './services/imagine-pipeline.js';
 import { Metrics } from './services/metrics.js';
 import { PromptHistory } from './services/prompt-history.js';
+import { ResultStore } from './services/result-store.js';
 import { FairScheduler } from './services/queue/fair-scheduler.js';
 import { Journal } from './services/queue/journal.js';
 import { createSegmindLimiter } from './services/queue/segmind-limiter.js';
@@ -114,7 +116,9 @@ export function createBot(deps: BotDeps): Bot {
     metrics,
   });
   const history = new PromptHistory(storage);
+  const results = new ResultStore(storage, clock, config.RESULT_RETENTION_DAYS);
   const pipeline = new ImaginePipeline({
+    results,
     segmind,
     scheduler,
     gate,
@@ -128,7 +132,11 @@ export function createBot(deps: BotDeps): Bot {
   });
   const audit = new AuditLog(storage, clock, postToChannel, logger.child({ component: 'audit' }));
   const commands = createCommands({ pipeline, policy, random, settings, audit, history, quota: storage.quota, clock });
-  const route = createInteractionRouter(commands, [createCancelButton(pipeline)], logger);
+  const route = createInteractionRouter(
+    commands,
+    [createCancelButton(pipeline), createResultControls({ pipeline, policy, results, settings, random })],
+    logger,
+  );
 
   /** Tells every server with a log channel, once, that generation stopped bot-wide. */
   async function notifyLogChannels(text: string): Promise<void> {

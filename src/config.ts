@@ -38,6 +38,7 @@ export const configSchema = z.object({
   SHUTDOWN_GRACE_SECONDS: intFrom(0, 600).default(30),
   HTTP_PORT: intFrom(0, 65_535).optional(),
   HTTP_HOST: z.string().min(1).default('0.0.0.0'),
+  RESULT_RETENTION_DAYS: intFrom(1, 3650).default(90),
   INSTANCE_ID: z.string().regex(/^[\w.-]{1,64}$/, 'must be 1–64 letters, digits, dots, dashes or underscores').default('main'),
   /** How long a storage operation may take before the request is refused (fail closed, inside Discord's 3 s). */
   STORAGE_TIMEOUT_MS: intFrom(100, 2_500).default(1_500),

@@ -1,11 +1,15 @@
-import { MessageFlags, type ButtonInteraction } from 'discord.js';
+import { MessageFlags, type ButtonInteraction, type ModalSubmitInteraction, type StringSelectMenuInteraction } from 'discord.js';
 import type { Logger } from '../logger.js';
 import type { ImaginePipeline } from '../services/imagine-pipeline.js';
 import { CANCEL_PREFIX } from '../services/queue/progress-reporter.js';
 
+/** A press, a menu choice or a modal submission: every interaction that carries a custom_id. */
+export type ComponentInteraction = ButtonInteraction | StringSelectMenuInteraction | ModalSubmitInteraction;
+
+/** Handles the components whose custom_id starts with `prefix`. */
 export interface ButtonHandler {
   readonly prefix: string;
-  execute(interaction: ButtonInteraction, log: Logger): Promise<void>;
+  execute(interaction: ComponentInteraction, log: Logger): Promise<void>;
 }
 
 /** The Cancel button on a queued request's message. The pipeline writes the final "Cancelled" answer itself. */

@@ -13,12 +13,9 @@ import {
   randomSeed,
   type FluxDevParams,
 } from '../services/flux-params.js';
-import { INTERACTION_TOKEN_LIFETIME_MS, type ImagineRequest } from '../services/imagine-request.js';
-import type { ImaginePipeline } from '../services/imagine-pipeline.js';
-import { memberContextOf } from '../discord/member-context.js';
 import { UserFacingError } from '../errors.js';
-import type { UsagePolicy } from '../services/usage-policy.js';
 import { parseOptions } from './options.js';
+import { submitImagine, type SubmitDeps } from './submit-imagine.js';
 import type { SlashCommand } from './types.js';
 
 export const definition = {
@@ -126,62 +123,19 @@ export function toFluxParams(options: ImagineOptions, random: () => number): Flu
   return { ...options, seed: options.seed ?? randomSeed(random) };
 }
 
-export interface ImagineDeps {
-  pipeline: ImaginePipeline;
-  policy: UsagePolicy;
+export interface ImagineDeps extends SubmitDeps {
   random: () => number;
 }
 
-/** A reservation outlives the interaction token: a late result can still be posted in the channel and charged. */
-const RESERVATION_LIFETIME_MS = 60 * 60_000;
-
-export function createImagineCommand({ pipeline, policy, random }: ImagineDeps): SlashCommand {
+export function createImagineCommand(deps: ImagineDeps): SlashCommand {
   return {
     definition,
     async execute(interaction, log) {
       if (!interaction.inGuild()) throw new UserFacingError('`/imagine` works in servers only.');
       // Validation and the policy (a few storage round trips, bounded by STORAGE_TIMEOUT_MS) answer privately;
       // everything slow comes after the defer (Discord's 3 s rule).
-      const params = toFluxParams(parseOptions(optionsSchema, interaction), random);
-      const request: ImagineRequest = {
-        id: interaction.id,
-        userId: interaction.user.id,
-        guildId: interaction.guildId,
-        channelId: interaction.channelId,
-        params,
-        createdAt: interaction.createdTimestamp,
-        tokenExpiresAt: interaction.createdTimestamp + INTERACTION_TOKEN_LIFETIME_MS,
-        attachmentSizeLimit: interaction.attachmentSizeLimit,
-      };
-      const { reservation } = await policy.admit(
-        request,
-        memberContextOf(interaction),
-        request.createdAt + RESERVATION_LIFETIME_MS,
-      );
-      try {
-        await interaction.deferReply();
-      } catch (error) {
-        await policy.settle(reservation, 0);
-        throw error;
-      }
-      await pipeline.run(
-        {
-          v: 1,
-          id: request.id,
-          guildId: interaction.guildId,
-          channelId: request.channelId,
-          userId: request.userId,
-          applicationId: interaction.applicationId,
-          token: interaction.token,
-          createdAt: request.createdAt,
-          tokenExpiresAt: request.tokenExpiresAt,
-          attachmentSizeLimit: request.attachmentSizeLimit,
-          params,
-          reservation,
-          state: 'queued',
-        },
-        log,
-      );
+      const params = toFluxParams(parseOptions(optionsSchema, interaction), deps.random);
+      await submitImagine(interaction, params, deps, log);
     },
   };
 }

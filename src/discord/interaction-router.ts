@@ -1,5 +1,5 @@
-import { MessageFlags, type ButtonInteraction, type ChatInputCommandInteraction, type Interaction } from 'discord.js';
-import type { ButtonHandler } from '../commands/cancel-button.js';
+import { MessageFlags, type ChatInputCommandInteraction, type Interaction } from 'discord.js';
+import type { ButtonHandler, ComponentInteraction } from '../commands/cancel-button.js';
 import { UserFacingError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { SlashCommand } from '../commands/types.js';
@@ -11,7 +11,8 @@ export function createInteractionRouter(
   logger: Logger,
 ) {
   return async function onInteraction(interaction: Interaction): Promise<void> {
-    if (interaction.isButton()) return routeButton(interaction);
+    if (interaction.isButton() || interaction.isStringSelectMenu() || interaction.isModalSubmit())
+      return routeComponent(interaction);
     if (!interaction.isChatInputCommand()) return;
     const log = logger.child({
       interactionId: interaction.id,
@@ -33,7 +34,7 @@ export function createInteractionRouter(
     }
   };
 
-  async function routeButton(interaction: ButtonInteraction): Promise<void> {
+  async function routeComponent(interaction: ComponentInteraction): Promise<void> {
     const log = logger.child({
       interactionId: interaction.id,
       button: interaction.customId,
@@ -51,7 +52,7 @@ export function createInteractionRouter(
 }
 
 export async function replyWithError(
-  interaction: ChatInputCommandInteraction | ButtonInteraction,
+  interaction: ChatInputCommandInteraction | ComponentInteraction,
   error: unknown,
   log: Logger,
 ): Promise<void> {

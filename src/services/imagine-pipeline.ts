@@ -9,7 +9,9 @@ import type { PromptHistory } from './prompt-history.js';
 import type { FairScheduler, JobEnd } from './queue/fair-scheduler.js';
 import type { Journal, JournalEntry } from './queue/journal.js';
 import { progressMessage, ProgressReporter } from './queue/progress-reporter.js';
+import { resultComponents } from './result-components.js';
 import { buildResultMessage } from './result-message.js';
+import type { ResultStore } from './result-store.js';
 import type { SegmindClient } from './segmind-client.js';
 import { SegmindError } from './segmind-errors.js';
 import type { UsagePolicy } from './usage-policy.js';
@@ -32,6 +34,7 @@ export interface PipelineDeps {
   policy: Pick<UsagePolicy, 'settle'>;
   journal: Journal;
   history: PromptHistory;
+  results: ResultStore;
   responder: DiscordResponder;
   clock: Clock;
   metrics?: Metrics | undefined;
@@ -144,7 +147,20 @@ export class ImaginePipeline {
       await this.tell(job, { content: `❌ No image could be generated. ${reason}${message.oversized.length > 0 ? `\n${message.content}` : ''}`.trim(), components: [] }, log);
       kind = 'failed';
     } else {
-      delivered = await this.deliver(job, address, { content: message.content, embeds: message.embeds, files: message.files, components: [] }, log);
+      const posted = images.filter((image) => message.files.some((file) => file.data === image.bytes));
+      // Saved before posting: the buttons must find it the moment they appear.
+      await this.deps.results
+        .save({
+          id: job.id,
+          guildId: job.guildId,
+          channelId: job.channelId,
+          ownerId: job.userId,
+          params: job.params,
+          images: posted.map((image) => ({ index: image.index, seed: image.seed })),
+        })
+        .catch((error: unknown) => log.warn({ err: error }, 'could not save the result for its buttons'));
+      const components = resultComponents(job.id, posted);
+      delivered = await this.deliver(job, address, { content: message.content, embeds: message.embeds, files: message.files, components }, log);
       kind = delivered === 0 ? 'delivery_failed' : delivered < job.params.samples ? 'partial' : 'delivered';
     }
     await this.finish(job, delivered, log);
