@@ -40,6 +40,7 @@ export class FairScheduler {
   /** Users with jobs, in the order they are served; `cursor` is who is served next. */
   private ring: string[] = [];
   private cursor = 0;
+  private lastServed: string | undefined;
   private pumping = false;
   private stopped = false;
   private readonly stopController = new AbortController();
@@ -77,9 +78,13 @@ export class FairScheduler {
     if (queue) queue.push(entry);
     else {
       this.queues.set(job.userId, [entry]);
-      // a newcomer joins just before the cursor: served after everyone already waiting had a turn
-      this.ring.splice(this.cursor, 0, job.userId);
-      this.cursor = (this.cursor + 1) % this.ring.length;
+      // A newcomer is served before whoever was served last gets another turn, after everyone else waiting.
+      const at = this.lastServed === undefined ? -1 : this.ring.indexOf(this.lastServed);
+      if (at < 0) this.ring.push(job.userId);
+      else {
+        this.ring.splice(at, 0, job.userId);
+        if (at < this.cursor) this.cursor++;
+      }
     }
     this.publishPositions();
     void this.pump();
@@ -181,6 +186,7 @@ export class FairScheduler {
       const entry = this.queues.get(this.ring[at]!)!.find((e) => e.dispatched < e.job.tasks);
       if (entry) {
         this.cursor = (at + 1) % this.ring.length;
+        this.lastServed = this.ring[at];
         return { entry, index: entry.dispatched++ };
       }
     }
@@ -196,6 +202,7 @@ export class FairScheduler {
       return;
     }
     this.queues.delete(user);
+    if (this.lastServed === user) this.lastServed = undefined;
     const at = this.ring.indexOf(user);
     if (at < 0) return;
     this.ring.splice(at, 1);
