@@ -1,3 +1,5 @@
+import { z } from 'zod';
+
 /**
  * Segmind flux-dev parameters: one source of truth for the slash command's definition, its zod schema and the
  * request body, so the three cannot drift apart.
@@ -27,6 +29,19 @@ export const DEFAULTS = {
   output_quality: 80,
   prompt_strength: 0.8,
 } as const satisfies Partial<FluxDevParams>;
+
+/** Parameters read back from storage (journal, result records): checked, never trusted. */
+export const fluxDevParamsSchema = z.object({
+  prompt: z.string(),
+  aspect_ratio: z.enum(ASPECT_RATIOS),
+  guidance: z.number(),
+  steps: z.number().int(),
+  samples: z.number().int(),
+  seed: z.number().int(),
+  output_format: z.enum(OUTPUT_FORMATS),
+  output_quality: z.number().int(),
+  prompt_strength: z.number(),
+});
 
 /** What one `/imagine` asks for, defaults applied and seed chosen. */
 export interface FluxDevParams {

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Clock } from '../clock.js';
-import { ASPECT_RATIOS, OUTPUT_FORMATS, type FluxDevParams } from './flux-params.js';
+import { fluxDevParamsSchema, type FluxDevParams } from './flux-params.js';
 import type { Storage } from './storage/storage.js';
 
 const DAY_MS = 86_400_000;
@@ -11,17 +11,7 @@ const recordSchema = z.object({
   guildId: z.string(),
   channelId: z.string(),
   ownerId: z.string(),
-  params: z.object({
-    prompt: z.string(),
-    aspect_ratio: z.enum(ASPECT_RATIOS),
-    guidance: z.number(),
-    steps: z.number().int(),
-    samples: z.number().int(),
-    seed: z.number().int(),
-    output_format: z.enum(OUTPUT_FORMATS),
-    output_quality: z.number().int(),
-    prompt_strength: z.number(),
-  }),
+  params: fluxDevParamsSchema,
   /** The images actually posted, in message order. */
   images: z.array(z.object({ index: z.number().int(), seed: z.number().int() })),
   createdAt: z.number(),

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ASPECT_RATIOS, OUTPUT_FORMATS } from '../flux-params.js';
+import { fluxDevParamsSchema } from '../flux-params.js';
 import type { Storage } from '../storage/storage.js';
 
 const reservationSchema = z.object({
@@ -26,17 +26,7 @@ const entrySchema = z.object({
   createdAt: z.number(),
   tokenExpiresAt: z.number(),
   attachmentSizeLimit: z.number(),
-  params: z.object({
-    prompt: z.string(),
-    aspect_ratio: z.enum(ASPECT_RATIOS),
-    guidance: z.number(),
-    steps: z.number().int(),
-    samples: z.number().int(),
-    seed: z.number().int(),
-    output_format: z.enum(OUTPUT_FORMATS),
-    output_quality: z.number().int(),
-    prompt_strength: z.number(),
-  }),
+  params: fluxDevParamsSchema,
   reservation: reservationSchema,
   /** `delivering` means the result may already be posted: a restart checks before posting again. */
   state: z.enum(['queued', 'delivering']),
