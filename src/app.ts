@@ -112,7 +112,7 @@ export function createBot(deps: BotDeps): Bot {
     storageTimeoutMs: config.STORAGE_TIMEOUT_MS,
     logger: logger.child({ component: 'policy' }),
     gate,
-    queue: { activeJobs: (userId) => scheduler.activeJobs(userId), maxPerUser: config.MAX_QUEUED_PER_USER },
+    maxOpenPerUser: config.MAX_QUEUED_PER_USER,
     metrics,
   });
   const history = new PromptHistory(storage);

@@ -4,6 +4,7 @@ import type { Logger } from '../logger.js';
 import type { FluxDevParams } from '../services/flux-params.js';
 import { INTERACTION_TOKEN_LIFETIME_MS, type ImagineRequest } from '../services/imagine-request.js';
 import type { ImaginePipeline } from '../services/imagine-pipeline.js';
+import type { JournalEntry } from '../services/queue/journal.js';
 import type { UsagePolicy } from '../services/usage-policy.js';
 
 /** A reservation outlives the interaction token: a late result can still be posted in the channel and charged. */
@@ -34,15 +35,19 @@ export async function submitImagine(
     tokenExpiresAt: interaction.createdTimestamp + INTERACTION_TOKEN_LIFETIME_MS,
     attachmentSizeLimit: interaction.attachmentSizeLimit,
   };
-  const { reservation } = await policy.admit(request, memberContextOf(interaction), request.createdAt + RESERVATION_LIFETIME_MS);
+  const { reservation, release } = await policy.admit(
+    request,
+    memberContextOf(interaction),
+    request.createdAt + RESERVATION_LIFETIME_MS,
+  );
   try {
-    await interaction.deferReply();
-  } catch (error) {
-    await policy.settle(reservation, 0);
-    throw error;
-  }
-  await pipeline.run(
-    {
+    try {
+      await interaction.deferReply();
+    } catch (error) {
+      await policy.settle(reservation, 0);
+      throw error;
+    }
+    const job: JournalEntry = {
       v: 1,
       id: request.id,
       guildId: interaction.guildId,
@@ -56,7 +61,9 @@ export async function submitImagine(
       params,
       reservation,
       state: 'queued',
-    },
-    log,
-  );
+    };
+    await pipeline.run(job, log);
+  } finally {
+    release();
+  }
 }

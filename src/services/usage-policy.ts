@@ -66,6 +66,8 @@ export class StorageUnavailableError extends Refusal {
 export interface Admission {
   reservation: Reservation;
   settings: GuildSettings;
+  /** Ends this request's place in the member's count of open requests; call when the job is over. Idempotent. */
+  release(): void;
 }
 
 export interface UsageView {
@@ -85,6 +87,9 @@ const relative = (epochMs: number) => `<t:${Math.ceil(epochMs / 1000)}:R>`;
  * reservation. Credits are committed or refunded through `settle` once the outcome is known.
  */
 export class UsagePolicy {
+  /** Requests admitted and not finished, per member: counted before the first await, so a burst cannot slip past. */
+  private readonly open = new Map<string, number>();
+
   constructor(
     private readonly deps: {
       settings: GuildSettingsRepository;
@@ -97,7 +102,8 @@ export class UsagePolicy {
       /** Bot-wide state: shutting down, Segmind breaker open, operator pause. */
       gate?: Pick<GenerationGate, 'blockForNewRequest'>;
       /** Requests of a member waiting or running, and how many they may have at once. */
-      queue?: { activeJobs(userId: string): number; maxPerUser: number };
+      /** How many requests a member may have admitted and not yet finished (waiting or generating). */
+      maxOpenPerUser?: number;
       metrics?: Pick<Metrics, 'refused' | 'setStorageUp'>;
     },
   ) {}
@@ -132,31 +138,53 @@ export class UsagePolicy {
   }
 
   async admit(request: ImagineRequest, member: MemberContext, reservationExpiresAt = request.tokenExpiresAt): Promise<Admission> {
-    const { clock, quota } = this.deps;
     this.checkBotWide(member);
-    const settings = await this.withTimeout(this.deps.settings.get(member.guildId));
+    const release = this.holdOpenSlot(member.userId);
     try {
-      this.checkRules(request, member, settings);
-      const limits = this.limitsFor(member, settings);
-      const pending = quota.reserve({
-        reservationId: request.id,
-        guildId: member.guildId,
-        userId: member.userId,
-        credits: request.params.samples,
-        now: clock.now(),
-        limits,
-        expiresAt: reservationExpiresAt,
-      });
-      const result = await this.withTimeout(pending, (late) => {
-        // The store answered after we gave up and told the member: give the credits back.
-        if (late.ok) void this.settle(late.reservation, 0);
-      });
-      if (!result.ok) throw this.refusalFor(result, request.params.samples);
-      return { reservation: result.reservation, settings };
+      const admission = await this.reserve(request, member, reservationExpiresAt);
+      return { ...admission, release };
     } catch (error) {
+      release();
       if (error instanceof Refusal) this.countRefusal(member.guildId, error.reason);
       throw error;
     }
+  }
+
+  private async reserve(
+    request: ImagineRequest,
+    member: MemberContext,
+    reservationExpiresAt: number,
+  ): Promise<Omit<Admission, 'release'>> {
+    const { clock, quota } = this.deps;
+    const settings = await this.withTimeout(this.deps.settings.get(member.guildId));
+    this.checkRules(request, member, settings);
+    const pending = quota.reserve({
+      reservationId: request.id,
+      guildId: member.guildId,
+      userId: member.userId,
+      credits: request.params.samples,
+      now: clock.now(),
+      limits: this.limitsFor(member, settings),
+      expiresAt: reservationExpiresAt,
+    });
+    const result = await this.withTimeout(pending, (late) => {
+      // The store answered after we gave up and told the member: give the credits back.
+      if (late.ok) void this.settle(late.reservation, 0);
+    });
+    if (!result.ok) throw this.refusalFor(result, request.params.samples);
+    return { reservation: result.reservation, settings };
+  }
+
+  private holdOpenSlot(userId: string): () => void {
+    this.open.set(userId, (this.open.get(userId) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.open.get(userId) ?? 1) - 1;
+      if (left > 0) this.open.set(userId, left);
+      else this.open.delete(userId);
+    };
   }
 
   /** Commits what was delivered, refunds the rest, and counts it. Never throws: an open reservation is swept later. */
@@ -229,11 +257,11 @@ export class UsagePolicy {
         `Segmind is having trouble right now. Try again ${relative(block.retryAt)} — nothing was charged.`,
         block.retryAt,
       );
-    const queue = this.deps.queue;
-    if (queue && queue.activeJobs(member.userId) >= queue.maxPerUser)
+    const max = this.deps.maxOpenPerUser;
+    if (max !== undefined && (this.open.get(member.userId) ?? 0) >= max)
       return new Refusal(
         'queue_full',
-        `You already have ${queue.maxPerUser} request(s) waiting or generating. Wait for one to finish (or cancel it) — nothing was charged.`,
+        `You already have ${max} request(s) waiting or generating. Wait for one to finish (or cancel it) — nothing was charged.`,
       );
     return undefined;
   }

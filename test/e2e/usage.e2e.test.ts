@@ -84,7 +84,7 @@ describe('credits and cooldowns on /imagine', () => {
   });
 
   it('grants exactly what remains when a member fires many requests at once', async () => {
-    h = await startHarness({ env: { DEFAULT_DAILY_CREDITS: '3', DEFAULT_COOLDOWN_SECONDS: '0' } });
+    h = await startHarness({ env: { DEFAULT_DAILY_CREDITS: '3', DEFAULT_COOLDOWN_SECONDS: '0', MAX_QUEUED_PER_USER: '10' } });
     const harness = h;
     const sent = Array.from({ length: 10 }, (_, i) => sendImagine(harness.discord, { prompt: `burst ${i}` }));
     const callbacks = await Promise.all(sent.map((s) => s.waitForCallback()));
