@@ -67,7 +67,7 @@ export interface Admission {
   reservation: Reservation;
   settings: GuildSettings;
   /** Ends this request's place in the member's count of open requests; call when the job is over. Idempotent. */
-  release(): void;
+  readonly release: () => void;
 }
 
 export interface UsageView {
