@@ -189,6 +189,7 @@ export function createBot(deps: BotDeps): Bot {
   client.on(Events.ShardReconnecting, () => metrics.setGatewayUp(false));
 
   let stopping: Promise<void> | undefined;
+  let recovering: Promise<void> | undefined;
   return {
     client,
     metrics,
@@ -210,16 +211,18 @@ export function createBot(deps: BotDeps): Bot {
           log: logger,
         });
       }
-      await pipeline.recover(logger.child({ component: 'recovery' }));
+      recovering = pipeline.recover(logger.child({ component: 'recovery' }));
+      await recovering;
     },
     stop() {
       stopping ??= (async () => {
         gate.stopAccepting();
+        // a start-up recovery still going must not find its storage closed under it
+        await recovering?.catch(() => undefined);
         scheduler.stop();
-        const idle = await scheduler.idle(config.SHUTDOWN_GRACE_SECONDS * 1000);
-        if (!idle) logger.warn('shutdown grace period over: unfinished images stay journaled for the next start');
-        // let the pipeline post what the scheduler's stop just settled (final edits, refunds)
-        await new Promise((resolve) => setImmediate(resolve));
+        // Running images finish, are delivered and settled; suspended jobs post their notice.
+        const drained = await pipeline.drain(config.SHUTDOWN_GRACE_SECONDS * 1000);
+        if (!drained) logger.warn('shutdown grace period over: unfinished images stay journaled for the next start');
         clearInterval(sweeper);
         clearInterval(queueGauges);
         await limiter.close();

@@ -46,17 +46,42 @@ export interface PipelineDeps {
  * one image per call, delivered to Discord, then credits committed for what was delivered and refunded for the rest.
  */
 export class ImaginePipeline {
+  /** Jobs this process is running (new or resumed), until their member has been answered and credits settled. */
+  private readonly active = new Set<Promise<unknown>>();
+
   constructor(private readonly deps: PipelineDeps) {}
 
-  /** A new request: journal it (so a crash cannot lose it), then run it. */
-  async run(job: JournalEntry, log: Logger): Promise<JobOutcome> {
+  /** Resolves true once every job has delivered (or posted its notice) and settled, false after `timeoutMs`. */
+  async drain(timeoutMs: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs)));
     try {
-      await this.deps.journal.add(job);
-    } catch (error) {
-      await this.deps.policy.settle(job.reservation, 0);
-      throw error;
+      return await Promise.race([Promise.allSettled([...this.active]).then(() => true), timeout]);
+    } finally {
+      clearTimeout(timer);
     }
-    return this.execute(job, log);
+  }
+
+  private track<T>(job: Promise<T>): Promise<T> {
+    this.active.add(job);
+    const forget = () => this.active.delete(job);
+    job.then(forget, forget);
+    return job;
+  }
+
+  /** A new request: journal it (so a crash cannot lose it), then run it. Shutdown waits for it from the start. */
+  run(job: JournalEntry, log: Logger): Promise<JobOutcome> {
+    return this.track(
+      (async () => {
+        try {
+          await this.deps.journal.add(job);
+        } catch (error) {
+          await this.deps.policy.settle(job.reservation, 0);
+          throw error;
+        }
+        return this.execute(job, log);
+      })(),
+    );
   }
 
   /** Cancels a job that has not started; only the member who asked may. */
@@ -83,7 +108,7 @@ export class ImaginePipeline {
       }
       if (job.tokenExpiresAt - clock.now() > RESUME_MIN_TOKEN_MS) {
         jobLog.info('resuming a request left unfinished by the last run');
-        void this.execute(job, jobLog).catch((error: unknown) => jobLog.error({ err: error }, 'resumed job failed'));
+        void this.track(this.execute(job, jobLog)).catch((error: unknown) => jobLog.error({ err: error }, 'resumed job failed'));
       } else {
         jobLog.warn('refunding a request left unfinished by the last run: too late to resume');
         await this.tell(job, { content: '❌ The bot restarted and could not finish this request in time. Nothing was charged — please try again.' }, jobLog);
