@@ -104,7 +104,7 @@ export class UsagePolicy {
       /** Requests of a member waiting or running, and how many they may have at once. */
       /** How many requests a member may have admitted and not yet finished (waiting or generating). */
       maxOpenPerUser?: number;
-      metrics?: Pick<Metrics, 'refused' | 'setStorageUp'>;
+      metrics?: Pick<Metrics, 'refused' | 'setStorageUp' | 'jobFinished'>;
     },
   ) {}
 
@@ -329,6 +329,7 @@ export class UsagePolicy {
   private countRefusal(guildId: string, reason: RefusalReason): void {
     const { quota, clock, logger } = this.deps;
     this.deps.metrics?.refused(reason);
+    this.deps.metrics?.jobFinished('refused');
     quota
       .incrementStats(guildId, dayOf(clock.now()), { [`refused:${reason}`]: 1 })
       .catch((error: unknown) => logger.debug({ err: error }, 'could not count a refusal'));
