@@ -1,5 +1,6 @@
 import {
   ComponentType,
+  DiscordAPIError,
   MessageFlags,
   TextInputStyle,
   type ButtonInteraction,
@@ -64,7 +65,7 @@ async function handle(
     case 'remix':
       return showRemixModal(interaction, record, undefined);
     case 'details':
-      await interaction.reply({ content: describe(record), flags: MessageFlags.Ephemeral, allowedMentions: { parse: [] } });
+      await interaction.reply({ ...describe(record), flags: MessageFlags.Ephemeral, allowedMentions: { parse: [] } });
       return;
     case 'delete':
       return deleteResult(interaction, record, deps);
@@ -86,14 +87,16 @@ async function handle(
 
 async function deleteResult(interaction: Control, record: ResultRecord, deps: ResultControlsDeps): Promise<void> {
   const settings = await deps.settings.get(record.guildId);
-  const member = memberContextOf(interaction);
-  const isModerator = member.canManageGuild || (settings.moderatorRoleId !== null && member.roleIds.includes(settings.moderatorRoleId));
-  if (interaction.user.id !== record.ownerId && !isModerator)
+  if (interaction.user.id !== record.ownerId && !deps.policy.isModerator(memberContextOf(interaction), settings))
     throw new UserFacingError('Only the member who asked for these images, or a moderator, can delete them.');
   if (!interaction.isMessageComponent()) throw new UserFacingError('This button does not work any more.');
-  await interaction.message.delete();
+  await interaction.deferReply({ flags: MessageFlags.Ephemeral });
+  await interaction.message.delete().catch((error: unknown) => {
+    // Someone already removed it: what the member wanted is done.
+    if (!(error instanceof DiscordAPIError && error.code === 10008)) throw error;
+  });
   await deps.results.delete(record.id);
-  await interaction.reply({ content: '🗑️ Deleted.', flags: MessageFlags.Ephemeral });
+  await interaction.editReply({ content: '🗑️ Deleted.' });
 }
 
 /** A modal must be the interaction's first answer: nothing slow may come before it. */
@@ -111,7 +114,7 @@ async function showRemixModal(interaction: Control, record: ResultRecord, seed: 
     title: seed === undefined ? 'Remix' : `Remix the image with seed ${seed}`,
     components: [
       input('prompt', 'Prompt', params.prompt, TextInputStyle.Paragraph, 2000),
-      input('aspect_ratio', 'Aspect ratio (1:1 16:9 21:9 2:3 3:2 4:5 5:4 9:16 9:21)', params.aspect_ratio),
+      input('aspect_ratio', 'Aspect ratio (e.g. 1:1, 16:9, 2:3, 9:16)', params.aspect_ratio),
       input('steps', 'Steps (1–50)', String(params.steps)),
       input('guidance', 'Guidance (0–10)', String(params.guidance)),
       input('seed', 'Seed (a number, or "random")', seed === undefined ? 'random' : String(seed)),
@@ -153,21 +156,24 @@ function remixParams(
   return { ...result.data, seed: result.data.seed ?? randomSeed(deps.random) };
 }
 
-function describe(record: ResultRecord): string {
+function describe(record: ResultRecord): { content: string; files?: Array<{ attachment: Buffer; name: string }> } {
   const { params } = record;
-  const lines = [
+  const summary = [
     '**Every parameter of this result**',
     `prompt: ${params.prompt.length > 900 ? `${params.prompt.slice(0, 899)}…` : params.prompt}`,
     `aspect_ratio: ${params.aspect_ratio} · guidance: ${params.guidance} · steps: ${params.steps} · samples: ${params.samples}`,
     `output_format: ${params.output_format} · output_quality: ${params.output_quality} · prompt_strength: ${params.prompt_strength}`,
-    '',
-    '**Reproduce one image**',
+    `seeds: ${record.images.map((image, position) => `${position + 1}: \`${image.seed}\``).join(' · ')}`,
   ];
   const escaped = params.prompt.replace(/\s+/g, ' ');
-  for (const [position, image] of record.images.entries()) {
-    const command = `/imagine prompt:${escaped} aspect_ratio:${params.aspect_ratio} guidance:${params.guidance} steps:${params.steps} samples:1 seed:${image.seed} output_format:${params.output_format} output_quality:${params.output_quality} prompt_strength:${params.prompt_strength}`;
-    lines.push(`Image ${position + 1} — seed \`${image.seed}\``, `\`\`\`${command.length > 300 ? `${command.slice(0, 299)}…` : command}\`\`\``);
-  }
-  const text = lines.join('\n');
-  return text.length > 2000 ? `${text.slice(0, 1999)}…` : text;
+  const commands = record.images.map(
+    (image) =>
+      `/imagine prompt:${escaped} aspect_ratio:${params.aspect_ratio} guidance:${params.guidance} steps:${params.steps} samples:1 seed:${image.seed} output_format:${params.output_format} output_quality:${params.output_quality} prompt_strength:${params.prompt_strength}`,
+  );
+  const inline = [...summary, '', '**Reproduce one image**', ...commands.flatMap((command, position) => [`Image ${position + 1}`, `\`\`\`${command}\`\`\``])].join('\n');
+  if (inline.length <= 2000) return { content: inline };
+  return {
+    content: [...summary, '', 'The `/imagine` command that reproduces each image is in the attached file.'].join('\n'),
+    files: [{ attachment: Buffer.from(commands.join('\n\n')), name: 'reproduce.txt' }],
+  };
 }

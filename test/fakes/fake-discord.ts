@@ -166,6 +166,11 @@ export interface ButtonSpec extends InteractionUserSpec {
   message?: object;
 }
 
+export interface SelectSpec extends ButtonSpec {
+  /** The values the member picked (`data.values`). */
+  values: string[];
+}
+
 export interface ModalSubmitSpec extends InteractionUserSpec {
   customId: string;
   fields: Record<string, string>;
@@ -940,6 +945,36 @@ export class FakeDiscord {
       ...base,
       type: InteractionType.MessageComponent,
       data: { custom_id: spec.customId, component_type: ComponentType.Button },
+      message,
+    };
+    return this.deliver(state, payload, spec.connection);
+  }
+
+  /**
+   * Dispatch a string select choice (type 3, component_type 3, `data.values`) on a message carrying that menu. An
+   * unknown message gets a generated one with a single select menu of those values.
+   */
+  sendSelect(spec: SelectSpec): SentInteraction {
+    const { state, base } = this.baseInteraction(spec, InteractionType.MessageComponent);
+    const known = spec.messageId !== undefined && this.messages.has(spec.messageId);
+    const row: APIActionRowComponent<APIComponentInMessageActionRow> = {
+      type: ComponentType.ActionRow,
+      id: 1,
+      components: [
+        {
+          type: ComponentType.StringSelect,
+          id: 2,
+          custom_id: spec.customId,
+          options: spec.values.map((value) => ({ label: value, value })),
+        },
+      ],
+    };
+    const message = this.sourceMessageFor(known || spec.message ? spec : { ...spec, message: { components: [row] } }, state.channelId);
+    state.sourceMessage = message;
+    const payload: APIMessageComponentGuildInteraction = {
+      ...base,
+      type: InteractionType.MessageComponent,
+      data: { custom_id: spec.customId, component_type: ComponentType.StringSelect, values: spec.values },
       message,
     };
     return this.deliver(state, payload, spec.connection);

@@ -1,0 +1,791 @@
+import { ApplicationCommandOptionType, ChannelType, type APIInteractionDataResolved, type GuildMemberFlags } from 'discord.js';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { definition as adminDefinition } from '../../src/commands/imagine-admin.js';
+import { definition as imagineDefinition } from '../../src/commands/imagine.js';
+import { Journal } from '../../src/services/queue/journal.js';
+import { snowflake, type RecordedRequest, type SentInteraction, type SlashCommandOption } from '../fakes/fake-discord.js';
+import { eventually, startHarness, type Harness, type HarnessOptions } from '../support/harness.js';
+import { messageOf, sendImagine } from '../support/imagine.js';
+
+/** These tests are about the buttons, not usage limits (except where a test sets its own). */
+const NO_LIMITS = { DEFAULT_DAILY_CREDITS: '100000', DEFAULT_COOLDOWN_SECONDS: '0' };
+const MANAGE_SERVER = '32';
+/** With random() = 0.5 every seed the bot picks itself is 2^31, so a re-roll's new seed is known in advance. */
+const random = () => 0.5;
+const CHOSEN_SEED = 2 ** 31;
+const DAY_MS = 86_400_000;
+
+const NOT_ANY_MORE = '❌ This button does not work any more.';
+const NO_LONGER_KEPT =
+  '❌ The settings of this result are no longer kept (results are kept for a limited time, or it was deleted). Use `/imagine` again.';
+
+// ---------------------------------------------------------------------------------------------------------------------
+// What the bot sent, read back from the recorded requests
+
+interface SentComponent {
+  type: number;
+  custom_id?: string;
+  label?: string;
+  emoji?: { name?: string };
+  value?: string;
+  max_length?: number;
+  placeholder?: string;
+  options?: Array<{ label: string; value: string }>;
+}
+interface SentRow {
+  type: number;
+  components: SentComponent[];
+}
+interface SentModal {
+  custom_id: string;
+  title: string;
+  components: SentRow[];
+}
+type SegmindBody = Record<string, unknown> & { prompt: string; seed: number; samples: number };
+
+function rowsOf(json: unknown): SentRow[] {
+  return (messageOf(json) as { components?: SentRow[] }).components ?? [];
+}
+
+interface Controls {
+  reroll: string;
+  remix: string;
+  details: string;
+  delete: string;
+  pick?: { customId: string; options: Array<{ label: string; value: string }> };
+}
+
+/** The custom ids exactly as the bot put them on the message (never built by hand). */
+function controlsOf(rows: SentRow[]): Controls {
+  const components = rows.flatMap((row) => row.components);
+  const button = (label: string) => {
+    const id = components.find((c) => c.type === 2 && c.label === label)?.custom_id;
+    if (id === undefined) throw new Error(`no ${label} button on the result`);
+    return id;
+  };
+  const select = components.find((c) => c.type === 3);
+  return {
+    reroll: button('Re-roll'),
+    remix: button('Remix'),
+    details: button('Details'),
+    delete: button('Delete'),
+    ...(select?.custom_id !== undefined ? { pick: { customId: select.custom_id, options: select.options ?? [] } } : {}),
+  };
+}
+
+/** The menu value whose label starts with `label` (e.g. 'Reproduce image 2'), as the bot offered it. */
+function choice(controls: Controls, label: string): string {
+  const option = controls.pick?.options.find((o) => o.label.includes(label));
+  if (!option) throw new Error(`no menu option "${label}"`);
+  return option.value;
+}
+
+interface Result {
+  /** The interaction whose reply carries the result (/imagine, a press, or a modal submission). */
+  sent: SentInteraction;
+  edit: RecordedRequest;
+  messageId: string;
+  controls: Controls;
+  /** The Segmind bodies of this result's images. */
+  bodies: SegmindBody[];
+  /** How many requests the interaction had made once delivered: any later one would touch the original. */
+  requestsWhenDelivered: number;
+}
+
+const isResultEdit = (r: RecordedRequest) => r.method === 'PATCH' && r.path.endsWith('/messages/@original') && r.files.length > 0;
+
+async function settled(h: Harness, reservationId: string): Promise<void> {
+  await eventually(() => h.logs.some((l) => l.msg === 'credits settled' && l.reservationId === reservationId), `job ${reservationId} to settle`);
+}
+
+/** Waits for a deferred (public) reply that ends with images and buttons, and for the job to be settled. */
+async function delivered(h: Harness, sent: SentInteraction, segmindBefore: number): Promise<Result> {
+  const callback = await sent.waitForCallback();
+  expect(callback.json).toMatchObject({ type: 5 });
+  expect((messageOf(callback.json).flags ?? 0) & 64).toBe(0);
+  const edit = await sent.waitForRequest(isResultEdit);
+  await settled(h, sent.id);
+  const message = sent.originalMessage();
+  if (!message) throw new Error('no original message');
+  return {
+    sent,
+    edit,
+    messageId: message.id,
+    controls: controlsOf(rowsOf(edit.json)),
+    bodies: h.segmind.requests.slice(segmindBefore).map((r) => r.body as SegmindBody),
+    requestsWhenDelivered: sent.requests().length,
+  };
+}
+
+interface Actor {
+  userId: string;
+  permissions?: string;
+  roles?: string[];
+}
+
+function imagine(h: Harness, options: Record<string, string | number>, actor: Actor): Promise<Result> {
+  const before = h.segmind.requests.length;
+  return delivered(h, sendImagine(h.discord, options, actor), before);
+}
+
+function press(h: Harness, result: Result, action: 'reroll' | 'remix' | 'details' | 'delete', actor: Actor): SentInteraction {
+  return h.discord.sendButton({ customId: result.controls[action], messageId: result.messageId, ...actor });
+}
+
+function pick(h: Harness, result: Result, label: string, actor: Actor): SentInteraction {
+  if (!result.controls.pick) throw new Error('the result has no menu');
+  return h.discord.sendSelect({
+    customId: result.controls.pick.customId,
+    values: [choice(result.controls, label)],
+    messageId: result.messageId,
+    ...actor,
+  });
+}
+
+/** The private answer of a refused or informational press: a type 4 callback with the ephemeral flag. */
+async function ephemeral(sent: SentInteraction): Promise<string> {
+  const callback = await sent.waitForCallback();
+  expect(callback.status).toBe(204);
+  expect(callback.json).toMatchObject({ type: 4 });
+  const message = messageOf(callback.json);
+  expect((message.flags ?? 0) & 64).toBe(64);
+  return message.content ?? '';
+}
+
+/** A private answer that may also come as an ephemeral deferral followed by an edit (for slower work such as Delete). */
+async function privateAnswer(sent: SentInteraction): Promise<string> {
+  const callback = await sent.waitForCallback(6_000);
+  expect(callback.status).toBe(204);
+  expect((messageOf(callback.json).flags ?? 0) & 64).toBe(64);
+  if ((callback.json as { type: number }).type === 4) return messageOf(callback.json).content ?? '';
+  expect(callback.json).toMatchObject({ type: 5 });
+  const edit = await sent.waitForRequest((r) => r.method === 'PATCH' && r.path.endsWith('/messages/@original'), 6_000);
+  return messageOf(edit.json).content ?? '';
+}
+
+async function modalOf(sent: SentInteraction): Promise<SentModal> {
+  const callback = await sent.waitForCallback();
+  expect(callback.status).toBe(204);
+  expect(callback.json).toMatchObject({ type: 9 });
+  return (callback.json as { data: SentModal }).data;
+}
+
+function modalFields(modal: SentModal): Record<string, string> {
+  return Object.fromEntries(
+    modal.components.flatMap((row) => row.components).map((input) => [input.custom_id ?? '', input.value ?? '']),
+  );
+}
+
+/** The original result was never edited nor deleted after it was delivered (a new result is a new message). */
+function expectUntouched(h: Harness, result: Result): void {
+  expect(result.sent.requests()).toHaveLength(result.requestsWhenDelivered);
+  expect(h.discord.requests.filter((r) => r.path.endsWith(`/messages/${result.messageId}`) && r.method !== 'GET')).toEqual([]);
+  const message = h.discord.message(result.messageId);
+  expect(message?.attachments).toHaveLength(result.edit.files.length);
+  expect(rowsOf(message)).toEqual(rowsOf(result.edit.json));
+}
+
+/** Like `eventually`, for an asynchronous check (storage reads). No fixed sleeps: polls every few ms. */
+async function until<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 5_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+async function usedToday(h: Harness, userId: string): Promise<number> {
+  return (await h.storage.quota.usage(h.discord.guildId, userId, Date.now())).usedToday;
+}
+
+const user = (): Actor => ({ userId: snowflake() });
+
+// ---------------------------------------------------------------------------------------------------------------------
+// /imagine-admin, to set the rules a press must obey
+
+interface DefinedOption {
+  name: string;
+  type: number;
+  options?: readonly DefinedOption[];
+}
+
+async function admin(h: Harness, command: string, values: Record<string, string>, moderator: Actor): Promise<string> {
+  const path = command.split(' ');
+  let level = adminDefinition.options as readonly DefinedOption[];
+  for (const name of path) level = level.find((o) => o.name === name)?.options ?? [];
+  const leaf: SlashCommandOption[] = Object.entries(values).map(([name, value]) => {
+    const type = level.find((o) => o.name === name)?.type;
+    if (type === undefined) throw new Error(`/imagine-admin ${command} has no option ${name}`);
+    return { name, type, value };
+  });
+  let options = leaf;
+  for (const [i, name] of [...path].reverse().entries())
+    options = [{ name, type: i === 0 ? ApplicationCommandOptionType.Subcommand : ApplicationCommandOptionType.SubcommandGroup, options }];
+  const resolved: APIInteractionDataResolved = { users: {}, members: {}, channels: {} };
+  for (const option of leaf) {
+    const id = String(option.value);
+    if (option.type === Number(ApplicationCommandOptionType.Channel))
+      resolved.channels![id] = { id, name: 'art', type: ChannelType.GuildText, permissions: '0' };
+    if (option.type !== Number(ApplicationCommandOptionType.User)) continue;
+    resolved.users![id] = { id, username: `user${id.slice(-4)}`, discriminator: '0', global_name: null, avatar: null };
+    resolved.members![id] = {
+      roles: [],
+      permissions: '0',
+      joined_at: new Date().toISOString(),
+      premium_since: null,
+      flags: 0 as GuildMemberFlags,
+      pending: false,
+      nick: null,
+      avatar: null,
+      banner: null,
+      communication_disabled_until: null,
+    };
+  }
+  const sent = h.discord.sendSlashCommand({ name: 'imagine-admin', ...moderator, options, resolved });
+  const callback = await sent.waitForCallback();
+  const reply =
+    (callback.json as { type: number }).type === 4
+      ? messageOf(callback.json)
+      : messageOf((await sent.waitForRequest((r) => r.method === 'PATCH' && r.path.endsWith('/messages/@original'))).json);
+  expect(reply.content ?? '').not.toMatch(/^❌/);
+  return reply.content ?? '';
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+
+const IMAGINE_OPTION_TYPES = new Map<string, number>(imagineDefinition.options.map((o) => [o.name, o.type]));
+
+/** Reads `/imagine name:value …` the way Discord would fill the options in. */
+function parseImagineCommand(line: string): Record<string, string | number> {
+  expect(line.startsWith('/imagine ')).toBe(true);
+  const options: Record<string, string | number> = {};
+  for (const part of line.slice('/imagine '.length).split(/ (?=[a-z_]+:)/)) {
+    const colon = part.indexOf(':');
+    const name = part.slice(0, colon);
+    const value = part.slice(colon + 1);
+    expect(IMAGINE_OPTION_TYPES.has(name)).toBe(true);
+    options[name] = IMAGINE_OPTION_TYPES.get(name) === Number(ApplicationCommandOptionType.String) ? value : Number(value);
+  }
+  return options;
+}
+
+describe('the buttons under a delivered result', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ env: NO_LIMITS, random });
+  });
+  afterAll(async () => {
+    await h?.stop();
+  });
+  beforeEach(() => h.segmind.reset());
+
+  it('puts Re-roll, Remix, Details and Delete under one image, with short custom ids and no menu', async () => {
+    const result = await imagine(h, { prompt: 'a red fox in the snow', seed: 42 }, user());
+    const rows = rowsOf(result.edit.json);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]!.components.map((c) => [c.type, c.emoji?.name, c.label])).toEqual([
+      [2, '🔁', 'Re-roll'],
+      [2, '✏️', 'Remix'],
+      [2, '🔍', 'Details'],
+      [2, '🗑️', 'Delete'],
+    ]);
+    const ids = rows[0]!.components.map((c) => c.custom_id ?? '');
+    expect(new Set(ids).size).toBe(4);
+    for (const id of ids) {
+      expect(id.length).toBeLessThanOrEqual(100);
+      expect(id).toMatch(/^res:[a-z]+:\d+$/);
+      expect(id.endsWith(`:${result.sent.id}`)).toBe(true); // only a short id: the parameters live in storage
+    }
+    expect(result.controls.pick).toBeUndefined();
+  });
+
+  it('adds a menu with a remix and a reproduce choice for each image when there are several', async () => {
+    const result = await imagine(h, { prompt: 'three owls', samples: 3, seed: 500 }, user());
+    const rows = rowsOf(result.edit.json);
+    expect(rows).toHaveLength(2);
+    expect(rows[0]!.components).toHaveLength(4);
+    expect(rows[1]!.components).toHaveLength(1);
+    const menu = rows[1]!.components[0]!;
+    expect(menu.type).toBe(3);
+    expect(menu.custom_id!.length).toBeLessThanOrEqual(100);
+    expect(menu.options).toHaveLength(6);
+    expect(menu.options!.map((o) => o.value)).toEqual(['remix-0', 'repro-0', 'remix-1', 'repro-1', 'remix-2', 'repro-2']);
+    for (const [i, seed] of [500, 501, 502].entries()) {
+      expect(menu.options![2 * i]!.label).toContain(`Remix image ${i + 1} (seed ${seed})`);
+      expect(menu.options![2 * i + 1]!.label).toContain(`Reproduce image ${i + 1} alone (seed ${seed})`);
+    }
+    for (const option of menu.options!) expect(option.label.length).toBeLessThanOrEqual(100);
+  });
+
+  it('Re-roll: a new deferred reply with the same parameters and a new seed; the original is never touched', async () => {
+    const owner = user();
+    const result = await imagine(
+      h,
+      { prompt: 'a lighthouse at dusk', aspect_ratio: '16:9', guidance: 5, steps: 30, seed: 42, output_format: 'jpg', output_quality: 65, prompt_strength: 0.35 },
+      owner,
+    );
+    expect(result.bodies).toHaveLength(1);
+    const before = h.segmind.requests.length;
+    const reroll = press(h, result, 'reroll', owner);
+    const again = await delivered(h, reroll, before);
+
+    expect(again.bodies).toStrictEqual([{ ...result.bodies[0], seed: CHOSEN_SEED }]);
+    expect(again.edit.files.map((f) => f.name)).toEqual([`flux-${CHOSEN_SEED}.jpg`]);
+    // a new message, answering the press on the original, with buttons of its own
+    expect(again.messageId).not.toBe(result.messageId);
+    expect(reroll.originalMessage()?.interaction_metadata).toMatchObject({ interacted_message_id: result.messageId });
+    expect(again.controls.reroll.endsWith(`:${reroll.id}`)).toBe(true);
+    expectUntouched(h, result);
+  });
+
+  it('Re-roll by another member is charged to that member, not to the one who asked', async () => {
+    const owner = user();
+    const other = user();
+    const result = await imagine(h, { prompt: 'a blue heron', seed: 7 }, owner);
+    expect(await usedToday(h, owner.userId)).toBe(1);
+    expect(await usedToday(h, other.userId)).toBe(0);
+
+    const again = await delivered(h, press(h, result, 'reroll', other), h.segmind.requests.length);
+    expect(again.bodies).toStrictEqual([{ ...result.bodies[0], seed: CHOSEN_SEED }]);
+    expect(await usedToday(h, other.userId)).toBe(1);
+    expect(await usedToday(h, owner.userId)).toBe(1);
+    expectUntouched(h, result);
+  });
+
+  it('Details: a private reply with every parameter, each seed, and a command that reproduces each image', async () => {
+    const owner = user();
+    const viewer = user();
+    const result = await imagine(
+      h,
+      { prompt: 'two owls on a branch', aspect_ratio: '2:3', guidance: 4.5, steps: 20, samples: 2, seed: 500, output_format: 'webp', output_quality: 70, prompt_strength: 0.6 },
+      owner,
+    );
+    const segmindBefore = h.segmind.requests.length;
+    const text = await ephemeral(press(h, result, 'details', viewer));
+
+    expect(text).toContain('prompt: two owls on a branch');
+    for (const part of ['aspect_ratio: 2:3', 'guidance: 4.5', 'steps: 20', 'samples: 2', 'output_format: webp', 'output_quality: 70', 'prompt_strength: 0.6'])
+      expect(text).toContain(part);
+    expect(text).toContain('`500`');
+    expect(text).toContain('`501`');
+    const commands = [...text.matchAll(/```(\/imagine [^`]*)```/g)].map((m) => m[1]!);
+    expect(commands).toHaveLength(2);
+    const parsed = commands.map(parseImagineCommand);
+    const bodyOf = (seed: number) => result.bodies.find((b) => b.seed === seed);
+    expect(parsed[0]).toStrictEqual({ ...bodyOf(500), samples: 1 });
+    expect(parsed[1]).toStrictEqual({ ...bodyOf(501), samples: 1 });
+    // free, and nothing generated
+    expect(h.segmind.requests).toHaveLength(segmindBefore);
+    expect(await usedToday(h, viewer.userId)).toBe(0);
+
+    // typed into Discord, the command of image 2 asks Segmind for exactly that image
+    const reproduced = await delivered(h, sendImagine(h.discord, parsed[1]!, viewer), segmindBefore);
+    expect(reproduced.bodies).toStrictEqual([bodyOf(501)]);
+    expectUntouched(h, result);
+  });
+
+  it('Details keeps the reproducing command exact for a long prompt that fits in the reply', async () => {
+    const prompt = Array.from({ length: 50 }, (_, i) => `detail${i}`).join(' ').padEnd(500, 'x'); // a 500-character FLUX prompt
+    const result = await imagine(h, { prompt, seed: 77, steps: 8 }, user());
+    const text = await ephemeral(press(h, result, 'details', user()));
+    expect(text.length).toBeLessThanOrEqual(2000);
+    const commands = [...text.matchAll(/```(\/imagine [^`]*)```/g)].map((m) => m[1]!);
+    expect(commands).toHaveLength(1);
+    expect(parseImagineCommand(commands[0]!)).toStrictEqual({ ...result.bodies[0], samples: 1 });
+  });
+
+  it("Details still shows every parameter and every image's seed for the longest prompt and four images", async () => {
+    const prompt = Array.from({ length: 400 }, (_, i) => `w${i}`).join(' ').padEnd(2000, 'z'); // the longest prompt /imagine takes
+    const result = await imagine(h, { prompt, samples: 4, seed: 1234 }, user());
+    const sent = press(h, result, 'details', user());
+    const text = await ephemeral(sent);
+    expect(text.length).toBeLessThanOrEqual(2000);
+    for (const part of ['aspect_ratio: 1:1', 'steps: 25', 'samples: 4', 'output_format: webp', 'prompt_strength: 0.8'])
+      expect(text).toContain(part);
+    for (const seed of [1234, 1235, 1236, 1237]) expect(text).toContain(`\`${seed}\``);
+    // each image's exact command, inline or (when it cannot fit in a message) in an attached text file
+    const attached = (await sent.waitForCallback()).files.map((f) => f.bytes.toString('utf8')).join('\n');
+    const commands = [...`${text}\n${attached}`.matchAll(/(\/imagine prompt:[^`\n]*)/g)].map((m) => parseImagineCommand(m[1]!));
+    for (const body of result.bodies) expect(commands).toContainEqual({ ...body, samples: 1 });
+  });
+
+  it.each(['actionRow', 'label'] as const)(
+    'Remix opens a pre-filled modal; its submission (%s layout) with an edited prompt becomes a new result',
+    async (layout) => {
+      const owner = user();
+      const result = await imagine(h, { prompt: 'a castle on a hill', aspect_ratio: '16:9', steps: 30, guidance: 5, seed: 42 }, owner);
+      const segmindBefore = h.segmind.requests.length;
+      const modal = await modalOf(press(h, result, 'remix', owner));
+      expect(modal.custom_id.length).toBeLessThanOrEqual(100);
+      expect(modalFields(modal)).toEqual({ prompt: 'a castle on a hill', aspect_ratio: '16:9', steps: '30', guidance: '5', seed: 'random' });
+      expect(h.segmind.requests).toHaveLength(segmindBefore); // opening the modal costs nothing
+
+      const submit = h.discord.sendModalSubmit({
+        customId: modal.custom_id,
+        fields: { ...modalFields(modal), prompt: 'a castle on a hill at night' },
+        layout,
+        ...owner,
+      });
+      const remixed = await delivered(h, submit, segmindBefore);
+      expect(remixed.bodies).toStrictEqual([{ ...result.bodies[0], prompt: 'a castle on a hill at night', seed: CHOSEN_SEED }]);
+      expect(remixed.messageId).not.toBe(result.messageId);
+      expect(await usedToday(h, owner.userId)).toBe(2);
+      expectUntouched(h, result);
+    },
+  );
+
+  it('shows remix modals Discord accepts: title and labels ≤ 45 characters, custom ids ≤ 100, values within max_length', async () => {
+    const result = await imagine(h, { prompt: 'a quiet harbour', samples: 2, seed: 4_294_967_294 }, user());
+    const modals = [await modalOf(press(h, result, 'remix', user())), await modalOf(pick(h, result, 'Remix image 2', user()))];
+    for (const modal of modals) {
+      expect(modal.title.length).toBeLessThanOrEqual(45);
+      expect(modal.custom_id.length).toBeLessThanOrEqual(100);
+      expect(modal.components.length).toBeLessThanOrEqual(5);
+      for (const input of modal.components.flatMap((row) => row.components)) {
+        expect(input.label!.length, `label of "${input.custom_id}": ${input.label}`).toBeLessThanOrEqual(45);
+        expect(input.custom_id!.length).toBeLessThanOrEqual(100);
+        expect(input.max_length).toBeLessThanOrEqual(4000);
+        expect((input.value ?? '').length).toBeLessThanOrEqual(input.max_length ?? 4000);
+      }
+    }
+  });
+
+  it.each([
+    ['steps', '80', '`steps`: must be between 1 and 50'],
+    ['aspect_ratio', '4:3', '`aspect_ratio`: must be one of'],
+    ['seed', 'abc', '`seed`: must be a number'],
+    ['prompt', '   ', '`prompt`: is empty'],
+  ])('a remix with %s "%s" is explained privately and costs nothing', async (field, value, text) => {
+    const owner = user();
+    const result = await imagine(h, { prompt: 'a windmill', seed: 3 }, owner);
+    const segmindBefore = h.segmind.requests.length;
+    const modal = await modalOf(press(h, result, 'remix', owner));
+    const submit = h.discord.sendModalSubmit({ customId: modal.custom_id, fields: { ...modalFields(modal), [field]: value }, ...owner });
+    const reply = await ephemeral(submit);
+    expect(reply).toContain('Some fields are not valid');
+    expect(reply).toContain(text);
+    expect(h.segmind.requests).toHaveLength(segmindBefore);
+    expect(await usedToday(h, owner.userId)).toBe(1);
+    expect(h.logs.some((l) => l.msg === 'credits settled' && l.reservationId === submit.id)).toBe(false);
+    expectUntouched(h, result);
+  });
+
+  it('the menu reproduces one chosen image alone: its seed, samples 1', async () => {
+    const owner = user();
+    const result = await imagine(h, { prompt: 'three foxes', samples: 3, seed: 700, steps: 12 }, owner);
+    const segmindBefore = h.segmind.requests.length;
+    const repro = pick(h, result, 'Reproduce image 2', owner);
+    const again = await delivered(h, repro, segmindBefore);
+    expect(again.bodies).toStrictEqual([result.bodies.find((b) => b.seed === 701)]);
+    expect(again.edit.files).toHaveLength(1);
+    expect(await usedToday(h, owner.userId)).toBe(4);
+    expectUntouched(h, result);
+  });
+
+  it("the menu opens a remix modal holding the chosen image's seed, and the remix keeps it", async () => {
+    const owner = user();
+    const result = await imagine(h, { prompt: 'two lanterns', samples: 2, seed: 800 }, owner);
+    const segmindBefore = h.segmind.requests.length;
+    const modal = await modalOf(pick(h, result, 'Remix image 2', owner));
+    expect(modalFields(modal)).toMatchObject({ prompt: 'two lanterns', seed: '801' });
+    expect(modal.title).toContain('801');
+    const submit = h.discord.sendModalSubmit({ customId: modal.custom_id, fields: { ...modalFields(modal), prompt: 'two paper lanterns' }, ...owner });
+    const remixed = await delivered(h, submit, segmindBefore);
+    expect(remixed.bodies).toStrictEqual([{ ...result.bodies.find((b) => b.seed === 801), prompt: 'two paper lanterns' }]);
+    expectUntouched(h, result);
+  });
+
+  it('Delete by the member who asked removes the message and forgets the result', async () => {
+    const owner = user();
+    const result = await imagine(h, { prompt: 'a paper boat', seed: 11 }, owner);
+    const text = await privateAnswer(press(h, result, 'delete', owner));
+    expect(text).toBe('🗑️ Deleted.');
+    const deletion = h.discord.requests.filter((r) => r.method === 'DELETE' && r.path === `/channels/${h.discord.channelId}/messages/${result.messageId}`);
+    expect(deletion.map((r) => r.status)).toEqual([204]);
+    expect(h.discord.message(result.messageId)).toBeUndefined();
+    expect(await h.storage.kv.get(`result:${result.sent.id}`)).toBeUndefined();
+    // a copy of the button somewhere (say, a client that had not refreshed) answers clearly
+    expect(await ephemeral(h.discord.sendButton({ customId: result.controls.reroll, ...owner }))).toBe(NO_LONGER_KEPT);
+    expect(h.segmind.requests).toHaveLength(1);
+  });
+
+  it('Delete by another member is refused politely and deletes nothing', async () => {
+    const owner = user();
+    const result = await imagine(h, { prompt: 'a paper crane', seed: 12 }, owner);
+    const text = await ephemeral(press(h, result, 'delete', user()));
+    expect(text).toBe('❌ Only the member who asked for these images, or a moderator, can delete them.');
+    expect(h.discord.requests.filter((r) => r.method === 'DELETE' && r.path.endsWith(`/messages/${result.messageId}`))).toEqual([]);
+    expect(h.discord.message(result.messageId)).toBeDefined();
+    expect(await h.storage.kv.get(`result:${result.sent.id}`)).toBeDefined();
+    expectUntouched(h, result);
+  });
+
+  it('Delete by a moderator (Manage Server) is allowed', async () => {
+    const result = await imagine(h, { prompt: 'a rude doodle', seed: 13 }, user());
+    const text = await privateAnswer(press(h, result, 'delete', { userId: snowflake(), permissions: MANAGE_SERVER }));
+    expect(text).toBe('🗑️ Deleted.');
+    expect(h.discord.requests.filter((r) => r.method === 'DELETE').map((r) => [r.path, r.status])).toContainEqual([
+      `/channels/${h.discord.channelId}/messages/${result.messageId}`,
+      204,
+    ]);
+    expect(h.discord.message(result.messageId)).toBeUndefined();
+  });
+
+  it('acknowledges Delete within 3 s even when Discord is slow to delete the message', async () => {
+    const owner = user();
+    const result = await imagine(h, { prompt: 'a slow goodbye', seed: 14 }, owner);
+    const route = { method: 'DELETE', path: /^\/channels\/\d+\/messages\/\d+$/ };
+    h.discord.setLatency(route, 3_200); // a busy rate-limit bucket looks the same to the bot
+    try {
+      const sentAt = Date.now();
+      const sent = press(h, result, 'delete', owner);
+      const callback = await sent.waitForCallback(6_000);
+      expect(callback.at - sentAt).toBeLessThan(3_000);
+      expect(await privateAnswer(sent)).toBe('🗑️ Deleted.');
+      expect(h.discord.message(result.messageId)).toBeUndefined();
+    } finally {
+      h.discord.setLatency(route, 0);
+    }
+  });
+
+  it('a press long after the 15-minute interaction token still works', async () => {
+    const owner = user();
+    // an /imagine sent 20 minutes ago: its token is dead, so the result was posted as a plain channel message
+    const sent = sendImagine(h.discord, { prompt: 'an old result', seed: 9 }, { ...owner, createdAt: Date.now() - 20 * 60_000 });
+    expect((await sent.waitForCallback()).json).toMatchObject({ type: 5 });
+    const post = await h.discord.waitForRequest(
+      (r) => r.method === 'POST' && r.path === `/channels/${h.discord.channelId}/messages` && r.files.length > 0,
+    );
+    await settled(h, sent.id);
+    const old: Result = {
+      sent,
+      edit: post,
+      messageId: (post.response as { id: string }).id,
+      controls: controlsOf(rowsOf(post.json)),
+      bodies: h.segmind.requests.map((r) => r.body as SegmindBody),
+      requestsWhenDelivered: sent.requests().length,
+    };
+    const again = await delivered(h, press(h, old, 'reroll', owner), 1);
+    expect(again.bodies).toStrictEqual([{ ...old.bodies[0], seed: CHOSEN_SEED }]);
+    expectUntouched(h, old);
+  });
+
+  it.each([
+    ['garbage', NOT_ANY_MORE],
+    ['res:reroll:abc', NOT_ANY_MORE],
+    ['res:nope:123', NOT_ANY_MORE],
+    ['res:reroll:1:2:3', NOT_ANY_MORE],
+    [`res:reroll:${'9'.repeat(30)}`, NOT_ANY_MORE],
+    ['res:reroll:123456789012345678', NO_LONGER_KEPT],
+    ['res:details:123456789012345678:x', NO_LONGER_KEPT],
+  ])('a forged or unknown custom id %j is answered privately, never left unanswered', async (customId, text) => {
+    const sent = h.discord.sendButton({ customId, ...user() });
+    expect(await ephemeral(sent)).toBe(text);
+    expect(h.segmind.requests).toHaveLength(0);
+  });
+
+  it('controls used where they do not belong are answered cleanly', async () => {
+    const owner = user();
+    const result = await imagine(h, { prompt: 'two moths', samples: 2, seed: 40 }, owner);
+    const id = result.sent.id;
+    const answers = [
+      // the menu's and the modal's ids pressed as buttons
+      h.discord.sendButton({ customId: result.controls.pick!.customId, messageId: result.messageId, ...owner }),
+      h.discord.sendButton({ customId: `res:modal:${id}:n2`, messageId: result.messageId, ...owner }),
+      // menu values the menu never offered
+      h.discord.sendSelect({ customId: result.controls.pick!.customId, values: ['repro-9'], messageId: result.messageId, ...owner }),
+      h.discord.sendSelect({ customId: result.controls.pick!.customId, values: ['steal-0'], messageId: result.messageId, ...owner }),
+      h.discord.sendSelect({ customId: result.controls.pick!.customId, values: ['remix-x'], messageId: result.messageId, ...owner }),
+      // remixes submitted for a forged id, or for one that was never a modal's
+      h.discord.sendModalSubmit({ customId: 'res:modal:abc', fields: { prompt: 'x' }, ...owner }),
+      h.discord.sendModalSubmit({ customId: `res:nope:${id}`, fields: { prompt: 'x' }, ...owner }),
+      h.discord.sendModalSubmit({ customId: result.controls.delete, fields: { prompt: 'x' }, ...owner }),
+    ];
+    for (const [i, sent] of answers.entries()) expect(await ephemeral(sent), `answer #${i}`).toBe(NOT_ANY_MORE);
+    expect(h.segmind.requests).toHaveLength(2);
+    expectUntouched(h, result);
+  });
+
+  it('acknowledges every press at once, even while Segmind is stuck with work queued', async () => {
+    const owner = user();
+    const presser = user();
+    const result = await imagine(h, { prompt: 'a busy street', samples: 2, seed: 60 }, owner);
+    h.segmind.pause();
+    const queued = [
+      sendImagine(h.discord, { prompt: 'queue filler one', samples: 4 }, user()),
+      sendImagine(h.discord, { prompt: 'queue filler two', samples: 4 }, user()),
+    ];
+    await h.segmind.waitForInFlight(4); // SEGMIND_CONCURRENCY: four held, four more waiting in the queue
+    const segmindBefore = (await h.segmind.waitForRequests(result.bodies.length + 4)).length;
+
+    const sentAt = Date.now();
+    const presses = {
+      reroll: press(h, result, 'reroll', presser),
+      details: press(h, result, 'details', presser),
+      remix: press(h, result, 'remix', presser),
+      delete: press(h, result, 'delete', presser),
+      repro: pick(h, result, 'Reproduce image 1', presser),
+    };
+    const callbacks = await Promise.all(Object.values(presses).map((p) => p.waitForCallback()));
+    for (const callback of callbacks) {
+      expect(callback.status).toBe(204); // the fake answers 10062 past Discord's 3 s
+      expect(callback.at - sentAt).toBeLessThan(3_000);
+    }
+    expect(callbacks.map((c) => (c.json as { type: number }).type)).toEqual([5, 4, 9, 4, 5]);
+    // all answered while Segmind still held every call
+    expect(h.segmind.inFlight()).toBe(4);
+    expect(h.segmind.requests).toHaveLength(segmindBefore);
+    // the presses' jobs wait in the same journal (and queue) as /imagine's, charged to the presser
+    const journal = new Journal(h.storage, h.config.INSTANCE_ID);
+    const journaled = await until(async () => {
+      const entries = await journal.list();
+      return entries.some((e) => e.id === presses.reroll.id) && entries.some((e) => e.id === presses.repro.id) ? entries : undefined;
+    }, 'the presses to be journaled');
+    expect(journaled.filter((e) => e.id === presses.reroll.id || e.id === presses.repro.id).map((e) => [e.userId, e.params.samples])).toEqual([
+      [presser.userId, 2],
+      [presser.userId, 1],
+    ]);
+
+    h.segmind.resume();
+    for (const sent of [...queued, presses.reroll, presses.repro]) await settled(h, sent.id);
+    expect((await presses.reroll.waitForRequest(isResultEdit)).files).toHaveLength(2);
+    expect((await presses.repro.waitForRequest(isResultEdit)).files).toHaveLength(1);
+    expect(await usedToday(h, presser.userId)).toBe(3);
+    expectUntouched(h, result);
+  });
+
+  it('a press after a bot restart still works', async () => {
+    const owner = user();
+    const result = await imagine(h, { prompt: 'before the restart', samples: 2, seed: 90 }, owner);
+    await h.restartBot();
+    const details = await ephemeral(press(h, result, 'details', owner));
+    expect(details).toContain('`91`');
+    const again = await delivered(h, press(h, result, 'reroll', owner), h.segmind.requests.length);
+    expect(again.bodies.map((b) => b.seed)).toEqual([CHOSEN_SEED, CHOSEN_SEED + 1]);
+    expect(again.bodies.map((b) => b.prompt)).toEqual(['before the restart', 'before the restart']);
+    const repro = await delivered(h, pick(h, result, 'Reproduce image 2', owner), h.segmind.requests.length);
+    expect(repro.bodies).toStrictEqual([result.bodies.find((b) => b.seed === 91)]);
+    expectUntouched(h, result);
+  });
+});
+
+describe('a press is checked and charged exactly like /imagine', () => {
+  let current: Harness | undefined;
+  afterEach(async () => {
+    await current?.stop();
+    current = undefined;
+  });
+  const start = async (env: Record<string, string>, options: HarnessOptions = {}) => {
+    current = await startHarness({ env, random, ...options });
+    return current;
+  };
+
+  it('refuses a press while the presser is on cooldown, privately and without calling Segmind', async () => {
+    const h = await start({ DEFAULT_DAILY_CREDITS: '100', DEFAULT_COOLDOWN_SECONDS: '600' });
+    const owner = user();
+    const result = await imagine(h, { prompt: 'a slow snail', samples: 2, seed: 1 }, owner);
+
+    expect(await ephemeral(press(h, result, 'reroll', owner))).toMatch(/^❌ You're on cooldown\. Try again <t:\d+:R>\.$/);
+    expect(await ephemeral(pick(h, result, 'Reproduce image 1', owner))).toMatch(/^❌ You're on cooldown\./);
+    const modal = await modalOf(press(h, result, 'remix', owner)); // opening the form is free…
+    const submit = h.discord.sendModalSubmit({ customId: modal.custom_id, fields: { ...modalFields(modal), prompt: 'a fast snail' }, ...owner });
+    expect(await ephemeral(submit)).toMatch(/^❌ You're on cooldown\./); // …generating is not
+    expect(h.segmind.requests).toHaveLength(2);
+    expect(await usedToday(h, owner.userId)).toBe(2);
+
+    // the cooldown is the presser's: another member may re-roll, then waits in turn
+    const other = user();
+    await delivered(h, press(h, result, 'reroll', other), 2);
+    expect(await ephemeral(press(h, result, 'reroll', other))).toMatch(/^❌ You're on cooldown\./);
+    expect(h.segmind.requests).toHaveLength(4);
+  });
+
+  it('refuses a press from a member who is out of credits; Details stays free', async () => {
+    const h = await start({ DEFAULT_DAILY_CREDITS: '2', DEFAULT_COOLDOWN_SECONDS: '0' });
+    const owner = user();
+    const result = await imagine(h, { prompt: 'two pebbles', samples: 2, seed: 101 }, owner);
+    expect(await ephemeral(press(h, result, 'reroll', owner))).toMatch(/^❌ You've used all your image credits for today\./);
+    expect(await ephemeral(pick(h, result, 'Reproduce image 2', owner))).toMatch(/^❌ You've used all your image credits for today\./);
+    expect(await ephemeral(press(h, result, 'details', owner))).toContain('`102`');
+    expect(h.segmind.requests).toHaveLength(2);
+
+    // a member with credits left may re-roll the two images; a third would be one too many
+    const other = user();
+    await delivered(h, press(h, result, 'reroll', other), 2);
+    expect(await usedToday(h, other.userId)).toBe(2);
+    expect(await usedToday(h, owner.userId)).toBe(2);
+  });
+
+  it("refuses a blocked member, a banned word, another channel and a paused server, as /imagine does", async () => {
+    const art = snowflake();
+    const h = await start(NO_LIMITS, { discord: { guilds: [{ channels: [{ name: 'general' }, { id: art, name: 'art' }] }] } });
+    const moderator = { userId: snowflake(), permissions: MANAGE_SERVER };
+    const owner = user();
+    const blocked = user();
+    const result = await imagine(h, { prompt: 'a castle in the fog', seed: 5 }, owner);
+
+    await admin(h, 'block add', { member: blocked.userId, reason: 'spam' }, moderator);
+    expect(await ephemeral(press(h, result, 'reroll', blocked))).toBe('❌ You are blocked from generating images in this server. Reason: spam');
+    const modal = await modalOf(press(h, result, 'remix', blocked));
+    const blockedRemix = h.discord.sendModalSubmit({ customId: modal.custom_id, fields: modalFields(modal), ...blocked });
+    expect(await ephemeral(blockedRemix)).toBe('❌ You are blocked from generating images in this server. Reason: spam');
+
+    // words banned after the result was made still apply to its re-roll, and to a remix that brings them in
+    await admin(h, 'words add', { phrase: 'castle', list: 'banned' }, moderator);
+    expect(await ephemeral(press(h, result, 'reroll', owner))).toContain('Your prompt contains something this server does not allow (“castle”)');
+    await admin(h, 'words remove', { phrase: 'castle', list: 'banned' }, moderator);
+    await admin(h, 'words add', { phrase: 'dragon', list: 'banned' }, moderator);
+    const dragon = h.discord.sendModalSubmit({ customId: modal.custom_id, fields: { ...modalFields(modal), prompt: 'a dragon over the castle' }, ...owner });
+    expect(await ephemeral(dragon)).toContain('(“dragon”)');
+
+    await admin(h, 'channels add', { channel: art }, moderator);
+    expect(await ephemeral(press(h, result, 'reroll', owner))).toBe(`❌ \`/imagine\` is not allowed in this channel. Use <#${art}>.`);
+    await admin(h, 'channels clear', {}, moderator);
+
+    await admin(h, 'pause', { reason: 'maintenance' }, moderator);
+    expect(await ephemeral(press(h, result, 'reroll', owner))).toBe('❌ Image generation is paused in this server by its moderators. Reason: maintenance');
+    expect(await ephemeral(press(h, result, 'reroll', moderator))).toContain('paused in this server');
+    expect(h.segmind.requests).toHaveLength(1);
+    expect(await usedToday(h, owner.userId)).toBe(1);
+    expect(await usedToday(h, blocked.userId)).toBe(0);
+
+    await admin(h, 'resume', {}, moderator);
+    await delivered(h, press(h, result, 'reroll', owner), 1);
+  });
+
+  it('answers clearly once the record is older than RESULT_RETENTION_DAYS, or cannot be read back', async () => {
+    const h = await start({ ...NO_LIMITS, RESULT_RETENTION_DAYS: '1' });
+    const owner = user();
+    const result = await imagine(h, { prompt: 'a fading photo', samples: 2, seed: 21 }, owner);
+    const key = `result:${result.sent.id}`;
+    const stored = (await h.storage.kv.get(key)) as { createdAt: number; ownerId: string; params: { prompt: string } };
+    expect(stored).toMatchObject({ ownerId: owner.userId, params: { prompt: 'a fading photo' } });
+    expect(Math.abs(stored.createdAt - Date.now())).toBeLessThan(60_000);
+
+    // 23 hours old: still kept
+    await h.storage.kv.set(key, { ...stored, createdAt: Date.now() - 23 * 3_600_000 });
+    expect(await ephemeral(press(h, result, 'details', owner))).toContain('`22`');
+
+    // two days old: past the one-day retention
+    await h.storage.kv.set(key, { ...stored, createdAt: Date.now() - 2 * DAY_MS });
+    const expired = [
+      press(h, result, 'reroll', owner),
+      press(h, result, 'details', owner),
+      press(h, result, 'remix', owner),
+      press(h, result, 'delete', owner),
+      pick(h, result, 'Reproduce image 1', owner),
+      pick(h, result, 'Remix image 2', owner),
+    ];
+    for (const sent of expired) expect(await ephemeral(sent)).toBe(NO_LONGER_KEPT);
+
+    // a record that no longer matches the schema is treated the same way
+    await h.storage.kv.set(key, { ...stored, createdAt: Date.now(), params: { prompt: 42 } });
+    expect(await ephemeral(press(h, result, 'reroll', owner))).toBe(NO_LONGER_KEPT);
+
+    expect(h.segmind.requests).toHaveLength(2);
+    expect(await usedToday(h, owner.userId)).toBe(2);
+    expect(h.discord.message(result.messageId)).toBeDefined(); // Delete refused to act on a forgotten result
+  });
+});
