@@ -59,6 +59,10 @@ async function handle(
   deps: ResultControlsDeps,
   log: Logger,
 ): Promise<void> {
+  // Each action belongs to one kind of control: a forged id on another kind does nothing.
+  const button = interaction.isButton();
+  if (['reroll', 'remix', 'details', 'delete'].includes(action) && !button)
+    throw new UserFacingError('This button does not work any more.');
   switch (action) {
     case 'reroll':
       return submitImagine(interaction, { ...record.params, seed: randomSeed(deps.random) }, deps, log);
