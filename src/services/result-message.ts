@@ -1,7 +1,26 @@
 import type { APIEmbed } from 'discord.js';
 import { escapeMarkdown } from 'discord.js';
 import type { FluxDevParams } from './flux-params.js';
-import type { BatchFailure, BatchImage, BatchResult } from './image-generator.js';
+import type { GeneratedImage } from './segmind-client.js';
+import type { SegmindError } from './segmind-errors.js';
+
+export interface BatchImage extends GeneratedImage {
+  /** 0-based position in the request: image `index` used seed `seed + index`. */
+  index: number;
+}
+
+export interface BatchFailure {
+  index: number;
+  seed: number;
+  error: SegmindError;
+}
+
+/** Every image of one request: those generated, those that failed, and how long generation took. */
+export interface BatchResult {
+  images: BatchImage[];
+  failures: BatchFailure[];
+  durationMs: number;
+}
 
 export interface ResultFile {
   name: string;

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { FluxDevParams } from '../../src/services/flux-params.js';
-import type { BatchImage, BatchResult } from '../../src/services/image-generator.js';
-import { buildResultMessage } from '../../src/services/result-message.js';
+import { buildResultMessage, type BatchImage, type BatchResult } from '../../src/services/result-message.js';
 import { SegmindError } from '../../src/services/segmind-errors.js';
 
 const params: FluxDevParams = {
