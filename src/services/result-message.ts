@@ -38,6 +38,8 @@ export interface ResultMessage {
 /** Embeds sharing one `url` render as a single gallery post in Discord clients. */
 const GALLERY_URL = 'https://www.segmind.com/models/flux-dev';
 const EMBED_COLOR = 0x5865f2;
+/** Discord refuses a message whose files add up to more than 25 MiB; keep room for the JSON payload. */
+export const MAX_UPLOAD_BYTES = 25 * 1024 * 1024 - 256 * 1024;
 
 export function fileNameFor(image: Pick<BatchImage, 'seed' | 'format'>): string {
   return `flux-${image.seed}.${image.format}`;
@@ -49,8 +51,16 @@ export function buildResultMessage(
   result: BatchResult,
   attachmentSizeLimit: number,
 ): ResultMessage {
-  const fits = result.images.filter((image) => image.bytes.length <= attachmentSizeLimit);
-  const oversized = result.images.filter((image) => image.bytes.length > attachmentSizeLimit);
+  // Each file must fit the interaction's limit, and all of them one request (Discord: 25 MiB in all).
+  const fits: BatchImage[] = [];
+  const oversized: BatchImage[] = [];
+  let total = 0;
+  for (const image of result.images) {
+    if (image.bytes.length <= attachmentSizeLimit && total + image.bytes.length <= MAX_UPLOAD_BYTES) {
+      fits.push(image);
+      total += image.bytes.length;
+    } else oversized.push(image);
+  }
   const files = fits.map((image) => ({ name: fileNameFor(image), data: image.bytes }));
 
   const seeds = Array.from({ length: params.samples }, (_, i) => (params.seed + i) % 2 ** 32);
@@ -96,7 +106,9 @@ function describeProblems(
   const lines: string[] = [];
   for (const failure of failures)
     lines.push(`⚠️ Image ${failure.index + 1} of ${total} (seed ${failure.seed}) failed: ${failure.error.message}`);
-  for (const image of oversized)
+  for (const image of oversized.filter((i) => i.bytes.length <= limit))
+    lines.push(`⚠️ Image ${image.index + 1} of ${total} (seed ${image.seed}) did not fit in one message with the others (Discord takes 25 MiB per message): reproduce it alone with its seed.`);
+  for (const image of oversized.filter((i) => i.bytes.length > limit))
     lines.push(
       `⚠️ Image ${image.index + 1} of ${total} (seed ${image.seed}) is ${formatMiB(image.bytes.length)}, over this server's ${formatMiB(limit)} upload limit: try \`output_format: webp\` or a lower \`output_quality\`.`,
     );
@@ -108,5 +120,5 @@ export function formatSeconds(ms: number): string {
 }
 
 function formatMiB(bytes: number): string {
-  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+  return bytes < 1024 * 1024 ? `${Math.round(bytes / 1024)} KiB` : `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }

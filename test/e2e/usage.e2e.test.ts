@@ -121,6 +121,20 @@ describe('credits and cooldowns on /imagine', () => {
     expect(messageOf((await credits(h).waitForCallback()).json).content).toContain('Today: **2** of 4 left');
   });
 
+  it('posts what fits the upload limit, explains the rest, and refunds it', async () => {
+    h = await startHarness({ env: { DEFAULT_DAILY_CREDITS: '4', DEFAULT_COOLDOWN_SECONDS: '0' } });
+    // seed 21 comes back as a large noisy PNG, seed 20 as a small one
+    h.segmind.respondWith((req) =>
+      (req.body as { seed: number }).seed === 21 ? { kind: 'image', longSide: 256, noise: true } : { kind: 'image' },
+    );
+    const interaction = sendImagine(h.discord, { prompt: 'big and small', samples: 2, seed: 20, output_format: 'png' }, { attachmentSizeLimit: 20_000 });
+    const edit = await delivered(interaction);
+    expect(edit.files.map((f) => f.name)).toEqual(['flux-20.png']);
+    expect(messageOf(edit.json).content).toMatch(/Image 2 of 2 \(seed 21\) is \d+ KiB, over this server's 20 KiB upload limit/);
+    await eventually(() => h!.logs.find((l) => l.msg === 'credits settled'), 'the settlement');
+    expect(h.logs.find((l) => l.msg === 'credits settled')).toMatchObject({ committed: 1, refunded: 1 });
+  });
+
   it('refunds when the result cannot be delivered to Discord', async () => {
     h = await startHarness({ env: { DEFAULT_DAILY_CREDITS: '2', DEFAULT_COOLDOWN_SECONDS: '0' } });
     h.discord.failNext({ method: 'PATCH', path: /messages\/@original$/ }, { status: 404, body: { code: 10015, message: 'Unknown Webhook' } });

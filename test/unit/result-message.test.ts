@@ -68,4 +68,16 @@ describe('result message', () => {
     expect(webp.embeds[0]!.fields!.find((f) => f.name === 'Format')!.value).toBe('webp (quality 55)');
     expect(webp.embeds[0]!.fields!.find((f) => f.name === 'Seed')!.value).toBe('`100`');
   });
+
+  it('keeps one message under Discord’s 25 MiB in all, and says which image did not fit', () => {
+    const nine = 9 * 1024 * 1024;
+    const message = buildResultMessage(
+      { ...params, samples: 3 },
+      { images: [image(0, nine), image(1, nine), image(2, nine)], failures: [], durationMs: 1 },
+      10 * 1024 * 1024,
+    );
+    expect(message.files.map((f) => f.name)).toEqual(['flux-100.png', 'flux-101.png']);
+    expect(message.oversized.map((i) => i.seed)).toEqual([102]);
+    expect(message.content).toContain('Image 3 of 3 (seed 102) did not fit in one message');
+  });
 });
