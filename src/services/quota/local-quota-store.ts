@@ -88,6 +88,14 @@ export class LocalQuotaStore implements QuotaStore {
   readonly #kv: Keyv;
   readonly #mutex: KeyedMutex;
   readonly #logger: Logger;
+  /**
+   * Open reservations, kept in memory (one process owns a local store) and persisted off the hot path: rewriting a
+   * list of every open reservation inside each reserve and settle made SQLite the bottleneck.
+   */
+  #open: Map<string, OpenEntry> | undefined;
+  #loadingOpen: Promise<Map<string, OpenEntry>> | undefined;
+  #persisting: Promise<void> | undefined;
+  #persistAgain = false;
 
   constructor(deps: { kv: Keyv; mutex: KeyedMutex; logger: Logger }) {
     this.#kv = deps.kv;
@@ -100,11 +108,14 @@ export class LocalQuotaStore implements QuotaStore {
     const { guildId, userId, reservationId, now, credits, expiresAt } = input;
     return this.#mutex.run(locks.guild(guildId), async () => {
       const reservationKey = localQuotaKeys.reservation(guildId, reservationId);
-      if ((await this.#kv.get(reservationKey)) !== undefined) {
+      const [existing, member, guild] = await Promise.all([
+        this.#kv.get<unknown>(reservationKey),
+        this.#readMember(guildId, userId),
+        this.#readGuild(guildId),
+      ]);
+      if (existing !== undefined) {
         throw new Error(`Reservation ${reservationId} already exists in guild ${guildId}`);
       }
-      const member = await this.#readMember(guildId, userId);
-      const guild = await this.#readGuild(guildId);
       const decision = decideReserve(member, guild, input);
       if (!decision.ok) return decision.result;
 
@@ -120,13 +131,16 @@ export class LocalQuotaStore implements QuotaStore {
         expiresAt,
       };
       await this.#updateOpenIndex((open) => [...open, { guildId, id: reservationId, expiresAt }]);
-      await this.#writeMember(guildId, userId, decision.member);
-      await this.#writeGuild(guildId, decision.guild);
-      await this.#kv.set(
-        reservationKey,
-        { v: 1, ...reservation } satisfies z.infer<typeof reservationRecord>,
-        Math.max(0, expiresAt - now) + RESERVATION_RETENTION_MS,
-      );
+      // One round trip for the three writes: the guild lock already keeps them from interleaving with others.
+      await Promise.all([
+        this.#writeMember(guildId, userId, decision.member),
+        this.#writeGuild(guildId, decision.guild),
+        this.#kv.set(
+          reservationKey,
+          { v: 1, ...reservation } satisfies z.infer<typeof reservationRecord>,
+          Math.max(0, expiresAt - now) + RESERVATION_RETENTION_MS,
+        ),
+      ]);
       return {
         ok: true,
         reservation,
@@ -301,14 +315,46 @@ export class LocalQuotaStore implements QuotaStore {
   }
 
   async #readOpenIndex(): Promise<OpenEntry[]> {
-    return (await this.#read(localQuotaKeys.openIndex, openIndexRecord))?.open ?? [];
+    return [...(await this.#openMap()).values()];
+  }
+
+  async #openMap(): Promise<Map<string, OpenEntry>> {
+    if (this.#open) return this.#open;
+    this.#loadingOpen ??= this.#read(localQuotaKeys.openIndex, openIndexRecord).then((record) => {
+      this.#open = new Map((record?.open ?? []).map((e) => [`${e.guildId}/${e.id}`, e]));
+      return this.#open;
+    });
+    return this.#loadingOpen;
   }
 
   async #updateOpenIndex(update: (open: OpenEntry[]) => OpenEntry[]): Promise<void> {
-    await this.#mutex.run(locks.openIndex, async () => {
-      const open = update(await this.#readOpenIndex());
-      await this.#kv.set(localQuotaKeys.openIndex, { v: 1, open } satisfies z.infer<typeof openIndexRecord>);
-    });
+    const map = await this.#openMap();
+    const next = update([...map.values()]);
+    map.clear();
+    for (const e of next) map.set(`${e.guildId}/${e.id}`, e);
+    this.#persistOpen();
+  }
+
+  /** Writes the index in the background, one write at a time, coalescing changes made meanwhile. */
+  #persistOpen(): void {
+    if (this.#persisting) {
+      this.#persistAgain = true;
+      return;
+    }
+    const open = [...(this.#open?.values() ?? [])];
+    this.#persisting = this.#kv
+      .set(localQuotaKeys.openIndex, { v: 1, open } satisfies z.infer<typeof openIndexRecord>)
+      .then(
+        () => undefined,
+        (error: unknown) => this.#logger.warn({ err: error }, 'could not save the index of open reservations'),
+      )
+      .finally(() => {
+        this.#persisting = undefined;
+        if (this.#persistAgain) {
+          this.#persistAgain = false;
+          this.#persistOpen();
+        }
+      });
   }
 
   async #readStats(key: string): Promise<Record<string, number>> {
