@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { Client, Events, GatewayIntentBits, Routes, type ClientOptions } from 'discord.js';
+import { Client, Events, GatewayIntentBits, REST, Routes, type ClientOptions } from 'discord.js';
 import type { Dispatcher } from 'undici';
 import { systemClock, type Clock } from './clock.js';
 import { createCancelButton } from './commands/cancel-button.js';
@@ -23,6 +23,9 @@ import { createSegmindLimiter } from './services/queue/segmind-limiter.js';
 import { SegmindClient } from './services/segmind-client.js';
 import type { Storage } from './services/storage/storage.js';
 import { UsagePolicy } from './services/usage-policy.js';
+
+/** Interaction and webhook routes are not under Discord's global limit; this only guards against runaway loops. */
+const INTERACTION_REQUESTS_PER_SECOND = 1_000;
 
 /** How often reservations whose request can no longer be delivered are refunded (e.g. after a crash). */
 const SWEEP_INTERVAL_MS = 60_000;
@@ -59,12 +62,16 @@ export function createBot(deps: BotDeps): Bot {
   const metrics = deps.metrics ?? new Metrics();
   metrics.setStorageUp(true);
 
+  // Discord exempts interaction callbacks and webhook edits from its 50 requests/s global limit, but discord.js
+  // counts every request against one: under a burst, acknowledgements queued behind it missed the 3 s deadline. The
+  // client (interactions, webhooks) gets a high ceiling; everything else goes through `channelRest`, held to 50/s.
   const client = new Client({
     intents: [GatewayIntentBits.Guilds],
-    rest: { api: config.DISCORD_API_URL, ...deps.restOptions },
+    rest: { api: config.DISCORD_API_URL, globalRequestsPerSecond: INTERACTION_REQUESTS_PER_SECOND, ...deps.restOptions },
   });
+  const channelRest = new REST({ api: config.DISCORD_API_URL, ...deps.restOptions }).setToken(config.DISCORD_TOKEN);
   const postToChannel = async (channelId: string, text: string) => {
-    await client.rest.post(Routes.channelMessages(channelId), { body: { content: text, allowed_mentions: { parse: [] } } });
+    await channelRest.post(Routes.channelMessages(channelId), { body: { content: text, allowed_mentions: { parse: [] } } });
   };
 
   const segmind = new SegmindClient({
@@ -125,7 +132,7 @@ export function createBot(deps: BotDeps): Bot {
     policy,
     journal: new Journal(storage, config.INSTANCE_ID),
     history,
-    responder: new DiscordResponder(client.rest, logger.child({ component: 'discord' })),
+    responder: new DiscordResponder({ webhooks: client.rest, channels: channelRest }, logger.child({ component: 'discord' })),
     clock,
     metrics,
     progress: deps.progress ?? { firstEditDelayMs: 1_500, minIntervalMs: 3_000 },
@@ -227,6 +234,8 @@ export function createBot(deps: BotDeps): Bot {
         clearInterval(queueGauges);
         await limiter.close();
         await client.destroy();
+        channelRest.clearHashSweeper();
+        channelRest.clearHandlerSweeper();
         metrics.setGatewayUp(false);
         await segmind.close();
       })();

@@ -29,12 +29,13 @@ export function isDeadToken(error: unknown): boolean {
  */
 export class DiscordResponder {
   constructor(
-    private readonly rest: REST,
+    /** Interaction webhooks (not under Discord's global limit) and channel routes (under it). */
+    private readonly rest: { webhooks: REST; channels: REST },
     private readonly log: Logger,
   ) {}
 
   async editOriginal(to: InteractionAddress, message: OutgoingMessage): Promise<void> {
-    await this.rest.patch(Routes.webhookMessage(to.applicationId, to.token, '@original'), {
+    await this.rest.webhooks.patch(Routes.webhookMessage(to.applicationId, to.token, '@original'), {
       auth: false,
       body: this.body(message),
       files: (message.files ?? []).map((file) => ({ name: file.name, data: file.data })),
@@ -44,7 +45,7 @@ export class DiscordResponder {
   /** What the original reply shows now (after a restart: was the result already posted?). */
   async fetchOriginal(to: InteractionAddress): Promise<{ attachments: number } | undefined> {
     try {
-      const message = (await this.rest.get(Routes.webhookMessage(to.applicationId, to.token, '@original'), {
+      const message = (await this.rest.webhooks.get(Routes.webhookMessage(to.applicationId, to.token, '@original'), {
         auth: false,
       })) as { attachments?: unknown[] };
       return { attachments: message.attachments?.length ?? 0 };
@@ -56,7 +57,7 @@ export class DiscordResponder {
 
   /** A normal channel message mentioning the member: for results that outlive the 15-minute token. */
   async postInChannel(to: InteractionAddress, message: OutgoingMessage): Promise<void> {
-    await this.rest.post(Routes.channelMessages(to.channelId), {
+    await this.rest.channels.post(Routes.channelMessages(to.channelId), {
       body: {
         ...this.body(message),
         content: `<@${to.userId}> ${message.content}`.trim(),
