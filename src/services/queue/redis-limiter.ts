@@ -1,18 +1,12 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { Logger } from '../../logger.js';
 import type { RedisCommandSender } from '../quota/redis-quota-store.js';
+import { lua, runLua, type LuaScript } from '../quota/redis-scripts.js';
 import { LimiterClosedError, validateLimits } from './local-limiter.js';
 import type { LimiterPermit, SegmindLimiter } from './segmind-limiter.js';
 
-interface LuaScript {
-  readonly source: string;
-  readonly sha1: string;
-}
-
-function lua(source: string): LuaScript {
-  return { source, sha1: createHash('sha1').update(source).digest('hex') };
-}
+const limiterLua = (source: string): LuaScript => lua('limiter', source);
 
 /**
  * Time comes from the Redis server (TIME), never from the bot: bot processes on several hosts may disagree by
@@ -40,7 +34,7 @@ end
  * Expired holders (crashed processes) and starts that left the window are dropped first; then both limits are
  * checked and, when both allow, the holder and its start are added, all in one atomic step.
  */
-const ACQUIRE = lua(`${SERVER_NOW}${EXTEND_TTL}
+const ACQUIRE = limiterLua(`${SERVER_NOW}${EXTEND_TTL}
 local id = ARGV[1]
 local concurrency = tonumber(ARGV[2])
 local rpm = tonumber(ARGV[3])
@@ -77,7 +71,7 @@ return {'ok', held + 1}
  * Returns the ids that are no longer held (their lease ran out and the slot may have gone to someone else).
  * A holder that expired but is still in the set is renewed: only an acquire removes it, so nobody has its slot.
  */
-const RENEW = lua(`${SERVER_NOW}${EXTEND_TTL}
+const RENEW = limiterLua(`${SERVER_NOW}${EXTEND_TTL}
 local lease = tonumber(ARGV[1])
 local lost = {}
 for i = 2, #ARGV do
@@ -92,7 +86,7 @@ return lost
 `);
 
 /** KEYS: holders. Returns the holders whose lease has not expired. */
-const IN_FLIGHT = lua(`${SERVER_NOW}
+const IN_FLIGHT = limiterLua(`${SERVER_NOW}
 return redis.call('ZCOUNT', KEYS[1], string.format('(%d', now), '+inf')
 `);
 
@@ -343,14 +337,7 @@ export class RedisLimiter implements SegmindLimiter {
     return true;
   }
 
-  /** EVALSHA, loading the script with EVAL when this server has not seen it yet (restart, SCRIPT FLUSH). */
-  async #run(script: LuaScript, keys: string[], args: string[]): Promise<unknown> {
-    const tail = [String(keys.length), ...keys, ...args];
-    try {
-      return await this.#client.sendCommand(['EVALSHA', script.sha1, ...tail]);
-    } catch (error) {
-      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-      return this.#client.sendCommand(['EVAL', script.source, ...tail]);
-    }
+  #run(script: LuaScript, keys: string[], args: string[]): Promise<unknown> {
+    return runLua(this.#client, script, keys, args);
   }
 }

@@ -19,7 +19,7 @@ import {
   type SettleResult,
   type UsageSnapshot,
 } from './quota-store.js';
-import { ADJUST_BONUS, INCREMENT_STATS, RESERVE, RESET_USER, SETTLE, type LuaScript } from './redis-scripts.js';
+import { ADJUST_BONUS, INCREMENT_STATS, RESERVE, RESET_USER, SETTLE, runLua, type LuaScript } from './redis-scripts.js';
 
 /** The one thing this store needs from a node-redis client (the connection the Storage's keyv uses). */
 export interface RedisCommandSender {
@@ -242,15 +242,8 @@ export class RedisQuotaStore implements QuotaStore {
     return counts;
   }
 
-  /** EVALSHA, loading the script with EVAL when this server has not seen it yet (restart, SCRIPT FLUSH). */
-  async #run(script: LuaScript, keys: string[], args: string[]): Promise<unknown> {
-    const tail = [String(keys.length), ...keys, ...args];
-    try {
-      return await this.#client.sendCommand(['EVALSHA', script.sha1, ...tail]);
-    } catch (error) {
-      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-      return this.#client.sendCommand(['EVAL', script.source, ...tail]);
-    }
+  #run(script: LuaScript, keys: string[], args: string[]): Promise<unknown> {
+    return runLua(this.#client, script, keys, args);
   }
 
   /** Best effort: a leftover entry is cleaned up by the sweeper, so a failure here must not fail the operation. */

@@ -20,8 +20,24 @@ export interface LuaScript {
   readonly sha1: string;
 }
 
-function lua(name: string, source: string): LuaScript {
+export function lua(name: string, source: string): LuaScript {
   return { name, source, sha1: createHash('sha1').update(source).digest('hex') };
+}
+
+/** EVALSHA, loading the script with EVAL when this server has not seen it yet (restart, SCRIPT FLUSH). */
+export async function runLua(
+  client: { sendCommand(args: string[]): Promise<unknown> },
+  script: LuaScript,
+  keys: string[],
+  args: string[],
+): Promise<unknown> {
+  const tail = [String(keys.length), ...keys, ...args];
+  try {
+    return await client.sendCommand(['EVALSHA', script.sha1, ...tail]);
+  } catch (error) {
+    if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
+    return client.sendCommand(['EVAL', script.source, ...tail]);
+  }
 }
 
 /**
