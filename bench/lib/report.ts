@@ -1,0 +1,325 @@
+/** The benchmark's results: targets checked, JSON for machines, a Markdown table for people. */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { cpus, release, totalmem, type } from 'node:os';
+import { join } from 'node:path';
+import type { CreditsResult } from '../scenarios/credits.js';
+import type { BurstResult } from '../scenarios/burst.js';
+import type { SustainedResult } from '../scenarios/sustained.js';
+import type { SessionResult, SessionRun } from './session.js';
+import { MiB, ratio, round } from './stats.js';
+import { ROOT } from './child.js';
+
+export interface Environment {
+  machine: { cpu: string; cores: number; memoryGiB: number; os: string };
+  versions: Record<string, string>;
+  git?: { commit: string; srcDirty: boolean };
+}
+
+export interface Target {
+  id: string;
+  scenario: 'burst' | 'sustained' | 'credits' | 'all';
+  what: string;
+  target: string;
+  value: string;
+  /** The same figure for the baseline bot, where there is one (what discord.js + the harness cost on their own). */
+  baseline?: string;
+  met: boolean;
+}
+
+export interface BenchResults {
+  generatedAt: string;
+  /** True when every scenario ran at full length (only such results are committed). */
+  full: boolean;
+  durationSeconds: number;
+  environment: Environment;
+  parameters: Record<string, unknown>;
+  burst?: BurstResult;
+  sustained?: SustainedResult;
+  credits?: CreditsResult;
+  targets: Target[];
+}
+
+const PACKAGES = ['discord.js', '@discordjs/rest', '@discordjs/ws', 'undici', 'keyv', '@keyv/sqlite', '@keyv/redis', 'sqlite3', 'pino', 'zod', 'tsx', 'typescript'];
+
+export function describeEnvironment(redisVersion: string | undefined): Environment {
+  const versions: Record<string, string> = { node: process.version };
+  for (const name of PACKAGES) {
+    try {
+      versions[name] = (JSON.parse(readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+    } catch {
+      versions[name] = 'not installed';
+    }
+  }
+  if (redisVersion) versions.redis = redisVersion;
+  let git: Environment['git'];
+  try {
+    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+    const srcDirty = execFileSync('git', ['status', '--porcelain', 'src'], { cwd: ROOT, encoding: 'utf8' }).trim() !== '';
+    git = { commit, srcDirty };
+  } catch {
+    git = undefined;
+  }
+  const cpu = cpus();
+  return {
+    machine: { cpu: cpu[0]?.model.trim() ?? 'unknown', cores: cpu.length, memoryGiB: round(totalmem() / 1024 ** 3, 1), os: `${type()} ${release()}` },
+    versions,
+    ...(git ? { git } : {}),
+  };
+}
+
+const ms = (v: number) => (Number.isFinite(v) ? `${v} ms` : 'n/a');
+const mib = (bytes: number) => `${round(bytes / MiB, 1)} MiB`;
+const session = (sessions: SessionResult[] | undefined, kind: string) => sessions?.find((s) => s.kind === kind);
+
+/** Every target of the issue, against what was measured. */
+export function evaluateTargets(r: Pick<BenchResults, 'burst' | 'sustained' | 'credits'>): Target[] {
+  const targets: Target[] = [];
+  const ours = session(r.burst?.sessions, 'ours')?.runs[0];
+  const base = session(r.burst?.sessions, 'baseline')?.runs[0];
+  if (ours) {
+    targets.push({
+      id: 'burst-ack-p99',
+      scenario: 'burst',
+      what: 'acknowledgement p99',
+      target: '< 50 ms',
+      value: ms(ours.ackMs.p99),
+      ...(base ? { baseline: ms(base.ackMs.p99) } : {}),
+      met: ours.ackMs.p99 < 50,
+    });
+    if (base) {
+      const x = ratio(ours.ackMs.p99, base.ackMs.p99);
+      targets.push({
+        id: 'burst-ack-vs-baseline',
+        scenario: 'burst',
+        what: 'acknowledgement p99 vs baseline',
+        target: '≤ 1.5×',
+        value: `${x ?? 'n/a'}× (${ms(ours.ackMs.p99)} vs ${ms(base.ackMs.p99)})`,
+        met: x !== undefined && x <= 1.5,
+      });
+    }
+  }
+  const sustainedBase = session(r.sustained?.sessions, 'baseline')?.runs[0];
+  const overheadRuns: Array<[string, SessionRun | undefined, SessionRun | undefined]> = [
+    ['burst', ours, base],
+    ...(session(r.sustained?.sessions, 'ours')?.runs.map((run): [string, SessionRun, SessionRun | undefined] => [`sustained ${run.label}`, run, sustainedBase]) ?? []),
+  ];
+  for (const [label, run, baseline] of overheadRuns) {
+    if (!run) continue;
+    const scenario = label.startsWith('burst') ? 'burst' : 'sustained';
+    const withBase = (get: (r: SessionRun) => number) => (baseline ? { baseline: ms(get(baseline)) } : {});
+    targets.push({ id: `${label}-overhead-p50`, scenario, what: `overhead per job p50 (${label})`, target: '< 15 ms', value: ms(run.overheadMs.p50), ...withBase((b) => b.overheadMs.p50), met: run.overheadMs.p50 < 15 });
+    targets.push({ id: `${label}-overhead-p99`, scenario, what: `overhead per job p99 (${label})`, target: '< 60 ms', value: ms(run.overheadMs.p99), ...withBase((b) => b.overheadMs.p99), met: run.overheadMs.p99 < 60 });
+  }
+  const sustained = session(r.sustained?.sessions, 'ours');
+  if (sustained) {
+    const peak = Math.max(...sustained.runs.map((run) => run.bot.peakRssBytes));
+    const basePeak = sustainedBase?.bot.peakRssBytes;
+    targets.push({
+      id: 'sustained-peak-rss',
+      scenario: 'sustained',
+      what: 'peak RSS',
+      target: '< 250 MB',
+      value: `${round(peak / 1e6, 1)} MB (${mib(peak)})`,
+      ...(basePeak ? { baseline: `${round(basePeak / 1e6, 1)} MB` } : {}),
+      met: peak < 250e6,
+    });
+    const [first, second] = sustained.runs;
+    if (first?.afterGc && second?.afterGc) {
+      const heapGrowth = second.afterGc.heapUsedBytes - first.afterGc.heapUsedBytes;
+      const peakGrowth = second.bot.peakRssBytes / first.bot.peakRssBytes - 1;
+      targets.push({
+        id: 'sustained-no-leak',
+        scenario: 'sustained',
+        what: 'no growth across two back-to-back runs',
+        target: 'heap after GC +< 5 MiB, peak RSS +< 10 %',
+        value: `heap ${heapGrowth >= 0 ? '+' : ''}${mib(heapGrowth)}, peak RSS ${peakGrowth >= 0 ? '+' : ''}${round(peakGrowth * 100, 1)} %`,
+        met: heapGrowth < 5 * MiB && peakGrowth < 0.1,
+      });
+    }
+  }
+  const floors: Record<string, number> = { memory: 5000, sqlite: 1000, redis: 2000 };
+  for (const store of r.credits?.stores ?? []) {
+    const floor = floors[store.kind] ?? 0;
+    targets.push({
+      id: `credits-${store.kind}`,
+      scenario: 'credits',
+      what: `credit reservations/s, ${store.kind} (reserve + settle, ${r.credits!.users} members)`,
+      target: `> ${floor}/s`,
+      value: `${store.store.reservationsPerSecond}/s (through the policy: ${store.policy.reservationsPerSecond}/s)`,
+      met: store.store.reservationsPerSecond > floor,
+    });
+  }
+  // Zero lost, zero double-charged, zero errors: every scenario.
+  const problems: string[] = [];
+  for (const [name, result] of [
+    ['burst', r.burst],
+    ['sustained', r.sustained],
+  ] as const) {
+    const s = session(result?.sessions, 'ours');
+    if (!s) continue;
+    const lost = s.runs.reduce((n, run) => n + run.lost + run.duplicated, 0);
+    const errors = s.runs.reduce((n, run) => n + run.errors.count, 0) + s.log.errors;
+    if (lost > 0) problems.push(`${name}: ${lost} lost or duplicated`);
+    if (errors > 0) problems.push(`${name}: ${errors} error(s)`);
+    if (s.audit && !s.audit.ok)
+      problems.push(`${name}: credits ${s.audit.chargedCredits} charged for ${s.audit.deliveredImages} delivered (double-charged members ${s.audit.doubleCharged}, open ${s.audit.openReservations})`);
+  }
+  for (const store of r.credits?.stores ?? []) {
+    for (const level of [store.store, store.policy]) {
+      if (level.doubleCharged + level.underCharged > 0 || !level.serverTotalMatches || level.openReservationsLeft > 0 || level.errors > 0)
+        problems.push(`credits ${store.kind}: ${level.doubleCharged} double-, ${level.underCharged} under-charged, ${level.errors} errors, ${level.openReservationsLeft} left open`);
+    }
+  }
+  targets.push({
+    id: 'no-loss',
+    scenario: 'all',
+    what: 'lost, duplicated or double-charged jobs; errors',
+    target: '0',
+    value: problems.length === 0 ? '0' : problems.join('; '),
+    met: problems.length === 0,
+  });
+  return targets;
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Markdown
+
+function row(cells: Array<string | number | undefined>): string {
+  return `| ${cells.map((c) => (c === undefined ? '' : String(c))).join(' | ')} |`;
+}
+
+const x = (a: number | undefined, b: number | undefined) => {
+  const v = ratio(a, b);
+  return v === undefined ? '' : `${v}×`;
+};
+
+function runTable(columns: Array<{ title: string; run: SessionRun | undefined; log?: SessionResult['log'] }>, baselineIndex: number): string[] {
+  const base = columns[baselineIndex]?.run;
+  const header = [
+    'metric',
+    ...columns.flatMap((c, i) => (i === baselineIndex || !base ? [c.title] : [c.title, `÷ ${columns[baselineIndex]!.title}`])),
+  ];
+  const lines = [row(header), row(header.map(() => '---'))];
+  const metric = (name: string, get: (r: SessionRun) => number, unit = '') => {
+    const cells: string[] = [name];
+    columns.forEach((c, i) => {
+      const v = c.run ? get(c.run) : undefined;
+      cells.push(v === undefined ? '' : `${v}${unit}`);
+      if (i !== baselineIndex && base) cells.push(x(v, get(base)));
+    });
+    lines.push(row(cells));
+  };
+  metric('ack p50', (r) => r.ackMs.p50, ' ms');
+  metric('ack p95', (r) => r.ackMs.p95, ' ms');
+  metric('ack p99', (r) => r.ackMs.p99, ' ms');
+  metric('ack max', (r) => r.ackMs.max, ' ms');
+  metric('overhead p50', (r) => r.overheadMs.p50, ' ms');
+  metric('overhead p99', (r) => r.overheadMs.p99, ' ms');
+  metric('… before Segmind p50', (r) => r.beforeSegmindMs.p50, ' ms');
+  metric('… before Segmind p99', (r) => r.beforeSegmindMs.p99, ' ms');
+  metric('… after Segmind p50', (r) => r.afterSegmindMs.p50, ' ms');
+  metric('… after Segmind p99', (r) => r.afterSegmindMs.p99, ' ms');
+  metric('throughput, jobs/s', (r) => r.throughput.jobsPerSecond);
+  metric('throughput, images/s', (r) => r.throughput.imagesPerSecond);
+  metric('throughput, MiB/s', (r) => r.throughput.mibPerSecond);
+  metric('peak RSS', (r) => round(r.bot.peakRssBytes / MiB, 1), ' MiB');
+  metric('event-loop delay p99', (r) => r.bot.eventLoopDelayMs.p99, ' ms');
+  metric('event-loop delay max', (r) => r.bot.eventLoopDelayMs.max, ' ms');
+  metric('bot CPU (user+system)', (r) => round((r.bot.cpuMs.user + r.bot.cpuMs.system) / 1000, 2), ' s');
+  metric('Discord requests (callbacks+edits)', (r) => r.discordRequests.callbacks + r.discordRequests.edits);
+  metric('lost jobs', (r) => r.lost + r.duplicated);
+  metric('errors', (r) => r.errors.count);
+  metric('load generator event-loop p99', (r) => r.driverEventLoopDelayP99Ms, ' ms');
+  return lines;
+}
+
+export function renderMarkdown(r: BenchResults): string {
+  const out: string[] = [];
+  const env = r.environment;
+  out.push('# Benchmark results', '');
+  out.push(
+    `Generated ${r.generatedAt} by \`npm run bench\` in ${Math.round(r.durationSeconds)} s${r.full ? '' : ' — **partial run (shortened or incomplete): not the committed figures**'}.`,
+    '',
+    `Machine: ${env.machine.cpu}, ${env.machine.cores} cores, ${env.machine.memoryGiB} GiB, ${env.machine.os}. ` +
+      `Versions: ${Object.entries(env.versions).map(([k, v]) => `${k} ${v}`).join(', ')}.` +
+      (env.git ? ` Code: commit ${env.git.commit}${env.git.srcDirty ? ' with uncommitted changes in src/' : ''}.` : ''),
+    '',
+    `Parameters: ${Object.entries(r.parameters).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join(', ')}.`,
+    '',
+  );
+  out.push('## Targets', '', row(['', 'scenario', 'what', 'target', 'measured', 'baseline bot']), row(['---', '---', '---', '---', '---', '---']));
+  for (const t of r.targets) out.push(row([t.met ? '✅' : '❌', t.scenario, t.what, t.target, t.value, t.baseline ?? '']));
+  out.push('');
+
+  if (r.burst) {
+    const b = r.burst;
+    out.push(`## Burst: ${b.interactions} /imagine from ${b.users} members within ${b.windowMs} ms`, '');
+    const s = b.sessions[0];
+    if (s) out.push(`Segmind latency ${s.segmindDelayMs} ms, images ${round(s.imageBytes / 1024, 1)} KiB, 1 image per request.`, '');
+    const cols = [
+      { title: 'ours', run: session(b.sessions, 'ours')?.runs[0] },
+      { title: 'baseline', run: session(b.sessions, 'baseline')?.runs[0] },
+      { title: 'baseline, REST limit lifted', run: session(b.sessions, 'baseline-unlimited')?.runs[0] },
+    ].filter((c) => c.run !== undefined);
+    out.push(...runTable(cols, cols.findIndex((c) => c.title === 'baseline')), '');
+    out.push(...auditLines(session(b.sessions, 'ours')));
+  }
+  if (r.sustained) {
+    const sus = r.sustained;
+    out.push(`## Sustained: ${sus.ratePerSecond} /imagine per second for ${sus.durationSeconds} s, samples 1–4 mixed`, '');
+    const s = sus.sessions[0];
+    if (s) out.push(`Segmind latency ${s.segmindDelayMs} ms, images ${round(s.imageBytes / MiB, 2)} MiB each. Our bot runs twice back to back in one process.`, '');
+    const ours = session(sus.sessions, 'ours');
+    const cols = [
+      ...(ours?.runs.map((run) => ({ title: `ours, ${run.label}`, run })) ?? []),
+      { title: 'baseline', run: session(sus.sessions, 'baseline')?.runs[0] },
+    ].filter((c) => c.run !== undefined);
+    out.push(...runTable(cols, cols.findIndex((c) => c.title === 'baseline')), '');
+    if (ours) {
+      out.push(row(['after each run, GC’d', 'heap used', 'RSS', 'external + array buffers']), row(['---', '---', '---', '---']));
+      for (const run of ours.runs)
+        if (run.afterGc) out.push(row([`ours, ${run.label}`, mib(run.afterGc.heapUsedBytes), mib(run.afterGc.rssBytes), mib(run.afterGc.externalBytes + run.afterGc.arrayBuffersBytes)]));
+      out.push('');
+    }
+    out.push(...auditLines(ours));
+  }
+  if (r.credits) {
+    const c = r.credits;
+    out.push(`## Credits: ${c.users} members of one server reserving and settling, ${c.durationMs / 1000} s per store`, '');
+    out.push(
+      row(['store', 'reservations/s (store)', 'reserve p50 / p99', 'reservations/s (policy: settings + rules + reserve)', 'admit p50 / p99', 'double-charged', 'errors']),
+      row(['---', '---', '---', '---', '---', '---', '---']),
+    );
+    for (const s of c.stores)
+      out.push(
+        row([
+          s.kind,
+          s.store.reservationsPerSecond,
+          `${s.store.reserveMs.p50} / ${s.store.reserveMs.p99} ms`,
+          s.policy.reservationsPerSecond,
+          `${s.policy.reserveMs.p50} / ${s.policy.reserveMs.p99} ms`,
+          s.store.doubleCharged + s.policy.doubleCharged,
+          s.store.errors + s.policy.errors,
+        ]),
+      );
+    for (const s of c.skipped) out.push(row([s.store, `skipped: ${s.reason}`, '', '', '', '', '']));
+    out.push('');
+  }
+  return out.join('\n');
+}
+
+function auditLines(s: SessionResult | undefined): string[] {
+  if (!s) return [];
+  const lines: string[] = [];
+  if (s.audit) {
+    const a = s.audit;
+    lines.push(
+      `Credits (our bot's own store, read back after the runs, warm-up included): ${a.deliveredImages} images delivered, ${a.chargedCredits} credits charged, ` +
+        `server total ${a.serverTotal}, stats ${a.statsImages}, double-charged members ${a.doubleCharged}, under-charged ${a.underCharged}, ` +
+        `open reservations ${a.openReservations}, journaled jobs ${a.journaled}: ${a.ok ? 'consistent' : '**inconsistent**'}.`,
+    );
+  }
+  lines.push(`Bot log: ${s.log.errors} error and ${s.log.warnings} warning line(s)${s.log.samples.length > 0 ? `, e.g. ${s.log.samples.slice(0, 3).map((l) => `“${l}”`).join(', ')}` : ''}.`, '');
+  return lines;
+}

@@ -1,0 +1,186 @@
+/**
+ * `npm run bench`: the performance benchmark of the bot (see bench/README.md).
+ *
+ * Drives the real bot (src/app.ts createBot, real discord.js client, its own process) through the fake Discord and
+ * fake Segmind of the tests over loopback, next to a minimal discord.js baseline bot, then measures the credit
+ * stores. Writes bench/results/<name>.json and .md.
+ *
+ * Environment (all optional):
+ *   BENCH_ONLY=burst,sustained,credits   scenarios to run (default all three)
+ *   BENCH_SUSTAINED_SECONDS=60           length of each sustained run (shorter for a quick look)
+ *   BENCH_STORE=sqlite|memory|redis      our bot's STORE_URL kind in burst and sustained (default sqlite, the
+ *                                        production default)
+ *   BENCH_SEGMIND_DELAY_MS=2000          fake Segmind latency
+ *   BENCH_BURST_IMAGE_SIDE=148           burst image side in pixels (noise PNG: 148 px ≈ 64 KiB)
+ *   BENCH_SUSTAINED_IMAGE_SIDE=591       sustained image side (noise PNG: 591 px ≈ 1 MiB)
+ *   BENCH_CREDITS_SECONDS=3              measured time per credit store and level
+ *   BENCH_REDIS_URL=redis://127.0.0.1:6379
+ *   BENCH_CPU_PROF=1                     CPU profile of every measured run (bench/results/profiles/, git-ignored)
+ *   BENCH_HEAP_SNAPSHOT=1                heap snapshot after each sustained run (same place)
+ *   BENCH_BOTS=ours,baseline,baseline-unlimited   which bots burst and sustained run (default all; for quick A/B)
+ *   BENCH_RESULTS=name                   results file name (default `latest` for a full run, else `partial`)
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createClient } from '@keyv/redis';
+import { ROOT } from './lib/child.js';
+import type { BotKind } from './lib/load.js';
+import { describeEnvironment, evaluateTargets, renderMarkdown, type BenchResults } from './lib/report.js';
+import { runBurst } from './scenarios/burst.js';
+import { runCredits } from './scenarios/credits.js';
+import { runSustained } from './scenarios/sustained.js';
+
+const env = process.env;
+const num = (name: string, fallback: number) => {
+  const value = env[name];
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number`);
+  return n;
+};
+
+const ALL = ['burst', 'sustained', 'credits'] as const;
+const only = (env.BENCH_ONLY ?? ALL.join(','))
+  .split(',')
+  .map((s) => s.trim())
+  .filter((s) => s !== '');
+for (const s of only) if (!(ALL as readonly string[]).includes(s)) throw new Error(`BENCH_ONLY: unknown scenario ${s}`);
+const sustainedSeconds = num('BENCH_SUSTAINED_SECONDS', 60);
+const segmindDelayMs = num('BENCH_SEGMIND_DELAY_MS', 2000);
+const burstSide = num('BENCH_BURST_IMAGE_SIDE', 148);
+const sustainedSide = num('BENCH_SUSTAINED_IMAGE_SIDE', 591);
+const creditsSeconds = num('BENCH_CREDITS_SECONDS', 3);
+const redisUrl = env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const storeKind = env.BENCH_STORE ?? 'sqlite';
+if (!['sqlite', 'memory', 'redis'].includes(storeKind)) throw new Error('BENCH_STORE must be sqlite, memory or redis');
+const BOTS = ['ours', 'baseline', 'baseline-unlimited'] as const;
+const bots = (env.BENCH_BOTS ?? BOTS.join(','))
+  .split(',')
+  .map((s) => s.trim())
+  .filter((s): s is BotKind => (BOTS as readonly string[]).includes(s));
+const full = bots.length === BOTS.length && only.length === ALL.length && sustainedSeconds === 60 && creditsSeconds === 3 && segmindDelayMs === 2000 && storeKind === 'sqlite';
+const name = env.BENCH_RESULTS ?? (full ? 'latest' : 'partial');
+
+const resultsDir = join(ROOT, 'bench', 'results');
+const profileDir = join(resultsDir, 'profiles');
+const workDir = mkdtempSync(join(tmpdir(), 'flux-bench-'));
+const logDir = join(workDir, 'logs');
+mkdirSync(logDir, { recursive: true });
+const cpuProfDir = env.BENCH_CPU_PROF === '1' ? profileDir : undefined;
+const heapSnapshotDir = env.BENCH_HEAP_SNAPSHOT === '1' ? profileDir : undefined;
+if (cpuProfDir || heapSnapshotDir) mkdirSync(profileDir, { recursive: true });
+
+/** A fresh store for each bot process, as on a first start. */
+let storeCount = 0;
+function storeUrl(): string {
+  if (storeKind === 'memory') return 'memory://';
+  if (storeKind === 'redis') return redisUrl;
+  return `sqlite://${join(workDir, `bot-${++storeCount}.sqlite`)}`;
+}
+
+/**
+ * Our bot's settings: production defaults except what would refuse the benchmark's own requests (cooldown, daily
+ * credits, requests per member) and a Segmind concurrency as high as the configuration allows ("limit high").
+ */
+function ourEnv(): Record<string, string> {
+  return {
+    STORE_URL: storeUrl(),
+    LOG_LEVEL: 'info',
+    DEFAULT_DAILY_CREDITS: '100000',
+    DEFAULT_COOLDOWN_SECONDS: '0',
+    MAX_QUEUED_PER_USER: '20',
+    SEGMIND_CONCURRENCY: '256',
+    SEGMIND_CONNECTIONS: '256',
+  };
+}
+
+async function redisServerVersion(): Promise<string | undefined> {
+  const client = createClient({ url: redisUrl, socket: { connectTimeout: 1_000, reconnectStrategy: false } });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    const info = await client.info('server');
+    return /redis_version:(\S+)/.exec(info)?.[1];
+  } catch {
+    return undefined;
+  } finally {
+    await client.close().catch(() => undefined);
+  }
+}
+
+const started = performance.now();
+console.log(`flux-discord-bot benchmark: ${only.join(', ')}${full ? '' : ' (partial)'}; logs in ${logDir}`);
+const results: BenchResults = {
+  generatedAt: new Date().toISOString(),
+  full,
+  durationSeconds: 0,
+  environment: describeEnvironment(await redisServerVersion()),
+  parameters: {
+    store: storeKind,
+    segmindLatencyMs: segmindDelayMs,
+    burstImageSidePx: burstSide,
+    sustainedImageSidePx: sustainedSide,
+    sustainedSeconds,
+    creditsSecondsPerStore: creditsSeconds,
+    ourBotEnv: { ...ourEnv(), STORE_URL: storeKind },
+  },
+  targets: [],
+};
+
+try {
+  if (only.includes('burst')) {
+    console.log('burst…');
+    results.burst = await runBurst({
+      interactions: 300,
+      users: 100,
+      windowMs: 1000,
+      segmindDelayMs,
+      image: { longSide: burstSide, noise: true, format: 'png' },
+      ourEnv: ourEnv(),
+      logDir,
+      ...(cpuProfDir ? { cpuProfDir } : {}),
+      kinds: bots,
+    });
+  }
+  if (only.includes('sustained')) {
+    console.log('sustained…');
+    results.sustained = await runSustained({
+      ratePerSecond: 20,
+      durationSeconds: sustainedSeconds,
+      users: 100,
+      segmindDelayMs,
+      image: { longSide: sustainedSide, noise: true, format: 'png' },
+      ourEnv: ourEnv(),
+      logDir,
+      ...(cpuProfDir ? { cpuProfDir } : {}),
+      ...(heapSnapshotDir ? { heapSnapshotDir } : {}),
+      kinds: bots.filter((b) => b !== 'baseline-unlimited'),
+    });
+  }
+  if (only.includes('credits')) {
+    console.log('credits…');
+    results.credits = await runCredits({
+      users: 50,
+      durationMs: creditsSeconds * 1000,
+      warmupMs: 500,
+      redisUrl,
+      logDir,
+      ...(cpuProfDir ? { cpuProfDir } : {}),
+    });
+  }
+} finally {
+  results.durationSeconds = (performance.now() - started) / 1000;
+  results.targets = evaluateTargets(results);
+  mkdirSync(resultsDir, { recursive: true });
+  writeFileSync(join(resultsDir, `${name}.json`), `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(join(resultsDir, `${name}.md`), `${renderMarkdown(results)}\n`);
+  // Keep the logs only when something went wrong.
+  const ok = results.targets.find((t) => t.id === 'no-loss')?.met ?? false;
+  if (ok) rmSync(workDir, { recursive: true, force: true });
+  else console.log(`bot logs kept in ${logDir}`);
+}
+
+console.log('');
+for (const t of results.targets) console.log(`${t.met ? 'met   ' : 'MISSED'} ${t.scenario.padEnd(9)} ${t.what}: ${t.value} (target ${t.target})`);
+console.log(`\nwrote bench/results/${name}.json and bench/results/${name}.md (${Math.round(results.durationSeconds)} s)`);
