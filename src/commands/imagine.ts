@@ -132,8 +132,8 @@ export function createImagineCommand(deps: ImagineDeps): SlashCommand {
     definition,
     async execute(interaction, log) {
       if (!interaction.inGuild()) throw new UserFacingError('`/imagine` works in servers only.');
-      // Validation and the policy (a few storage round trips, bounded by STORAGE_TIMEOUT_MS) answer privately;
-      // everything slow comes after the defer (Discord's 3 s rule).
+      // Validation needs no storage and answers privately at once; storage is asked only after the defer
+      // (Discord's 3 s rule), see submitImagine.
       const params = toFluxParams(parseOptions(optionsSchema, interaction), deps.random);
       await submitImagine(interaction, params, deps, log);
     },

@@ -16,8 +16,14 @@ export interface SubmitDeps {
 }
 
 /**
- * The one way into generation, for `/imagine`, buttons and remixes alike: the member who interacted is checked and
- * charged, the interaction is deferred (a new public message), and the job runs through the queue and journal.
+ * The one way into generation, for `/imagine`, buttons and remixes alike. Defer first (Discord's 3 s rule holds
+ * whatever storage's load):
+ * 1. the checks that need no storage (bot-wide gate, the member's open requests), before any await: a refusal is an
+ *    immediate private reply;
+ * 2. the deferral (a new public "thinking…" message);
+ * 3. the member who interacted is checked against the server's rules and charged (storage): a refusal here replaces
+ *    the "thinking…" message with a private one (the router's `replyWithError`);
+ * 4. the job runs through the queue and journal.
  */
 export async function submitImagine(
   interaction: RepliableInteraction<'cached' | 'raw'>,
@@ -35,18 +41,12 @@ export async function submitImagine(
     tokenExpiresAt: interaction.createdTimestamp + INTERACTION_TOKEN_LIFETIME_MS,
     attachmentSizeLimit: interaction.attachmentSizeLimit,
   };
-  const { reservation, release } = await policy.admit(
-    request,
-    memberContextOf(interaction),
-    request.createdAt + RESERVATION_LIFETIME_MS,
-  );
+  const member = memberContextOf(interaction);
+  const release = policy.openRequest(member);
   try {
-    try {
-      await interaction.deferReply();
-    } catch (error) {
-      await policy.settle(reservation, 0);
-      throw error;
-    }
+    // Nothing is reserved yet: a failed deferral has nothing to refund, only the slot to give back.
+    await interaction.deferReply();
+    const { reservation } = await policy.reserve(request, member, request.createdAt + RESERVATION_LIFETIME_MS);
     const job: JournalEntry = {
       v: 1,
       id: request.id,

@@ -64,13 +64,38 @@ export async function replyWithError(
     log.error({ err: error }, 'command failed');
     text = `Something went wrong on the bot's side. Nothing was generated. (ref \`${interaction.id}\`)`;
   }
+  const content = `❌ ${text}`;
   try {
-    if (interaction.deferred || interaction.replied) {
-      await interaction.editReply({ content: `❌ ${text}`, embeds: [], files: [], attachments: [], allowedMentions: { parse: [] } });
+    if (!interaction.deferred && !interaction.replied) {
+      await interaction.reply({ content, flags: MessageFlags.Ephemeral, allowedMentions: { parse: [] } });
+    } else if (interaction.deferred && !interaction.replied && !interaction.ephemeral) {
+      await replacePublicDeferral(interaction, content, log);
     } else {
-      await interaction.reply({ content: `❌ ${text}`, flags: MessageFlags.Ephemeral, allowedMentions: { parse: [] } });
+      // An ephemeral deferral, or a reply already written: edit it, as it is the member's own view.
+      await interaction.editReply({ content, embeds: [], files: [], attachments: [], allowedMentions: { parse: [] } });
     }
   } catch (replyError) {
     log.warn({ err: replyError }, 'could not send the error reply');
   }
+}
+
+/**
+ * A public "thinking…" message with nothing delivered in it (requests are acknowledged before storage is asked):
+ * the refusal or error is the member's business only, so the public message is deleted and the text sent as an
+ * ephemeral follow-up. Deleting first matters: Discord turns the first follow-up after a deferral into the deferred
+ * message itself, public. If the delete fails, the text is written into the public message instead.
+ */
+async function replacePublicDeferral(
+  interaction: ChatInputCommandInteraction | ComponentInteraction,
+  content: string,
+  log: Logger,
+): Promise<void> {
+  try {
+    await interaction.deleteReply();
+  } catch (deleteError) {
+    log.warn({ err: deleteError }, 'could not delete the deferred reply; answering in it instead');
+    await interaction.editReply({ content, embeds: [], files: [], attachments: [], allowedMentions: { parse: [] } });
+    return;
+  }
+  await interaction.followUp({ content, flags: MessageFlags.Ephemeral, allowedMentions: { parse: [] } });
 }

@@ -83,8 +83,10 @@ export interface UsageView {
 const relative = (epochMs: number) => `<t:${Math.ceil(epochMs / 1000)}:R>`;
 
 /**
- * Decides whether a request may run, and what it costs: blocks, channels, words, limits, then the atomic credit
- * reservation. Credits are committed or refunded through `settle` once the outcome is known.
+ * Decides whether a request may run, and what it costs, in two steps: `openRequest` (no storage: bot-wide gate and
+ * the member's open-request limit, before the acknowledgement) and `reserve` (blocks, channels, words, limits, then
+ * the atomic credit reservation, after it). Credits are committed or refunded through `settle` once the outcome is
+ * known.
  */
 export class UsagePolicy {
   /** Requests admitted and not finished, per member: counted before the first await, so a burst cannot slip past. */
@@ -101,7 +103,6 @@ export class UsagePolicy {
       logger: Logger;
       /** Bot-wide state: shutting down, Segmind breaker open, operator pause. */
       gate?: Pick<GenerationGate, 'blockForNewRequest'>;
-      /** Requests of a member waiting or running, and how many they may have at once. */
       /** How many requests a member may have admitted and not yet finished (waiting or generating). */
       maxOpenPerUser?: number;
       metrics?: Pick<Metrics, 'refused' | 'setStorageUp' | 'jobFinished'>;
@@ -137,20 +138,48 @@ export class UsagePolicy {
     };
   }
 
-  async admit(request: ImagineRequest, member: MemberContext, reservationExpiresAt = request.tokenExpiresAt): Promise<Admission> {
+  /**
+   * The checks that need no storage — bot-wide gate (restarting, breaker open, operator pause) and the member's
+   * open-request limit — answered synchronously, before the interaction is even acknowledged. Takes the member's
+   * slot in the same synchronous step as the check, so a burst cannot slip past, and returns what releases it
+   * (idempotent; call when the job is over or refused). A refusal is counted here, once, and thrown.
+   */
+  openRequest(member: MemberContext): () => void {
     this.checkBotWide(member);
-    const release = this.holdOpenSlot(member.userId);
+    return this.holdOpenSlot(member.userId);
+  }
+
+  /**
+   * The storage part, after the acknowledgement: settings, the server's rules (paused, blocked, channel, words,
+   * NSFW, limits), then the atomic credit reservation, each storage call bounded by `storageTimeoutMs`. A refusal is
+   * counted here, once, and thrown; the caller keeps (and releases) the slot from `openRequest`.
+   */
+  async reserve(
+    request: ImagineRequest,
+    member: MemberContext,
+    reservationExpiresAt = request.tokenExpiresAt,
+  ): Promise<Omit<Admission, 'release'>> {
     try {
-      const admission = await this.reserve(request, member, reservationExpiresAt);
-      return { ...admission, release };
+      return await this.reserveCredits(request, member, reservationExpiresAt);
     } catch (error) {
-      release();
       if (error instanceof Refusal) this.countRefusal(member.guildId, error.reason);
       throw error;
     }
   }
 
-  private async reserve(
+  /** `openRequest` then `reserve` in one call, for callers with no acknowledgement in between. */
+  async admit(request: ImagineRequest, member: MemberContext, reservationExpiresAt = request.tokenExpiresAt): Promise<Admission> {
+    const release = this.openRequest(member);
+    try {
+      const admission = await this.reserve(request, member, reservationExpiresAt);
+      return { ...admission, release };
+    } catch (error) {
+      release();
+      throw error;
+    }
+  }
+
+  private async reserveCredits(
     request: ImagineRequest,
     member: MemberContext,
     reservationExpiresAt: number,
