@@ -1,21 +1,14 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { RecordedRequest, SentInteraction } from '../fakes/fake-discord.js';
+import type { QuotaStore } from '../../src/services/quota/quota-store.js';
 import { eventually, startHarness, type Harness } from '../support/harness.js';
 import { messageOf, sendImagine } from '../support/imagine.js';
+import { refusalAfterDeferral as refusal } from '../support/refusals.js';
 
 const isEdit = (r: RecordedRequest) => r.method === 'PATCH' && r.path.endsWith('/messages/@original');
-
-/** The private reply a refused request gets: a type 4 callback with the ephemeral flag. */
-async function refusal(interaction: SentInteraction): Promise<string> {
-  const callback = await interaction.waitForCallback();
-  expect(callback.json).toMatchObject({ type: 4 });
-  const message = messageOf(callback.json);
-  expect((message.flags ?? 0) & 64).toBe(64);
-  return message.content ?? '';
-}
 
 async function delivered(interaction: SentInteraction): Promise<RecordedRequest> {
   const callback = await interaction.waitForCallback();
@@ -87,10 +80,18 @@ describe('credits and cooldowns on /imagine', () => {
     h = await startHarness({ env: { DEFAULT_DAILY_CREDITS: '3', DEFAULT_COOLDOWN_SECONDS: '0', MAX_QUEUED_PER_USER: '10' } });
     const harness = h;
     const sent = Array.from({ length: 10 }, (_, i) => sendImagine(harness.discord, { prompt: `burst ${i}` }));
+    // every request is acknowledged at once, before storage decides
     const callbacks = await Promise.all(sent.map((s) => s.waitForCallback()));
-    expect(callbacks.filter((c) => (c.json as { type: number }).type === 5)).toHaveLength(3);
-    expect(callbacks.filter((c) => (c.json as { type: number }).type === 4)).toHaveLength(7);
+    expect(callbacks.map((c) => (c.json as { type: number }).type)).toEqual(Array<number>(10).fill(5));
+    const refused = await eventually(() => {
+      const done = sent.filter((s) => s.followUps().length > 0);
+      return done.length === 7 && done;
+    }, '7 private refusals');
+    for (const s of refused) expect(await refusal(s)).toContain("You've used all your image credits for today.");
     await eventually(() => h!.segmind.requests.length === 3 || undefined, '3 Segmind calls');
+    const granted = sent.filter((s) => !refused.includes(s));
+    await Promise.all(granted.map((s) => s.waitForRequest((r) => isEdit(r) && r.files.length > 0)));
+    expect(h.segmind.requests).toHaveLength(3);
   });
 
   it.each([
@@ -153,6 +154,48 @@ describe('credits and cooldowns on /imagine', () => {
     expect(text).toContain('Image generation is temporarily unavailable');
     expect(text).toContain('Nothing was charged');
     expect(h.segmind.requests).toHaveLength(0);
+  });
+
+  it('acknowledges before storage answers, then runs the request once it does', async () => {
+    h = await startHarness({ env: { DEFAULT_DAILY_CREDITS: '5', DEFAULT_COOLDOWN_SECONDS: '0', STORAGE_TIMEOUT_MS: '2500' } });
+    const quota = h.storage.quota;
+    const reserve = quota.reserve.bind(quota);
+    let answer!: () => void;
+    const held = new Promise<void>((resolve) => (answer = resolve));
+    const spy = vi.spyOn(quota, 'reserve').mockImplementation(async (...args: Parameters<QuotaStore['reserve']>) => {
+      await held;
+      return reserve(...args);
+    });
+    const sent = sendImagine(h.discord, { prompt: 'slow storage' });
+    const callback = await sent.waitForCallback();
+    // storage has been asked and has not answered, yet Discord has its acknowledgement
+    expect(spy).toHaveBeenCalledTimes(1);
+    expect(callback.json).toMatchObject({ type: 5 });
+    expect(sent.requests()).toEqual([callback]);
+    expect(h.segmind.requests).toHaveLength(0);
+    answer();
+    const edit = await sent.waitForRequest((r) => isEdit(r) && r.files.length > 0);
+    expect(edit.files).toHaveLength(1);
+    await eventually(() => h!.logs.find((l) => l.msg === 'credits settled'), 'the settlement');
+    expect((await quota.usage(h.discord.guildId, h.discord.defaultUserId, Date.now())).usedToday).toBe(1);
+  });
+
+  it('acknowledges at once when storage hangs, then refuses privately as "temporarily unavailable", for free', async () => {
+    h = await startHarness({ env: { DEFAULT_COOLDOWN_SECONDS: '0', STORAGE_TIMEOUT_MS: '300' } });
+    const quota = h.storage.quota;
+    const hanging = vi.spyOn(quota, 'reserve').mockImplementation(() => new Promise(() => undefined));
+    const sent = sendImagine(h.discord, { prompt: 'storage hangs' });
+    const callback = await sent.waitForCallback();
+    expect(callback.json).toMatchObject({ type: 5 });
+    const text = await refusal(sent);
+    expect(text).toContain('Image generation is temporarily unavailable');
+    expect(text).toContain('Nothing was charged');
+    // the refusal came only once storage had been given up on
+    expect(sent.followUps()[0]!.at - callback.at).toBeGreaterThanOrEqual(250);
+    expect(hanging).toHaveBeenCalledTimes(1);
+    hanging.mockRestore();
+    expect(h.segmind.requests).toHaveLength(0);
+    expect((await quota.usage(h.discord.guildId, h.discord.defaultUserId, Date.now())).usedToday).toBe(0);
   });
 
   it('keeps usage in a SQLite file across a bot restart', async () => {
