@@ -168,9 +168,9 @@ describe('credits and cooldowns on /imagine', () => {
     });
     const sent = sendImagine(h.discord, { prompt: 'slow storage' });
     const callback = await sent.waitForCallback();
-    // storage has been asked and has not answered, yet Discord has its acknowledgement
-    expect(spy).toHaveBeenCalledTimes(1);
     expect(callback.json).toMatchObject({ type: 5 });
+    // storage is asked after the acknowledgement and has not answered
+    await eventually(() => spy.mock.calls.length === 1, 'the credit reservation to be asked');
     expect(sent.requests()).toEqual([callback]);
     expect(h.segmind.requests).toHaveLength(0);
     answer();
