@@ -34,8 +34,9 @@ import {
  * Records are versioned (`v`) and parsed with zod on the way out; one that does not parse (an older version, garbage)
  * is logged and treated as absent, i.e. reset.
  *
- * Writes are ordered so that a crash half-way loses credits rather than minting them: reserve writes the open index,
- * then the member and server totals, then the reservation record; settle deletes the reservation record first.
+ * A crash half-way loses credits rather than minting them: reserve writes the member and server totals and the
+ * reservation record in one commit (one statement on SQLite); settle's commit deletes the reservation record before
+ * it gives anything back. Each operation waits for one commit while it holds its server's lock.
  */
 
 const int = z.number().int();
@@ -82,6 +83,8 @@ const locks = {
   stats: (guildId: string, day: number) => `\u0000quota:stats:${guildId}:${day}`,
 } as const;
 
+const openKey = (guildId: string, id: string) => `${guildId}/${id}`;
+
 const NOTHING_SETTLED: SettleResult = { settled: false, committed: 0, refunded: 0 };
 
 export class LocalQuotaStore implements QuotaStore {
@@ -108,12 +111,13 @@ export class LocalQuotaStore implements QuotaStore {
     const { guildId, userId, reservationId, now, credits, expiresAt } = input;
     return this.#mutex.run(locks.guild(guildId), async () => {
       const reservationKey = localQuotaKeys.reservation(guildId, reservationId);
-      const [existing, member, guild] = await Promise.all([
-        this.#kv.get<unknown>(reservationKey),
+      // Every unsettled reservation is in the open index (kept in memory): no read of the store for this check.
+      const [open, member, guild] = await Promise.all([
+        this.#openMap(),
         this.#readMember(guildId, userId),
         this.#readGuild(guildId),
       ]);
-      if (existing !== undefined) {
+      if (open.has(openKey(guildId, reservationId))) {
         throw new Error(`Reservation ${reservationId} already exists in guild ${guildId}`);
       }
       const decision = decideReserve(member, guild, input);
@@ -130,7 +134,8 @@ export class LocalQuotaStore implements QuotaStore {
         createdAt: now,
         expiresAt,
       };
-      await this.#updateOpenIndex((open) => [...open, { guildId, id: reservationId, expiresAt }]);
+      open.set(openKey(guildId, reservationId), { guildId, id: reservationId, expiresAt });
+      this.#persistOpen();
       // One round trip for the three writes: the guild lock already keeps them from interleaving with others.
       await Promise.all([
         this.#writeMember(guildId, userId, decision.member),
@@ -158,7 +163,7 @@ export class LocalQuotaStore implements QuotaStore {
     return this.#mutex.run(locks.guild(guildId), async () => {
       const result = await this.#settleLocked(guildId, reservationId, delivered, now);
       // Always, so an index entry left behind by a crash is cleaned up by the sweeper's settle.
-      await this.#updateOpenIndex((open) => open.filter((e) => !(e.guildId === guildId && e.id === reservationId)));
+      if ((await this.#openMap()).delete(openKey(guildId, reservationId))) this.#persistOpen();
       return result;
     });
   }
@@ -167,35 +172,33 @@ export class LocalQuotaStore implements QuotaStore {
     const key = localQuotaKeys.reservation(guildId, reservationId);
     const raw: unknown = await this.#kv.get(key);
     if (raw === undefined) return NOTHING_SETTLED;
-    // Removed first: a crash after this point loses the refund instead of ever giving it twice.
-    await this.#kv.delete(key);
     const parsed = reservationRecord.safeParse(raw);
     if (!parsed.success) {
+      await this.#kv.delete(key);
       this.#logger.warn({ key, issues: parsed.error.issues }, 'dropped an unreadable quota reservation record');
       return NOTHING_SETTLED;
     }
     const reservation = parsed.data;
     const plan = planRefund(reservation, delivered, now);
+    const writes: Array<Promise<unknown>> = [];
     if (plan.refunded > 0) {
-      const member = (await this.#readMember(guildId, reservation.userId)) ?? {
-        day: reservation.day,
-        used: 0,
-        bonus: 0,
-        lastAcceptedAt: undefined,
-      };
-      const dailyBack = plan.sameDay && member.day === reservation.day ? plan.toDaily : 0;
-      await this.#writeMember(guildId, reservation.userId, {
-        ...member,
-        used: Math.max(0, member.used - dailyBack),
-        bonus: member.bonus + plan.toBonus,
-      });
-      if (plan.sameDay) {
-        const guild = await this.#readGuild(guildId);
-        if (guild !== undefined && guild.day === reservation.day) {
-          await this.#writeGuild(guildId, { day: guild.day, used: Math.max(0, guild.used - plan.refunded) });
-        }
+      const [member, guild] = await Promise.all([this.#readMember(guildId, reservation.userId), this.#readGuild(guildId)]);
+      const current = member ?? { day: reservation.day, used: 0, bonus: 0, lastAcceptedAt: undefined };
+      const dailyBack = plan.sameDay && current.day === reservation.day ? plan.toDaily : 0;
+      writes.push(
+        this.#writeMember(guildId, reservation.userId, {
+          ...current,
+          used: Math.max(0, current.used - dailyBack),
+          bonus: current.bonus + plan.toBonus,
+        }),
+      );
+      if (plan.sameDay && guild !== undefined && guild.day === reservation.day) {
+        writes.push(this.#writeGuild(guildId, { day: guild.day, used: Math.max(0, guild.used - plan.refunded) }));
       }
     }
+    // One commit: the SQLite store runs the delete before the updates, so a crash between them loses the refund
+    // instead of ever giving it twice.
+    await Promise.all([this.#kv.delete(key), ...writes]);
     return { settled: true, committed: plan.committed, refunded: plan.refunded };
   }
 
@@ -321,18 +324,10 @@ export class LocalQuotaStore implements QuotaStore {
   async #openMap(): Promise<Map<string, OpenEntry>> {
     if (this.#open) return this.#open;
     this.#loadingOpen ??= this.#read(localQuotaKeys.openIndex, openIndexRecord).then((record) => {
-      this.#open = new Map((record?.open ?? []).map((e) => [`${e.guildId}/${e.id}`, e]));
+      this.#open = new Map((record?.open ?? []).map((e) => [openKey(e.guildId, e.id), e]));
       return this.#open;
     });
     return this.#loadingOpen;
-  }
-
-  async #updateOpenIndex(update: (open: OpenEntry[]) => OpenEntry[]): Promise<void> {
-    const map = await this.#openMap();
-    const next = update([...map.values()]);
-    map.clear();
-    for (const e of next) map.set(`${e.guildId}/${e.id}`, e);
-    this.#persistOpen();
   }
 
   /** Writes the index in the background, one write at a time, coalescing changes made meanwhile. */

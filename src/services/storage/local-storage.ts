@@ -1,10 +1,10 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import KeyvSqlite from '@keyv/sqlite';
 import Keyv from 'keyv';
 import type { Logger } from '../../logger.js';
 import { LocalQuotaStore } from '../quota/local-quota-store.js';
 import { assembleStorage, logKeyvErrors, reasonOf } from './assemble-storage.js';
+import { CachedSqliteStore } from './cached-sqlite-store.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import { StorageConfigError } from './storage-config-error.js';
 import type { Storage } from './storage.js';
@@ -87,7 +87,7 @@ export async function openSqliteStorage(path: string, opts: { logger: Logger; na
     );
   }
   // `new Keyv('sqlite://…')` would silently be an in-memory Map: the adapter is built explicitly.
-  const store = new KeyvSqlite({ uri: `sqlite://${file}`, busyTimeout: 5000 });
+  const store = new CachedSqliteStore({ uri: `sqlite://${file}`, busyTimeout: 5000 });
   const kv = new Keyv({ store, namespace: opts.namespace, throwOnErrors: true });
   let opened = false;
   kv.on('error', (error: unknown) => {
