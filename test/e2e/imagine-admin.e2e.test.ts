@@ -5,6 +5,7 @@ import { dayOf } from '../../src/services/quota/quota-store.js';
 import { snowflake, type FakeGuildSpec, type RecordedRequest, type SlashCommandOption } from '../fakes/fake-discord.js';
 import { eventually, startHarness, type Harness } from '../support/harness.js';
 import { messageOf, sendImagine } from '../support/imagine.js';
+import { immediateRefusal, refusalAfterDeferral } from '../support/refusals.js';
 
 const MANAGE_SERVER = String(1 << 5);
 /** A typical member without Manage Server (the fake's default @everyone set). */
@@ -167,7 +168,8 @@ function moderatorOf(guild: GuildFixture): Actor {
   return { userId: id, permissions: MANAGE_SERVER };
 }
 
-type Outcome = { delivered: true } | { delivered: false; content: string; flags: number; callbackType: number };
+/** Delivered, or refused privately: at once (no storage needed) or, after the public deferral, privately in its place. */
+type Outcome = { delivered: true } | { delivered: false; content: string; refused: 'at once' | 'after the deferral' };
 
 /** `/imagine` with one image; waits until the job has been settled (credits counted, history written). */
 async function imagine(
@@ -183,12 +185,9 @@ async function imagine(
     { guildId: guild.id, channelId: spec.channelId ?? guild.general, userId, roles: spec.roles ?? [] },
   );
   const callback = await sent.waitForCallback();
-  const type = (callback.json as { type: number }).type;
-  if (type === 4) {
-    const message = messageOf(callback.json);
-    return { delivered: false, content: message.content ?? '', flags: message.flags ?? 0, callbackType: type };
-  }
-  await sent.waitForRequest((r) => r.method === 'PATCH' && r.path.endsWith('/messages/@original'));
+  if ((callback.json as { type: number }).type === 4) return { delivered: false, content: await immediateRefusal(sent), refused: 'at once' };
+  const answer = await sent.waitForRequest((r) => r.path.endsWith('/messages/@original') && (r.method === 'PATCH' || r.method === 'DELETE'));
+  if (answer.method === 'DELETE') return { delivered: false, content: await refusalAfterDeferral(sent), refused: 'after the deferral' };
   await eventually(() => h.logs.some((l) => l.msg === 'credits settled' && l.reservationId === sent.id), 'the credits to be settled');
   return { delivered: true };
 }
@@ -271,7 +270,7 @@ describe('/imagine-admin end to end, through the real discord.js client', () => 
     expect(await imagine(h, guild, member, 'first')).toEqual({ delivered: true });
     expect(await imagine(h, guild, member, 'second')).toEqual({ delivered: true });
     const third = await imagine(h, guild, member, 'third');
-    expect(third).toMatchObject({ delivered: false, callbackType: 4, flags: 64 });
+    expect(third).toMatchObject({ delivered: false, refused: 'after the deferral' });
     expect(third.delivered === false && third.content).toMatch(/^❌ You've used all your image credits for today\. Your allowance resets <t:\d+:R>\.$/);
     expect(h.segmind.requests).toHaveLength(2);
 
@@ -307,7 +306,7 @@ describe('/imagine-admin end to end, through the real discord.js client', () => 
     await admin(h, guild, 'block add', { member, reason: 'spamming the art channel' });
 
     const refused = await imagine(h, guild, member, 'a cat');
-    expect(refused).toMatchObject({ delivered: false, callbackType: 4, flags: 64 });
+    expect(refused).toMatchObject({ delivered: false, refused: 'after the deferral' });
     expect(refused.delivered === false && refused.content).toBe(
       '❌ You are blocked from generating images in this server. Reason: spamming the art channel',
     );

@@ -6,6 +6,7 @@ import type { RecordedSegmindRequest } from '../fakes/fake-segmind.js';
 import { describeImage } from '../fakes/images.js';
 import { eventually, startHarness, type Harness, type HarnessOptions, type LogLine } from '../support/harness.js';
 import { messageOf, sendImagine } from '../support/imagine.js';
+import { immediateRefusal, refusalAfterDeferral } from '../support/refusals.js';
 
 /** These tests are about the queue, not usage limits (each test that needs a limit sets its own). */
 const NO_LIMITS = { DEFAULT_DAILY_CREDITS: '100000', DEFAULT_COOLDOWN_SECONDS: '0' };
@@ -43,7 +44,7 @@ function queuedEdit(interaction: SentInteraction): Promise<RecordedRequest> {
   return interaction.waitForRequest((r) => isEdit(r) && textOf(r).startsWith('⏳ Queued'));
 }
 
-/** The private reply a refused request or button press gets: a type 4 callback with the ephemeral flag. */
+/** The private reply a Cancel press gets: a type 4 callback with the ephemeral flag. */
 async function privateReply(interaction: SentInteraction): Promise<string> {
   const callback = await interaction.waitForCallback();
   expect(callback.json).toMatchObject({ type: 4 });
@@ -257,7 +258,7 @@ describe('the job queue, end to end', () => {
     expect(await usedToday(h, ALICE)).toBe(3);
 
     const third = sendImagine(h.discord, { prompt: 'third', samples: 4, seed: 300 }, { userId: ALICE });
-    expect(await privateReply(third)).toBe(
+    expect(await immediateRefusal(third)).toBe(
       '❌ You already have 2 request(s) waiting or generating. Wait for one to finish (or cancel it) — nothing was charged.',
     );
     expect(await usedToday(h, ALICE)).toBe(3); // the refused request reserved nothing
@@ -347,7 +348,7 @@ describe('the job queue, end to end', () => {
     const delivered = sendImagine(h.discord, { prompt: 'delivered', seed: 1 }, { userId: ALICE });
     await imageEdit(delivered);
     await jobFinished(h, delivered);
-    expect(await privateReply(sendImagine(h.discord, { prompt: 'too soon' }, { userId: ALICE }))).toMatch(/on cooldown/);
+    expect(await refusalAfterDeferral(sendImagine(h.discord, { prompt: 'too soon' }, { userId: ALICE }))).toMatch(/on cooldown/);
     h.segmind.setDefault({ kind: 'error', status: 500 });
     const failed = sendImagine(h.discord, { prompt: 'failed', samples: 2, seed: 10 }, { userId: BOB });
     expect(textOf(await failed.waitForRequest(isEdit))).toContain('❌ No image could be generated.');

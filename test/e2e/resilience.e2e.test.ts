@@ -1,18 +1,12 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { RecordedRequest, SentInteraction } from '../fakes/fake-discord.js';
+import type { RecordedRequest } from '../fakes/fake-discord.js';
 import { eventually, startHarness, type Harness } from '../support/harness.js';
-import { messageOf, sendImagine } from '../support/imagine.js';
+import { sendImagine } from '../support/imagine.js';
+import { immediateRefusal, refusalAfterDeferral } from '../support/refusals.js';
 import { deleteRedisKeys, describeWithRedis, redisTestNamespace, REDIS_URL, TcpProxy } from '../support/redis.js';
 
 const isEdit = (r: RecordedRequest) => r.method === 'PATCH' && r.path.endsWith('/messages/@original');
 const NO_LIMITS = { DEFAULT_DAILY_CREDITS: '1000', DEFAULT_COOLDOWN_SECONDS: '0', MAX_QUEUED_PER_USER: '10' };
-
-async function refusal(interaction: SentInteraction): Promise<string> {
-  const callback = await interaction.waitForCallback();
-  expect(callback.json).toMatchObject({ type: 4 });
-  expect((messageOf(callback.json).flags ?? 0) & 64).toBe(64);
-  return messageOf(callback.json).content ?? '';
-}
 
 describe('circuit breaker around Segmind', () => {
   let h: Harness | undefined;
@@ -32,7 +26,7 @@ describe('circuit breaker around Segmind', () => {
     await sendImagine(harness.discord, { prompt: 'two' }).waitForRequest(isEdit);
     const openedAt = Date.now();
 
-    const text = await refusal(sendImagine(harness.discord, { prompt: 'three' }));
+    const text = await immediateRefusal(sendImagine(harness.discord, { prompt: 'three' }));
     expect(text).toMatch(/^❌ Segmind is having trouble right now\. Try again <t:\d+:R> — nothing was charged\.$/);
     expect(harness.segmind.requests).toHaveLength(2);
     expect(harness.bot.metrics.health().breaker).toBe('open');
@@ -105,7 +99,7 @@ describeWithRedis('storage outage', () => {
       await sendImagine(h.discord, { prompt: 'before' }).waitForRequest(isEdit);
 
       await proxy.stop();
-      const text = await refusal(sendImagine(h.discord, { prompt: 'during' }));
+      const text = await refusalAfterDeferral(sendImagine(h.discord, { prompt: 'during' }));
       expect(text).toContain('Image generation is temporarily unavailable');
       expect(h.segmind.requests).toHaveLength(1);
       expect(h.bot.metrics.health().storage).toBe(false);

@@ -6,6 +6,7 @@ import { Journal } from '../../src/services/queue/journal.js';
 import { snowflake, type RecordedRequest, type SentInteraction, type SlashCommandOption } from '../fakes/fake-discord.js';
 import { eventually, startHarness, type Harness, type HarnessOptions } from '../support/harness.js';
 import { messageOf, sendImagine } from '../support/imagine.js';
+import { refusalAfterDeferral } from '../support/refusals.js';
 
 /** These tests are about the buttons, not usage limits (except where a test sets its own). */
 const NO_LIMITS = { DEFAULT_DAILY_CREDITS: '100000', DEFAULT_COOLDOWN_SECONDS: '0' };
@@ -687,18 +688,18 @@ describe('a press is checked and charged exactly like /imagine', () => {
     const owner = user();
     const result = await imagine(h, { prompt: 'a slow snail', samples: 2, seed: 1 }, owner);
 
-    expect(await ephemeral(press(h, result, 'reroll', owner))).toMatch(/^❌ You're on cooldown\. Try again <t:\d+:R>\.$/);
-    expect(await ephemeral(pick(h, result, 'Reproduce image 1', owner))).toMatch(/^❌ You're on cooldown\./);
+    expect(await refusalAfterDeferral(press(h, result, 'reroll', owner))).toMatch(/^❌ You're on cooldown\. Try again <t:\d+:R>\.$/);
+    expect(await refusalAfterDeferral(pick(h, result, 'Reproduce image 1', owner))).toMatch(/^❌ You're on cooldown\./);
     const modal = await modalOf(press(h, result, 'remix', owner)); // opening the form is free…
     const submit = h.discord.sendModalSubmit({ customId: modal.custom_id, fields: { ...modalFields(modal), prompt: 'a fast snail' }, ...owner });
-    expect(await ephemeral(submit)).toMatch(/^❌ You're on cooldown\./); // …generating is not
+    expect(await refusalAfterDeferral(submit)).toMatch(/^❌ You're on cooldown\./); // …generating is not
     expect(h.segmind.requests).toHaveLength(2);
     expect(await usedToday(h, owner.userId)).toBe(2);
 
     // the cooldown is the presser's: another member may re-roll, then waits in turn
     const other = user();
     await delivered(h, press(h, result, 'reroll', other), 2);
-    expect(await ephemeral(press(h, result, 'reroll', other))).toMatch(/^❌ You're on cooldown\./);
+    expect(await refusalAfterDeferral(press(h, result, 'reroll', other))).toMatch(/^❌ You're on cooldown\./);
     expect(h.segmind.requests).toHaveLength(4);
   });
 
@@ -706,8 +707,8 @@ describe('a press is checked and charged exactly like /imagine', () => {
     const h = await start({ DEFAULT_DAILY_CREDITS: '2', DEFAULT_COOLDOWN_SECONDS: '0' });
     const owner = user();
     const result = await imagine(h, { prompt: 'two pebbles', samples: 2, seed: 101 }, owner);
-    expect(await ephemeral(press(h, result, 'reroll', owner))).toMatch(/^❌ You've used all your image credits for today\./);
-    expect(await ephemeral(pick(h, result, 'Reproduce image 2', owner))).toMatch(/^❌ You've used all your image credits for today\./);
+    expect(await refusalAfterDeferral(press(h, result, 'reroll', owner))).toMatch(/^❌ You've used all your image credits for today\./);
+    expect(await refusalAfterDeferral(pick(h, result, 'Reproduce image 2', owner))).toMatch(/^❌ You've used all your image credits for today\./);
     expect(await ephemeral(press(h, result, 'details', owner))).toContain('`102`');
     expect(h.segmind.requests).toHaveLength(2);
 
@@ -727,26 +728,26 @@ describe('a press is checked and charged exactly like /imagine', () => {
     const result = await imagine(h, { prompt: 'a castle in the fog', seed: 5 }, owner);
 
     await admin(h, 'block add', { member: blocked.userId, reason: 'spam' }, moderator);
-    expect(await ephemeral(press(h, result, 'reroll', blocked))).toBe('❌ You are blocked from generating images in this server. Reason: spam');
+    expect(await refusalAfterDeferral(press(h, result, 'reroll', blocked))).toBe('❌ You are blocked from generating images in this server. Reason: spam');
     const modal = await modalOf(press(h, result, 'remix', blocked));
     const blockedRemix = h.discord.sendModalSubmit({ customId: modal.custom_id, fields: modalFields(modal), ...blocked });
-    expect(await ephemeral(blockedRemix)).toBe('❌ You are blocked from generating images in this server. Reason: spam');
+    expect(await refusalAfterDeferral(blockedRemix)).toBe('❌ You are blocked from generating images in this server. Reason: spam');
 
     // words banned after the result was made still apply to its re-roll, and to a remix that brings them in
     await admin(h, 'words add', { phrase: 'castle', list: 'banned' }, moderator);
-    expect(await ephemeral(press(h, result, 'reroll', owner))).toContain('Your prompt contains something this server does not allow (“castle”)');
+    expect(await refusalAfterDeferral(press(h, result, 'reroll', owner))).toContain('Your prompt contains something this server does not allow (“castle”)');
     await admin(h, 'words remove', { phrase: 'castle', list: 'banned' }, moderator);
     await admin(h, 'words add', { phrase: 'dragon', list: 'banned' }, moderator);
     const dragon = h.discord.sendModalSubmit({ customId: modal.custom_id, fields: { ...modalFields(modal), prompt: 'a dragon over the castle' }, ...owner });
-    expect(await ephemeral(dragon)).toContain('(“dragon”)');
+    expect(await refusalAfterDeferral(dragon)).toContain('(“dragon”)');
 
     await admin(h, 'channels add', { channel: art }, moderator);
-    expect(await ephemeral(press(h, result, 'reroll', owner))).toBe(`❌ \`/imagine\` is not allowed in this channel. Use <#${art}>.`);
+    expect(await refusalAfterDeferral(press(h, result, 'reroll', owner))).toBe(`❌ \`/imagine\` is not allowed in this channel. Use <#${art}>.`);
     await admin(h, 'channels clear', {}, moderator);
 
     await admin(h, 'pause', { reason: 'maintenance' }, moderator);
-    expect(await ephemeral(press(h, result, 'reroll', owner))).toBe('❌ Image generation is paused in this server by its moderators. Reason: maintenance');
-    expect(await ephemeral(press(h, result, 'reroll', moderator))).toContain('paused in this server');
+    expect(await refusalAfterDeferral(press(h, result, 'reroll', owner))).toBe('❌ Image generation is paused in this server by its moderators. Reason: maintenance');
+    expect(await refusalAfterDeferral(press(h, result, 'reroll', moderator))).toContain('paused in this server');
     expect(h.segmind.requests).toHaveLength(1);
     expect(await usedToday(h, owner.userId)).toBe(1);
     expect(await usedToday(h, blocked.userId)).toBe(0);
