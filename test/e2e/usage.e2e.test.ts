@@ -198,6 +198,21 @@ describe('credits and cooldowns on /imagine', () => {
     expect((await quota.usage(h.discord.guildId, h.discord.defaultUserId, Date.now())).usedToday).toBe(0);
   });
 
+  it('writes a refusal into the "thinking…" message when that message cannot be deleted', async () => {
+    h = await startHarness({ env: { DEFAULT_DAILY_CREDITS: '10', DEFAULT_COOLDOWN_SECONDS: '600' } });
+    await delivered(sendImagine(h.discord, { prompt: 'first' }));
+    h.discord.failNext({ method: 'DELETE', path: /messages\/@original$/ }, { status: 500, body: { code: 0, message: 'Internal Server Error' } });
+    const sent = sendImagine(h.discord, { prompt: 'second' });
+    const edit = await sent.waitForRequest(isEdit);
+    const [callback, deletion] = sent.requests();
+    expect(callback!.json).toMatchObject({ type: 5 });
+    expect(deletion).toMatchObject({ method: 'DELETE', status: 500, injected: true });
+    expect(messageOf(edit.json).content).toMatch(/^❌ You're on cooldown\. Try again <t:\d+:R>\.$/);
+    expect(sent.originalMessage()?.content).toBe(messageOf(edit.json).content);
+    expect(sent.followUps()).toEqual([]);
+    expect(h.segmind.requests).toHaveLength(1);
+  });
+
   it('keeps usage in a SQLite file across a bot restart', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'flux-bot-sqlite-'));
     h = await startHarness({
