@@ -1,9 +1,11 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { systemClock } from '../../src/clock.js';
 import { createLogger } from '../../src/logger.js';
-import { newGuildSettings, type GuildSettingsRepository } from '../../src/services/guild-settings.js';
-import type { QuotaStore } from '../../src/services/quota/quota-store.js';
-import { UsagePolicy } from '../../src/services/usage-policy.js';
+import type { GateBlock } from '../../src/services/generation-gate.js';
+import { newGuildSettings, type GuildSettings, type GuildSettingsRepository } from '../../src/services/guild-settings.js';
+import type { ImagineRequest } from '../../src/services/imagine-request.js';
+import type { QuotaStore, ReserveInput, ReserveResult } from '../../src/services/quota/quota-store.js';
+import { Refusal, UsagePolicy, type MemberContext } from '../../src/services/usage-policy.js';
 
 const policy = new UsagePolicy({
   settings: {} as GuildSettingsRepository,
@@ -59,5 +61,145 @@ describe('resolving a member’s limits', () => {
     expect(policy.limitsFor({ ...member, canManageGuild: true }, settings).cooldownMs).toBe(0);
     expect(policy.limitsFor({ ...member, roleIds: ['99'] }, settings).cooldownMs).toBe(0);
     expect(policy.limitsFor({ ...member, roleIds: ['99'] }, { ...settings, exemptModerators: false }).cooldownMs).toBe(30_000);
+  });
+});
+
+describe('admitting a request in two steps: no storage before the acknowledgement, storage after it', () => {
+  const asker: MemberContext = {
+    guildId: '100',
+    userId: '1',
+    channelId: '200',
+    parentChannelId: null,
+    roleIds: [],
+    canManageGuild: false,
+    channelNsfw: false,
+  };
+  const request = (id: string): ImagineRequest => ({
+    id,
+    userId: asker.userId,
+    guildId: asker.guildId,
+    channelId: asker.channelId,
+    params: {
+      prompt: 'a lighthouse',
+      aspect_ratio: '1:1',
+      guidance: 3.5,
+      steps: 25,
+      samples: 1,
+      seed: 1,
+      output_format: 'webp',
+      output_quality: 80,
+      prompt_strength: 0.8,
+    },
+    createdAt: 0,
+    tokenExpiresAt: 900_000,
+    attachmentSizeLimit: 10 * 1024 * 1024,
+  });
+
+  function setup(options: { block?: GateBlock; settings?: GuildSettings; reserve?: (input: ReserveInput) => Promise<ReserveResult> } = {}) {
+    const storage = { settingsReads: 0, reserves: 0 };
+    const stats: Array<Record<string, number>> = [];
+    const metrics = { refused: vi.fn(), jobFinished: vi.fn(), setStorageUp: vi.fn() };
+    const quota = {
+      reserve: (input: ReserveInput) => {
+        storage.reserves += 1;
+        return (
+          options.reserve?.(input) ??
+          Promise.resolve<ReserveResult>({
+            ok: true,
+            reservation: { id: input.reservationId, guildId: input.guildId, userId: input.userId, credits: input.credits, fromDaily: input.credits, fromBonus: 0, day: 0, createdAt: input.now, expiresAt: input.expiresAt },
+            remainingToday: 10,
+            bonus: 0,
+          })
+        );
+      },
+      incrementStats: (_guild: string, _day: number, deltas: Record<string, number>) => {
+        stats.push(deltas);
+        return Promise.resolve();
+      },
+    } as unknown as QuotaStore;
+    const settings = {
+      get: () => {
+        storage.settingsReads += 1;
+        return Promise.resolve(options.settings ?? newGuildSettings());
+      },
+    } as unknown as GuildSettingsRepository;
+    const policy = new UsagePolicy({
+      settings,
+      quota,
+      defaults: { dailyCredits: 20, cooldownSeconds: 0, guildDailyCap: 0, maxSamples: 4, maxSteps: 50 },
+      clock: systemClock,
+      storageTimeoutMs: 1000,
+      logger: createLogger({ level: 'silent', secrets: [] }),
+      gate: { blockForNewRequest: () => options.block },
+      maxOpenPerUser: 2,
+      metrics,
+    });
+    return { policy, storage, stats, metrics };
+  }
+
+  it('refuses a restarting bot without touching storage, and counts the refusal once', () => {
+    const { policy, storage, stats, metrics } = setup({ block: { reason: 'restarting' } });
+    expect(() => policy.openRequest(asker)).toThrow(expect.objectContaining({ reason: 'restarting' }) as Refusal);
+    expect(storage).toEqual({ settingsReads: 0, reserves: 0 });
+    expect(metrics.refused.mock.calls).toEqual([['restarting']]);
+    expect(metrics.jobFinished.mock.calls).toEqual([['refused']]);
+    expect(stats).toEqual([{ 'refused:restarting': 1 }]);
+  });
+
+  it('counts open requests synchronously: a burst is held to the limit before any storage round trip', () => {
+    const { policy, storage, metrics } = setup();
+    const first = policy.openRequest(asker);
+    policy.openRequest(asker);
+    expect(() => policy.openRequest(asker)).toThrow(expect.objectContaining({ reason: 'queue_full' }) as Refusal);
+    expect(storage).toEqual({ settingsReads: 0, reserves: 0 });
+    expect(metrics.refused.mock.calls).toEqual([['queue_full']]);
+    // another member has their own count; releasing (twice is harmless) frees exactly one place
+    expect(() => policy.openRequest({ ...asker, userId: '2' })).not.toThrow();
+    first();
+    first();
+    policy.openRequest(asker);
+    expect(() => policy.openRequest(asker)).toThrow(Refusal);
+  });
+
+  it('checks the server’s rules and reserves in the second step, counting a refusal there once', async () => {
+    const { policy, storage, stats, metrics } = setup({ settings: { ...newGuildSettings(), paused: { by: '9', at: 0, reason: 'later' } } });
+    const release = policy.openRequest(asker);
+    await expect(policy.reserve(request('10'), asker)).rejects.toMatchObject({ reason: 'paused' });
+    expect(storage).toEqual({ settingsReads: 1, reserves: 0 });
+    expect(metrics.refused.mock.calls).toEqual([['paused']]);
+    expect(metrics.jobFinished.mock.calls).toEqual([['refused']]);
+    expect(stats).toEqual([{ 'refused:paused': 1 }]);
+    release();
+  });
+
+  it('turns a credit refusal from the store into a counted Refusal', async () => {
+    const { policy, metrics } = setup({ reserve: () => Promise.resolve({ ok: false, reason: 'cooldown', retryAt: 60_000 }) });
+    await expect(policy.reserve(request('11'), asker)).rejects.toMatchObject({ reason: 'cooldown', retryAt: 60_000 });
+    expect(metrics.refused.mock.calls).toEqual([['cooldown']]);
+  });
+
+  it('reserves the request’s credits with the expiry it is given', async () => {
+    const seen: ReserveInput[] = [];
+    const { policy, metrics } = setup({
+      reserve: (input) => {
+        seen.push(input);
+        return Promise.resolve({ ok: false, reason: 'allowance', available: 0, retryAt: 1 });
+      },
+    });
+    await expect(policy.reserve(request('12'), asker, 3_600_000)).rejects.toBeInstanceOf(Refusal);
+    expect(seen).toMatchObject([{ reservationId: '12', credits: 1, expiresAt: 3_600_000 }]);
+    const admitted = setup();
+    const { reservation } = await admitted.policy.reserve(request('13'), asker, 3_600_000);
+    expect(reservation).toMatchObject({ id: '13', credits: 1, expiresAt: 3_600_000 });
+    expect(admitted.metrics.refused).not.toHaveBeenCalled();
+    expect(metrics.refused.mock.calls).toEqual([['allowance']]);
+  });
+
+  it('admit does both steps and gives the slot back when refused', async () => {
+    const { policy } = setup({ reserve: () => Promise.resolve({ ok: false, reason: 'cooldown', retryAt: 1 }) });
+    for (let i = 0; i < 3; i++) await expect(policy.admit(request(`2${i}`), asker)).rejects.toMatchObject({ reason: 'cooldown' });
+    // three refusals held no slot: two may still be opened
+    policy.openRequest(asker);
+    expect(() => policy.openRequest(asker)).not.toThrow();
   });
 });
