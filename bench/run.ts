@@ -19,13 +19,15 @@
  *   BENCH_HEAP_SNAPSHOT=1                heap snapshot after each sustained run (same place)
  *   BENCH_BOTS=ours,baseline,baseline-unlimited   which bots burst and sustained run (default all; for quick A/B)
  *   BENCH_RESULTS=name                   results file name (default `latest` for a full run, else `partial`)
+ *   BENCH_BOT_ENV=NAME=value,...         extra environment for every bot process, ours and baselines alike (e.g.
+ *                                        MALLOC_ARENA_MAX=2); a full run with it is not written to `latest`
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClient } from '@keyv/redis';
 import { ROOT } from './lib/child.js';
-import type { BotKind } from './lib/load.js';
+import { extraBotEnv, type BotKind } from './lib/load.js';
 import { describeEnvironment, evaluateTargets, renderMarkdown, type BenchResults } from './lib/report.js';
 import { runBurst } from './scenarios/burst.js';
 import { runCredits } from './scenarios/credits.js';
@@ -59,7 +61,8 @@ const bots = (env.BENCH_BOTS ?? BOTS.join(','))
   .split(',')
   .map((s) => s.trim())
   .filter((s): s is BotKind => (BOTS as readonly string[]).includes(s));
-const full = bots.length === BOTS.length && only.length === ALL.length && sustainedSeconds === 60 && creditsSeconds === 3 && segmindDelayMs === 2000 && storeKind === 'sqlite';
+const botEnv = extraBotEnv();
+const full = Object.keys(botEnv).length === 0 && bots.length === BOTS.length && only.length === ALL.length && sustainedSeconds === 60 && creditsSeconds === 3 && segmindDelayMs === 2000 && storeKind === 'sqlite';
 const name = env.BENCH_RESULTS ?? (full ? 'latest' : 'partial');
 
 const resultsDir = join(ROOT, 'bench', 'results');
@@ -124,6 +127,7 @@ const results: BenchResults = {
     sustainedSeconds,
     creditsSecondsPerStore: creditsSeconds,
     ourBotEnv: { ...ourEnv(), STORE_URL: storeKind },
+    ...(Object.keys(botEnv).length > 0 ? { botEnv } : {}),
   },
   targets: [],
 };

@@ -66,6 +66,22 @@ export interface BotOptions {
   name: string;
 }
 
+/**
+ * BENCH_BOT_ENV=NAME=value,NAME=value: extra environment for every bot process (ours and the baselines alike), for
+ * operator settings such as MALLOC_ARENA_MAX.
+ */
+export function extraBotEnv(spec = process.env.BENCH_BOT_ENV ?? ''): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const pair of spec.split(',')) {
+    const trimmed = pair.trim();
+    if (trimmed === '') continue;
+    const eq = trimmed.indexOf('=');
+    if (eq <= 0) throw new Error(`BENCH_BOT_ENV: expected NAME=value, got ${trimmed}`);
+    env[trimmed.slice(0, eq)] = trimmed.slice(eq + 1);
+  }
+  return env;
+}
+
 /** Starts the bot in its own process and waits until its gateway session is ready on the fake. */
 export async function startBot(fakes: Fakes, opts: BotOptions): Promise<BenchChild> {
   mkdirSync(opts.logDir, { recursive: true });
@@ -81,6 +97,7 @@ export async function startBot(fakes: Fakes, opts: BotOptions): Promise<BenchChi
       ...common,
       ...(opts.kind === 'baseline-unlimited' ? { BASELINE_REST_GLOBAL_RPS: '1000000' } : {}),
       ...opts.env,
+      ...extraBotEnv(),
     },
     logDir: opts.logDir,
     name: opts.name,

@@ -108,7 +108,7 @@ function summary(r: SessionRun): string {
     `ack p50/p99 ${r.ackMs.p50}/${r.ackMs.p99} ms`,
     `overhead p50/p99 ${r.overheadMs.p50}/${r.overheadMs.p99} ms`,
     `${r.throughput.jobsPerSecond} jobs/s`,
-    `peak RSS ${(r.bot.peakRssBytes / 1048576).toFixed(0)} MiB`,
+    `peak RSS ${(r.bot.peakRssBytes / 1048576).toFixed(0)} MiB (peak heap ${(r.bot.peak.heapTotalBytes / 1048576).toFixed(0)}, external ${(r.bot.peak.externalBytes / 1048576).toFixed(0)} MiB)`,
     `ELD p99 ${r.bot.eventLoopDelayMs.p99} ms`,
     `lost ${r.lost}, errors ${r.errors.count}`,
   ].join(', ');

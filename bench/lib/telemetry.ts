@@ -14,6 +14,11 @@ export interface ProcessStats {
   peakRssBytes: number;
   /** Highest RSS since the process started (kernel's high-water mark). */
   maxRssBytes: number;
+  /**
+   * Highest V8 heap (used, total) and off-heap Buffer memory (external, of which array buffers) sampled with the RSS
+   * since the last `mark`: what of the peak RSS JavaScript accounts for; the rest is native (allocator, libraries).
+   */
+  peak: { heapUsedBytes: number; heapTotalBytes: number; externalBytes: number; arrayBuffersBytes: number };
   heapUsedBytes: number;
   heapTotalBytes: number;
   externalBytes: number;
@@ -48,23 +53,33 @@ export function serveTelemetry(commands: Record<string, CommandHandler>): { anno
   const eld = monitorEventLoopDelay({ resolution: 10 });
   eld.enable();
   let peakRss = process.memoryUsage.rss();
+  const zeroPeak = (): ProcessStats['peak'] => ({ heapUsedBytes: 0, heapTotalBytes: 0, externalBytes: 0, arrayBuffersBytes: 0 });
+  let peak = zeroPeak();
   let markedAt = performance.now();
   let cpuAtMark = process.cpuUsage();
-  const sampler = setInterval(() => {
-    const rss = process.memoryUsage.rss();
-    if (rss > peakRss) peakRss = rss;
-  }, 100);
+  const sample = () => {
+    const memory = process.memoryUsage();
+    if (memory.rss > peakRss) peakRss = memory.rss;
+    peak = {
+      heapUsedBytes: Math.max(peak.heapUsedBytes, memory.heapUsed),
+      heapTotalBytes: Math.max(peak.heapTotalBytes, memory.heapTotal),
+      externalBytes: Math.max(peak.externalBytes, memory.external),
+      arrayBuffersBytes: Math.max(peak.arrayBuffersBytes, memory.arrayBuffers),
+    };
+    return memory;
+  };
+  const sampler = setInterval(sample, 100);
   sampler.unref();
 
   const stats = (): ProcessStats => {
-    const memory = process.memoryUsage();
-    if (memory.rss > peakRss) peakRss = memory.rss;
+    const memory = sample();
     const cpu = process.cpuUsage(cpuAtMark);
     const ms = (ns: number) => round(ns / 1e6);
     return {
       rssBytes: memory.rss,
       peakRssBytes: peakRss,
       maxRssBytes: process.resourceUsage().maxRSS * 1024,
+      peak,
       heapUsedBytes: memory.heapUsed,
       heapTotalBytes: memory.heapTotal,
       externalBytes: memory.external,
@@ -103,6 +118,7 @@ export function serveTelemetry(commands: Record<string, CommandHandler>): { anno
     mark: () => {
       eld.reset();
       peakRss = process.memoryUsage.rss();
+      peak = zeroPeak();
       markedAt = performance.now();
       cpuAtMark = process.cpuUsage();
       return Promise.resolve(stats());
