@@ -1,6 +1,6 @@
 import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
-import { isDeadToken, type DiscordResponder, type InteractionAddress, type OutgoingMessage } from './discord-responder.js';
+import { isDeadToken, type DiscordResponder, type InteractionAddress, type OutgoingMessage, type PreparedMessage } from './discord-responder.js';
 import { splitIntoSingleImageRequests } from './flux-params.js';
 import type { GenerationGate } from './generation-gate.js';
 import type { Metrics } from './metrics.js';
@@ -163,15 +163,20 @@ export class ImaginePipeline {
     images.sort((a, b) => a.index - b.index);
     failures.sort((a, b) => a.index - b.index);
     const generationMs = clock.now() - (firstStart ?? started);
-    const message = buildResultMessage(job.params, { images, failures, durationMs: generationMs }, job.attachmentSizeLimit);
+    // What the log needs of the images; the images themselves are handed on (splice empties this job's array).
+    const segmind = [
+      ...images.map((i) => ({ seed: i.seed, status: i.status, attempts: i.attempts, ms: i.durationMs })),
+      ...failures.map((f) => ({ seed: f.seed, status: f.error.status, kind: f.error.kind })),
+    ];
+    const remainingCredits = images.map((i) => i.remainingCredits).filter((c) => c !== undefined).at(-1);
+    const result = this.prepareResult(job, images.splice(0), failures, generationMs);
     let delivered = 0;
     let kind: JobOutcome['kind'];
-    if (message.files.length === 0) {
+    if (result.kind === 'nothing') {
       const reason = failures[0]?.error.message ?? '';
-      await this.tell(job, { content: `❌ No image could be generated. ${reason}${message.oversized.length > 0 ? `\n${message.content}` : ''}`.trim(), components: [] }, log);
+      await this.tell(job, { content: `❌ No image could be generated. ${reason}${result.oversized > 0 ? `\n${result.content}` : ''}`.trim(), components: [] }, log);
       kind = 'failed';
     } else {
-      const posted = images.filter((image) => message.files.some((file) => file.data === image.bytes));
       // Saved before posting: the buttons must find it the moment they appear.
       await this.deps.results
         .save({
@@ -180,11 +185,10 @@ export class ImaginePipeline {
           channelId: job.channelId,
           ownerId: job.userId,
           params: job.params,
-          images: posted.map((image) => ({ index: image.index, seed: image.seed })),
+          images: result.posted,
         })
         .catch((error: unknown) => log.warn({ err: error }, 'could not save the result for its buttons'));
-      const components = resultComponents(job.id, posted);
-      delivered = await this.deliver(job, address, { content: message.content, embeds: message.embeds, files: message.files, components }, log);
+      delivered = await this.deliver(job, address, result.message, log);
       kind = delivered === 0 ? 'delivery_failed' : delivered < job.params.samples ? 'partial' : 'delivered';
     }
     await this.finish(job, delivered, log);
@@ -199,11 +203,8 @@ export class ImaginePipeline {
         durationMs: clock.now() - job.createdAt,
         queuedMs: (firstStart ?? clock.now()) - started,
         segmindMs: generationMs,
-        segmind: [
-          ...images.map((i) => ({ seed: i.seed, status: i.status, attempts: i.attempts, ms: i.durationMs })),
-          ...failures.map((f) => ({ seed: f.seed, status: f.error.status, kind: f.error.kind })),
-        ],
-        remainingCredits: images.map((i) => i.remainingCredits).filter((c) => c !== undefined).at(-1),
+        segmind,
+        remainingCredits,
         outcome: kind,
         delivered,
         failed: job.params.samples - delivered,
@@ -211,6 +212,28 @@ export class ImaginePipeline {
       'imagine job finished',
     );
     return { kind, delivered, failed: job.params.samples - delivered };
+  }
+
+  /**
+   * The result message, with the images already inside its request body: once this returns, nothing but that body
+   * holds image bytes (the caller has given up `images`), through the storage writes before the upload and the upload.
+   */
+  private prepareResult(
+    job: JournalEntry,
+    images: BatchImage[],
+    failures: BatchFailure[],
+    generationMs: number,
+  ):
+    | { kind: 'nothing'; content: string; oversized: number }
+    | { kind: 'images'; message: PreparedMessage; posted: Array<{ index: number; seed: number }> } {
+    const message = buildResultMessage(job.params, { images, failures, durationMs: generationMs }, job.attachmentSizeLimit);
+    if (message.files.length === 0) return { kind: 'nothing', content: message.content, oversized: message.oversized.length };
+    const posted = images
+      .filter((image) => message.files.some((file) => file.data === image.bytes))
+      .map((image) => ({ index: image.index, seed: image.seed }));
+    const components = resultComponents(job.id, posted);
+    const prepared = this.deps.responder.prepare({ content: message.content, embeds: message.embeds, files: message.files, components });
+    return { kind: 'images', message: prepared, posted };
   }
 
   private async generateOne(body: ReturnType<typeof splitIntoSingleImageRequests>[number], job: JournalEntry, log: Logger) {
@@ -234,10 +257,19 @@ export class ImaginePipeline {
     }
   }
 
-  /** Posts the images: through the original reply while its token lives, else as a channel message. */
-  private async deliver(job: JournalEntry, address: InteractionAddress, message: OutgoingMessage, log: Logger): Promise<number> {
+  /** Posts the images, then lets go of them (the job still has its settling to do). */
+  private async deliver(job: JournalEntry, address: InteractionAddress, message: PreparedMessage, log: Logger): Promise<number> {
+    try {
+      return await this.post(job, address, message, log);
+    } finally {
+      message.release();
+    }
+  }
+
+  /** Through the original reply while its token lives, else as a channel message. */
+  private async post(job: JournalEntry, address: InteractionAddress, message: PreparedMessage, log: Logger): Promise<number> {
     const { responder, journal, clock, metrics } = this.deps;
-    const files = message.files?.length ?? 0;
+    const files = message.fileNames.length;
     await journal.markDelivering(job.id).catch((error: unknown) => log.warn({ err: error }, 'could not mark the job as delivering'));
     if (clock.now() < job.tokenExpiresAt - EDIT_MARGIN_MS) {
       try {
@@ -256,7 +288,7 @@ export class ImaginePipeline {
       }
     }
     try {
-      await responder.postInChannel(address, { ...message, content: `here are your images (your request outlived Discord's 15-minute reply window).\n${message.content}`.trim() });
+      await responder.postInChannel(address, message, "here are your images (your request outlived Discord's 15-minute reply window).");
       return files;
     } catch (error) {
       metrics?.deliveryError(statusOf(error));

@@ -164,12 +164,13 @@ export class SegmindClient {
       );
     }
 
-    const declared = Number(header(res.headers, 'content-length'));
-    if (Number.isFinite(declared) && declared > maxResponseBytes) {
+    const lengthHeader = header(res.headers, 'content-length');
+    const declared = lengthHeader === undefined || lengthHeader === '' ? undefined : Number(lengthHeader);
+    if (declared !== undefined && Number.isFinite(declared) && declared > maxResponseBytes) {
       res.body.destroy();
       throw new SegmindError('bad_response', { status: res.statusCode, reason: `response of ${declared} bytes is over the cap` });
     }
-    const raw = await readCapped(res.body, maxResponseBytes, false);
+    const raw = await readCapped(res.body, maxResponseBytes, false, declared);
     const bytes = this.extractImage(raw, contentType, res.statusCode);
     const format = detectImageFormat(bytes);
     if (format === undefined)
@@ -223,24 +224,45 @@ function describeNetworkError(caught: unknown): string {
   return String(caught);
 }
 
-/** Reads a body up to `limit` bytes. Over the limit it either truncates (error snippets) or fails (images). */
-async function readCapped(body: Dispatcher.ResponseData['body'], limit: number, truncate: boolean): Promise<Buffer> {
-  const chunks: Buffer[] = [];
+/**
+ * Reads a body up to `limit` bytes. Over the limit it either truncates (error snippets) or fails (images).
+ *
+ * With a `content-length` (Segmind sends one), the body is read straight into one buffer of that size: no list of
+ * chunks to concatenate, so an image is in memory once rather than twice while it is read. A body that turns out
+ * longer than declared is still read whole (into a grown buffer), one shorter is returned as it is.
+ */
+async function readCapped(
+  body: Dispatcher.ResponseData['body'],
+  limit: number,
+  truncate: boolean,
+  declaredLength?: number,
+): Promise<Buffer> {
+  let buffer =
+    declaredLength !== undefined && Number.isSafeInteger(declaredLength) && declaredLength > 0
+      ? Buffer.allocUnsafe(Math.min(declaredLength, limit))
+      : undefined;
+  let chunks: Buffer[] | undefined = buffer ? undefined : [];
   let total = 0;
   for await (const chunk of body) {
-    const buf = chunk as Buffer;
-    total += buf.length;
-    if (total > limit) {
+    let buf = chunk as Buffer;
+    const over = total + buf.length > limit;
+    if (over) {
       body.destroy();
-      if (truncate) {
-        chunks.push(buf.subarray(0, buf.length - (total - limit)));
-        break;
-      }
-      throw new SegmindError('bad_response', { reason: `response is over the ${limit}-byte cap` });
+      if (!truncate) throw new SegmindError('bad_response', { reason: `response is over the ${limit}-byte cap` });
+      buf = buf.subarray(0, limit - total);
     }
-    chunks.push(buf);
+    if (buffer && total + buf.length > buffer.length) {
+      // Longer than declared: carry on as a list of chunks.
+      chunks = [buffer.subarray(0, total)];
+      buffer = undefined;
+    }
+    if (buffer) buf.copy(buffer, total);
+    else chunks!.push(buf);
+    total += buf.length;
+    if (over) break;
   }
-  return Buffer.concat(chunks);
+  if (buffer) return total === buffer.length ? buffer : buffer.subarray(0, total);
+  return Buffer.concat(chunks!, total);
 }
 
 function header(headers: Dispatcher.ResponseData['headers'], name: string): string | undefined {
