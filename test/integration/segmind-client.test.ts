@@ -1,3 +1,5 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.js';
@@ -6,7 +8,7 @@ import type { FluxDevRequestBody } from '../../src/services/flux-params.js';
 import { SegmindClient, type SegmindClientOptions } from '../../src/services/segmind-client.js';
 import { SegmindError } from '../../src/services/segmind-errors.js';
 import { FakeSegmind } from '../fakes/fake-segmind.js';
-import { describeImage } from '../fakes/images.js';
+import { describeImage, renderImage } from '../fakes/images.js';
 
 const KEY = 'SG_client_test_key_123456';
 const body: FluxDevRequestBody = {
@@ -231,5 +233,75 @@ describe('SegmindClient', () => {
     expect(JSON.stringify({ message: error.message, detail: error.detail })).not.toContain(KEY);
     expect(logText.length).toBeGreaterThan(0);
     expect(logText).not.toContain(KEY);
+  });
+});
+
+describe('SegmindClient reading the body', () => {
+  let server: Server;
+  let url = '';
+  let respond: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) => res.end();
+
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => respond(req, res));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  /** Sends `bytes` in `pieces` writes, with a content-length or chunked. */
+  function serve(bytes: Buffer, opts: { contentLength?: number | 'none'; contentType?: string; status?: number; pieces?: number }) {
+    respond = (_req, res) => {
+      res.statusCode = opts.status ?? 200;
+      res.setHeader('content-type', opts.contentType ?? 'image/png');
+      if (opts.contentLength !== 'none') res.setHeader('content-length', String(opts.contentLength ?? bytes.length));
+      const pieces = opts.pieces ?? 4;
+      const size = Math.ceil(bytes.length / pieces);
+      for (let i = 0; i < bytes.length; i += size) res.write(bytes.subarray(i, i + size));
+      res.end();
+    };
+  }
+
+  const png = () => renderImage({ format: 'png', width: 200, height: 200, seed: 3, noise: true });
+
+  it('returns exactly the bytes sent, read into one buffer of the declared length or from chunks', async () => {
+    const bytes = await png();
+    expect(bytes.length).toBeGreaterThan(100_000);
+    for (const contentLength of [undefined, 'none'] as const) {
+      serve(bytes, { pieces: 7, ...(contentLength ? { contentLength } : {}) });
+      const image = await client({ baseUrl: url }).generate({ ...body, output_format: 'png' });
+      expect(image.bytes.equals(bytes)).toBe(true);
+      expect(image.bytes.length).toBe(bytes.length);
+      expect(image.format).toBe('png');
+    }
+  });
+
+  it('caps a body sent without a content-length while it streams', async () => {
+    serve(await png(), { contentLength: 'none', pieces: 10 });
+    const error = await failure(client({ baseUrl: url, maxResponseBytes: 50_000, maxRetries: 0 }).generate({ ...body, output_format: 'png' }));
+    expect(error.kind).toBe('bad_response');
+    expect(error.detail.reason).toBe('response is over the 50000-byte cap');
+  });
+
+  it('accepts a body of exactly the cap and refuses one byte more', async () => {
+    const bytes = await png();
+    serve(bytes, { contentLength: 'none' });
+    const exact = await client({ baseUrl: url, maxResponseBytes: bytes.length, maxRetries: 0 }).generate({ ...body, output_format: 'png' });
+    expect(exact.bytes.equals(bytes)).toBe(true);
+    const error = await failure(client({ baseUrl: url, maxResponseBytes: bytes.length - 1, maxRetries: 0 }).generate({ ...body, output_format: 'png' }));
+    expect(error.detail.reason).toMatch(/over the/);
+  });
+
+  it('keeps the start of a long error body and still classifies it', async () => {
+    const text = `Service Unavailable ${'x'.repeat(200_000)}`;
+    serve(Buffer.from(text), { status: 503, contentType: 'text/plain' });
+    const error = await failure(client({ baseUrl: url, maxRetries: 0 }).generate(body));
+    expect(error.status).toBe(503);
+    expect(error.retryable).toBe(true);
   });
 });
