@@ -9,13 +9,12 @@ import {
 } from 'discord.js';
 import { memberContextOf } from '../discord/member-context.js';
 import { UserFacingError } from '../errors.js';
-import type { Logger } from '../logger.js';
-import { randomSeed, type FluxDevParams } from '../services/flux-params.js';
+import { DEFAULTS, randomSeed, type FluxDevParams } from '../services/flux-params.js';
 import type { GuildSettingsRepository } from '../services/guild-settings.js';
 import { parseResultCustomId, RESULT_PREFIX, resultCustomId } from '../services/result-components.js';
 import type { ResultRecord, ResultStore } from '../services/result-store.js';
 import type { ButtonHandler } from './cancel-button.js';
-import { optionsSchema } from './imagine.js';
+import { optionsSchema, type ImagineOptions } from './imagine.js';
 import { submitImagine, type SubmitDeps } from './submit-imagine.js';
 
 export interface ResultControlsDeps extends SubmitDeps {
@@ -31,11 +30,13 @@ type Control =
 
 const EXPIRED =
   'The settings of this result are no longer kept (results are kept for a limited time, or it was deleted). Use `/imagine` again.';
+const NOT_ANY_MORE = 'This button does not work any more.';
 
 /**
  * The buttons, menu and remix modal under every result. Each reads the result back from storage by the id in its
  * custom_id, so they work after restarts and long after the interaction token; new images go through
- * `submitImagine`, charged to whoever pressed.
+ * `submitImagine`, charged to whoever pressed, and acknowledged before the result is read back (Discord's 3 s rule
+ * holds whatever storage's load).
  */
 export function createResultControls(deps: ResultControlsDeps): ButtonHandler {
   return {
@@ -43,29 +44,57 @@ export function createResultControls(deps: ResultControlsDeps): ButtonHandler {
     async execute(interaction, log) {
       if (!interaction.inGuild()) throw new UserFacingError('These buttons work in servers only.');
       const parsed = parseResultCustomId(interaction.customId);
-      if (!parsed) throw new UserFacingError('This button does not work any more.');
-      const record = await deps.results.get(parsed.id);
-      if (!record) throw new UserFacingError(EXPIRED);
-      await handle(interaction, parsed.action, parsed.extra, record, deps, log);
+      if (!parsed) throw new UserFacingError(NOT_ANY_MORE);
+      const load = async () => {
+        const record = await deps.results.get(parsed.id);
+        if (!record) throw new UserFacingError(EXPIRED);
+        return record;
+      };
+      const generate = generation(interaction, parsed.action, parsed.extra, deps);
+      if (generate) return submitImagine(interaction, async () => generate(await load()), deps, log);
+      await handle(interaction, parsed.action, await load(), deps);
     },
   };
 }
 
-async function handle(
+/**
+ * The controls that make new images, told apart without storage: Re-roll, "Reproduce image N" in the menu, and a
+ * remix form's submission (its fields are checked at once, as `/imagine` options are). Returns how to make the
+ * parameters from the result once it is read back, or undefined for any other control.
+ */
+function generation(
   interaction: Control,
   action: string,
   extra: string | undefined,
-  record: ResultRecord,
   deps: ResultControlsDeps,
-  log: Logger,
-): Promise<void> {
+): ((record: ResultRecord) => FluxDevParams) | undefined {
+  if (action === 'reroll' && interaction.isButton())
+    return (record) => ({ ...record.params, seed: randomSeed(deps.random) });
+  if (action === 'pick' && interaction.isStringSelectMenu()) {
+    const [kind, indexText] = (interaction.values[0] ?? '').split('-');
+    if (kind !== 'repro') return undefined;
+    return (record) => {
+      const image = record.images.find((i) => String(i.index) === indexText);
+      if (!image) throw new UserFacingError(NOT_ANY_MORE);
+      return { ...record.params, seed: image.seed, samples: 1 };
+    };
+  }
+  if (action === 'modal' && interaction.isModalSubmit()) {
+    // Every field is checked on its own, so valid fields stay valid over any result's values.
+    parseRemix(interaction, VALIDATION_BASE, extra);
+    return (record) => {
+      const remix = parseRemix(interaction, record.params, extra);
+      return { ...remix, seed: remix.seed ?? randomSeed(deps.random) };
+    };
+  }
+  return undefined;
+}
+
+async function handle(interaction: Control, action: string, record: ResultRecord, deps: ResultControlsDeps): Promise<void> {
   // Each action belongs to one kind of control: a forged id on another kind does nothing.
   const button = interaction.isButton();
-  if (['reroll', 'remix', 'details', 'delete'].includes(action) && !button)
-    throw new UserFacingError('This button does not work any more.');
+  if (['reroll', 'remix', 'details', 'delete'].includes(action) && !button) throw new UserFacingError(NOT_ANY_MORE);
   switch (action) {
-    case 'reroll':
-      return submitImagine(interaction, { ...record.params, seed: randomSeed(deps.random) }, deps, log);
     case 'remix':
       return showRemixModal(interaction, record, undefined);
     case 'details':
@@ -77,23 +106,18 @@ async function handle(
       if (!interaction.isStringSelectMenu()) break;
       const [kind, indexText] = (interaction.values[0] ?? '').split('-');
       const image = record.images.find((i) => String(i.index) === indexText);
-      if (!image) break;
-      if (kind === 'remix') return showRemixModal(interaction, record, image.seed);
-      if (kind === 'repro') return submitImagine(interaction, { ...record.params, seed: image.seed, samples: 1 }, deps, log);
+      if (image && kind === 'remix') return showRemixModal(interaction, record, image.seed);
       break;
     }
-    case 'modal':
-      if (interaction.isModalSubmit()) return submitImagine(interaction, remixParams(interaction, record, extra, deps), deps, log);
-      break;
   }
-  throw new UserFacingError('This button does not work any more.');
+  throw new UserFacingError(NOT_ANY_MORE);
 }
 
 async function deleteResult(interaction: Control, record: ResultRecord, deps: ResultControlsDeps): Promise<void> {
   const settings = await deps.settings.get(record.guildId);
   if (interaction.user.id !== record.ownerId && !deps.policy.isModerator(memberContextOf(interaction), settings))
     throw new UserFacingError('Only the member who asked for these images, or a moderator, can delete them.');
-  if (!interaction.isMessageComponent()) throw new UserFacingError('This button does not work any more.');
+  if (!interaction.isMessageComponent()) throw new UserFacingError(NOT_ANY_MORE);
   await interaction.deferReply({ flags: MessageFlags.Ephemeral });
   await interaction.message.delete().catch((error: unknown) => {
     // Someone already removed it: what the member wanted is done.
@@ -105,7 +129,7 @@ async function deleteResult(interaction: Control, record: ResultRecord, deps: Re
 
 /** A modal must be the interaction's first answer: nothing slow may come before it. */
 async function showRemixModal(interaction: Control, record: ResultRecord, seed: number | undefined): Promise<void> {
-  if (interaction.isModalSubmit()) throw new UserFacingError('This button does not work any more.');
+  if (interaction.isModalSubmit()) throw new UserFacingError(NOT_ANY_MORE);
   const { params } = record;
   const input = (custom_id: string, label: string, value: string, style = TextInputStyle.Short, max = 20) => ({
     type: ComponentType.ActionRow as const,
@@ -126,13 +150,11 @@ async function showRemixModal(interaction: Control, record: ResultRecord, seed: 
   });
 }
 
-/** The modal's text fields, validated exactly like `/imagine` options. */
-function remixParams(
-  interaction: ModalSubmitInteraction,
-  record: ResultRecord,
-  extra: string | undefined,
-  deps: ResultControlsDeps,
-): FluxDevParams {
+/** Stands in for a result's values when the form is checked before the result is read back. */
+const VALIDATION_BASE: FluxDevParams = { ...DEFAULTS, prompt: 'x', seed: 0 };
+
+/** The modal's text fields, validated exactly like `/imagine` options; an empty field keeps `base`'s value. */
+function parseRemix(interaction: ModalSubmitInteraction, base: FluxDevParams, extra: string | undefined): ImagineOptions {
   const field = (id: string) => {
     try {
       return interaction.fields.getTextInputValue(id).trim();
@@ -145,11 +167,11 @@ function remixParams(
   const fixedSeed = extra?.startsWith('s') ? Number(extra.slice(1)) : undefined;
   const samples = extra?.startsWith('n') ? Number(extra.slice(1)) : 1;
   const result = optionsSchema.safeParse({
-    ...record.params,
+    ...base,
     prompt: field('prompt'),
-    aspect_ratio: field('aspect_ratio') || record.params.aspect_ratio,
-    steps: number(field('steps')) ?? record.params.steps,
-    guidance: number(field('guidance')) ?? record.params.guidance,
+    aspect_ratio: field('aspect_ratio') || base.aspect_ratio,
+    steps: number(field('steps')) ?? base.steps,
+    guidance: number(field('guidance')) ?? base.guidance,
     seed: seedText === '' || seedText === 'random' ? undefined : Number(seedText),
     samples: fixedSeed === undefined ? samples : 1,
   });
@@ -157,7 +179,7 @@ function remixParams(
     const lines = result.error.issues.map((issue) => `• \`${issue.path.join('.')}\`: ${issue.message}`);
     throw new UserFacingError(`Some fields are not valid:\n${lines.join('\n')}`, 'invalid_options');
   }
-  return { ...result.data, seed: result.data.seed ?? randomSeed(deps.random) };
+  return result.data;
 }
 
 function describe(record: ResultRecord): { content: string; files?: Array<{ attachment: Buffer; name: string }> } {

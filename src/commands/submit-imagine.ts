@@ -21,31 +21,32 @@ export interface SubmitDeps {
  * 1. the checks that need no storage (bot-wide gate, the member's open requests), before any await: a refusal is an
  *    immediate private reply;
  * 2. the deferral (a new public "thinking…" message);
- * 3. the member who interacted is checked against the server's rules and charged (storage): a refusal here replaces
- *    the "thinking…" message with a private one (the router's `replyWithError`);
- * 4. the job runs through the queue and journal.
+ * 3. the parameters, when they must be read from storage first (`params` as a function: a result's buttons);
+ * 4. the member who interacted is checked against the server's rules and charged (storage): a refusal here, or in 3,
+ *    replaces the "thinking…" message with a private one (the router's `replyWithError`);
+ * 5. the job runs through the queue and journal.
  */
 export async function submitImagine(
   interaction: RepliableInteraction<'cached' | 'raw'>,
-  params: FluxDevParams,
+  params: FluxDevParams | (() => Promise<FluxDevParams>),
   { pipeline, policy }: SubmitDeps,
   log: Logger,
 ): Promise<void> {
-  const request: ImagineRequest = {
-    id: interaction.id,
-    userId: interaction.user.id,
-    guildId: interaction.guildId,
-    channelId: interaction.channelId ?? '',
-    params,
-    createdAt: interaction.createdTimestamp,
-    tokenExpiresAt: interaction.createdTimestamp + INTERACTION_TOKEN_LIFETIME_MS,
-    attachmentSizeLimit: interaction.attachmentSizeLimit,
-  };
   const member = memberContextOf(interaction);
   const release = policy.openRequest(member);
   try {
     // Nothing is reserved yet: a failed deferral has nothing to refund, only the slot to give back.
     await interaction.deferReply();
+    const request: ImagineRequest = {
+      id: interaction.id,
+      userId: interaction.user.id,
+      guildId: interaction.guildId,
+      channelId: interaction.channelId ?? '',
+      params: typeof params === 'function' ? await params() : params,
+      createdAt: interaction.createdTimestamp,
+      tokenExpiresAt: interaction.createdTimestamp + INTERACTION_TOKEN_LIFETIME_MS,
+      attachmentSizeLimit: interaction.attachmentSizeLimit,
+    };
     const { reservation } = await policy.reserve(request, member, request.createdAt + RESERVATION_LIFETIME_MS);
     const job: JournalEntry = {
       v: 1,
@@ -58,7 +59,7 @@ export async function submitImagine(
       createdAt: request.createdAt,
       tokenExpiresAt: request.tokenExpiresAt,
       attachmentSizeLimit: request.attachmentSizeLimit,
-      params,
+      params: request.params,
       reservation,
       state: 'queued',
     };

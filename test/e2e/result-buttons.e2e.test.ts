@@ -1,5 +1,5 @@
 import { ApplicationCommandOptionType, ChannelType, type APIInteractionDataResolved, type GuildMemberFlags } from 'discord.js';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { definition as adminDefinition } from '../../src/commands/imagine-admin.js';
 import { definition as imagineDefinition } from '../../src/commands/imagine.js';
 import { Journal } from '../../src/services/queue/journal.js';
@@ -508,7 +508,7 @@ describe('the buttons under a delivered result', () => {
     expect(h.discord.message(result.messageId)).toBeUndefined();
     expect(await h.storage.kv.get(`result:${result.sent.id}`)).toBeUndefined();
     // a copy of the button somewhere (say, a client that had not refreshed) answers clearly
-    expect(await ephemeral(h.discord.sendButton({ customId: result.controls.reroll, ...owner }))).toBe(NO_LONGER_KEPT);
+    expect(await refusalAfterDeferral(h.discord.sendButton({ customId: result.controls.reroll, ...owner }))).toBe(NO_LONGER_KEPT);
     expect(h.segmind.requests).toHaveLength(1);
   });
 
@@ -579,11 +579,43 @@ describe('the buttons under a delivered result', () => {
     ['res:nope:123', NOT_ANY_MORE],
     ['res:reroll:1:2:3', NOT_ANY_MORE],
     [`res:reroll:${'9'.repeat(30)}`, NOT_ANY_MORE],
-    ['res:reroll:123456789012345678', NO_LONGER_KEPT],
     ['res:details:123456789012345678:x', NO_LONGER_KEPT],
   ])('a forged or unknown custom id %j is answered privately, never left unanswered', async (customId, text) => {
     const sent = h.discord.sendButton({ customId, ...user() });
     expect(await ephemeral(sent)).toBe(text);
+    expect(h.segmind.requests).toHaveLength(0);
+  });
+
+  it('a Re-roll is acknowledged before its result is read back from storage', async () => {
+    const owner = user();
+    const result = await imagine(h, { prompt: 'a patient heron', seed: 61 }, owner);
+    const kv = h.storage.kv;
+    const get = kv.get.bind(kv);
+    let answer!: () => void;
+    const held = new Promise<void>((resolve) => (answer = resolve));
+    const reads = vi.spyOn(kv, 'get').mockImplementation((async (key: string) => {
+      if (key.startsWith('result:')) await held;
+      return get(key);
+    }) as typeof kv.get);
+    try {
+      const before = h.segmind.requests.length;
+      const sent = press(h, result, 'reroll', owner);
+      expect((await sent.waitForCallback()).json).toMatchObject({ type: 5 });
+      await eventually(() => reads.mock.calls.some(([key]) => String(key) === `result:${result.sent.id}`), 'the result to be read back');
+      expect(sent.requests()).toHaveLength(1);
+      expect(h.segmind.requests).toHaveLength(before);
+      answer();
+      const again = await delivered(h, sent, before);
+      expect(again.bodies).toHaveLength(1);
+      expect(again.bodies[0]).toMatchObject({ prompt: 'a patient heron' });
+    } finally {
+      reads.mockRestore();
+    }
+  });
+
+  it('a Re-roll of an unknown result is acknowledged first, then answered privately in place of the "thinking…" message', async () => {
+    const sent = h.discord.sendButton({ customId: 'res:reroll:123456789012345678', ...user() });
+    expect(await refusalAfterDeferral(sent)).toBe(NO_LONGER_KEPT);
     expect(h.segmind.requests).toHaveLength(0);
   });
 
@@ -604,7 +636,10 @@ describe('the buttons under a delivered result', () => {
       h.discord.sendModalSubmit({ customId: `res:nope:${id}`, fields: { prompt: 'x' }, ...owner }),
       h.discord.sendModalSubmit({ customId: result.controls.delete, fields: { prompt: 'x' }, ...owner }),
     ];
-    for (const [i, sent] of answers.entries()) expect(await ephemeral(sent), `answer #${i}`).toBe(NOT_ANY_MORE);
+    // a "Reproduce" choice is acknowledged before the result is read back: only then is the image found missing
+    const afterDeferral = new Set([2]);
+    for (const [i, sent] of answers.entries())
+      expect(await (afterDeferral.has(i) ? refusalAfterDeferral(sent) : ephemeral(sent)), `answer #${i}`).toBe(NOT_ANY_MORE);
     expect(h.segmind.requests).toHaveLength(2);
     expectUntouched(h, result);
   });
@@ -772,18 +807,19 @@ describe('a press is checked and charged exactly like /imagine', () => {
     // two days old: past the one-day retention
     await h.storage.kv.set(key, { ...stored, createdAt: Date.now() - 2 * DAY_MS });
     const expired = [
-      press(h, result, 'reroll', owner),
       press(h, result, 'details', owner),
       press(h, result, 'remix', owner),
       press(h, result, 'delete', owner),
-      pick(h, result, 'Reproduce image 1', owner),
       pick(h, result, 'Remix image 2', owner),
     ];
     for (const sent of expired) expect(await ephemeral(sent)).toBe(NO_LONGER_KEPT);
+    // the presses that generate are acknowledged before the result is read back
+    const expiredGenerations = [press(h, result, 'reroll', owner), pick(h, result, 'Reproduce image 1', owner)];
+    for (const sent of expiredGenerations) expect(await refusalAfterDeferral(sent)).toBe(NO_LONGER_KEPT);
 
     // a record that no longer matches the schema is treated the same way
     await h.storage.kv.set(key, { ...stored, createdAt: Date.now(), params: { prompt: 42 } });
-    expect(await ephemeral(press(h, result, 'reroll', owner))).toBe(NO_LONGER_KEPT);
+    expect(await refusalAfterDeferral(press(h, result, 'reroll', owner))).toBe(NO_LONGER_KEPT);
 
     expect(h.segmind.requests).toHaveLength(2);
     expect(await usedToday(h, owner.userId)).toBe(2);
