@@ -168,6 +168,8 @@ export interface RunMeasurement {
 
 const isCallback = (r: RecordedRequest) => r.method === 'POST' && r.path.endsWith('/callback');
 const isOriginalEdit = (r: RecordedRequest) => r.method === 'PATCH' && r.path.endsWith('/messages/@original');
+/** A follow-up message (POST /webhooks/:app/:token): how a refusal after the deferral reaches the member, privately. */
+const isFollowUp = (r: RecordedRequest) => r.method === 'POST' && /^\/webhooks\/\d+\/[^/]+$/.test(r.path);
 
 /**
  * Sends `jobs` on schedule (each `/imagine` with its samples and seed), waits for every job to end, and measures.
@@ -219,6 +221,14 @@ export async function runJobs(fakes: Fakes, bot: BenchChild, jobs: JobSpec[], op
           counts.progressEdits++;
           job.progressEdits++;
         }
+      }
+    } else if (isFollowUp(rec)) {
+      // A refusal found after the deferral: the public reply is deleted and the reason sent as a private follow-up.
+      counts.other++;
+      const content = messageOf(rec.json).content ?? '';
+      if (content.startsWith('❌')) {
+        job.failedWith ??= `follow-up: ${content.slice(0, 160)}`;
+        errors.push(`job ${job.interactionId}: ${job.failedWith}`);
       }
     } else {
       counts.other++;
