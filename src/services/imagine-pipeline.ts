@@ -177,17 +177,22 @@ export class ImaginePipeline {
       await this.tell(job, { content: `❌ No image could be generated. ${reason}${result.oversized > 0 ? `\n${result.content}` : ''}`.trim(), components: [] }, log);
       kind = 'failed';
     } else {
-      // Saved before posting: the buttons must find it the moment they appear.
-      await this.deps.results
-        .save({
-          id: job.id,
-          guildId: job.guildId,
-          channelId: job.channelId,
-          ownerId: job.userId,
-          params: job.params,
-          images: result.posted,
-        })
-        .catch((error: unknown) => log.warn({ err: error }, 'could not save the result for its buttons'));
+      // Both before posting, and independent of each other, so side by side (the images wait in memory meanwhile):
+      // the result saved, as the buttons must find it the moment they appear; the job marked as delivering, so that
+      // a restart checks what was posted instead of posting again.
+      await Promise.all([
+        this.deps.results
+          .save({
+            id: job.id,
+            guildId: job.guildId,
+            channelId: job.channelId,
+            ownerId: job.userId,
+            params: job.params,
+            images: result.posted,
+          })
+          .catch((error: unknown) => log.warn({ err: error }, 'could not save the result for its buttons')),
+        this.deps.journal.markDelivering(job.id).catch((error: unknown) => log.warn({ err: error }, 'could not mark the job as delivering')),
+      ]);
       delivered = await this.deliver(job, address, result.message, log);
       kind = delivered === 0 ? 'delivery_failed' : delivered < job.params.samples ? 'partial' : 'delivered';
     }
@@ -257,7 +262,7 @@ export class ImaginePipeline {
     }
   }
 
-  /** Posts the images, then lets go of them (the job still has its settling to do). */
+  /** Posts the images (the job is marked as delivering), then lets go of them (the job still has its settling to do). */
   private async deliver(job: JournalEntry, address: InteractionAddress, message: PreparedMessage, log: Logger): Promise<number> {
     try {
       return await this.post(job, address, message, log);
@@ -268,9 +273,8 @@ export class ImaginePipeline {
 
   /** Through the original reply while its token lives, else as a channel message. */
   private async post(job: JournalEntry, address: InteractionAddress, message: PreparedMessage, log: Logger): Promise<number> {
-    const { responder, journal, clock, metrics } = this.deps;
+    const { responder, clock, metrics } = this.deps;
     const files = message.fileNames.length;
-    await journal.markDelivering(job.id).catch((error: unknown) => log.warn({ err: error }, 'could not mark the job as delivering'));
     if (clock.now() < job.tokenExpiresAt - EDIT_MARGIN_MS) {
       try {
         await responder.editOriginal(address, message);
