@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { pino } from 'pino';
@@ -127,6 +127,16 @@ describe('openStorage', () => {
     expect(error.message).toBe(`STORE_URL: cannot open the SQLite database ${dir} (SQLITE_CANTOPEN: unable to open database file)`);
   });
 
+  it('reports a file that is not a SQLite database, and leaves it as it was', async () => {
+    const file = join(dir, 'notes.txt');
+    const text = 'not a database, '.repeat(100);
+    await writeFile(file, text);
+    const error = await configError(`sqlite://${file}`);
+    expect(error.message).toMatch(/^STORE_URL: cannot open the SQLite database .*notes\.txt \(SQLITE_NOTADB/);
+    expect(await readFile(file, 'utf8')).toBe(text);
+  });
+
+  // Root may write anywhere, so this one can only run as another user.
   it.skipIf(process.getuid?.() === 0)('reports a SQLite file in a read-only directory', async () => {
     const readOnly = join(dir, 'read-only');
     await mkdir(readOnly);
