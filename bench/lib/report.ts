@@ -224,6 +224,8 @@ function runTable(columns: Array<{ title: string; run: SessionRun | undefined; l
   metric('throughput, images/s', (r) => r.throughput.imagesPerSecond);
   metric('throughput, MiB/s', (r) => r.throughput.mibPerSecond);
   metric('peak RSS', (r) => round(r.bot.peakRssBytes / MiB, 1), ' MiB');
+  metric('… peak V8 heap (total)', (r) => round(r.bot.peak.heapTotalBytes / MiB, 1), ' MiB');
+  metric('… peak external (Buffers)', (r) => round(r.bot.peak.externalBytes / MiB, 1), ' MiB');
   metric('event-loop delay p99', (r) => r.bot.eventLoopDelayMs.p99, ' ms');
   metric('event-loop delay max', (r) => r.bot.eventLoopDelayMs.max, ' ms');
   metric('bot CPU (user+system)', (r) => round((r.bot.cpuMs.user + r.bot.cpuMs.system) / 1000, 2), ' s');
@@ -320,6 +322,11 @@ function auditLines(s: SessionResult | undefined): string[] {
         `open reservations ${a.openReservations}, journaled jobs ${a.journaled}: ${a.ok ? 'consistent' : '**inconsistent**'}.`,
     );
   }
-  lines.push(`Bot log: ${s.log.errors} error and ${s.log.warnings} warning line(s)${s.log.samples.length > 0 ? `, e.g. ${s.log.samples.slice(0, 3).map((l) => `“${l}”`).join(', ')}` : ''}.`, '');
+  const refusals = Object.entries(s.log.refusals ?? {});
+  lines.push(
+    `Bot log: ${s.log.errors} error and ${s.log.warnings} warning line(s)${s.log.samples.length > 0 ? `, e.g. ${s.log.samples.slice(0, 3).map((l) => `“${l}”`).join(', ')}` : ''}` +
+      `${refusals.length > 0 ? `; requests refused (logged at info): ${refusals.map(([code, n]) => `${code} ×${n}`).join(', ')}` : ''}.`,
+    '',
+  );
   return lines;
 }

@@ -41,7 +41,8 @@ export interface SessionResult {
   segmindDelayMs: number;
   runs: SessionRun[];
   audit?: ChargeAudit;
-  log: { errors: number; warnings: number; samples: string[] };
+  /** `refusals`: requests the bot refused (logged at info as "request refused"), by code, e.g. refused_unavailable. */
+  log: { errors: number; warnings: number; samples: string[]; refusals: Record<string, number> };
 }
 
 export function warmupJobs(): JobSpec[] {
@@ -120,18 +121,23 @@ function readLog(file: string): SessionResult['log'] {
   try {
     text = readFileSync(file, 'utf8');
   } catch {
-    return { errors: 0, warnings: 0, samples: [] };
+    return { errors: 0, warnings: 0, samples: [], refusals: {} };
   }
   let errors = 0;
   let warnings = 0;
   const samples: string[] = [];
+  const refusals: Record<string, number> = {};
   for (const line of text.split('\n')) {
     if (!line.startsWith('{')) continue;
-    let entry: { level?: unknown; msg?: unknown; err?: { message?: unknown } };
+    let entry: { level?: unknown; msg?: unknown; code?: unknown; err?: { message?: unknown } };
     try {
       entry = JSON.parse(line) as typeof entry;
     } catch {
       continue;
+    }
+    if (entry.msg === 'request refused') {
+      const code = typeof entry.code === 'string' ? entry.code : 'unknown';
+      refusals[code] = (refusals[code] ?? 0) + 1;
     }
     if (typeof entry.level !== 'number' || entry.level < 40) continue;
     if (entry.level >= 50) errors++;
@@ -139,5 +145,5 @@ function readLog(file: string): SessionResult['log'] {
     const reason = typeof entry.err?.message === 'string' ? ` (${entry.err.message})` : '';
     if (samples.length < 8) samples.push(`${entry.level >= 50 ? 'error' : 'warn'}: ${String(entry.msg)}${reason}`);
   }
-  return { errors, warnings, samples };
+  return { errors, warnings, samples, refusals };
 }
