@@ -228,8 +228,8 @@ function describeNetworkError(caught: unknown): string {
  * Reads a body up to `limit` bytes. Over the limit it either truncates (error snippets) or fails (images).
  *
  * With a `content-length` (Segmind sends one), the body is read straight into one buffer of that size: no list of
- * chunks to concatenate, so an image is in memory once rather than twice while it is read. A body that turns out
- * longer than declared is still read whole (into a grown buffer), one shorter is returned as it is.
+ * chunks to concatenate, so an image is in memory once rather than twice while it is read. Should a body turn out
+ * longer than declared, the rest is read as chunks (and concatenated); one shorter is returned as far as it went.
  */
 async function readCapped(
   body: Dispatcher.ResponseData['body'],
