@@ -39,7 +39,15 @@ export type JournalEntry = z.infer<typeof entrySchema>;
  * crash or a restart can resume or refund it. Each bot process keeps its own index under a stable INSTANCE_ID, so
  * only that process writes it and a restarted process finds exactly its own unfinished work.
  */
+const indexSchema = z.array(z.string());
+
 export class Journal {
+  /** This instance's unfinished job ids: only this process writes them, so memory is the truth once loaded. */
+  #ids: Set<string> | undefined;
+  #loading: Promise<Set<string>> | undefined;
+  #saving: Promise<void> | undefined;
+  #nextSave: Promise<void> | undefined;
+
   constructor(
     private readonly storage: Storage,
     private readonly instanceId: string,
@@ -47,10 +55,10 @@ export class Journal {
 
   async add(entry: JournalEntry): Promise<void> {
     await this.storage.kv.set(entryKey(entry.id), entry);
-    await this.storage.withLock(this.indexKey(), async () => {
-      const ids = await this.ids();
-      if (!ids.includes(entry.id)) await this.storage.kv.set(this.indexKey(), [...ids, entry.id]);
-    });
+    const ids = await this.#index();
+    if (ids.has(entry.id)) return;
+    ids.add(entry.id);
+    await this.#saveIndex();
   }
 
   async markDelivering(id: string): Promise<void> {
@@ -59,13 +67,8 @@ export class Journal {
   }
 
   async remove(id: string): Promise<void> {
-    await this.storage.withLock(this.indexKey(), async () => {
-      const ids = await this.ids();
-      await this.storage.kv.set(
-        this.indexKey(),
-        ids.filter((other) => other !== id),
-      );
-    });
+    const ids = await this.#index();
+    if (ids.delete(id)) await this.#saveIndex();
     await this.storage.kv.delete(entryKey(id));
   }
 
@@ -76,13 +79,44 @@ export class Journal {
 
   /** Unfinished requests of this instance; unreadable entries are dropped (their reservation is swept and refunded). */
   async list(): Promise<JournalEntry[]> {
-    const entries = await Promise.all((await this.ids()).map((id) => this.get(id)));
+    const entries = await Promise.all([...(await this.#index())].map((id) => this.get(id)));
     return entries.filter((e) => e !== undefined);
   }
 
-  private async ids(): Promise<string[]> {
-    const parsed = z.array(z.string()).safeParse(await this.storage.kv.get(this.indexKey()));
-    return parsed.success ? parsed.data : [];
+  async #index(): Promise<Set<string>> {
+    if (this.#ids) return this.#ids;
+    this.#loading ??= this.storage.kv.get(this.indexKey()).then(
+      (raw: unknown) => {
+        const parsed = indexSchema.safeParse(raw);
+        this.#ids ??= new Set(parsed.success ? parsed.data : []);
+        return this.#ids;
+      },
+      (error: unknown) => {
+        this.#loading = undefined;
+        throw error;
+      },
+    );
+    return this.#loading;
+  }
+
+  /**
+   * Resolves once a write of the index that includes every change made before the call has succeeded. Changes made
+   * while one write is under way share the next one: a burst of jobs rewrites the list a few times, not once each.
+   */
+  #saveIndex(): Promise<void> {
+    if (this.#nextSave) return this.#nextSave;
+    const write = (): Promise<void> => {
+      this.#nextSave = undefined;
+      const saving = this.storage.kv.set(this.indexKey(), [...(this.#ids ?? [])]).then(() => undefined);
+      this.#saving = saving;
+      void saving.catch(() => undefined).finally(() => {
+        if (this.#saving === saving) this.#saving = undefined;
+      });
+      return saving;
+    };
+    if (!this.#saving) return write();
+    this.#nextSave = this.#saving.catch(() => undefined).then(write);
+    return this.#nextSave;
   }
 
   private indexKey(): string {

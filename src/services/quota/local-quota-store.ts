@@ -83,6 +83,8 @@ const locks = {
   stats: (guildId: string, day: number) => `\u0000quota:stats:${guildId}:${day}`,
 } as const;
 
+const OPEN_INDEX_SAVE_INTERVAL_MS = 250;
+
 const openKey = (guildId: string, id: string) => `${guildId}/${id}`;
 
 const NOTHING_SETTLED: SettleResult = { settled: false, committed: 0, refunded: 0 };
@@ -330,7 +332,11 @@ export class LocalQuotaStore implements QuotaStore {
     return this.#loadingOpen;
   }
 
-  /** Writes the index in the background, one write at a time, coalescing changes made meanwhile. */
+  /**
+   * Writes the index in the background, at most once per OPEN_INDEX_SAVE_INTERVAL_MS, coalescing changes made
+   * meanwhile: the list is rewritten whole, so saving it after every change cost more than the reservations did.
+   * It is only a safety net: a job's reservation is also in the journal, which recovery settles first.
+   */
   #persistOpen(): void {
     if (this.#persisting) {
       this.#persistAgain = true;
@@ -343,6 +349,7 @@ export class LocalQuotaStore implements QuotaStore {
         () => undefined,
         (error: unknown) => this.#logger.warn({ err: error }, 'could not save the index of open reservations'),
       )
+      .then(() => new Promise<void>((resolve) => setTimeout(resolve, OPEN_INDEX_SAVE_INTERVAL_MS).unref()))
       .finally(() => {
         this.#persisting = undefined;
         if (this.#persistAgain) {

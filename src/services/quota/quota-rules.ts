@@ -20,6 +20,9 @@ const idSchema = z.string().regex(/^[\w.-]{1,100}$/, 'must be 1-100 letters, dig
 const reservationIdSchema = z.string().min(1).max(200);
 const epochMs = z.number().int().nonnegative();
 const count = z.number().int().nonnegative();
+// Built once: building a zod schema costs far more than running it, and these run on every reservation.
+const safeInteger = z.number().int().min(Number.MIN_SAFE_INTEGER).max(Number.MAX_SAFE_INTEGER);
+const statsDeltasSchema = z.record(z.string().min(1).max(200), z.number().int().min(-1e12).max(1e12));
 
 const reserveInputSchema = z.object({
   reservationId: reservationIdSchema,
@@ -54,11 +57,11 @@ export function validateTime(value: number, what = 'time'): void {
 }
 
 export function validateInteger(value: number, what: string): void {
-  check(z.number().int().min(Number.MIN_SAFE_INTEGER).max(Number.MAX_SAFE_INTEGER), value, what);
+  check(safeInteger, value, what);
 }
 
 export function validateStatsDeltas(deltas: Record<string, number>): void {
-  check(z.record(z.string().min(1).max(200), z.number().int().min(-1e12).max(1e12)), deltas, 'stats deltas');
+  check(statsDeltasSchema, deltas, 'stats deltas');
 }
 
 export interface MemberState {
