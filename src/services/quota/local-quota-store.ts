@@ -86,6 +86,71 @@ const locks = {
 const OPEN_INDEX_SAVE_INTERVAL_MS = 250;
 
 const openKey = (guildId: string, id: string) => `${guildId}/${id}`;
+const memberKey = (guildId: string, userId: string) => `${guildId}/${userId}`;
+/** Records kept in memory at most; the least recently used without a write under way are dropped first. */
+const MAX_CACHED_RECORDS = 50_000;
+
+/**
+ * Records this process owns, in memory once read or written. A read of a record not in memory loads it once, and a
+ * load never overwrites what a write put there meanwhile.
+ */
+class RecordCache<T> {
+  readonly #records = new Map<string, T | undefined>();
+  readonly #loading = new Map<string, Promise<T | undefined>>();
+  readonly #writes = new Map<string, number>();
+
+  get(key: string): T | undefined {
+    return this.#records.get(key);
+  }
+
+  has(key: string): boolean {
+    return this.#records.has(key);
+  }
+
+  async read(key: string, load: () => Promise<T | undefined>): Promise<T | undefined> {
+    if (this.#records.has(key)) return this.#records.get(key);
+    let loading = this.#loading.get(key);
+    if (loading === undefined) {
+      loading = load().finally(() => this.#loading.delete(key));
+      this.#loading.set(key, loading);
+    }
+    const loaded = await loading;
+    if (!this.#records.has(key)) this.#remember(key, loaded);
+    return this.#records.get(key);
+  }
+
+  set(key: string, value: T | undefined): void {
+    this.#remember(key, value);
+  }
+
+  /** Keeps the key in memory until its write is over. */
+  writing(key: string, write: Promise<unknown>): Promise<void> {
+    this.#writes.set(key, (this.#writes.get(key) ?? 0) + 1);
+    return write.then(
+      () => this.#written(key),
+      (error: unknown) => {
+        this.#written(key);
+        throw error;
+      },
+    );
+  }
+
+  #written(key: string): void {
+    const left = (this.#writes.get(key) ?? 1) - 1;
+    if (left > 0) this.#writes.set(key, left);
+    else this.#writes.delete(key);
+  }
+
+  #remember(key: string, value: T | undefined): void {
+    this.#records.delete(key);
+    this.#records.set(key, value);
+    if (this.#records.size <= MAX_CACHED_RECORDS) return;
+    for (const old of this.#records.keys()) {
+      if (this.#records.size <= MAX_CACHED_RECORDS) break;
+      if (!this.#writes.has(old)) this.#records.delete(old);
+    }
+  }
+}
 
 const NOTHING_SETTLED: SettleResult = { settled: false, committed: 0, refunded: 0 };
 
@@ -101,6 +166,18 @@ export class LocalQuotaStore implements QuotaStore {
   #loadingOpen: Promise<Map<string, OpenEntry>> | undefined;
   #persisting: Promise<void> | undefined;
   #persistAgain = false;
+  /**
+   * Member and server totals as this process last wrote them (the truth: one process owns a local store). A
+   * reservation decides and updates them under its server's lock, then waits for the store outside the lock, so a
+   * burst in one server is not one storage round trip per member in a row. A failed write is undone here.
+   */
+  readonly #members = new RecordCache<MemberState>();
+  readonly #guilds = new RecordCache<GuildState>();
+  /**
+   * Per member, reservations granted in memory and not yet stored, with the lastAcceptedAt each replaced: undoing one
+   * that failed must not leave its time, or another failed one's, as the start of the member's cooldown.
+   */
+  readonly #unstored = new Map<string, Map<string, { at: number; before: number | undefined }>>();
 
   constructor(deps: { kv: Keyv; mutex: KeyedMutex; logger: Logger }) {
     this.#kv = deps.kv;
@@ -111,8 +188,8 @@ export class LocalQuotaStore implements QuotaStore {
   async reserve(input: ReserveInput): Promise<ReserveResult> {
     validateReserveInput(input);
     const { guildId, userId, reservationId, now, credits, expiresAt } = input;
-    return this.#mutex.run(locks.guild(guildId), async () => {
-      const reservationKey = localQuotaKeys.reservation(guildId, reservationId);
+    const lock = locks.guild(guildId);
+    const applied = await this.#mutex.run(lock, async () => {
       // Every unsettled reservation is in the open index (kept in memory): no read of the store for this check.
       const [open, member, guild] = await Promise.all([
         this.#openMap(),
@@ -123,7 +200,7 @@ export class LocalQuotaStore implements QuotaStore {
         throw new Error(`Reservation ${reservationId} already exists in guild ${guildId}`);
       }
       const decision = decideReserve(member, guild, input);
-      if (!decision.ok) return decision.result;
+      if (!decision.ok) return { result: decision.result };
 
       const reservation: Reservation = {
         id: reservationId,
@@ -138,22 +215,83 @@ export class LocalQuotaStore implements QuotaStore {
       };
       open.set(openKey(guildId, reservationId), { guildId, id: reservationId, expiresAt });
       this.#persistOpen();
-      // One round trip for the three writes: the guild lock already keeps them from interleaving with others.
-      await Promise.all([
+      // One commit for the three writes; memory already holds them for whoever takes the lock next.
+      const written = Promise.all([
         this.#writeMember(guildId, userId, decision.member),
         this.#writeGuild(guildId, decision.guild),
         this.#kv.set(
-          reservationKey,
+          localQuotaKeys.reservation(guildId, reservationId),
           { v: 1, ...reservation } satisfies z.infer<typeof reservationRecord>,
           Math.max(0, expiresAt - now) + RESERVATION_RETENTION_MS,
         ),
       ]);
-      return {
+      const result: ReserveResult = {
         ok: true,
         reservation,
         remainingToday: Math.max(0, input.limits.dailyAllowance - decision.member.used),
         bonus: decision.member.bonus,
       };
+      const mk = memberKey(guildId, userId);
+      const unstored = this.#unstored.get(mk) ?? new Map<string, { at: number; before: number | undefined }>();
+      unstored.set(reservationId, { at: now, before: member?.lastAcceptedAt });
+      this.#unstored.set(mk, unstored);
+      return { result, written };
+    });
+    if (applied.written === undefined || !applied.result.ok) return applied.result;
+    const { reservation } = applied.result;
+    try {
+      await applied.written;
+    } catch (error) {
+      await this.#undoReserve(reservation);
+      throw error;
+    }
+    this.#forgetUnstored(reservation, false);
+    return applied.result;
+  }
+
+  /**
+   * Removes the reservation from its member's unstored ones, and returns what it replaced. When it failed, a later
+   * one that replaced its time now replaces what it replaced; when it was stored, its time stands.
+   */
+  #forgetUnstored(reservation: Reservation, failed: boolean): { at: number; before: number | undefined } | undefined {
+    const mk = memberKey(reservation.guildId, reservation.userId);
+    const unstored = this.#unstored.get(mk);
+    const entry = unstored?.get(reservation.id);
+    unstored?.delete(reservation.id);
+    if (unstored?.size === 0) this.#unstored.delete(mk);
+    if (failed && entry !== undefined && unstored !== undefined) {
+      for (const other of unstored.values()) if (other.before === entry.at) other.before = entry.before;
+    }
+    return entry;
+  }
+
+  /** A reservation whose writes failed was never granted: give back what memory took, and try to store that. */
+  async #undoReserve(reservation: Reservation): Promise<void> {
+    const { guildId, userId, id } = reservation;
+    await this.#mutex.run(locks.guild(guildId), async () => {
+      const replaced = this.#forgetUnstored(reservation, true);
+      (await this.#openMap()).delete(openKey(guildId, id));
+      this.#persistOpen();
+      const writes: Array<Promise<unknown>> = [this.#kv.delete(localQuotaKeys.reservation(guildId, id))];
+      const member = this.#members.get(memberKey(guildId, userId));
+      if (member !== undefined && member.day === reservation.day) {
+        writes.push(
+          this.#writeMember(guildId, userId, {
+            ...member,
+            used: Math.max(0, member.used - reservation.fromDaily),
+            bonus: member.bonus + reservation.fromBonus,
+            lastAcceptedAt: member.lastAcceptedAt === reservation.createdAt ? replaced?.before : member.lastAcceptedAt,
+          }),
+        );
+      }
+      const guild = this.#guilds.get(guildId);
+      if (guild !== undefined && guild.day === reservation.day) {
+        writes.push(this.#writeGuild(guildId, { day: guild.day, used: Math.max(0, guild.used - reservation.credits) }));
+      }
+      // Storage is failing: these may fail too; memory is right either way and the next write carries it.
+      void Promise.all(writes).catch((error: unknown) =>
+        this.#logger.warn({ err: error, reservationId: id }, 'could not store the undoing of a failed reservation'),
+      );
     });
   }
 
@@ -162,27 +300,46 @@ export class LocalQuotaStore implements QuotaStore {
     validateReservationId(reservationId);
     validateInteger(delivered, 'delivered credits');
     validateTime(now);
-    return this.#mutex.run(locks.guild(guildId), async () => {
-      const result = await this.#settleLocked(guildId, reservationId, delivered, now);
+    const applied = await this.#mutex.run(locks.guild(guildId), async () => {
+      const outcome = await this.#settleLocked(guildId, reservationId, delivered, now);
       // Always, so an index entry left behind by a crash is cleaned up by the sweeper's settle.
       if ((await this.#openMap()).delete(openKey(guildId, reservationId))) this.#persistOpen();
-      return result;
+      return outcome;
     });
+    if (applied.written === undefined) return applied.result;
+    try {
+      await applied.written;
+    } catch (error) {
+      // Not stored: the reservation record is still there, so the refund must not stay in memory either (the
+      // sweeper would give it a second time).
+      await this.#mutex.run(locks.guild(guildId), () => {
+        applied.undo?.();
+        return Promise.resolve();
+      });
+      throw error;
+    }
+    return applied.result;
   }
 
-  async #settleLocked(guildId: string, reservationId: string, delivered: number, now: number): Promise<SettleResult> {
+  async #settleLocked(
+    guildId: string,
+    reservationId: string,
+    delivered: number,
+    now: number,
+  ): Promise<{ result: SettleResult; written?: Promise<unknown>; undo?: () => void }> {
     const key = localQuotaKeys.reservation(guildId, reservationId);
     const raw: unknown = await this.#kv.get(key);
-    if (raw === undefined) return NOTHING_SETTLED;
+    if (raw === undefined) return { result: NOTHING_SETTLED };
     const parsed = reservationRecord.safeParse(raw);
     if (!parsed.success) {
       await this.#kv.delete(key);
       this.#logger.warn({ key, issues: parsed.error.issues }, 'dropped an unreadable quota reservation record');
-      return NOTHING_SETTLED;
+      return { result: NOTHING_SETTLED };
     }
     const reservation = parsed.data;
     const plan = planRefund(reservation, delivered, now);
     const writes: Array<Promise<unknown>> = [];
+    const undo: Array<() => void> = [];
     if (plan.refunded > 0) {
       const [member, guild] = await Promise.all([this.#readMember(guildId, reservation.userId), this.#readGuild(guildId)]);
       const current = member ?? { day: reservation.day, used: 0, bonus: 0, lastAcceptedAt: undefined };
@@ -194,14 +351,33 @@ export class LocalQuotaStore implements QuotaStore {
           bonus: current.bonus + plan.toBonus,
         }),
       );
+      undo.push(() => {
+        const now = this.#members.get(memberKey(guildId, reservation.userId));
+        if (now !== undefined)
+          this.#members.set(memberKey(guildId, reservation.userId), {
+            ...now,
+            used: now.used + dailyBack,
+            bonus: Math.max(0, now.bonus - plan.toBonus),
+          });
+      });
       if (plan.sameDay && guild !== undefined && guild.day === reservation.day) {
-        writes.push(this.#writeGuild(guildId, { day: guild.day, used: Math.max(0, guild.used - plan.refunded) }));
+        const back = Math.min(guild.used, plan.refunded);
+        writes.push(this.#writeGuild(guildId, { day: guild.day, used: guild.used - back }));
+        undo.push(() => {
+          const now = this.#guilds.get(guildId);
+          if (now !== undefined && now.day === guild.day) this.#guilds.set(guildId, { ...now, used: now.used + back });
+        });
       }
     }
     // One commit: the SQLite store runs the delete before the updates, so a crash between them loses the refund
     // instead of ever giving it twice.
-    await Promise.all([this.#kv.delete(key), ...writes]);
-    return { settled: true, committed: plan.committed, refunded: plan.refunded };
+    return {
+      result: { settled: true, committed: plan.committed, refunded: plan.refunded },
+      written: Promise.all([this.#kv.delete(key), ...writes]),
+      undo: () => {
+        for (const step of undo) step();
+      },
+    };
   }
 
   async usage(guildId: string, userId: string, now: number): Promise<UsageSnapshot> {
@@ -209,7 +385,10 @@ export class LocalQuotaStore implements QuotaStore {
     validateId(userId, 'user id');
     validateTime(now);
     const today = dayOf(now);
-    const member = await this.#readMember(guildId, userId);
+    // Asks the store even when memory knows the answer: a store that is down must fail this too (fail closed).
+    const stored = await this.#loadMember(guildId, userId);
+    const key = memberKey(guildId, userId);
+    const member = this.#members.has(key) ? this.#members.get(key) : stored;
     return {
       day: today,
       usedToday: member !== undefined && member.day === today ? member.used : 0,
@@ -221,7 +400,8 @@ export class LocalQuotaStore implements QuotaStore {
   async guildUsage(guildId: string, now: number): Promise<number> {
     validateId(guildId, 'guild id');
     validateTime(now);
-    const guild = await this.#readGuild(guildId);
+    const stored = await this.#loadGuild(guildId);
+    const guild = this.#guilds.has(guildId) ? this.#guilds.get(guildId) : stored;
     return guild !== undefined && guild.day === dayOf(now) ? guild.used : 0;
   }
 
@@ -230,9 +410,10 @@ export class LocalQuotaStore implements QuotaStore {
     validateId(userId, 'user id');
     validateInteger(delta, 'bonus delta');
     return this.#mutex.run(locks.guild(guildId), async () => {
-      const member = (await this.#readMember(guildId, userId)) ?? { day: 0, used: 0, bonus: 0, lastAcceptedAt: undefined };
+      const before = await this.#readMember(guildId, userId);
+      const member = before ?? { day: 0, used: 0, bonus: 0, lastAcceptedAt: undefined };
       const bonus = Math.max(0, member.bonus + delta);
-      await this.#writeMember(guildId, userId, { ...member, bonus });
+      await this.#replaceMember(guildId, userId, before, { ...member, bonus });
       return bonus;
     });
   }
@@ -243,7 +424,7 @@ export class LocalQuotaStore implements QuotaStore {
     validateTime(now);
     await this.#mutex.run(locks.guild(guildId), async () => {
       const member = await this.#readMember(guildId, userId);
-      await this.#writeMember(guildId, userId, {
+      await this.#replaceMember(guildId, userId, member, {
         day: dayOf(now),
         used: 0,
         bonus: member?.bonus ?? 0,
@@ -294,12 +475,19 @@ export class LocalQuotaStore implements QuotaStore {
   }
 
   async #readMember(guildId: string, userId: string): Promise<MemberState | undefined> {
+    return this.#members.read(memberKey(guildId, userId), () => this.#loadMember(guildId, userId));
+  }
+
+  async #loadMember(guildId: string, userId: string): Promise<MemberState | undefined> {
     const record = await this.#read(localQuotaKeys.member(guildId, userId), memberRecord);
     if (record === undefined) return undefined;
     return { day: record.day, used: record.used, bonus: record.bonus, lastAcceptedAt: record.lastAcceptedAt ?? undefined };
   }
 
-  async #writeMember(guildId: string, userId: string, state: MemberState): Promise<void> {
+  /** Memory at once; the returned promise is the store's write. */
+  #writeMember(guildId: string, userId: string, state: MemberState): Promise<void> {
+    const key = memberKey(guildId, userId);
+    this.#members.set(key, state);
     const record: z.infer<typeof memberRecord> = {
       v: 1,
       day: state.day,
@@ -307,16 +495,34 @@ export class LocalQuotaStore implements QuotaStore {
       bonus: state.bonus,
       lastAcceptedAt: state.lastAcceptedAt ?? null,
     };
-    await this.#kv.set(localQuotaKeys.member(guildId, userId), record);
+    return this.#members.writing(key, this.#kv.set(localQuotaKeys.member(guildId, userId), record));
+  }
+
+  /** For a caller holding the server's lock throughout: a failed write leaves memory as it was. */
+  async #replaceMember(guildId: string, userId: string, before: MemberState | undefined, after: MemberState): Promise<void> {
+    try {
+      await this.#writeMember(guildId, userId, after);
+    } catch (error) {
+      this.#members.set(memberKey(guildId, userId), before);
+      throw error;
+    }
   }
 
   async #readGuild(guildId: string): Promise<GuildState | undefined> {
+    return this.#guilds.read(guildId, () => this.#loadGuild(guildId));
+  }
+
+  async #loadGuild(guildId: string): Promise<GuildState | undefined> {
     const record = await this.#read(localQuotaKeys.guild(guildId), guildRecord);
     return record === undefined ? undefined : { day: record.day, used: record.used };
   }
 
-  async #writeGuild(guildId: string, state: GuildState): Promise<void> {
-    await this.#kv.set(localQuotaKeys.guild(guildId), { v: 1, ...state } satisfies z.infer<typeof guildRecord>);
+  #writeGuild(guildId: string, state: GuildState): Promise<void> {
+    this.#guilds.set(guildId, state);
+    return this.#guilds.writing(
+      guildId,
+      this.#kv.set(localQuotaKeys.guild(guildId), { v: 1, ...state } satisfies z.infer<typeof guildRecord>),
+    );
   }
 
   async #readOpenIndex(): Promise<OpenEntry[]> {

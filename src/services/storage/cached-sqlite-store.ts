@@ -88,6 +88,7 @@ export class CachedSqliteStore extends KeyvSqlite {
   }
 
   override async delete(key: string): Promise<boolean> {
+    this.#checkOpen();
     // Whether it existed is read before the delete is queued behind it, so order with other writes is kept.
     const known = this.#cache.has(key);
     const before = known ? this.#cache.get(key) : undefined;
