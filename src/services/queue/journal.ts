@@ -53,12 +53,18 @@ export class Journal {
     private readonly instanceId: string,
   ) {}
 
+  /** The entry and the index are written side by side (one commit on SQLite); an id without an entry is skipped. */
   async add(entry: JournalEntry): Promise<void> {
-    await this.storage.kv.set(entryKey(entry.id), entry);
     const ids = await this.#index();
-    if (ids.has(entry.id)) return;
+    const known = ids.has(entry.id);
     ids.add(entry.id);
-    await this.#saveIndex();
+    try {
+      await Promise.all([this.storage.kv.set(entryKey(entry.id), entry), known ? undefined : this.#saveIndex()]);
+    } catch (error) {
+      // The job will not run (its credits are refunded): it must not be resumed after a restart either.
+      if (!known) ids.delete(entry.id);
+      throw error;
+    }
   }
 
   async markDelivering(id: string): Promise<void> {
@@ -68,8 +74,7 @@ export class Journal {
 
   async remove(id: string): Promise<void> {
     const ids = await this.#index();
-    if (ids.delete(id)) await this.#saveIndex();
-    await this.storage.kv.delete(entryKey(id));
+    await Promise.all([ids.delete(id) ? this.#saveIndex() : undefined, this.storage.kv.delete(entryKey(id))]);
   }
 
   async get(id: string): Promise<JournalEntry | undefined> {
