@@ -84,7 +84,7 @@ function storeUrl(): string {
 
 /**
  * Our bot's settings: production defaults except what would refuse the benchmark's own requests (cooldown, daily
- * credits, requests per member) and a Segmind concurrency as high as the configuration allows ("limit high").
+ * credits, requests per member) and a Segmind concurrency above what the burst sends at once ("limit high").
  */
 function ourEnv(): Record<string, string> {
   return {
@@ -93,8 +93,8 @@ function ourEnv(): Record<string, string> {
     DEFAULT_DAILY_CREDITS: '100000',
     DEFAULT_COOLDOWN_SECONDS: '0',
     MAX_QUEUED_PER_USER: '20',
-    SEGMIND_CONCURRENCY: '256',
-    SEGMIND_CONNECTIONS: '256',
+    SEGMIND_CONCURRENCY: '512',
+    SEGMIND_CONNECTIONS: '512',
   };
 }
 
@@ -181,7 +181,7 @@ try {
   writeFileSync(join(resultsDir, `${name}.md`), `${renderMarkdown(results)}\n`);
   // Keep the logs only when something went wrong.
   const ok = results.targets.find((t) => t.id === 'no-loss')?.met ?? false;
-  if (ok) rmSync(workDir, { recursive: true, force: true });
+  if (ok && process.env.BENCH_KEEP_LOGS !== "1") rmSync(workDir, { recursive: true, force: true });
   else console.log(`bot logs kept in ${logDir}`);
 }
 

@@ -22,7 +22,7 @@ export const configSchema = z.object({
   SEGMIND_MAX_RETRIES: intFrom(0, 10).default(2),
   SEGMIND_RETRY_BASE_MS: intFrom(1, 60_000).default(1000),
   SEGMIND_MAX_IMAGE_MB: intFrom(1, 100).default(25),
-  SEGMIND_CONNECTIONS: intFrom(1, 256).default(16),
+  SEGMIND_CONNECTIONS: intFrom(1, 1024).default(16),
   STORE_URL: z
     .string()
     .regex(/^(memory|sqlite|redis|rediss):\/\//, 'must start with sqlite://, redis://, rediss:// or memory://')
@@ -32,7 +32,7 @@ export const configSchema = z.object({
   DEFAULT_GUILD_DAILY_CREDITS: intFrom(0, 10_000_000).default(0),
   DEFAULT_MAX_SAMPLES: intFrom(1, 4).default(4),
   DEFAULT_MAX_STEPS: intFrom(1, 50).default(50),
-  SEGMIND_CONCURRENCY: intFrom(1, 256).default(4),
+  SEGMIND_CONCURRENCY: intFrom(1, 1024).default(4),
   SEGMIND_RPM: intFrom(0, 100_000).default(0),
   MAX_QUEUED_PER_USER: intFrom(1, 100).default(2),
   SHUTDOWN_GRACE_SECONDS: intFrom(0, 600).default(30),
