@@ -5,7 +5,8 @@ import KeyvSqlite from '@keyv/sqlite';
 import Keyv from 'keyv';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { LocalQuotaStore } from '../../src/services/quota/local-quota-store.js';
+import { LocalQuotaStore, localQuotaKeys } from '../../src/services/quota/local-quota-store.js';
+import { openStorage } from '../../src/services/storage/open-storage.js';
 import { CachedSqliteStore } from '../../src/services/storage/cached-sqlite-store.js';
 import { KeyedMutex } from '../../src/services/storage/keyed-mutex.js';
 import { T0, granted, reserveInput } from './quota-store.contract.js';
@@ -87,3 +88,69 @@ describe('LocalQuotaStore on SQLite when writes fail', () => {
     expect(await quota.usage('g1', 'u1', T0)).toMatchObject({ bonus: 5 });
   });
 });
+
+describe('the open-reservation index of a SQLite store across restarts', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'quota-index-'));
+  });
+  afterEach(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const FAR = T0 + 10 * 24 * 3_600_000;
+
+  it('is saved when the store closes, even right after the last change', async () => {
+    const url = `sqlite://${join(dir, 'bot.sqlite')}`;
+    const first = await openStorage(url, { logger: silent });
+    granted(await first.quota.reserve(reserveInput({ reservationId: 'settled' })));
+    granted(await first.quota.reserve(reserveInput({ reservationId: 'open', userId: 'u2' })));
+    await first.quota.settle('g1', 'settled', 1, T0 + 1);
+    await first.close();
+    const second = await openStorage(url, { logger: silent });
+    try {
+      expect(await second.quota.expiredReservations(FAR, 10)).toEqual([{ guildId: 'g1', id: 'open' }]);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it('drops entries whose reservation was settled after the index was last saved (a killed process)', async () => {
+    const url = `sqlite://${join(dir, 'bot.sqlite')}`;
+    const first = await openStorage(url, { logger: silent });
+    granted(await first.quota.reserve(reserveInput({ reservationId: 'a' })));
+    await first.close();
+    const saved: unknown = await readIndex(url);
+    const second = await openStorage(url, { logger: silent });
+    await second.quota.settle('g1', 'a', 0, T0 + 1);
+    await second.close();
+    await writeIndex(url, saved); // as if the process had died before saving the index after the settle
+    expect(await readIndex(url)).toEqual(saved);
+    const third = await openStorage(url, { logger: silent });
+    try {
+      expect(await third.quota.expiredReservations(FAR, 10)).toEqual([]);
+      expect(await third.quota.usage('g1', 'u1', T0 + 2)).toMatchObject({ usedToday: 0 });
+    } finally {
+      await third.close();
+    }
+  });
+});
+
+const silent = pino({ level: 'silent' });
+
+async function readIndex(url: string): Promise<unknown> {
+  const storage = await openStorage(url, { logger: silent });
+  try {
+    return await storage.kv.get(localQuotaKeys.openIndex);
+  } finally {
+    await storage.close();
+  }
+}
+
+async function writeIndex(url: string, value: unknown): Promise<void> {
+  const storage = await openStorage(url, { logger: silent });
+  try {
+    await storage.kv.set(localQuotaKeys.openIndex, value);
+  } finally {
+    await storage.close();
+  }
+}

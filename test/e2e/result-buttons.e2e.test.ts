@@ -674,9 +674,9 @@ describe('the buttons under a delivered result', () => {
     expect(h.segmind.inFlight()).toBe(4);
     expect(h.segmind.requests).toHaveLength(segmindBefore);
     // the presses' jobs wait in the same journal (and queue) as /imagine's, charged to the presser
-    const journal = new Journal(h.storage, h.config.INSTANCE_ID);
     const journaled = await until(async () => {
-      const entries = await journal.list();
+      // A fresh reader each time: a Journal keeps the index it loaded (its process is the only writer).
+      const entries = await new Journal(h.storage, h.config.INSTANCE_ID).list();
       return entries.some((e) => e.id === presses.reroll.id) && entries.some((e) => e.id === presses.repro.id) ? entries : undefined;
     }, 'the presses to be journaled');
     expect(journaled.filter((e) => e.id === presses.reroll.id || e.id === presses.repro.id).map((e) => [e.userId, e.params.samples])).toEqual([

@@ -164,8 +164,10 @@ export class LocalQuotaStore implements QuotaStore {
    */
   #open: Map<string, OpenEntry> | undefined;
   #loadingOpen: Promise<Map<string, OpenEntry>> | undefined;
-  #persisting: Promise<void> | undefined;
-  #persistAgain = false;
+  #openDirty = false;
+  #openWriting: Promise<void> | undefined;
+  #openTimer: NodeJS.Timeout | undefined;
+  #openSavedAt = Number.NEGATIVE_INFINITY;
   /**
    * Member and server totals as this process last wrote them (the truth: one process owns a local store). A
    * reservation decides and updates them under its server's lock, then waits for the store outside the lock, so a
@@ -531,38 +533,69 @@ export class LocalQuotaStore implements QuotaStore {
 
   async #openMap(): Promise<Map<string, OpenEntry>> {
     if (this.#open) return this.#open;
-    this.#loadingOpen ??= this.#read(localQuotaKeys.openIndex, openIndexRecord).then((record) => {
-      this.#open = new Map((record?.open ?? []).map((e) => [openKey(e.guildId, e.id), e]));
+    this.#loadingOpen ??= this.#read(localQuotaKeys.openIndex, openIndexRecord).then(async (record) => {
+      // The saved index may be a little behind (it is saved at most every OPEN_INDEX_SAVE_INTERVAL_MS and the process
+      // may have been killed): entries whose reservation was settled meanwhile are dropped.
+      const saved = record?.open ?? [];
+      const present = await Promise.all(
+        saved.map(async (e) => (await this.#kv.get(localQuotaKeys.reservation(e.guildId, e.id))) !== undefined),
+      );
+      this.#open = new Map(saved.filter((_, i) => present[i]).map((e) => [openKey(e.guildId, e.id), e]));
+      if (this.#open.size !== saved.length) this.#persistOpen();
       return this.#open;
     });
     return this.#loadingOpen;
   }
 
   /**
-   * Writes the index in the background, at most once per OPEN_INDEX_SAVE_INTERVAL_MS, coalescing changes made
-   * meanwhile: the list is rewritten whole, so saving it after every change cost more than the reservations did.
-   * It is only a safety net: a job's reservation is also in the journal, which recovery settles first.
+   * Saves the index in the background, at most once per OPEN_INDEX_SAVE_INTERVAL_MS, with every change made
+   * meanwhile: the list is rewritten whole, so saving it after every change cost more than the reservations did. It
+   * is a safety net for the sweeper (each job's reservation is also in the journal, which recovery settles first),
+   * checked against the reservation records when loaded, and saved at once by `flush()` before the store closes.
    */
   #persistOpen(): void {
-    if (this.#persisting) {
-      this.#persistAgain = true;
+    this.#openDirty = true;
+    if (this.#openWriting || this.#openTimer) return;
+    const wait = this.#openSavedAt + OPEN_INDEX_SAVE_INTERVAL_MS - performance.now();
+    if (wait <= 0) {
+      void this.#writeOpen();
       return;
     }
+    this.#openTimer = setTimeout(() => {
+      this.#openTimer = undefined;
+      void this.#writeOpen();
+    }, wait);
+    this.#openTimer.unref();
+  }
+
+  #writeOpen(): Promise<void> {
+    this.#openDirty = false;
+    this.#openSavedAt = performance.now();
     const open = [...(this.#open?.values() ?? [])];
-    this.#persisting = this.#kv
+    const writing = this.#kv
       .set(localQuotaKeys.openIndex, { v: 1, open } satisfies z.infer<typeof openIndexRecord>)
       .then(
         () => undefined,
-        (error: unknown) => this.#logger.warn({ err: error }, 'could not save the index of open reservations'),
+        (error: unknown) => {
+          this.#openDirty = true;
+          this.#logger.warn({ err: error }, 'could not save the index of open reservations');
+        },
       )
-      .then(() => new Promise<void>((resolve) => setTimeout(resolve, OPEN_INDEX_SAVE_INTERVAL_MS).unref()))
       .finally(() => {
-        this.#persisting = undefined;
-        if (this.#persistAgain) {
-          this.#persistAgain = false;
-          this.#persistOpen();
-        }
+        this.#openWriting = undefined;
+        if (this.#openDirty) this.#persistOpen();
       });
+    this.#openWriting = writing;
+    return writing;
+  }
+
+  /** Saves what the open-reservation index still owes the store: called before the store closes. */
+  async flush(): Promise<void> {
+    for (let attempt = 0; attempt < 2 && (this.#openWriting !== undefined || this.#openDirty); attempt++) {
+      clearTimeout(this.#openTimer);
+      this.#openTimer = undefined;
+      await (this.#openWriting ?? this.#writeOpen());
+    }
   }
 
   async #readStats(key: string): Promise<Record<string, number>> {

@@ -59,16 +59,20 @@ export function openMemoryStorage(opts: { logger: Logger; namespace: string }): 
   const kv = new Keyv({ store: new ClosableMap(), namespace: opts.namespace, throwOnErrors: true });
   logKeyvErrors(kv, opts.logger);
   const mutex = new KeyedMutex();
+  const quota = new LocalQuotaStore({ kv, mutex, logger: opts.logger });
   return assembleStorage({
     kind: 'memory',
     namespace: opts.namespace,
     kv,
     mutex,
-    quota: new LocalQuotaStore({ kv, mutex, logger: opts.logger }),
+    quota,
     ping: async () => {
       await kv.get(PROBE_KEY);
     },
-    close: () => kv.disconnect(),
+    close: async () => {
+      await quota.flush();
+      await kv.disconnect();
+    },
   });
 }
 
@@ -110,15 +114,19 @@ export async function openSqliteStorage(path: string, opts: { logger: Logger; na
   }
   opened = true;
   const mutex = new KeyedMutex();
+  const quota = new LocalQuotaStore({ kv, mutex, logger: opts.logger });
   return assembleStorage({
     kind: 'sqlite',
     namespace: opts.namespace,
     kv,
     mutex,
-    quota: new LocalQuotaStore({ kv, mutex, logger: opts.logger }),
+    quota,
     ping: async () => {
       await kv.get(PROBE_KEY);
     },
-    close: () => kv.disconnect(),
+    close: async () => {
+      await quota.flush();
+      await kv.disconnect();
+    },
   });
 }
