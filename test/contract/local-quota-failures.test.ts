@@ -114,6 +114,20 @@ describe('the open-reservation index of a SQLite store across restarts', () => {
     }
   });
 
+  it('stores the statistics counted in memory when the store closes', async () => {
+    const url = `sqlite://${join(dir, 'bot.sqlite')}`;
+    const first = await openStorage(url, { logger: silent });
+    await Promise.all(Array.from({ length: 30 }, () => first.quota.incrementStats('g1', 5, { images: 1, 'user:u1': 1 })));
+    await first.quota.incrementStats('g1', 5, { 'refused:cooldown': 1 });
+    await first.close();
+    const second = await openStorage(url, { logger: silent });
+    try {
+      expect(await second.quota.stats('g1', 5)).toEqual({ images: 30, 'user:u1': 30, 'refused:cooldown': 1 });
+    } finally {
+      await second.close();
+    }
+  });
+
   it('drops entries whose reservation was settled after the index was last saved (a killed process)', async () => {
     const url = `sqlite://${join(dir, 'bot.sqlite')}`;
     const first = await openStorage(url, { logger: silent });

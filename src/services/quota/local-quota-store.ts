@@ -84,6 +84,7 @@ const locks = {
 } as const;
 
 const OPEN_INDEX_SAVE_INTERVAL_MS = 250;
+const STATS_SAVE_INTERVAL_MS = 1_000;
 
 const openKey = (guildId: string, id: string) => `${guildId}/${id}`;
 const memberKey = (guildId: string, userId: string) => `${guildId}/${userId}`;
@@ -165,6 +166,11 @@ export class LocalQuotaStore implements QuotaStore {
   #open: Map<string, OpenEntry> | undefined;
   #loadingOpen: Promise<Map<string, OpenEntry>> | undefined;
   #openDirty = false;
+  /** Statistics counted and not stored yet, and those being stored now, by stats key. */
+  #pendingStats = new Map<string, Record<string, number>>();
+  #savingStats = new Map<string, Record<string, number>>();
+  #statsTimer: NodeJS.Timeout | undefined;
+  #closing = false;
   #openWriting: Promise<void> | undefined;
   #openTimer: NodeJS.Timeout | undefined;
   #openSavedAt = Number.NEGATIVE_INFINITY;
@@ -447,23 +453,68 @@ export class LocalQuotaStore implements QuotaStore {
       .map(({ guildId, id }) => ({ guildId, id }));
   }
 
+  /**
+   * Counted in memory and added to the stored record at most once per STATS_SAVE_INTERVAL_MS (and when the store
+   * closes): the record holds a count per member of the server, so rewriting it for every image grew with the
+   * server. A killed process loses at most that interval of statistics, never credits.
+   */
   async incrementStats(guildId: string, day: number, deltas: Record<string, number>): Promise<void> {
     validateId(guildId, 'guild id');
     validateInteger(day, 'day');
     validateStatsDeltas(deltas);
     if (Object.keys(deltas).length === 0) return;
     const key = localQuotaKeys.stats(guildId, day);
-    await this.#mutex.run(locks.stats(guildId, day), async () => {
-      const counts = await this.#readStats(key);
-      for (const [name, delta] of Object.entries(deltas)) counts[name] = (counts[name] ?? 0) + delta;
-      await this.#kv.set(key, { v: 1, counts } satisfies z.infer<typeof statsRecord>, STATS_TTL_MS);
-    });
+    const pending = this.#pendingStats.get(key) ?? {};
+    for (const [name, delta] of Object.entries(deltas)) pending[name] = (pending[name] ?? 0) + delta;
+    this.#pendingStats.set(key, pending);
+    this.#statsTimer ??= setTimeout(() => {
+      this.#statsTimer = undefined;
+      void this.#saveStats();
+    }, STATS_SAVE_INTERVAL_MS).unref();
+    return Promise.resolve();
   }
 
   async stats(guildId: string, day: number): Promise<Record<string, number>> {
     validateId(guildId, 'guild id');
     validateInteger(day, 'day');
-    return this.#readStats(localQuotaKeys.stats(guildId, day));
+    const key = localQuotaKeys.stats(guildId, day);
+    const counts = await this.#readStats(key);
+    // What is not stored yet (pending, or being written now) counts too.
+    for (const unsaved of [this.#savingStats.get(key), this.#pendingStats.get(key)]) {
+      for (const [name, delta] of Object.entries(unsaved ?? {})) counts[name] = (counts[name] ?? 0) + delta;
+    }
+    return counts;
+  }
+
+  /** Adds the counted deltas to the stored records; a failed write keeps its deltas for the next save. */
+  async #saveStats(): Promise<void> {
+    if (this.#savingStats.size > 0) return; // a save is under way; the next timer picks the rest up
+    const batch = this.#pendingStats;
+    this.#pendingStats = new Map();
+    this.#savingStats = batch;
+    await Promise.all(
+      [...batch].map(async ([key, deltas]) => {
+        try {
+          await this.#mutex.run(key, async () => {
+            const counts = await this.#readStats(key);
+            for (const [name, delta] of Object.entries(deltas)) counts[name] = (counts[name] ?? 0) + delta;
+            await this.#kv.set(key, { v: 1, counts } satisfies z.infer<typeof statsRecord>, STATS_TTL_MS);
+          });
+        } catch (error) {
+          this.#logger.warn({ err: error, key }, 'could not save usage statistics; keeping them for the next try');
+          const pending = this.#pendingStats.get(key) ?? {};
+          for (const [name, delta] of Object.entries(deltas)) pending[name] = (pending[name] ?? 0) + delta;
+          this.#pendingStats.set(key, pending);
+        }
+      }),
+    );
+    this.#savingStats = new Map();
+    if (this.#pendingStats.size > 0 && !this.#closing) {
+      this.#statsTimer ??= setTimeout(() => {
+        this.#statsTimer = undefined;
+        void this.#saveStats();
+      }, STATS_SAVE_INTERVAL_MS).unref();
+    }
   }
 
   /** Reads and validates one record; anything unreadable is logged and treated as absent (reset). */
@@ -589,8 +640,12 @@ export class LocalQuotaStore implements QuotaStore {
     return writing;
   }
 
-  /** Saves what the open-reservation index still owes the store: called before the store closes. */
+  /** Saves what the open-reservation index and the statistics still owe the store: called before the store closes. */
   async flush(): Promise<void> {
+    this.#closing = true;
+    clearTimeout(this.#statsTimer);
+    this.#statsTimer = undefined;
+    await this.#saveStats();
     for (let attempt = 0; attempt < 2 && (this.#openWriting !== undefined || this.#openDirty); attempt++) {
       clearTimeout(this.#openTimer);
       this.#openTimer = undefined;
