@@ -527,6 +527,28 @@ describe('/imagine-admin end to end, through the real discord.js client', () => 
     expect(await imagine(h, guild, snowflake(), 'a campfire', { channelId: guild.lounge })).toEqual({ delivered: true });
   });
 
+  it('refuses more samples than the server setting allows, privately, without calling Segmind or charging', async () => {
+    const guild = freshGuild();
+    const member = snowflake();
+    expect((await admin(h, guild, 'settings set', { max_samples: 2 })).content).toBe('✅ Changed `max_samples` → 2.');
+
+    const sent = sendImagine(h.discord, { prompt: 'three foxes', samples: 3 }, { guildId: guild.id, channelId: guild.general, userId: member });
+    expect(await refusalAfterDeferral(sent)).toBe('❌ This server allows at most 2 image(s) per request (`samples`).');
+    expect(h.segmind.requests).toHaveLength(0);
+    const usage = await h.storage.quota.usage(guild.id, member, Date.now());
+    expect(usage.usedToday).toBe(0);
+    expect(usage.cooldownUntil).toBeUndefined();
+    await until(async () => (await h.storage.quota.stats(guild.id, dayOf(Date.now())))['refused:limits'] === 1, 'the refusal to be counted');
+
+    // the limit itself is allowed, and only then is anything charged
+    const allowed = sendImagine(h.discord, { prompt: 'two foxes', samples: 2 }, { guildId: guild.id, channelId: guild.general, userId: member });
+    const edit = await allowed.waitForRequest((r) => r.method === 'PATCH' && r.path.endsWith('/messages/@original') && r.files.length > 0);
+    expect(edit.files).toHaveLength(2);
+    expect(h.segmind.requests).toHaveLength(2);
+    await eventually(() => h.logs.some((l) => l.msg === 'credits settled' && l.reservationId === allowed.id), 'the credits to be settled');
+    expect((await h.storage.quota.usage(guild.id, member, Date.now())).usedToday).toBe(2);
+  });
+
   it('validates options again and changes nothing when they are wrong', async () => {
     const guild = freshGuild();
     const member = snowflake();
@@ -537,5 +559,36 @@ describe('/imagine-admin end to end, through the real discord.js client', () => 
     expect((await admin(h, guild, 'settings set', { max_steps: 80 })).content).toContain('`max_steps`: must be between 1 and 50');
     expect((await admin(h, guild, 'settings set')).content).toBe('❌ Give at least one setting to change.');
     expect((await admin(h, guild, 'audit')).content).toBe('No moderator actions recorded yet.');
+  });
+});
+
+describe('/imagine limits from the bot defaults (environment)', () => {
+  let h: Harness;
+  const { spec, fixture: guild } = guildFixture();
+  beforeAll(async () => {
+    h = await startHarness({
+      env: { DEFAULT_COOLDOWN_SECONDS: '0', DEFAULT_DAILY_CREDITS: '20', DEFAULT_MAX_STEPS: '20' },
+      discord: { guilds: [spec] },
+    });
+  });
+  afterAll(async () => {
+    await h?.stop();
+  });
+
+  it('refuses more steps than DEFAULT_MAX_STEPS, privately, without calling Segmind or charging', async () => {
+    const member = snowflake();
+    expect((await admin(h, guild, 'settings view')).content).toContain('Steps: at most **20** steps per image _(bot default)_');
+
+    const sent = sendImagine(h.discord, { prompt: 'a slow render', steps: 21 }, { guildId: guild.id, channelId: guild.general, userId: member });
+    expect(await refusalAfterDeferral(sent)).toBe('❌ This server allows at most 20 `steps` per image.');
+    expect(h.segmind.requests).toHaveLength(0);
+    expect((await h.storage.quota.usage(guild.id, member, Date.now())).usedToday).toBe(0);
+
+    // exactly the limit goes through, with the steps asked for
+    const allowed = sendImagine(h.discord, { prompt: 'a quick render', steps: 20 }, { guildId: guild.id, channelId: guild.general, userId: member });
+    await allowed.waitForRequest((r) => r.method === 'PATCH' && r.path.endsWith('/messages/@original') && r.files.length > 0);
+    expect(h.segmind.requests.map((r) => (r.body as { steps: number }).steps)).toEqual([20]);
+    await eventually(() => h.logs.some((l) => l.msg === 'credits settled' && l.reservationId === allowed.id), 'the credits to be settled');
+    expect((await h.storage.quota.usage(guild.id, member, Date.now())).usedToday).toBe(1);
   });
 });
