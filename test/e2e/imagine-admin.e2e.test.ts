@@ -537,7 +537,7 @@ describe('/imagine-admin end to end, through the real discord.js client', () => 
     expect(h.segmind.requests).toHaveLength(0);
     const usage = await h.storage.quota.usage(guild.id, member, Date.now());
     expect(usage.usedToday).toBe(0);
-    expect(usage.cooldownUntil).toBeUndefined();
+    expect(usage.lastAcceptedAt, 'the refusal started no cooldown').toBeUndefined();
     await until(async () => (await h.storage.quota.stats(guild.id, dayOf(Date.now())))['refused:limits'] === 1, 'the refusal to be counted');
 
     // the limit itself is allowed, and only then is anything charged
