@@ -52,9 +52,40 @@ export function createResultControls(deps: ResultControlsDeps): ButtonHandler {
       };
       const generate = generation(interaction, parsed.action, parsed.extra, deps);
       if (generate) return submitImagine(interaction, async () => generate(await load()), deps, log);
+      // A form must be the first answer, so its read is bounded to stay inside Discord's 3 s.
+      if (opensForm(interaction, parsed.action)) return handle(interaction, parsed.action, await beforeFormDeadline(load()), deps);
+      if (!answersPrivately(interaction, parsed.action)) throw new UserFacingError(NOT_ANY_MORE);
+      // Details and Delete answer privately: acknowledged before storage is read, whatever its load.
+      await interaction.deferReply({ flags: MessageFlags.Ephemeral });
       await handle(interaction, parsed.action, await load(), deps);
     },
   };
+}
+
+const FORM_READ_DEADLINE_MS = 2_000;
+
+function opensForm(interaction: Control, action: string): boolean {
+  if (action === 'remix') return interaction.isButton();
+  return action === 'pick' && interaction.isStringSelectMenu() && (interaction.values[0] ?? '').startsWith('remix-');
+}
+
+function answersPrivately(interaction: Control, action: string): boolean {
+  return interaction.isButton() && (action === 'details' || action === 'delete');
+}
+
+async function beforeFormDeadline<T>(read: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new UserFacingError('The settings of this result cannot be read right now. Try again in a minute.')),
+      FORM_READ_DEADLINE_MS,
+    );
+  });
+  try {
+    return await Promise.race([read, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**
@@ -98,7 +129,7 @@ async function handle(interaction: Control, action: string, record: ResultRecord
     case 'remix':
       return showRemixModal(interaction, record, undefined);
     case 'details':
-      await interaction.reply({ ...describe(record), flags: MessageFlags.Ephemeral, allowedMentions: { parse: [] } });
+      await interaction.editReply({ ...describe(record), allowedMentions: { parse: [] } });
       return;
     case 'delete':
       return deleteResult(interaction, record, deps);
@@ -118,7 +149,6 @@ async function deleteResult(interaction: Control, record: ResultRecord, deps: Re
   if (interaction.user.id !== record.ownerId && !deps.policy.isModerator(memberContextOf(interaction), settings))
     throw new UserFacingError('Only the member who asked for these images, or a moderator, can delete them.');
   if (!interaction.isMessageComponent()) throw new UserFacingError(NOT_ANY_MORE);
-  await interaction.deferReply({ flags: MessageFlags.Ephemeral });
   await interaction.message.delete().catch((error: unknown) => {
     // Someone already removed it: what the member wanted is done.
     if (!(error instanceof DiscordAPIError && error.code === 10008)) throw error;

@@ -364,7 +364,7 @@ describe('the buttons under a delivered result', () => {
       owner,
     );
     const segmindBefore = h.segmind.requests.length;
-    const text = await ephemeral(press(h, result, 'details', viewer));
+    const text = await privateAnswer(press(h, result, 'details', viewer));
 
     expect(text).toContain('prompt: two owls on a branch');
     for (const part of ['aspect_ratio: 2:3', 'guidance: 4.5', 'steps: 20', 'samples: 2', 'output_format: webp', 'output_quality: 70', 'prompt_strength: 0.6'])
@@ -390,7 +390,7 @@ describe('the buttons under a delivered result', () => {
   it('Details keeps the reproducing command exact for a long prompt that fits in the reply', async () => {
     const prompt = Array.from({ length: 50 }, (_, i) => `detail${i}`).join(' ').padEnd(500, 'x'); // a 500-character FLUX prompt
     const result = await imagine(h, { prompt, seed: 77, steps: 8 }, user());
-    const text = await ephemeral(press(h, result, 'details', user()));
+    const text = await privateAnswer(press(h, result, 'details', user()));
     expect(text.length).toBeLessThanOrEqual(2000);
     const commands = [...text.matchAll(/```(\/imagine [^`]*)```/g)].map((m) => m[1]!);
     expect(commands).toHaveLength(1);
@@ -401,13 +401,14 @@ describe('the buttons under a delivered result', () => {
     const prompt = Array.from({ length: 400 }, (_, i) => `w${i}`).join(' ').padEnd(2000, 'z'); // the longest prompt /imagine takes
     const result = await imagine(h, { prompt, samples: 4, seed: 1234 }, user());
     const sent = press(h, result, 'details', user());
-    const text = await ephemeral(sent);
+    const text = await privateAnswer(sent);
     expect(text.length).toBeLessThanOrEqual(2000);
     for (const part of ['aspect_ratio: 1:1', 'steps: 25', 'samples: 4', 'output_format: webp', 'prompt_strength: 0.8'])
       expect(text).toContain(part);
     for (const seed of [1234, 1235, 1236, 1237]) expect(text).toContain(`\`${seed}\``);
     // each image's exact command, inline or (when it cannot fit in a message) in an attached text file
-    const attached = (await sent.waitForCallback()).files.map((f) => f.bytes.toString('utf8')).join('\n');
+    const answer = await sent.waitForRequest((r) => r.method === 'PATCH' && r.path.endsWith('/messages/@original'));
+    const attached = answer.files.map((f) => f.bytes.toString('utf8')).join('\n');
     const commands = [...`${text}\n${attached}`.matchAll(/(\/imagine prompt:[^`\n]*)/g)].map((m) => parseImagineCommand(m[1]!));
     for (const body of result.bodies) expect(commands).toContainEqual({ ...body, samples: 1 });
   });
@@ -515,7 +516,7 @@ describe('the buttons under a delivered result', () => {
   it('Delete by another member is refused politely and deletes nothing', async () => {
     const owner = user();
     const result = await imagine(h, { prompt: 'a paper crane', seed: 12 }, owner);
-    const text = await ephemeral(press(h, result, 'delete', user()));
+    const text = await privateAnswer(press(h, result, 'delete', user()));
     expect(text).toBe('❌ Only the member who asked for these images, or a moderator, can delete them.');
     expect(h.discord.requests.filter((r) => r.method === 'DELETE' && r.path.endsWith(`/messages/${result.messageId}`))).toEqual([]);
     expect(h.discord.message(result.messageId)).toBeDefined();
@@ -582,7 +583,7 @@ describe('the buttons under a delivered result', () => {
     ['res:details:123456789012345678:x', NO_LONGER_KEPT],
   ])('a forged or unknown custom id %j is answered privately, never left unanswered', async (customId, text) => {
     const sent = h.discord.sendButton({ customId, ...user() });
-    expect(await ephemeral(sent)).toBe(text);
+    expect(await privateAnswer(sent)).toBe(text);
     expect(h.segmind.requests).toHaveLength(0);
   });
 
@@ -608,6 +609,39 @@ describe('the buttons under a delivered result', () => {
       const again = await delivered(h, sent, before);
       expect(again.bodies).toHaveLength(1);
       expect(again.bodies[0]).toMatchObject({ prompt: 'a patient heron' });
+    } finally {
+      reads.mockRestore();
+    }
+  });
+
+  it('Details and Delete are acknowledged privately before the result is read back; Remix answers within 3 s when storage hangs', async () => {
+    const owner = user();
+    const result = await imagine(h, { prompt: 'a slow archive', seed: 71 }, owner);
+    const kv = h.storage.kv;
+    const get = kv.get.bind(kv);
+    let answer!: () => void;
+    const held = new Promise<void>((resolve) => (answer = resolve));
+    const reads = vi.spyOn(kv, 'get').mockImplementation((async (key: string) => {
+      if (key.startsWith('result:')) await held;
+      return get(key);
+    }) as typeof kv.get);
+    try {
+      const details = press(h, result, 'details', owner);
+      const deletion = press(h, result, 'delete', user());
+      for (const sent of [details, deletion]) {
+        const callback = await sent.waitForCallback();
+        expect(callback.json).toMatchObject({ type: 5, data: { flags: 64 } });
+      }
+      const sentAt = Date.now();
+      const remix = press(h, result, 'remix', owner);
+      const callback = await remix.waitForCallback(5_000);
+      expect(callback.at - sentAt).toBeLessThan(3_000);
+      expect(callback.json).toMatchObject({ type: 4, data: { flags: 64 } });
+      expect(messageOf(callback.json).content).toContain('cannot be read right now');
+      answer();
+      expect(await privateAnswer(details)).toContain('`71`');
+      expect(await privateAnswer(deletion)).toContain('Only the member who asked');
+      expectUntouched(h, result);
     } finally {
       reads.mockRestore();
     }
@@ -669,7 +703,7 @@ describe('the buttons under a delivered result', () => {
       expect(callback.status).toBe(204); // the fake answers 10062 past Discord's 3 s
       expect(callback.at - sentAt).toBeLessThan(3_000);
     }
-    expect(callbacks.map((c) => (c.json as { type: number }).type)).toEqual([5, 4, 9, 4, 5]);
+    expect(callbacks.map((c) => (c.json as { type: number }).type)).toEqual([5, 5, 9, 5, 5]);
     // all answered while Segmind still held every call
     expect(h.segmind.inFlight()).toBe(4);
     expect(h.segmind.requests).toHaveLength(segmindBefore);
@@ -696,7 +730,7 @@ describe('the buttons under a delivered result', () => {
     const owner = user();
     const result = await imagine(h, { prompt: 'before the restart', samples: 2, seed: 90 }, owner);
     await h.restartBot();
-    const details = await ephemeral(press(h, result, 'details', owner));
+    const details = await privateAnswer(press(h, result, 'details', owner));
     expect(details).toContain('`91`');
     const again = await delivered(h, press(h, result, 'reroll', owner), h.segmind.requests.length);
     expect(again.bodies.map((b) => b.seed)).toEqual([CHOSEN_SEED, CHOSEN_SEED + 1]);
@@ -744,7 +778,7 @@ describe('a press is checked and charged exactly like /imagine', () => {
     const result = await imagine(h, { prompt: 'two pebbles', samples: 2, seed: 101 }, owner);
     expect(await refusalAfterDeferral(press(h, result, 'reroll', owner))).toMatch(/^❌ You've used all your image credits for today\./);
     expect(await refusalAfterDeferral(pick(h, result, 'Reproduce image 2', owner))).toMatch(/^❌ You've used all your image credits for today\./);
-    expect(await ephemeral(press(h, result, 'details', owner))).toContain('`102`');
+    expect(await privateAnswer(press(h, result, 'details', owner))).toContain('`102`');
     expect(h.segmind.requests).toHaveLength(2);
 
     // a member with credits left may re-roll the two images; a third would be one too many
@@ -802,7 +836,7 @@ describe('a press is checked and charged exactly like /imagine', () => {
 
     // 23 hours old: still kept
     await h.storage.kv.set(key, { ...stored, createdAt: Date.now() - 23 * 3_600_000 });
-    expect(await ephemeral(press(h, result, 'details', owner))).toContain('`22`');
+    expect(await privateAnswer(press(h, result, 'details', owner))).toContain('`22`');
 
     // two days old: past the one-day retention
     await h.storage.kv.set(key, { ...stored, createdAt: Date.now() - 2 * DAY_MS });
@@ -812,7 +846,7 @@ describe('a press is checked and charged exactly like /imagine', () => {
       press(h, result, 'delete', owner),
       pick(h, result, 'Remix image 2', owner),
     ];
-    for (const sent of expired) expect(await ephemeral(sent)).toBe(NO_LONGER_KEPT);
+    for (const sent of expired) expect(await privateAnswer(sent)).toBe(NO_LONGER_KEPT);
     // the presses that generate are acknowledged before the result is read back
     const expiredGenerations = [press(h, result, 'reroll', owner), pick(h, result, 'Reproduce image 1', owner)];
     for (const sent of expiredGenerations) expect(await refusalAfterDeferral(sent)).toBe(NO_LONGER_KEPT);
