@@ -94,22 +94,39 @@ describe('credits and cooldowns on /imagine', () => {
     expect(h.segmind.requests).toHaveLength(3);
   });
 
+  // Each image may be retried once (SEGMIND_RETRY_BASE_MS is 20 ms in the harness, so retries end quickly): only
+  // rate limits, server errors, timeouts and connection failures are retried. A hanging Segmind is given up on after
+  // a quarter of a second (set past the config's 5 s minimum, as the fast timeout tests in imagine.e2e do).
   it.each([
-    [{ kind: 'error' as const, status: 500 }, 'server error'],
-    [{ kind: 'error' as const, status: 406 }, 'out of credits'],
-    [{ kind: 'error' as const, status: 401 }, 'API key'],
-    [{ kind: 'error' as const, status: 400 }, 'rejected these parameters'],
-    [{ kind: 'notAnImage' as const }, 'not a valid image'],
-    [{ kind: 'reset' as const }, 'Could not reach Segmind'],
-  ])('refunds every credit when Segmind fails (%j)', async (scenario, text) => {
-    h = await startHarness({ env: { DEFAULT_DAILY_CREDITS: '4', DEFAULT_COOLDOWN_SECONDS: '0', SEGMIND_MAX_RETRIES: '0' } });
+    [{ kind: 'error' as const, status: 500 }, 'Segmind had a server error.', true],
+    [{ kind: 'error' as const, status: 406 }, 'out of credits', false],
+    [{ kind: 'error' as const, status: 401 }, 'API key', false],
+    [{ kind: 'error' as const, status: 400 }, 'rejected these parameters', false],
+    [{ kind: 'error' as const, status: 403 }, "Segmind refused this request for the bot's account.", false],
+    [{ kind: 'error' as const, status: 404 }, 'The FLUX.1 [dev] model is not available on Segmind right now.', false],
+    [{ kind: 'error' as const, status: 422 }, 'Segmind rejected these parameters. Segmind said: “Invalid parameter: steps', false],
+    [{ kind: 'error' as const, status: 429 }, 'Segmind is rate-limiting the bot right now.', true],
+    [{ kind: 'error' as const, status: 502 }, 'Segmind had a server error.', true],
+    [{ kind: 'error' as const, status: 503 }, 'Segmind had a server error.', true],
+    [{ kind: 'error' as const, status: 504 }, 'Segmind took too long to answer.', true],
+    [{ kind: 'hang' as const }, 'Segmind took too long to answer.', true],
+    [{ kind: 'notAnImage' as const }, 'not a valid image', false],
+    [{ kind: 'reset' as const }, 'Could not reach Segmind', true],
+  ])('refunds every credit when Segmind fails (%j)', async (scenario, text, retried) => {
+    h = await startHarness({
+      env: { DEFAULT_DAILY_CREDITS: '4', DEFAULT_COOLDOWN_SECONDS: '0', SEGMIND_MAX_RETRIES: '1' },
+      config: { SEGMIND_TIMEOUT_SECONDS: 0.25 },
+    });
     h.segmind.setDefault(scenario);
     const edit = await delivered(sendImagine(h.discord, { prompt: 'doomed', samples: 4 }));
     expect(messageOf(edit.json).content).toContain(text);
+    expect(edit.files).toEqual([]);
     await eventually(() => h!.logs.find((l) => l.msg === 'credits settled'), 'the settlement');
     expect(h.logs.find((l) => l.msg === 'credits settled')).toMatchObject({ committed: 0, refunded: 4 });
+    expect(h.segmind.requests, retried ? 'every image tried twice' : 'no retry').toHaveLength(retried ? 8 : 4);
     const reply = messageOf((await credits(h).waitForCallback()).json).content!;
     expect(reply).toContain('Today: **4** of 4 left');
+    expect(reply).toContain('Cooldown: none, you can generate now');
   });
 
   it('charges only the images delivered when some fail', async () => {
