@@ -143,6 +143,18 @@ function pick(h: Harness, result: Result, label: string, actor: Actor): SentInte
   });
 }
 
+/** Holds every read of a stored result until `answer()`; `reads` records the keys asked. Restore with `reads.mockRestore()`. */
+function holdResultReads(kv: Harness['storage']['kv']) {
+  const get = kv.get.bind(kv);
+  let answer!: () => void;
+  const held = new Promise<void>((resolve) => (answer = resolve));
+  const reads = vi.spyOn(kv, 'get').mockImplementation((async (key: string) => {
+    if (key.startsWith('result:')) await held;
+    return get(key);
+  }) as typeof kv.get);
+  return { reads, answer };
+}
+
 /** The private answer of a refused or informational press: a type 4 callback with the ephemeral flag. */
 async function ephemeral(sent: SentInteraction): Promise<string> {
   const callback = await sent.waitForCallback();
@@ -590,14 +602,7 @@ describe('the buttons under a delivered result', () => {
   it('a Re-roll is acknowledged before its result is read back from storage', async () => {
     const owner = user();
     const result = await imagine(h, { prompt: 'a patient heron', seed: 61 }, owner);
-    const kv = h.storage.kv;
-    const get = kv.get.bind(kv);
-    let answer!: () => void;
-    const held = new Promise<void>((resolve) => (answer = resolve));
-    const reads = vi.spyOn(kv, 'get').mockImplementation((async (key: string) => {
-      if (key.startsWith('result:')) await held;
-      return get(key);
-    }) as typeof kv.get);
+    const { reads, answer } = holdResultReads(h.storage.kv);
     try {
       const before = h.segmind.requests.length;
       const sent = press(h, result, 'reroll', owner);
@@ -617,14 +622,7 @@ describe('the buttons under a delivered result', () => {
   it('Details and Delete are acknowledged privately before the result is read back; Remix answers within 3 s when storage hangs', async () => {
     const owner = user();
     const result = await imagine(h, { prompt: 'a slow archive', seed: 71 }, owner);
-    const kv = h.storage.kv;
-    const get = kv.get.bind(kv);
-    let answer!: () => void;
-    const held = new Promise<void>((resolve) => (answer = resolve));
-    const reads = vi.spyOn(kv, 'get').mockImplementation((async (key: string) => {
-      if (key.startsWith('result:')) await held;
-      return get(key);
-    }) as typeof kv.get);
+    const { reads, answer } = holdResultReads(h.storage.kv);
     try {
       const details = press(h, result, 'details', owner);
       const deletion = press(h, result, 'delete', user());
