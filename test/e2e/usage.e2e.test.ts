@@ -1,6 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ApplicationCommandOptionType } from 'discord.js';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { RecordedRequest, SentInteraction } from '../fakes/fake-discord.js';
 import type { QuotaStore } from '../../src/services/quota/quota-store.js';
@@ -18,6 +19,36 @@ async function delivered(interaction: SentInteraction): Promise<RecordedRequest>
 
 function credits(h: Harness, userId?: string) {
   return h.discord.sendSlashCommand({ name: 'credits', ...(userId ? { userId } : {}) });
+}
+
+/** `/imagine-admin credits give member:<id> amount:<n>` from a moderator (Manage Server), as Discord sends it. */
+async function giveBonus(h: Harness, member: string, amount: number): Promise<string> {
+  const sent = h.discord.sendSlashCommand({
+    name: 'imagine-admin',
+    userId: '999999999999999990',
+    permissions: '32',
+    options: [
+      {
+        name: 'credits',
+        type: ApplicationCommandOptionType.SubcommandGroup,
+        options: [
+          {
+            name: 'give',
+            type: ApplicationCommandOptionType.Subcommand,
+            options: [
+              { name: 'member', type: ApplicationCommandOptionType.User, value: member },
+              { name: 'amount', type: ApplicationCommandOptionType.Integer, value: amount },
+            ],
+          },
+        ],
+      },
+    ],
+    resolved: {
+      users: { [member]: { id: member, username: 'member', discriminator: '0', global_name: null, avatar: null } },
+    },
+  });
+  const edit = await sent.waitForRequest(isEdit);
+  return messageOf(edit.json).content ?? '';
 }
 
 describe('credits and cooldowns on /imagine', () => {
@@ -39,7 +70,38 @@ describe('credits and cooldowns on /imagine', () => {
 
     const reply = messageOf((await credits(h).waitForCallback()).json);
     expect(reply.flags! & 64).toBe(64);
-    expect(reply.content).toContain('Today: **0** of 5 left');
+    expect(reply.content).toMatch(/^Today: \*\*0\*\* of 5 left — resets <t:\d+:R>$/m);
+    expect(reply.content).toContain('\nBonus: **0** (granted by moderators, never expire)\n');
+  });
+
+  it('shows the bonus balance and when the allowance resets in /credits, and spends the bonus after the allowance', async () => {
+    h = await startHarness({ env: { DEFAULT_DAILY_CREDITS: '3', DEFAULT_COOLDOWN_SECONDS: '0' } });
+    const member = h.discord.defaultUserId;
+    expect(await giveBonus(h, member, 5)).toBe(`✅ Gave <@${member}> 5 bonus credits. Their bonus balance is now **5**.`);
+
+    const before = Date.now();
+    const reply = messageOf((await credits(h).waitForCallback()).json);
+    const after = Date.now();
+    expect(reply.flags! & 64).toBe(64);
+    const lines = reply.content!.split('\n');
+    expect(lines[0]).toBe('**Your image credits in this server**');
+    const today = /^Today: \*\*3\*\* of 3 left — resets <t:(\d+):R>$/.exec(lines[1]!);
+    expect(today, lines[1]).not.toBeNull();
+    // the next midnight UTC, in whole seconds
+    const nextMidnight = (ms: number) => (Math.floor(ms / 86_400_000) + 1) * 86_400;
+    expect([nextMidnight(before), nextMidnight(after)]).toContain(Number(today![1]));
+    expect(lines[2]).toBe('Bonus: **5** (granted by moderators, never expire)');
+    expect(lines[3]).toBe('Cooldown: none, you can generate now');
+
+    await delivered(sendImagine(h.discord, { prompt: 'four of them', samples: 4 }));
+    await eventually(() => h!.logs.find((l) => l.msg === 'credits settled'), 'the settlement');
+    const spent = messageOf((await credits(h).waitForCallback()).json).content!;
+    expect(spent).toMatch(/^Today: \*\*0\*\* of 3 left — resets <t:\d+:R>$/m);
+    expect(spent).toContain('\nBonus: **4** (granted by moderators, never expire)\n');
+    // another member has no bonus
+    expect(messageOf((await credits(h, '222222222222222222').waitForCallback()).json).content).toContain(
+      '\nBonus: **0** (granted by moderators, never expire)\n',
+    );
   });
 
   it('makes a member wait out the cooldown, which a refusal does not restart', async () => {
