@@ -3,13 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
 import { createLogger } from '../../src/logger.js';
-import { Journal } from '../../src/services/queue/journal.js';
 import { openStorage } from '../../src/services/storage/open-storage.js';
 import { FakeDiscord, snowflake, type RecordedRequest, type SentInteraction } from '../fakes/fake-discord.js';
 import { FakeSegmind } from '../fakes/fake-segmind.js';
 import { crashAllBotProcesses, startBotProcess, type BotProcess } from '../support/bot-process.js';
 import { eventually, TEST_DISCORD_TOKEN, TEST_SEGMIND_KEY, type LogLine } from '../support/harness.js';
 import { messageOf, sendImagine } from '../support/imagine.js';
+import { expectConsistentLedger, readLedger } from '../support/ledger.js';
 
 /**
  * The real entry point, killed and started again on the same SQLite file and the same fake Discord and Segmind:
@@ -83,15 +83,17 @@ describe('crash and restart of the real bot process', { timeout: 30_000 }, () =>
   async function ledger(userIds: string[]) {
     const storage = await openStorage(`sqlite://${db}`, { logger: createLogger({ level: 'silent', secrets: [] }) });
     try {
-      const now = Date.now();
-      const usedToday: Record<string, number> = {};
-      for (const userId of userIds) usedToday[userId] = (await storage.quota.usage(discord.guildId, userId, now)).usedToday;
-      return {
-        usedToday,
-        // Every reservation still open, whatever its expiry: none may be left once its job is over.
-        openReservations: await storage.quota.expiredReservations(now + 24 * 60 * MINUTE, 100),
-        journal: (await new Journal(storage, 'main').list()).map((entry) => ({ id: entry.id, state: entry.state })),
-      };
+      return await readLedger(storage, userIds, { guildId: discord.guildId });
+    } finally {
+      await storage.close();
+    }
+  }
+
+  /** The same, as an assertion: each member charged exactly `expected`, nothing left open or journaled. */
+  async function expectLedger(expected: Record<string, number>) {
+    const storage = await openStorage(`sqlite://${db}`, { logger: createLogger({ level: 'silent', secrets: [] }) });
+    try {
+      await expectConsistentLedger(storage, expected, { guildId: discord.guildId });
     } finally {
       await storage.close();
     }
@@ -287,5 +289,82 @@ describe('crash and restart of the real bot process', { timeout: 30_000 }, () =>
       openReservations: [],
       journal: [],
     });
+  });
+  it('tells the member in the channel, with a mention, when a journaled job’s token is already dead after a restart', async () => {
+    const member = snowflake();
+    const first = await startBot();
+    segmind.pause();
+    // Sent 16 minutes ago: Discord no longer accepts edits of its reply, so the restart cannot answer on it.
+    const job = sendImagine(discord, { prompt: 'a forgotten request', seed: 51 }, { userId: member, createdAt: Date.now() - 16 * MINUTE });
+    await segmind.waitForInFlight(1);
+    expect(await ledger([member])).toMatchObject({ usedToday: { [member]: 1 }, journal: [{ id: job.id, state: 'queued' }] });
+
+    await first.crash();
+    await segmind.waitForInFlight(0);
+    segmind.resume();
+    const segmindCallsBefore = segmind.requestCount();
+
+    const second = await startBot();
+    await second.waitForLog(about(TOO_LATE, job.id));
+    const settled = await second.waitForLog((l) => l.msg === SETTLED && l.reservationId === job.id);
+    expect(settled).toMatchObject({ settled: true, committed: 0, refunded: 1 });
+    const post = await discord.waitForRequest((r) => r.method === 'POST' && r.path === `/channels/${discord.channelId}/messages`);
+    expect(await stopGracefully(second)).toEqual({ code: 0, signal: null });
+
+    expect(post.status).toBe(200);
+    const message = messageOf(post.json) as { content?: string; allowed_mentions?: { users?: string[]; parse?: string[] } };
+    expect(message.content).toContain(`<@${member}>`);
+    expect(message.content).toContain('could not finish this request in time');
+    expect(message.content).toContain('Nothing was charged');
+    expect(message.allowed_mentions?.users).toEqual([member]);
+    expect(post.files).toEqual([]);
+    expect(channelPosts(discord)).toHaveLength(1);
+    // Nothing more asked of Segmind, and nothing written on the dead reply.
+    expect(segmind.requestCount()).toBe(segmindCallsBefore);
+    expect(second.logsWith(RESUMING)).toEqual([]);
+    expect(job.edits().filter((r) => r.status < 300).map(contentOf)).not.toContain(TOO_LATE_TEXT);
+    await expectLedger({ [member]: 0 });
+  });
+
+  // BUG (src, reported, not fixed here): once the grace period is over, bot.stop() still awaits segmind.close(), i.e.
+  // undici's Agent.close(), which waits for the held Segmind request to end (up to SEGMIND_TIMEOUT_SECONDS, 180 s by
+  // default) instead of aborting it; when it ends the job goes on against a store being closed. Marked `fails` so the
+  // suite stays green and flags the fix: remove `.fails` once the process exits right after the grace period.
+  it.fails('on SIGTERM past SHUTDOWN_GRACE_SECONDS exits cleanly with the running image journaled, and delivers it once after the restart', async () => {
+    const member = snowflake();
+    const first = await startBot({ SHUTDOWN_GRACE_SECONDS: '1' });
+    segmind.pause();
+    const job = sendImagine(discord, { prompt: 'a slow sunrise', seed: 61 }, { userId: member });
+    await segmind.waitForInFlight(1);
+
+    const signalled = Date.now();
+    first.terminate();
+    const exit = await Promise.race([
+      first.exited,
+      new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), 10_000)),
+    ]);
+    expect(exit).toEqual({ code: 0, signal: null });
+    expect(Date.now() - signalled).toBeLessThan(10_000);
+    expect(first.logsWith('shutdown grace period over: unfinished images stay journaled for the next start')).toHaveLength(1);
+    expect(first.logsWith(FINISHED)).toEqual([]);
+    expect(imageEditsOf(job)).toEqual([]);
+    await segmind.waitForInFlight(0);
+    // Still journaled and reserved: neither charged nor refunded by the shutdown.
+    expect(await ledger([member])).toMatchObject({ usedToday: { [member]: 1 }, journal: [{ id: job.id, state: 'queued' }] });
+    segmind.resume();
+
+    const second = await startBot({ SHUTDOWN_GRACE_SECONDS: '1' });
+    await second.waitForLog(about(RESUMING, job.id));
+    const finished = await second.waitForLog(about(FINISHED, job.id));
+    expect(finished).toMatchObject({ outcome: 'delivered', delivered: 1 });
+    const settled = await second.waitForLog((l) => l.msg === SETTLED && l.reservationId === job.id);
+    expect(settled).toMatchObject({ settled: true, committed: 1, refunded: 0 });
+    expect(await stopGracefully(second)).toEqual({ code: 0, signal: null });
+
+    expect(imageEditsOf(job).map(summary)).toEqual([[200, 'flux-61.webp']]);
+    expect(job.originalMessage()?.attachments).toHaveLength(1);
+    expect(seedsAsked(segmind)).toEqual([61, 61]);
+    expect(channelPosts(discord)).toEqual([]);
+    await expectLedger({ [member]: 1 });
   });
 });
