@@ -1,3 +1,4 @@
+import { ApplicationCommandOptionType } from 'discord.js';
 import { describe, expect, it } from 'vitest';
 import { definition, optionsSchema, toFluxParams } from '../../src/commands/imagine.js';
 import { ASPECT_RATIOS, OUTPUT_FORMATS } from '../../src/services/flux-params.js';
@@ -28,6 +29,55 @@ describe('/imagine options', () => {
     expect(byName.seed).toMatchObject({ min_value: 0, max_value: 4294967295 });
     expect(byName.aspect_ratio).toMatchObject({ choices: ASPECT_RATIOS.map((r) => ({ name: r, value: r })) });
     expect(byName.output_format).toMatchObject({ choices: OUTPUT_FORMATS.map((f) => ({ name: f, value: f })) });
+  });
+
+  it('declares every option to Discord with its type, range, length and choices', () => {
+    const { String: STRING, Number: NUMBER, Integer: INTEGER } = ApplicationCommandOptionType;
+    const ratios = ['1:1', '16:9', '21:9', '2:3', '3:2', '4:5', '5:4', '9:16', '9:21'];
+    const formats = ['webp', 'jpg', 'png'];
+    const expected: Record<string, Record<string, unknown>> = {
+      prompt: { type: STRING, required: true, min_length: 1, max_length: 2000 },
+      aspect_ratio: { type: STRING, choices: ratios.map((r) => ({ name: r, value: r })) },
+      guidance: { type: NUMBER, min_value: 0, max_value: 10 },
+      steps: { type: INTEGER, min_value: 1, max_value: 50 },
+      samples: { type: INTEGER, min_value: 1, max_value: 4 },
+      seed: { type: INTEGER, min_value: 0, max_value: 4294967295 },
+      output_format: { type: STRING, choices: formats.map((f) => ({ name: f, value: f })) },
+      output_quality: { type: INTEGER, min_value: 0, max_value: 100 },
+      prompt_strength: { type: NUMBER, min_value: 0, max_value: 1 },
+    };
+    const keys = ['type', 'required', 'min_length', 'max_length', 'min_value', 'max_value', 'choices'] as const;
+    const declared = Object.fromEntries(
+      definition.options.map((option) => {
+        const record = option as Record<string, unknown>;
+        return [option.name, Object.fromEntries(keys.filter((k) => record[k] !== undefined).map((k) => [k, record[k]]))];
+      }),
+    );
+    // exactly these fields: no option is required, limited or restricted to choices beyond what is listed here
+    expect(declared).toEqual(expected);
+    // the zod schema has exactly these keys, in the same order
+    expect(Object.keys(optionsSchema.shape)).toEqual(Object.keys(expected));
+    expect(definition.options.map((o) => o.name)).toEqual(Object.keys(expected));
+    for (const option of definition.options) {
+      expect(option.description.length, option.name).toBeGreaterThan(0);
+      expect(option.description.length, option.name).toBeLessThanOrEqual(100);
+    }
+  });
+
+  it('agrees with the zod schema at every declared bound', () => {
+    for (const option of definition.options) {
+      if (!('min_value' in option)) continue;
+      const base = { prompt: 'x' };
+      expect(optionsSchema.safeParse({ ...base, [option.name]: option.min_value }).success, `${option.name} min`).toBe(true);
+      expect(optionsSchema.safeParse({ ...base, [option.name]: option.max_value }).success, `${option.name} max`).toBe(true);
+      const step = option.type === ApplicationCommandOptionType.Integer ? 1 : 0.01;
+      expect(optionsSchema.safeParse({ ...base, [option.name]: option.min_value - step }).success, `${option.name} below`).toBe(false);
+      expect(optionsSchema.safeParse({ ...base, [option.name]: option.max_value + step }).success, `${option.name} above`).toBe(false);
+    }
+    for (const option of definition.options) {
+      if (!('choices' in option)) continue;
+      for (const choice of option.choices) expect(optionsSchema.safeParse({ prompt: 'x', [option.name]: choice.value }).success).toBe(true);
+    }
   });
 
   it('fills the defaults for omitted options and picks a random seed', () => {
