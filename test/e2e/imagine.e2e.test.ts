@@ -3,6 +3,7 @@ import { describeImage } from '../fakes/images.js';
 import type { RecordedRequest } from '../fakes/fake-discord.js';
 import { eventually, startHarness, TEST_DISCORD_TOKEN, TEST_SEGMIND_KEY, type Harness } from '../support/harness.js';
 import { fieldsOf, messageOf, sendImagine } from '../support/imagine.js';
+import { expectConsistentLedger } from '../support/ledger.js';
 
 /** These tests are about generation, not usage limits. */
 const NO_LIMITS = { DEFAULT_DAILY_CREDITS: '100000', DEFAULT_COOLDOWN_SECONDS: '0' };
@@ -261,6 +262,12 @@ describe('/imagine when Segmind does not answer in time', () => {
     expect(message.allowed_mentions?.users).toEqual([h.discord.defaultUserId]);
     expect(post.files.map((f) => f.name)).toEqual(['flux-5.webp']);
     expect(interaction.edits()).toHaveLength(0);
+    const finished = await eventually(
+      () => h.logs.find((l) => l.msg === 'imagine job finished' && l.jobId === interaction.id),
+      'the end of the late job',
+    );
+    expect(finished).toMatchObject({ outcome: 'delivered', delivered: 1 });
+    await expectConsistentLedger(h.storage, { [h.discord.defaultUserId]: 1 }, { guildId: h.discord.guildId });
   });
 });
 
@@ -288,5 +295,7 @@ describe('/imagine when the Segmind account needs its operator', () => {
     const pauses = h.logs.filter((l) => l.msg.startsWith('generation paused bot-wide'));
     expect(pauses).toHaveLength(1);
     expect(pauses[0]).toMatchObject({ kind });
+    await eventually(() => h.logs.some((l) => l.msg === 'imagine job finished' && l.outcome === 'failed'), 'the failed job to end');
+    await expectConsistentLedger(h.storage, { [h.discord.defaultUserId]: 0, '222222222222222222': 0 }, { guildId: h.discord.guildId });
   });
 });

@@ -6,6 +6,7 @@ import type { RecordedSegmindRequest } from '../fakes/fake-segmind.js';
 import { describeImage } from '../fakes/images.js';
 import { eventually, startHarness, type Harness, type HarnessOptions, type LogLine } from '../support/harness.js';
 import { messageOf, sendImagine } from '../support/imagine.js';
+import { expectConsistentLedger } from '../support/ledger.js';
 import { immediateRefusal, refusalAfterDeferral } from '../support/refusals.js';
 
 /** These tests are about the queue, not usage limits (each test that needs a limit sets its own). */
@@ -120,6 +121,9 @@ describe('the job queue, end to end', () => {
     expect(textOf(bobQueued)).toBe("⏳ Queued — you're next.");
     expect(aliceImages.files.map((f) => f.name)).toEqual(['flux-100.webp', 'flux-101.webp', 'flux-102.webp', 'flux-103.webp']);
     expect(bobImages.files.map((f) => f.name)).toEqual(['flux-900.webp']);
+    // the journal entry is closed before the job's last log line
+    await Promise.all([jobFinished(h, alice), jobFinished(h, bob)]);
+    await expectConsistentLedger(h.storage, { [ALICE]: 4, [BOB]: 1 }, { guildId: h.discord.guildId });
   });
 
   it('shows a waiting member their place with a Cancel button, then “Generating”, then the images, throttled', async () => {
@@ -162,6 +166,8 @@ describe('the job queue, end to end', () => {
     expect(buttonsOf(images.json).filter((id) => id.startsWith('cancel:'))).toEqual([]); // no Cancel left on the result
     expect(buttonsOf({ data: bob.originalMessage() }).filter((id) => id.startsWith('cancel:'))).toEqual([]);
     expect(bob.originalMessage()?.attachments).toHaveLength(1);
+    await Promise.all([jobFinished(h, alice), jobFinished(h, carol)]);
+    await expectConsistentLedger(h.storage, { [ALICE]: 1, [CAROL]: 1, [BOB]: 1 }, { guildId: h.discord.guildId });
   });
 
   it('cancels a queued request for its member: “Cancelled”, never sent to Segmind, every credit refunded', async () => {
@@ -386,6 +392,7 @@ describe('the job queue, end to end', () => {
     } finally {
       await server.close();
     }
+    await expectConsistentLedger(h.storage, { [ALICE]: 1, [BOB]: 0 }, { guildId: h.discord.guildId });
   });
 
   it('never has more Segmind calls in flight than SEGMIND_CONCURRENCY, and delivers every image', async () => {

@@ -2,6 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { RecordedRequest } from '../fakes/fake-discord.js';
 import { eventually, startHarness, type Harness } from '../support/harness.js';
 import { sendImagine } from '../support/imagine.js';
+import { expectConsistentLedger } from '../support/ledger.js';
 import { immediateRefusal, refusalAfterDeferral } from '../support/refusals.js';
 import { deleteRedisKeys, describeWithRedis, redisTestNamespace, REDIS_URL, TcpProxy } from '../support/redis.js';
 
@@ -59,12 +60,9 @@ describeWithRedis('several bot processes sharing Redis', () => {
       await h.addBot();
       await h.discord.waitForReadyConnections(2);
       h.segmind.pause();
-      const sent = Array.from({ length: 8 }, (_, i) =>
-        sendImagine(
-          h.discord,
-          { prompt: `job ${i}`, seed: 100 + i },
-          { userId: String(300000000000000000n + BigInt(i)), connection: i % 2 },
-        ),
+      const members = Array.from({ length: 8 }, (_, i) => String(300000000000000000n + BigInt(i)));
+      const sent = members.map((userId, i) =>
+        sendImagine(h.discord, { prompt: `job ${i}`, seed: 100 + i }, { userId, connection: i % 2 }),
       );
       await Promise.all(sent.map((s) => s.waitForCallback()));
       await h.segmind.waitForInFlight(2);
@@ -76,6 +74,8 @@ describeWithRedis('several bot processes sharing Redis', () => {
       await eventually(() => h.logs.filter((l) => l.msg === 'imagine job finished').length === 8, 'eight job log lines');
       // each process admitted only what it received, and all of them shared one limiter
       expect(h.discord.requests.filter((r) => r.path.includes('/callback')).length).toBe(8);
+      // the journal entries are closed before each job's last log line; both processes wrote to one ledger
+      await expectConsistentLedger(h.storage, Object.fromEntries(members.map((m) => [m, 1])), { guildId: h.discord.guildId });
     } finally {
       await h.stop();
     }
