@@ -1,5 +1,19 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config.js';
+import { ConfigError, configSchema, loadConfig } from '../../src/config.js';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+
+/** README's configuration table: variable → [default cell, meaning cell]. */
+function readmeTable(): Map<string, { default: string; meaning: string }> {
+  const rows = new Map<string, { default: string; meaning: string }>();
+  for (const line of readFileSync(resolve(ROOT, 'README.md'), 'utf8').split('\n')) {
+    const match = /^\| `([A-Z][A-Z0-9_]+)` \| (.+?) \| (.+) \|$/.exec(line);
+    if (match) rows.set(match[1]!, { default: match[2]!, meaning: match[3]! });
+  }
+  return rows;
+}
 
 const TOKEN = 'MTIzNDU2Nzg5MDEyMzQ1Njc4.GabcDE.abcdefghijklmnopqrstuvwxyz0123456789AB';
 const KEY = 'SG_0123456789abcdef';
@@ -27,6 +41,85 @@ describe('configuration', () => {
       SEGMIND_MAX_RETRIES: 2,
     });
     expect(config.DISCORD_GUILD_ID).toBeUndefined();
+  });
+
+  it('applies the usage and storage defaults README documents', () => {
+    expect(loadConfig(valid)).toMatchObject({
+      DEFAULT_DAILY_CREDITS: 20,
+      DEFAULT_COOLDOWN_SECONDS: 30,
+      DEFAULT_GUILD_DAILY_CREDITS: 0,
+      DEFAULT_MAX_SAMPLES: 4,
+      DEFAULT_MAX_STEPS: 50,
+      STORE_URL: 'sqlite://data/bot.sqlite',
+      STORAGE_TIMEOUT_MS: 1500,
+      SEGMIND_RETRY_BASE_MS: 1000,
+      SEGMIND_MAX_IMAGE_MB: 25,
+      SEGMIND_CONNECTIONS: 16,
+      SEGMIND_CONCURRENCY: 4,
+      SEGMIND_RPM: 0,
+      MAX_QUEUED_PER_USER: 2,
+      SHUTDOWN_GRACE_SECONDS: 30,
+      RESULT_RETENTION_DAYS: 90,
+      INSTANCE_ID: 'main',
+      HTTP_HOST: '0.0.0.0',
+    });
+    expect(loadConfig(valid).HTTP_PORT).toBeUndefined();
+  });
+
+  it('has exactly the variables of README\'s configuration table, each with the default listed there', () => {
+    const table = readmeTable();
+    expect([...table.keys()].sort()).toEqual(Object.keys(configSchema.shape).sort());
+    const config = loadConfig(valid) as Record<string, unknown>;
+    for (const [name, row] of table) {
+      if (row.default === '— (required)') {
+        expect(problemsOf({ ...valid, [name]: '' }), name).toEqual([`${name} is required`]);
+        continue;
+      }
+      if (row.default === 'unset') {
+        expect(config[name], name).toBeUndefined();
+        continue;
+      }
+      const documented = /^`([^`]+)`$/.exec(row.default)?.[1];
+      expect(documented, `${name}: default cell ${row.default}`).toBeDefined();
+      expect(String(config[name]), name).toBe(documented);
+    }
+  });
+
+  it('accepts the ranges README gives, and nothing outside them', () => {
+    const documented = new Map<string, [number, number]>();
+    for (const [name, row] of readmeTable()) {
+      const range = /(\d+)–(\d+)\)/.exec(row.meaning);
+      if (range) documented.set(name, [Number(range[1]), Number(range[2])]);
+    }
+    expect(Object.fromEntries(documented)).toEqual({
+      SEGMIND_TIMEOUT_SECONDS: [5, 900],
+      SEGMIND_MAX_RETRIES: [0, 10],
+      SEGMIND_CONNECTIONS: [1, 1024],
+      DEFAULT_MAX_SAMPLES: [1, 4],
+      DEFAULT_MAX_STEPS: [1, 50],
+      SEGMIND_CONCURRENCY: [1, 1024],
+    });
+    for (const [name, [min, max]] of documented) {
+      expect(loadConfig({ ...valid, [name]: String(min) }) as Record<string, unknown>).toMatchObject({ [name]: min });
+      expect(loadConfig({ ...valid, [name]: String(max) }) as Record<string, unknown>).toMatchObject({ [name]: max });
+      expect(problemsOf({ ...valid, [name]: String(min - 1) })).toEqual([`${name} must be at least ${min}`]);
+      expect(problemsOf({ ...valid, [name]: String(max + 1) })).toEqual([`${name} must be at most ${max}`]);
+    }
+  });
+
+  it('writes the same defaults in .env.example as it applies', () => {
+    const config = loadConfig(valid) as Record<string, unknown>;
+    const example = new Map<string, string>();
+    for (const line of readFileSync(resolve(ROOT, '.env.example'), 'utf8').split('\n')) {
+      const match = /^([A-Z][A-Z0-9_]+)=(.*)$/.exec(line);
+      if (match) example.set(match[1]!, match[2]!);
+    }
+    expect([...example.keys()].sort()).toEqual(Object.keys(configSchema.shape).sort());
+    for (const [name, value] of example) {
+      if (name === 'DISCORD_TOKEN' || name === 'SEGMIND_API_KEY') expect(value, name).toBe('');
+      else if (value === '') expect(config[name], name).toBeUndefined();
+      else expect(String(config[name]), name).toBe(value);
+    }
   });
 
   it('names every missing required variable in one message', () => {
