@@ -1,6 +1,7 @@
+import { ApplicationCommandOptionType, ChannelType } from 'discord.js';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { describeImage } from '../fakes/images.js';
-import type { RecordedRequest } from '../fakes/fake-discord.js';
+import { snowflake, type RecordedRequest } from '../fakes/fake-discord.js';
 import { eventually, startHarness, TEST_DISCORD_TOKEN, TEST_SEGMIND_KEY, type Harness } from '../support/harness.js';
 import { fieldsOf, messageOf, sendImagine } from '../support/imagine.js';
 import { expectConsistentLedger } from '../support/ledger.js';
@@ -297,5 +298,91 @@ describe('/imagine when the Segmind account needs its operator', () => {
     expect(pauses[0]).toMatchObject({ kind });
     await eventually(() => h.logs.some((l) => l.msg === 'imagine job finished' && l.outcome === 'failed'), 'the failed job to end');
     await expectConsistentLedger(h.storage, { [h.discord.defaultUserId]: 0, '222222222222222222': 0 }, { guildId: h.discord.guildId });
+  });
+
+  it('tells a server’s log channel once when two requests fail with HTTP 401, and refuses the next one as paused', async () => {
+    const guildId = snowflake();
+    const general = snowflake();
+    const modLog = snowflake();
+    const moderator = snowflake();
+    const [alice, bob, carol] = [snowflake(), snowflake(), snowflake()];
+    h = await startHarness({
+      env: { ...NO_LIMITS, SEGMIND_CONCURRENCY: '2', SEGMIND_MAX_RETRIES: '0' },
+      breaker: NO_BREAKER,
+      discord: {
+        guilds: [
+          {
+            id: guildId,
+            channels: [
+              { id: general, name: 'general' },
+              { id: modLog, name: 'mod-log' },
+            ],
+          },
+        ],
+      },
+    });
+    const harness = h;
+    const isLogPost = (r: RecordedRequest) => r.method === 'POST' && r.path === `/channels/${modLog}/messages`;
+
+    // /imagine-admin settings set log_channel:#mod-log, by a member with Manage Server
+    const settings = harness.discord.sendSlashCommand({
+      name: 'imagine-admin',
+      guildId,
+      channelId: general,
+      userId: moderator,
+      permissions: String(1 << 5),
+      options: [
+        {
+          name: 'settings',
+          type: ApplicationCommandOptionType.SubcommandGroup,
+          options: [
+            {
+              name: 'set',
+              type: ApplicationCommandOptionType.Subcommand,
+              options: [{ name: 'log_channel', type: ApplicationCommandOptionType.Channel, value: modLog }],
+            },
+          ],
+        },
+      ],
+      resolved: { channels: { [modLog]: { id: modLog, name: 'mod-log', type: ChannelType.GuildText, permissions: '0' } } },
+    });
+    const changed = await settings.waitForRequest(isEdit);
+    expect(messageOf(changed.json).content).toContain('log_channel');
+    const auditPosts = harness.discord.requests.filter(isLogPost);
+    expect(auditPosts.map((r) => messageOf(r.json).content)).toEqual([
+      `🛠️ <@${moderator}> changed settings: \`log_channel\` → <#${modLog}>`,
+    ]);
+
+    // Two requests reach Segmind together, and both are answered 401.
+    harness.segmind.setDefault({ kind: 'error', status: 401 });
+    harness.segmind.pause();
+    const first = sendImagine(harness.discord, { prompt: 'first' }, { userId: alice, guildId, channelId: general });
+    const second = sendImagine(harness.discord, { prompt: 'second' }, { userId: bob, guildId, channelId: general });
+    await harness.segmind.waitForInFlight(2);
+    harness.segmind.resume();
+    for (const job of [first, second]) {
+      const edit = await job.waitForRequest(isEdit);
+      expect(messageOf(edit.json).content).toContain("The bot's Segmind API key was rejected.");
+    }
+    const post = await harness.discord.waitForRequest((r) => isLogPost(r) && !auditPosts.includes(r));
+    expect(post.status).toBe(200);
+    expect(messageOf(post.json).content).toMatch(/^⚠️ Image generation is paused for the whole bot: .*Segmind/);
+
+    // The next request is refused at once, for free, as paused.
+    const third = sendImagine(harness.discord, { prompt: 'third' }, { userId: carol, guildId, channelId: general });
+    const refused = await third.waitForCallback();
+    expect(refused.json).toMatchObject({ type: 4 });
+    expect(messageOf(refused.json).content).toContain('Image generation is paused');
+    expect(messageOf(refused.json).content).toContain('Segmind rejected the bot');
+
+    const jobs = [first.id, second.id];
+    await eventually(
+      () => jobs.every((id) => harness.logs.some((l) => l.msg === 'imagine job finished' && l.jobId === id && l.outcome === 'failed')),
+      'both failed jobs to end',
+    );
+    expect(harness.segmind.requests).toHaveLength(2);
+    expect(harness.logs.filter((l) => l.msg.startsWith('generation paused bot-wide'))).toHaveLength(1);
+    expect(harness.discord.requests.filter(isLogPost).filter((r) => !auditPosts.includes(r))).toEqual([post]);
+    await expectConsistentLedger(harness.storage, { [alice]: 0, [bob]: 0, [carol]: 0 }, { guildId });
   });
 });
