@@ -61,6 +61,37 @@ describe('start-up configuration errors', () => {
   });
 });
 
+describe('start-up storage errors', () => {
+  it.each([
+    ['redis://127.0.0.1:1', '127.0.0.1:1'],
+    ['redis://bot:hunter2-store-password@127.0.0.1:1/3', '127.0.0.1:1'],
+  ])('stops with exit code 1 and one message naming STORE_URL when Redis is unreachable (%s)', async (url, where) => {
+    const started = Date.now();
+    const result = await run('src/index.ts', {
+      DISCORD_TOKEN: TEST_DISCORD_TOKEN,
+      SEGMIND_API_KEY: TEST_SEGMIND_KEY,
+      // nothing listens here either: the bot must stop before it tries Discord
+      DISCORD_API_URL: 'http://127.0.0.1:1/api',
+      STORE_URL: url,
+      LOG_LEVEL: 'info',
+    });
+    expect(result.code).toBe(1);
+    expect(Date.now() - started, 'gives up within a few seconds').toBeLessThan(15_000);
+    const lines = result.stderr.split('\n').filter((l) => l.trim() !== '');
+    expect(lines, result.stderr).toHaveLength(1);
+    expect(lines[0]).toMatch(new RegExp(`^STORE_URL: cannot connect to Redis at ${where.replace(/\./g, '\\.')}\\b`));
+    expect(lines[0]).toContain('ECONNREFUSED');
+    // no stack trace, and the bot never got as far as Discord
+    expect(result.stderr).not.toMatch(/\n\s+at /);
+    expect(result.stdout).not.toContain('storage ready');
+    expect(result.stdout).not.toContain('connected to Discord');
+    const output = result.stdout + result.stderr;
+    expect(output).not.toContain(TEST_DISCORD_TOKEN);
+    expect(output).not.toContain(TEST_SEGMIND_KEY);
+    expect(output).not.toContain('hunter2-store-password');
+  });
+});
+
 describe('the real entry points against the fakes', () => {
   let discord: FakeDiscord;
   let segmind: FakeSegmind;
