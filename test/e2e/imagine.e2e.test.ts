@@ -222,7 +222,9 @@ describe('/imagine end to end, through the real discord.js client', () => {
       outcome: 'delivered',
       delivered: 1,
       params: { seed: 7, steps: 25 },
+      segmind: [{ seed: 7, status: 200 }],
     });
+    expect(line.segmind, 'one Segmind call, per image').toHaveLength(1);
     expect(line.userId).toBe(h.discord.defaultUserId);
     expect((line.params as { prompt: string }).prompt.length).toBeLessThanOrEqual(120);
     expect(typeof line.durationMs).toBe('number');
