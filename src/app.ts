@@ -54,6 +54,9 @@ export interface Bot {
   stop(): Promise<void>;
 }
 
+/** After the grace period, how long the aborted jobs get to return before the connections close. */
+const ABANDON_WAIT_MS = 2_000;
+
 /** The composition root: every service is built here and handed its collaborators. */
 export function createBot(deps: BotDeps): Bot {
   const { config, logger, storage } = deps;
@@ -229,7 +232,11 @@ export function createBot(deps: BotDeps): Bot {
         scheduler.stop();
         // Running images finish, are delivered and settled; suspended jobs post their notice.
         const drained = await pipeline.drain(config.SHUTDOWN_GRACE_SECONDS * 1000);
-        if (!drained) logger.warn('shutdown grace period over: unfinished images stay journaled for the next start');
+        if (!drained) {
+          logger.warn('shutdown grace period over: unfinished images stay journaled for the next start');
+          pipeline.abandonRunning();
+          await pipeline.drain(ABANDON_WAIT_MS);
+        }
         clearInterval(sweeper);
         clearInterval(queueGauges);
         await limiter.close();

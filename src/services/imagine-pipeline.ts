@@ -47,6 +47,8 @@ export interface PipelineDeps {
 export class ImaginePipeline {
   /** Jobs this process is running (new or resumed), until their member has been answered and credits settled. */
   private readonly active = new Set<Promise<unknown>>();
+  /** Aborted when the shutdown grace period is over: running Segmind calls stop and their jobs stay journaled. */
+  private readonly abandon = new AbortController();
 
   constructor(private readonly deps: PipelineDeps) {}
 
@@ -59,6 +61,14 @@ export class ImaginePipeline {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /**
+   * After the shutdown grace period: stops the Segmind calls still running. Their jobs end as `suspended`, left in
+   * the journal exactly as they are (credits still reserved), so the next start resumes or refunds them once.
+   */
+  abandonRunning(): void {
+    this.abandon.abort(new Error('the shutdown grace period is over'));
   }
 
   private track<T>(job: Promise<T>): Promise<T> {
@@ -147,6 +157,11 @@ export class ImaginePipeline {
     });
     const end: JobEnd = await handle.done;
     await reporter.close();
+
+    if (this.abandon.signal.aborted && end !== 'cancelled') {
+      log.warn({ jobId: job.id }, 'left journaled for the next start: the shutdown grace period ended while it ran');
+      return { kind: 'suspended', delivered: 0, failed: 0 };
+    }
 
     if (end === 'stopped') {
       // Left in the journal: the next start resumes it while its token lives, or refunds it.
@@ -249,7 +264,7 @@ export class ImaginePipeline {
     if (blocked) throw blocked;
     const started = clock.now();
     try {
-      const image = await segmind.generate(body, { deadline, log });
+      const image = await segmind.generate(body, { deadline, log, signal: this.abandon.signal });
       gate.afterCall(undefined);
       metrics?.segmindRequest(String(image.status), (clock.now() - started) / 1000);
       if (image.remainingCredits !== undefined) metrics?.setRemainingCredits(image.remainingCredits);

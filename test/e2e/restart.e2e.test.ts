@@ -326,11 +326,7 @@ describe('crash and restart of the real bot process', { timeout: 30_000 }, () =>
     await expectLedger({ [member]: 0 });
   });
 
-  // BUG (src, reported, not fixed here): once the grace period is over, bot.stop() still awaits segmind.close(), i.e.
-  // undici's Agent.close(), which waits for the held Segmind request to end (up to SEGMIND_TIMEOUT_SECONDS, 180 s by
-  // default) instead of aborting it; when it ends the job goes on against a store being closed. Marked `fails` so the
-  // suite stays green and flags the fix: remove `.fails` once the process exits right after the grace period.
-  it.fails('on SIGTERM past SHUTDOWN_GRACE_SECONDS exits cleanly with the running image journaled, and delivers it once after the restart', async () => {
+  it('on SIGTERM past SHUTDOWN_GRACE_SECONDS exits cleanly with the running image journaled, and delivers it once after the restart', async () => {
     const member = snowflake();
     const first = await startBot({ SHUTDOWN_GRACE_SECONDS: '1' });
     segmind.pause();
