@@ -197,6 +197,9 @@ export class LocalQuotaStore implements QuotaStore {
     validateReserveInput(input);
     const { guildId, userId, reservationId, now, credits, expiresAt } = input;
     const lock = locks.guild(guildId);
+    // Loaded before taking the lock: a member's first request reads the store, and the server's other members must
+    // not queue behind that read. Inside the lock these are memory reads (a load never overwrites a newer write).
+    await Promise.all([this.#openMap(), this.#readMember(guildId, userId), this.#readGuild(guildId)]);
     const applied = await this.#mutex.run(lock, async () => {
       // Every unsettled reservation is in the open index (kept in memory): no read of the store for this check.
       const [open, member, guild] = await Promise.all([
