@@ -57,8 +57,11 @@ const settingsSchema = z.object({
 
 export type GuildSettings = z.infer<typeof settingsSchema>;
 
+/** Every field's fallback, worked out once: parsing `{}` runs every fallback, and servers without settings ask often. */
+const DEFAULT_SETTINGS: GuildSettings = settingsSchema.parse({});
+
 export function newGuildSettings(): GuildSettings {
-  return settingsSchema.parse({});
+  return structuredClone(DEFAULT_SETTINGS);
 }
 
 /** Bot-wide defaults from the environment; a server's own values win. */

@@ -43,7 +43,7 @@ export class CachedSqliteStore extends KeyvSqlite {
 
   constructor(options: SqliteOptions & { maxCachedKeys?: number }) {
     super(options);
-    this.#maxCachedKeys = options.maxCachedKeys ?? 10_000;
+    this.#maxCachedKeys = options.maxCachedKeys ?? 2_000;
   }
 
   // keyv hands this store serialized strings only; the generic signatures are the base class's.
