@@ -79,8 +79,6 @@ export const localQuotaKeys = {
 /** Lock names cannot collide with the keys callers pass to Storage.withLock. */
 const locks = {
   guild: (guildId: string) => `\u0000quota:guild:${guildId}`,
-  openIndex: '\u0000quota:open',
-  stats: (guildId: string, day: number) => `\u0000quota:stats:${guildId}:${day}`,
 } as const;
 
 const OPEN_INDEX_SAVE_INTERVAL_MS = 250;
@@ -170,6 +168,7 @@ export class LocalQuotaStore implements QuotaStore {
   #pendingStats = new Map<string, Record<string, number>>();
   #savingStats = new Map<string, Record<string, number>>();
   #statsTimer: NodeJS.Timeout | undefined;
+  #statsSave: Promise<void> | undefined;
   #closing = false;
   #openWriting: Promise<void> | undefined;
   #openTimer: NodeJS.Timeout | undefined;
@@ -489,20 +488,25 @@ export class LocalQuotaStore implements QuotaStore {
     return counts;
   }
 
+  /** One save at a time (it is the only writer of the statistics records): a second call shares the one under way. */
+  #saveStats(): Promise<void> {
+    this.#statsSave ??= this.#saveStatsNow().finally(() => {
+      this.#statsSave = undefined;
+    });
+    return this.#statsSave;
+  }
+
   /** Adds the counted deltas to the stored records; a failed write keeps its deltas for the next save. */
-  async #saveStats(): Promise<void> {
-    if (this.#savingStats.size > 0) return; // a save is under way; the next timer picks the rest up
+  async #saveStatsNow(): Promise<void> {
     const batch = this.#pendingStats;
     this.#pendingStats = new Map();
     this.#savingStats = batch;
     await Promise.all(
       [...batch].map(async ([key, deltas]) => {
         try {
-          await this.#mutex.run(key, async () => {
-            const counts = await this.#readStats(key);
-            for (const [name, delta] of Object.entries(deltas)) counts[name] = (counts[name] ?? 0) + delta;
-            await this.#kv.set(key, { v: 1, counts } satisfies z.infer<typeof statsRecord>, STATS_TTL_MS);
-          });
+          const counts = await this.#readStats(key);
+          for (const [name, delta] of Object.entries(deltas)) counts[name] = (counts[name] ?? 0) + delta;
+          await this.#kv.set(key, { v: 1, counts } satisfies z.infer<typeof statsRecord>, STATS_TTL_MS);
         } catch (error) {
           this.#logger.warn({ err: error, key }, 'could not save usage statistics; keeping them for the next try');
           const pending = this.#pendingStats.get(key) ?? {};
@@ -648,6 +652,7 @@ export class LocalQuotaStore implements QuotaStore {
     this.#closing = true;
     clearTimeout(this.#statsTimer);
     this.#statsTimer = undefined;
+    await this.#statsSave; // one under way, then what was counted meanwhile
     await this.#saveStats();
     for (let attempt = 0; attempt < 2 && (this.#openWriting !== undefined || this.#openDirty); attempt++) {
       clearTimeout(this.#openTimer);
