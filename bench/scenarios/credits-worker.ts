@@ -21,6 +21,7 @@ import { UsagePolicy, type MemberContext } from '../../src/services/usage-policy
 import { snowflake } from '../../test/fakes/fake-discord.js';
 import { distribution, round, type Distribution } from '../lib/stats.js';
 import { serveTelemetry } from '../lib/telemetry.js';
+import { DEFAULTS } from '../../src/services/flux-params.js';
 
 export interface CreditsRunArgs {
   storeUrl: string;
@@ -109,17 +110,7 @@ async function runLevel(
         userId,
         guildId,
         channelId,
-        params: {
-          prompt: 'a lighthouse at dusk, oil painting',
-          aspect_ratio: '1:1',
-          guidance: 3.5,
-          steps: 25,
-          samples: 1,
-          seed: 1,
-          output_format: 'webp',
-          output_quality: 80,
-          prompt_strength: 0.8,
-        },
+        params: { ...DEFAULTS, prompt: 'a lighthouse at dusk, oil painting', seed: 1 },
         createdAt: now,
         tokenExpiresAt: now + 15 * 60_000,
         attachmentSizeLimit: 10 * 1024 * 1024,

@@ -6,6 +6,7 @@ import { newGuildSettings, type GuildSettings, type GuildSettingsRepository } fr
 import type { ImagineRequest } from '../../src/services/imagine-request.js';
 import type { QuotaStore, ReserveInput, ReserveResult } from '../../src/services/quota/quota-store.js';
 import { Refusal, UsagePolicy, type MemberContext } from '../../src/services/usage-policy.js';
+import { DEFAULTS } from '../../src/services/flux-params.js';
 
 const policy = new UsagePolicy({
   settings: {} as GuildSettingsRepository,
@@ -79,17 +80,7 @@ describe('admitting a request in two steps: no storage before the acknowledgemen
     userId: asker.userId,
     guildId: asker.guildId,
     channelId: asker.channelId,
-    params: {
-      prompt: 'a lighthouse',
-      aspect_ratio: '1:1',
-      guidance: 3.5,
-      steps: 25,
-      samples: 1,
-      seed: 1,
-      output_format: 'webp',
-      output_quality: 80,
-      prompt_strength: 0.8,
-    },
+    params: { ...DEFAULTS, prompt: 'a lighthouse', seed: 1 },
     createdAt: 0,
     tokenExpiresAt: 900_000,
     attachmentSizeLimit: 10 * 1024 * 1024,
