@@ -28,11 +28,14 @@ function foldCharacters(text: string): string {
   return out;
 }
 
-/** Splits into comparable words: separators inside a word vanish, runs of single letters join up. */
+/**
+ * Splits into comparable words: separators inside a word vanish, runs of single letters join up. Repeated letters are
+ * kept: they are judged when matching, where a prompt may repeat a rule's letters but never drop one.
+ */
 export function normalizeWords(text: string): string[] {
   const words = foldCharacters(text)
     .split(/\s+/u)
-    .map((word) => word.replace(/[^\p{L}\p{N}*]/gu, '').replace(/(\p{L})\1+/gu, '$1'))
+    .map((word) => word.replace(/[^\p{L}\p{N}*]/gu, ''))
     .filter((word) => word !== '');
   const merged: string[] = [];
   let run = '';
@@ -56,6 +59,34 @@ export interface WordRule {
   prefix: boolean;
 }
 
+/** A word as letters and how often each repeats in a row: `boob` is b×1 o×2 b×1. */
+type Runs = Array<{ char: string; count: number }>;
+
+function runsOf(word: string): Runs {
+  const runs: Runs = [];
+  for (const char of word) {
+    const last = runs.at(-1);
+    if (last?.char === char) last.count++;
+    else runs.push({ char, count: 1 });
+  }
+  return runs;
+}
+
+/**
+ * Whether a prompt word is the rule word with some letters repeated (`aaass` for `ass`), or starts like it for a prefix
+ * rule. A prompt word with FEWER repeats is another word: `as` is not `ass`, `bob` is not `boob`. Collapsing repeats on
+ * both sides made exactly those ordinary words match.
+ */
+function sameWord(word: Runs, rule: Runs, prefix: boolean): boolean {
+  if (word.length < rule.length || (!prefix && word.length !== rule.length)) return false;
+  for (let i = 0; i < rule.length; i++) {
+    const w = word[i]!;
+    const r = rule[i]!;
+    if (w.char !== r.char || w.count < r.count) return false;
+  }
+  return true;
+}
+
 export function compileRule(source: string): WordRule | undefined {
   const trimmed = source.trim();
   const prefix = trimmed.endsWith('*');
@@ -66,8 +97,9 @@ export function compileRule(source: string): WordRule | undefined {
 
 /** The first rule the text breaks, or undefined. */
 export function findBrokenRule(text: string, rules: readonly string[]): string | undefined {
-  const words = normalizeWords(text);
-  const joined = words.join('');
+  const normalized = normalizeWords(text);
+  const words = normalized.map(runsOf);
+  const joined = runsOf(normalized.join(''));
   for (const source of rules) {
     const rule = compileRule(source);
     if (rule && matches(words, joined, rule)) return rule.source;
@@ -75,15 +107,13 @@ export function findBrokenRule(text: string, rules: readonly string[]): string |
   return undefined;
 }
 
-function matches(words: string[], joined: string, rule: WordRule): boolean {
-  const n = rule.words.length;
+function matches(words: Runs[], joined: Runs, rule: WordRule): boolean {
+  const expected = rule.words.map(runsOf);
+  const n = expected.length;
   for (let start = 0; start + n <= words.length; start++) {
     let ok = true;
     for (let i = 0; i < n; i++) {
-      const word = words[start + i]!;
-      const expected = rule.words[i]!;
-      const last = i === n - 1;
-      if (!(word === expected || (last && rule.prefix && word.startsWith(expected)))) {
+      if (!sameWord(words[start + i]!, expected[i]!, rule.prefix && i === n - 1)) {
         ok = false;
         break;
       }
@@ -91,5 +121,5 @@ function matches(words: string[], joined: string, rule: WordRule): boolean {
     if (ok) return true;
   }
   // A phrase written without spaces ("n s f w art" joins to one word) still matches a single-word rule exactly.
-  return n === 1 && !rule.prefix && joined === rule.words[0];
+  return n === 1 && !rule.prefix && sameWord(joined, expected[0]!, false);
 }

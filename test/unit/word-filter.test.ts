@@ -34,7 +34,30 @@ describe('banned word matching', () => {
 
   it('folds look-alikes the same way for rules and prompts', () => {
     expect(normalizeWords('Lingerie')).toEqual(normalizeWords('1ingerie'));
-    expect(normalizeWords('Crème brûlée')).toEqual(['creme', 'bruie']);
+    expect(normalizeWords('Crème brûlée')).toEqual(['creme', 'bruiee']);
+  });
+
+  describe('rules with a doubled letter match whole words only', () => {
+    it.each([
+      ['painted as a fresco', 'ass'],
+      ['a castle as seen from the sea', 'ass'],
+      ['portrait of Bob', 'boob'],
+      ['a pop art poster', 'poop'],
+    ])('lets %j through a rule %j', (prompt, rule) => {
+      expect(findBrokenRule(prompt, [rule])).toBeUndefined();
+    });
+
+    it.each([
+      ['a s s', 'ass'],
+      ['aaass', 'ass'],
+      ['a.s.s and more', 'ass'],
+      ['@$$', 'ass'],
+      ['boooobs', 'boob*'],
+      ['b o o b', 'boob'],
+      ['poooop emoji', 'poop'],
+    ])('still catches the disguised %j with %j', (prompt, rule) => {
+      expect(findBrokenRule(prompt, [rule])).toBe(rule);
+    });
   });
 
   it('reports the rule as the moderator wrote it', () => {
