@@ -1,4 +1,5 @@
 import { Writable } from 'node:stream';
+import { DiscordAPIError } from 'discord.js';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/logger.js';
 
@@ -26,5 +27,57 @@ describe('logger', () => {
     expect(all).not.toContain(key);
     expect(all).not.toContain(token);
     expect(all.match(/\[redacted\]/g)?.length).toBeGreaterThanOrEqual(4);
+  });
+});
+
+describe('logger: Discord interaction tokens in URLs', () => {
+  const appId = '109876543210987654';
+  const interactionId = '123456789012345678';
+  // Interaction tokens are long base64url strings; whoever has one may post as the bot for 15 minutes.
+  const interactionToken = 'aW50ZXJhY3Rpb246MTIzNDU2Nzg5MDEyMzQ1Njc4OnNlY3JldA-_x9ZkQ2';
+  const webhookUrl = `https://discord.com/api/v10/webhooks/${appId}/${interactionToken}/messages/@original`;
+  const callbackUrl = `https://discord.com/api/v10/interactions/${interactionId}/${interactionToken}/callback?with_response=false`;
+
+  function discordError(method: string, url: string): DiscordAPIError {
+    return new DiscordAPIError({ code: 10015, message: 'Unknown Webhook' }, 10015, 404, method, url, {});
+  }
+
+  it.each([
+    ['a webhook edit', 'PATCH', webhookUrl, `https://discord.com/api/v10/webhooks/${appId}/[redacted]/messages/@original`],
+    [
+      'an interaction callback',
+      'POST',
+      callbackUrl,
+      `https://discord.com/api/v10/interactions/${interactionId}/[redacted]/callback?with_response=false`,
+    ],
+  ])('removes the token from a DiscordAPIError of %s and keeps the rest of the URL', (_what, method, url, redacted) => {
+    const { lines, destination } = capture();
+    // No configured secret covers interaction tokens: each interaction has its own.
+    const log = createLogger({ level: 'info', secrets: [], destination });
+    log.error({ err: discordError(method, url) }, 'could not deliver the result');
+    const line = JSON.parse(lines.join('')) as { err: { url: string; type: string } };
+    expect(line.err.type).toBe('DiscordAPIError');
+    expect(line.err.url).toBe(redacted);
+    expect(lines.join('')).not.toContain(interactionToken);
+  });
+
+  it('removes the token from the message, any field and a stack that quote such a URL', () => {
+    const { lines, destination } = capture();
+    const log = createLogger({ level: 'info', secrets: [], destination });
+    const error = new Error(`request to ${callbackUrl} failed`);
+    log.warn({ route: { url: webhookUrl }, err: error, note: `edit ${webhookUrl}` }, `PATCH ${webhookUrl} answered 404`);
+    const all = lines.join('');
+    expect(all).not.toContain(interactionToken);
+    expect(all).toContain(`/webhooks/${appId}/[redacted]/messages/@original`);
+    expect(all).toContain(`/interactions/${interactionId}/[redacted]/callback`);
+    // the message, the field, the note, and the error's message and stack
+    expect(all.match(/\[redacted\]/g)).toHaveLength(5);
+  });
+
+  it('leaves URLs without a token alone', () => {
+    const { lines, destination } = capture();
+    const log = createLogger({ level: 'info', secrets: [], destination });
+    log.info({ url: `https://discord.com/api/v10/channels/${appId}/messages`, webhook: `/webhooks/${appId}` }, 'posted');
+    expect(lines.join('')).not.toContain('[redacted]');
   });
 });
