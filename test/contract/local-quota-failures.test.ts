@@ -89,6 +89,52 @@ describe('LocalQuotaStore on SQLite when writes fail', () => {
   });
 });
 
+describe('LocalQuotaStore on SQLite when the first reads fail', () => {
+  let dir: string;
+  let store: CachedSqliteStore;
+  let blocker: KeyvSqlite;
+  let quota: LocalQuotaStore;
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'quota-first-read-'));
+    const uri = `sqlite://${join(dir, 'bot.sqlite')}`;
+    // A rollback journal (not WAL): a connection holding the exclusive lock makes every read fail with SQLITE_BUSY.
+    store = new CachedSqliteStore({ uri, busyTimeout: 30 });
+    await store.query('SELECT 1');
+    const kv = new Keyv({ store, namespace: 'bot', throwOnErrors: true });
+    kv.on('error', () => undefined);
+    quota = new LocalQuotaStore({ kv, mutex: new KeyedMutex(), logger: pino({ level: 'silent' }) });
+    blocker = new KeyvSqlite({ uri, busyTimeout: 5000 });
+  });
+  afterEach(async () => {
+    await blocker.query('ROLLBACK').catch(() => undefined);
+    await Promise.all([store.disconnect(), blocker.disconnect()]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const blockReads = async () => {
+    await blocker.query('BEGIN EXCLUSIVE');
+    await blocker.set('held', 'by another connection');
+  };
+  const allowReads = () => blocker.query('COMMIT');
+
+  it('serves the next reserve once a failed first read is over (SQLITE_BUSY at start-up)', async () => {
+    await blockReads();
+    await expect(quota.reserve(reserveInput({ reservationId: 'refused' }))).rejects.toThrow(/SQLITE_BUSY|locked/);
+    await allowReads();
+    granted(await quota.reserve(reserveInput({ reservationId: 'next', credits: 2 })));
+    expect(await quota.usage('g1', 'u1', T0)).toMatchObject({ usedToday: 2 });
+  });
+
+  it('lets the refund sweep list expired reservations again after its first read failed', async () => {
+    await blockReads();
+    await expect(quota.expiredReservations(T0, 10)).rejects.toThrow(/SQLITE_BUSY|locked/);
+    await allowReads();
+    granted(await quota.reserve(reserveInput({ reservationId: 'open', expiresAt: T0 + 1000 })));
+    expect(await quota.expiredReservations(T0 + 2000, 10)).toEqual([{ guildId: 'g1', id: 'open' }]);
+  });
+});
+
 describe('the open-reservation index of a SQLite store across restarts', () => {
   let dir: string;
   beforeEach(() => {

@@ -591,7 +591,8 @@ export class LocalQuotaStore implements QuotaStore {
 
   async #openMap(): Promise<Map<string, OpenEntry>> {
     if (this.#open) return this.#open;
-    this.#loadingOpen ??= this.#read(localQuotaKeys.openIndex, openIndexRecord).then(async (record) => {
+    if (this.#loadingOpen) return this.#loadingOpen;
+    const loading = this.#read(localQuotaKeys.openIndex, openIndexRecord).then(async (record) => {
       // The saved index may be a little behind (it is saved at most every OPEN_INDEX_SAVE_INTERVAL_MS and the process
       // may have been killed): entries whose reservation was settled meanwhile are dropped.
       const saved = record?.open ?? [];
@@ -602,7 +603,12 @@ export class LocalQuotaStore implements QuotaStore {
       if (this.#open.size !== saved.length) this.#persistOpen();
       return this.#open;
     });
-    return this.#loadingOpen;
+    this.#loadingOpen = loading;
+    // A failed load (SQLITE_BUSY, an I/O error) is tried again by the next call instead of failing every call after.
+    loading.catch(() => {
+      if (this.#loadingOpen === loading) this.#loadingOpen = undefined;
+    });
+    return loading;
   }
 
   /**
