@@ -94,6 +94,25 @@ describe('CachedSqliteStore (the SQLite store of a single bot process)', () => {
     expect(await store.get('credits')).toBe('before');
   });
 
+  it('commits the writes of one turn all or nothing: a failing upsert rolls back the deletes committed with it', async () => {
+    const store = open();
+    await store.query('PRAGMA journal_mode=WAL');
+    await Promise.all([store.set('reservation', 'open'), store.set('member', 'charged')]);
+    await store.query(
+      `CREATE TRIGGER refuse_poison BEFORE INSERT ON keyv WHEN NEW.key = 'poison'
+       BEGIN SELECT RAISE(ABORT, 'poison refused'); END`,
+    );
+    const commit = Promise.allSettled([store.delete('reservation'), store.set('member', 'refunded'), store.set('poison', 'x')]);
+    expect((await commit).map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    const other = peek();
+    expect(await other.get('reservation')).toBe('open');
+    expect(await other.get('member')).toBe('charged');
+    expect(await store.get('reservation')).toBe('open');
+    // No transaction was left open on the store's connection: its next commit is visible to others.
+    await store.set('member', 'next');
+    expect(await other.get('member')).toBe('next');
+  });
+
   it('keeps no more keys in memory than allowed, and still reads the others from the file', async () => {
     const store = open({ maxCachedKeys: 10 });
     await Promise.all(Array.from({ length: 100 }, (_, i) => store.set(`k${i}`, `v${i}`)));

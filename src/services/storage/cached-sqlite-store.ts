@@ -37,6 +37,11 @@ export class CachedSqliteStore extends KeyvSqlite {
   /** Keys of the commit under way: not evicted until it ends. */
   #committing: ReadonlySet<string> = new Set();
   #commit: Promise<void> | undefined;
+  /**
+   * Commits and other statements that must not run inside a commit's transaction (reads and writes share the one
+   * connection), one after the other.
+   */
+  #serial: Promise<unknown> = Promise.resolve();
   #scheduled = false;
   /** Once closed, every call fails like the connection would: never answers from memory. */
   #closed = false;
@@ -105,7 +110,7 @@ export class CachedSqliteStore extends KeyvSqlite {
 
   override async clear(): Promise<void> {
     await this.flush();
-    await super.clear();
+    await this.#serially(() => super.clear());
     this.#cache.clear();
   }
 
@@ -116,6 +121,7 @@ export class CachedSqliteStore extends KeyvSqlite {
 
   override async disconnect(): Promise<void> {
     await this.flush().catch(() => undefined);
+    await this.#serial;
     this.#closed = true;
     this.#cache.clear();
     await super.disconnect();
@@ -160,7 +166,7 @@ export class CachedSqliteStore extends KeyvSqlite {
     this.#pending = new Map();
     this.#waiters = [];
     this.#committing = new Set(batch.keys());
-    this.#commit = this.#run(batch).then(
+    this.#commit = this.#serially(() => this.#run(batch)).then(
       () => {
         for (const waiter of waiters) waiter.resolve();
       },
@@ -178,6 +184,16 @@ export class CachedSqliteStore extends KeyvSqlite {
     });
   }
 
+  #serially<T>(job: () => Promise<T>): Promise<T> {
+    const run = this.#serial.then(job);
+    this.#serial = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * One commit is one transaction: a reservation and what it charged, or a settle's delete and its refund, are stored
+   * together or not at all. A single statement is atomic already and skips the two extra round trips.
+   */
   async #run(batch: ReadonlyMap<string, string | null>): Promise<void> {
     const table = this.opts.table as string;
     const deletes: string[] = [];
@@ -186,17 +202,37 @@ export class CachedSqliteStore extends KeyvSqlite {
       if (value === null) deletes.push(key);
       else upserts.push([key, value]);
     }
+    const statements: Array<() => Promise<unknown>> = [];
     for (let i = 0; i < deletes.length; i += ROWS_PER_STATEMENT) {
       const keys = deletes.slice(i, i + ROWS_PER_STATEMENT);
-      await this.query(`DELETE FROM ${table} WHERE key IN (SELECT value FROM json_each(?))`, JSON.stringify(keys));
+      statements.push(() =>
+        this.query(`DELETE FROM ${table} WHERE key IN (SELECT value FROM json_each(?))`, JSON.stringify(keys)),
+      );
     }
     for (let i = 0; i < upserts.length; i += ROWS_PER_STATEMENT) {
       const rows = upserts.slice(i, i + ROWS_PER_STATEMENT);
-      await this.query(
-        `INSERT INTO ${table} (key, value) VALUES ${rows.map(() => '(?, ?)').join(', ')}
-         ON CONFLICT(key) DO UPDATE SET value = excluded.value`,
-        ...rows.flat(),
+      statements.push(() =>
+        this.query(
+          `INSERT INTO ${table} (key, value) VALUES ${rows.map(() => '(?, ?)').join(', ')}
+           ON CONFLICT(key) DO UPDATE SET value = excluded.value`,
+          ...rows.flat(),
+        ),
       );
+    }
+    if (statements.length <= 1) {
+      await statements[0]?.();
+      return;
+    }
+    // IMMEDIATE takes the write lock first, so a busy file fails the BEGIN rather than a statement half-way.
+    await this.query('BEGIN IMMEDIATE');
+    try {
+      for (const statement of statements) await statement();
+      await this.query('COMMIT');
+    } catch (error) {
+      // Reads share this connection, but none caches a rolled-back row: this batch's keys are answered from memory
+      // while it runs, and forgotten once it has failed.
+      await this.query('ROLLBACK').catch(() => undefined);
+      throw error;
     }
   }
 
