@@ -1,5 +1,7 @@
+import { systemClock, type Clock } from '../../clock.js';
 import type { Logger } from '../../logger.js';
-import type { LimiterPermit, SegmindLimiter } from './segmind-limiter.js';
+import { realTimers } from './local-limiter.js';
+import type { LimiterPermit, LimiterTimers, SegmindLimiter } from './segmind-limiter.js';
 
 export type JobProgress =
   | { phase: 'queued'; imagesAhead: number }
@@ -15,18 +17,43 @@ export interface SchedulerJob {
   onProgress?(progress: JobProgress): void;
 }
 
-export type JobEnd = 'finished' | 'cancelled' | 'stopped';
+/**
+ * How a job ended. `stopped` (shutdown) and `unavailable` (the limiter failed for longer than the outage limit) may
+ * come after some images ran: the images not started never will, and `done` settles once the started ones finished.
+ */
+export type JobEnd = 'finished' | 'cancelled' | 'stopped' | 'unavailable';
 
 export interface JobHandle {
-  /** Settles when every task has finished, the job was cancelled before it started, or the scheduler stopped first. */
+  /** Settles when every task has finished, the job was cancelled before it started, or it was cut short. */
   readonly done: Promise<JobEnd>;
+}
+
+export interface SchedulerOptions {
+  /** How long the limiter may fail without a break before the waiting jobs are failed closed; 60 s by default. */
+  outageLimitMs?: number;
+  /** Delay after the first failed attempt, doubled after each further one up to `maxMs` (then jittered). */
+  retry?: { minMs: number; maxMs: number };
+  clock?: Clock;
+  /** Backoff timers (tests fire them by hand); real timers by default. */
+  timers?: LimiterTimers;
+  random?: () => number;
 }
 
 interface Entry {
   job: SchedulerJob;
   dispatched: number;
   finished: number;
+  /** Set when the job gets no more images: it ends this way once its running images have finished. */
+  cutShort?: 'stopped' | 'unavailable';
+  /** When the limiter started failing while this job waited (cleared when it answers again). */
+  failingSince?: number;
   resolve(end: JobEnd): void;
+}
+
+/** The limiter failing without a break (e.g. Redis gone): logged once when it starts and once when it ends. */
+interface Outage {
+  since: number;
+  attempts: number;
 }
 
 /**
@@ -46,11 +73,24 @@ export class FairScheduler {
   private readonly stopController = new AbortController();
   private running = 0;
   private idleWaiters: Array<() => void> = [];
+  private outage: Outage | undefined;
+  private readonly outageLimitMs: number;
+  private readonly retry: { minMs: number; maxMs: number };
+  private readonly clock: Clock;
+  private readonly timers: LimiterTimers;
+  private readonly random: () => number;
 
   constructor(
     private readonly limiter: SegmindLimiter,
     private readonly log: Logger,
-  ) {}
+    opts: SchedulerOptions = {},
+  ) {
+    this.outageLimitMs = opts.outageLimitMs ?? 60_000;
+    this.retry = opts.retry ?? { minMs: 100, maxMs: 5_000 };
+    this.clock = opts.clock ?? systemClock;
+    this.timers = opts.timers ?? realTimers;
+    this.random = opts.random ?? Math.random;
+  }
 
   /** Jobs of this user that are waiting or running. */
   activeJobs(userId: string): number {
@@ -64,7 +104,7 @@ export class FairScheduler {
 
   stats(): { jobs: number; tasks: number; running: number } {
     let tasks = 0;
-    for (const entries of this.queues.values()) for (const e of entries) tasks += e.job.tasks - e.dispatched;
+    for (const entries of this.queues.values()) for (const e of entries) tasks += waitingTasks(e);
     return { jobs: this.byId.size, tasks, running: this.running };
   }
 
@@ -101,17 +141,15 @@ export class FairScheduler {
     return true;
   }
 
-  /** Stops dispatching: queued jobs end as 'stopped' (they stay journaled), running images may finish. */
+  /**
+   * Stops dispatching: every job ends as 'stopped', a job with images running once they have finished (its other
+   * images are never started), so shutdown waits for running images only.
+   */
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
     this.stopController.abort(new Error('scheduler stopped'));
-    for (const entry of [...this.byId.values()]) {
-      if (entry.dispatched === 0) {
-        this.remove(entry);
-        entry.resolve('stopped');
-      }
-    }
+    this.cutShort('stopped');
   }
 
   /** Resolves when no image is being generated, or after `timeoutMs`; true if idle. */
@@ -136,10 +174,13 @@ export class FairScheduler {
         try {
           permit = await this.limiter.acquire(this.stopController.signal);
         } catch (error) {
-          if (!this.stopped) this.log.error({ err: error }, 'could not get a Segmind slot');
-          if (!this.stopped) continue;
-          return;
+          if (this.stopped) return;
+          // An offline Redis client rejects at once: retrying without a pause would starve the event loop.
+          this.limiterFailed(error);
+          await this.backoff();
+          continue;
         }
+        this.limiterRecovered();
         // Chosen after the permit: whoever is next in the ring *now* gets it (cancellations may have happened).
         const next = this.pickNext();
         if (!next) {
@@ -163,19 +204,84 @@ export class FairScheduler {
         void permit.release();
         this.running--;
         entry.finished++;
-        if (entry.finished === entry.job.tasks) {
-          this.remove(entry);
-          entry.resolve('finished');
-        } else {
-          this.report(entry);
-        }
+        if (!this.endIfDone(entry)) this.report(entry);
         if (this.running === 0) for (const wake of this.idleWaiters.splice(0)) wake();
         void this.pump();
       });
   }
 
+  /** Ends a job with no image running that will get no more: true if it ended. */
+  private endIfDone(entry: Entry): boolean {
+    if (entry.finished < entry.dispatched) return false;
+    const end = entry.dispatched === entry.job.tasks ? 'finished' : entry.cutShort;
+    if (end === undefined) return false;
+    this.remove(entry);
+    entry.resolve(end);
+    return true;
+  }
+
+  /** No more images for these jobs: those with none running end now, the others when their running images finish. */
+  private cutShort(end: 'stopped' | 'unavailable', entries: Iterable<Entry> = [...this.byId.values()]): void {
+    for (const entry of entries) {
+      if (entry.cutShort) continue;
+      entry.cutShort = end;
+      this.endIfDone(entry);
+    }
+    this.publishPositions();
+  }
+
+  /** Counts a failed attempt; jobs that have waited through `outageLimitMs` of failures are failed closed. */
+  private limiterFailed(error: unknown): void {
+    const now = this.clock.now();
+    if (this.outage === undefined) {
+      this.outage = { since: now, attempts: 0 };
+      this.log.error({ err: error }, 'Segmind slots unavailable: the limiter is failing; waiting jobs are kept and retried');
+    }
+    this.outage.attempts++;
+    const expired: Entry[] = [];
+    for (const entry of this.byId.values()) {
+      if (entry.cutShort) continue;
+      entry.failingSince ??= now;
+      if (now - entry.failingSince >= this.outageLimitMs) expired.push(entry);
+    }
+    if (expired.length === 0) return;
+    this.cutShort('unavailable', expired);
+    this.log.error(
+      { err: error, jobs: expired.map((e) => e.job.id), outageMs: now - this.outage.since },
+      'waiting jobs failed closed: the limiter has been failing for too long',
+    );
+  }
+
+  private limiterRecovered(): void {
+    if (this.outage === undefined) return;
+    this.log.info({ attempts: this.outage.attempts, outageMs: this.clock.now() - this.outage.since }, 'Segmind slots available again');
+    this.outage = undefined;
+    for (const entry of this.byId.values()) delete entry.failingSince;
+  }
+
+  /** Exponential backoff with jitter (half fixed, half random), cut short by stop(). */
+  private backoff(): Promise<void> {
+    const attempts = this.outage?.attempts ?? 1;
+    const ceiling = Math.min(this.retry.maxMs, this.retry.minMs * 2 ** Math.min(attempts - 1, 30));
+    const delay = Math.round(ceiling / 2 + (this.random() * ceiling) / 2);
+    return new Promise<void>((resolve) => {
+      const signal = this.stopController.signal;
+      if (signal.aborted) return resolve();
+      const done = () => {
+        signal.removeEventListener('abort', onStop);
+        resolve();
+      };
+      const cancel = this.timers.schedule(done, delay);
+      const onStop = () => {
+        cancel();
+        resolve();
+      };
+      signal.addEventListener('abort', onStop, { once: true });
+    });
+  }
+
   private hasWaitingTask(): boolean {
-    for (const entries of this.queues.values()) if (entries.some((e) => e.dispatched < e.job.tasks)) return true;
+    for (const entries of this.queues.values()) if (entries.some((e) => waitingTasks(e) > 0)) return true;
     return false;
   }
 
@@ -183,7 +289,7 @@ export class FairScheduler {
   private pickNext(): { entry: Entry; index: number } | undefined {
     for (let i = 0; i < this.ring.length; i++) {
       const at = (this.cursor + i) % this.ring.length;
-      const entry = this.queues.get(this.ring[at]!)!.find((e) => e.dispatched < e.job.tasks);
+      const entry = this.queues.get(this.ring[at]!)!.find((e) => waitingTasks(e) > 0);
       if (entry) {
         this.cursor = (at + 1) % this.ring.length;
         this.lastServed = this.ring[at];
@@ -228,7 +334,7 @@ export class FairScheduler {
     if (users.length === 0) return;
     const pending = users.map((user) => {
       const tasks: Entry[] = [];
-      for (const e of this.queues.get(user)!) for (let i = e.dispatched; i < e.job.tasks; i++) tasks.push(e);
+      for (const e of this.queues.get(user)!) for (let i = 0; i < waitingTasks(e); i++) tasks.push(e);
       return tasks;
     });
     const start = this.cursor;
@@ -253,4 +359,9 @@ export class FairScheduler {
       else this.report(entry);
     }
   }
+}
+
+/** Images of this job still to be dispatched (none once it is cut short). */
+function waitingTasks(entry: Entry): number {
+  return entry.cutShort ? 0 : entry.job.tasks - entry.dispatched;
 }
