@@ -126,12 +126,34 @@ export class SegmindClient {
     attempt: number,
     opts: GenerateOptions,
   ): Promise<Omit<GeneratedImage, 'attempts' | 'durationMs'>> {
-    const { clock, timeoutMs, apiKey, maxResponseBytes } = this.options;
+    const { clock, timeoutMs } = this.options;
     const remaining = opts.deadline === undefined ? timeoutMs : Math.min(timeoutMs, opts.deadline - clock.now());
     if (remaining <= 0) throw new SegmindError('timeout', { reason: 'deadline reached before the request' });
     const timeout = AbortSignal.timeout(remaining);
-    const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
+    const outer = opts.signal;
+    if (!outer) return this.request(body, attempt, opts, timeout);
+    // Not `AbortSignal.any([outer, timeout])`: Node keeps every signal derived that way on the source for as long as
+    // the source lives, and the outer signal is the pipeline's, alive for the whole process. A per-attempt controller
+    // and one listener removed afterwards leave nothing behind on it.
+    const cancel = new AbortController();
+    const forward = () => cancel.abort(outer.reason);
+    if (outer.aborted) forward();
+    else outer.addEventListener('abort', forward, { once: true });
+    try {
+      return await this.request(body, attempt, opts, AbortSignal.any([cancel.signal, timeout]));
+    } finally {
+      outer.removeEventListener('abort', forward);
+    }
+  }
 
+  /** One HTTP request and its body, cancelled by `signal`. */
+  private async request(
+    body: FluxDevRequestBody,
+    attempt: number,
+    opts: GenerateOptions,
+    signal: AbortSignal,
+  ): Promise<Omit<GeneratedImage, 'attempts' | 'durationMs'>> {
+    const { clock, apiKey, maxResponseBytes } = this.options;
     const res = await this.dispatcher.request({
       origin: new URL(this.options.baseUrl).origin,
       path: this.path,

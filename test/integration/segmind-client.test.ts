@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
@@ -54,6 +55,27 @@ function client(overrides: Partial<SegmindClientOptions> = {}): SegmindClient {
   clients.push(c);
   return c;
 }
+
+/**
+ * What a long-lived signal holds on to: its abort listeners, and the signals `AbortSignal.any` derived from it, which
+ * Node keeps in an internal set (weak references that are never removed while the source lives).
+ */
+function attachedTo(signal: AbortSignal): number {
+  const dependants = Object.getOwnPropertySymbols(signal).find((s) => s.description === 'kDependantSignals');
+  // a Set of Node's own realm: `instanceof Set` is false here
+  const set = dependants === undefined ? undefined : (signal as unknown as Record<symbol, { size?: unknown }>)[dependants];
+  return getEventListeners(signal, 'abort').length + (typeof set?.size === 'number' ? set.size : 0);
+}
+
+it('attachedTo sees what AbortSignal.any and listeners attach to a signal', () => {
+  const source = new AbortController();
+  const derived = AbortSignal.any([source.signal]);
+  const listener = () => undefined;
+  source.signal.addEventListener('abort', listener);
+  expect(attachedTo(source.signal)).toBe(2);
+  source.signal.removeEventListener('abort', listener);
+  expect(derived.aborted).toBe(false);
+});
 
 async function failure(promise: Promise<unknown>): Promise<SegmindError> {
   try {
@@ -178,6 +200,30 @@ describe('SegmindClient', () => {
     const error = await failure(client({ timeoutMs: 60_000 }).generate(body, { deadline: Date.now() + 300 }));
     expect(error.kind).toBe('timeout');
     expect(Date.now() - started).toBeLessThan(1_500);
+  });
+
+  it('leaves nothing attached to the long-lived shutdown signal after many calls', async () => {
+    const shutdown = new AbortController();
+    const c = client();
+    for (let i = 0; i < 50; i++) await c.generate({ ...body, seed: i }, { signal: shutdown.signal });
+    // retried attempts and failed calls too
+    segmind.enqueue({ kind: 'error', status: 503 }, { kind: 'reset' });
+    await c.generate(body, { signal: shutdown.signal });
+    segmind.enqueue({ kind: 'error', status: 400 });
+    await failure(c.generate(body, { signal: shutdown.signal }));
+    expect(segmind.requests).toHaveLength(54);
+    expect(attachedTo(shutdown.signal)).toBe(0);
+  });
+
+  it('cancels the attempt under way when the shutdown signal aborts', async () => {
+    segmind.setDefault({ kind: 'hang' });
+    const shutdown = new AbortController();
+    const call = failure(client().generate(body, { signal: shutdown.signal }));
+    await segmind.waitForInFlight(1);
+    shutdown.abort(new Error('the shutdown grace period is over'));
+    expect((await call).kind).toBe('cancelled');
+    await segmind.waitForInFlight(0);
+    expect(attachedTo(shutdown.signal)).toBe(0);
   });
 
   it('reports a connection error when Segmind is unreachable', async () => {
