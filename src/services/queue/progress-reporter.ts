@@ -1,5 +1,5 @@
 import { ButtonStyle, ComponentType } from 'discord.js';
-import type { OutgoingMessage } from '../discord-responder.js';
+import { isDeadToken, type OutgoingMessage } from '../discord-responder.js';
 import type { JobProgress } from './fair-scheduler.js';
 
 export const CANCEL_PREFIX = 'cancel:';
@@ -23,7 +23,7 @@ export function progressMessage(progress: JobProgress, jobId: string): OutgoingM
 
 /**
  * Shows a job's place in the queue on its deferred reply, at most one edit per `minIntervalMs` (Discord rate-limits
- * webhook edits), always converging on the latest state, and never after `close()`.
+ * webhook edits), always converging on the latest state, and never after `close()` or once the token is dead.
  */
 export class ProgressReporter {
   private latest: OutgoingMessage | undefined;
@@ -68,7 +68,10 @@ export class ProgressReporter {
     if (this.closed || !message || message.content === this.shownText) return;
     this.lastEditAt = this.opts.now();
     this.shownText = message.content;
-    this.inFlight = this.edit(message).catch(() => undefined);
+    this.inFlight = this.edit(message).catch((error: unknown) => {
+      // A dead token stays dead: every further edit would count toward Discord's invalid-request limit.
+      if (isDeadToken(error)) this.closed = true;
+    });
     await this.inFlight;
     this.inFlight = undefined;
     if (!this.closed && this.latest && this.latest.content !== this.shownText) this.schedule();
