@@ -1,15 +1,17 @@
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import KeyvSqlite from '@keyv/sqlite';
 import Keyv from 'keyv';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { LocalQuotaStore, localQuotaKeys } from '../../src/services/quota/local-quota-store.js';
+import { LocalQuotaStore } from '../../src/services/quota/local-quota-store.js';
 import { openStorage } from '../../src/services/storage/open-storage.js';
 import { CachedSqliteStore } from '../../src/services/storage/cached-sqlite-store.js';
+import { listRecords } from '../../src/services/storage/local-storage.js';
 import { KeyedMutex } from '../../src/services/storage/keyed-mutex.js';
-import { T0, granted, reserveInput } from './quota-store.contract.js';
+import { T0, granted, quotaLimits, reserveInput } from './quota-store.contract.js';
 
 /**
  * The local quota store decides in memory and waits for SQLite outside its lock. These tests make SQLite refuse
@@ -29,7 +31,12 @@ describe('LocalQuotaStore on SQLite when writes fail', () => {
     await store.query('PRAGMA journal_mode=WAL');
     const kv = new Keyv({ store, namespace: 'bot', throwOnErrors: true });
     kv.on('error', () => undefined);
-    quota = new LocalQuotaStore({ kv, mutex: new KeyedMutex(), logger: pino({ level: 'silent' }) });
+    quota = new LocalQuotaStore({
+      kv,
+      mutex: new KeyedMutex(),
+      logger: pino({ level: 'silent' }),
+      listRecords: listRecords(kv, store, 'bot'),
+    });
     blocker = new KeyvSqlite({ uri, busyTimeout: 5000 });
   });
   afterEach(async () => {
@@ -80,6 +87,19 @@ describe('LocalQuotaStore on SQLite when writes fail', () => {
     expect(await quota.guildUsage('g1', T0 + 5)).toBe(0);
   });
 
+  it('leaves a reservation whose settle could not be stored to the refund sweep', async () => {
+    await quota.adjustBonus('g1', 'u1', 4);
+    const limits = quotaLimits({ dailyAllowance: 0 });
+    granted(await quota.reserve(reserveInput({ reservationId: 'r', credits: 4, limits, expiresAt: T0 + 1000 })));
+    await blockWrites();
+    await expect(quota.settle('g1', 'r', 0, T0 + 1)).rejects.toThrow();
+    await allowWrites();
+    expect(await quota.expiredReservations(T0 + 2000, 10)).toEqual([{ guildId: 'g1', id: 'r' }]);
+    expect(await quota.settle('g1', 'r', 0, T0 + 2000)).toEqual({ settled: true, committed: 0, refunded: 4 });
+    expect(await quota.usage('g1', 'u1', T0 + 2000)).toMatchObject({ bonus: 4 });
+    expect(await quota.expiredReservations(T0 + 2000, 10)).toEqual([]);
+  });
+
   it('leaves bonus credits as they were when a moderator grant could not be stored', async () => {
     await quota.adjustBonus('g1', 'u1', 5);
     await blockWrites();
@@ -103,7 +123,12 @@ describe('LocalQuotaStore on SQLite when the first reads fail', () => {
     await store.query('SELECT 1');
     const kv = new Keyv({ store, namespace: 'bot', throwOnErrors: true });
     kv.on('error', () => undefined);
-    quota = new LocalQuotaStore({ kv, mutex: new KeyedMutex(), logger: pino({ level: 'silent' }) });
+    quota = new LocalQuotaStore({
+      kv,
+      mutex: new KeyedMutex(),
+      logger: pino({ level: 'silent' }),
+      listRecords: listRecords(kv, store, 'bot'),
+    });
     blocker = new KeyvSqlite({ uri, busyTimeout: 5000 });
   });
   afterEach(async () => {
@@ -160,6 +185,25 @@ describe('the open-reservation index of a SQLite store across restarts', () => {
     }
   });
 
+  it('refunds, after a restart, reservations granted just before the process was killed', async () => {
+    const url = `sqlite://${join(dir, 'bot.sqlite')}`;
+    const expiresAt = T0 + 1000;
+    // Granted one right after the other, as in a busy bot; the last one just before the kill.
+    const worker = await startKillWorker([url, String(T0), String(expiresAt), 'first', 'second', 'last']);
+    await worker.kill();
+    const next = await openStorage(url, { logger: silent });
+    try {
+      const expired = await next.quota.expiredReservations(expiresAt + 1, 10);
+      expect(expired.map((e) => e.id).sort()).toEqual(['first', 'last', 'second']);
+      for (const { guildId, id } of expired) {
+        expect(await next.quota.settle(guildId, id, 0, expiresAt + 1)).toMatchObject({ settled: true, refunded: 2 });
+      }
+      expect(await next.quota.guildUsage('g1', expiresAt + 1)).toBe(0);
+    } finally {
+      await next.close();
+    }
+  }, 30_000);
+
   it('stores the statistics counted in memory when the store closes', async () => {
     const url = `sqlite://${join(dir, 'bot.sqlite')}`;
     const first = await openStorage(url, { logger: silent });
@@ -174,21 +218,24 @@ describe('the open-reservation index of a SQLite store across restarts', () => {
     }
   });
 
-  it('drops entries whose reservation was settled after the index was last saved (a killed process)', async () => {
+  it('ignores, and deletes, the list of open reservations that older versions saved', async () => {
     const url = `sqlite://${join(dir, 'bot.sqlite')}`;
     const first = await openStorage(url, { logger: silent });
-    granted(await first.quota.reserve(reserveInput({ reservationId: 'a' })));
+    granted(await first.quota.reserve(reserveInput({ reservationId: 'settled' })));
+    await first.quota.settle('g1', 'settled', 0, T0 + 1);
+    // As an older version could leave it when killed: still listing a reservation settled since.
+    await first.kv.set('quota:open', { v: 1, open: [{ guildId: 'g1', id: 'settled', expiresAt: T0 + 1000 }] });
     await first.close();
-    const saved: unknown = await readIndex(url);
     const second = await openStorage(url, { logger: silent });
-    await second.quota.settle('g1', 'a', 0, T0 + 1);
-    await second.close();
-    await writeIndex(url, saved); // as if the process had died before saving the index after the settle
-    expect(await readIndex(url)).toEqual(saved);
+    try {
+      expect(await second.quota.expiredReservations(FAR, 10)).toEqual([]);
+      expect(await second.quota.usage('g1', 'u1', T0 + 2)).toMatchObject({ usedToday: 0 });
+    } finally {
+      await second.close();
+    }
     const third = await openStorage(url, { logger: silent });
     try {
-      expect(await third.quota.expiredReservations(FAR, 10)).toEqual([]);
-      expect(await third.quota.usage('g1', 'u1', T0 + 2)).toMatchObject({ usedToday: 0 });
+      expect(await third.kv.get('quota:open')).toBeUndefined();
     } finally {
       await third.close();
     }
@@ -196,21 +243,29 @@ describe('the open-reservation index of a SQLite store across restarts', () => {
 });
 
 const silent = pino({ level: 'silent' });
+const ROOT = resolve(import.meta.dirname, '../..');
 
-async function readIndex(url: string): Promise<unknown> {
-  const storage = await openStorage(url, { logger: silent });
-  try {
-    return await storage.kv.get(localQuotaKeys.openIndex);
-  } finally {
-    await storage.close();
-  }
-}
-
-async function writeIndex(url: string, value: unknown): Promise<void> {
-  const storage = await openStorage(url, { logger: silent });
-  try {
-    await storage.kv.set(localQuotaKeys.openIndex, value);
-  } finally {
-    await storage.close();
-  }
+/** quota-kill-worker.ts in a process of its own (node --import tsx: one process, so SIGKILL reaches the bot itself). */
+async function startKillWorker(args: string[]): Promise<{ kill(): Promise<void> }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test/contract/quota-kill-worker.ts'), ...args], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<void>((resolveExit) => child.once('exit', () => resolveExit()));
+  await new Promise<void>((resolveReady, reject) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      if (stdout.startsWith('reserved\n')) resolveReady();
+    });
+    void exited.then(() => reject(new Error(`quota worker exited before reserving: ${stderr}`)));
+  });
+  return {
+    kill: async () => {
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
 }

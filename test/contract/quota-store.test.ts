@@ -72,7 +72,6 @@ for (const [name, url] of [
         const { kv, quota } = storage;
         await kv.set(localQuotaKeys.member('g1', 'u1'), 'garbage');
         await kv.set(localQuotaKeys.guild('g1'), { version: 0, total: '7' });
-        await kv.set(localQuotaKeys.openIndex, 42);
         await kv.set(localQuotaKeys.reservation('g1', 'old'), { v: 0, credits: 'two' });
         await kv.set(localQuotaKeys.stats('g1', dayOf(T0)), ['not', 'stats']);
 

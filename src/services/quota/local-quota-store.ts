@@ -34,9 +34,10 @@ import {
  * Records are versioned (`v`) and parsed with zod on the way out; one that does not parse (an older version, garbage)
  * is logged and treated as absent, i.e. reset.
  *
- * A crash half-way loses credits rather than minting them: reserve writes the member and server totals and the
- * reservation record in one commit (one statement on SQLite); settle's commit deletes the reservation record before
- * it gives anything back. Each operation waits for one commit while it holds its server's lock.
+ * Nothing is half-stored: reserve writes the member and server totals and the reservation record in one commit (one
+ * transaction on SQLite), and settle deletes the reservation record in the same commit as the refund. The reservation
+ * records are the index of open reservations: read once by one scan when the store is first used, then kept in
+ * memory, so a reservation stored before a crash is found by the next start's refund sweep.
  */
 
 const int = z.number().int();
@@ -60,19 +61,27 @@ const reservationRecord = z.object({
   createdAt: z.number(),
   expiresAt: z.number(),
 });
-const openEntry = z.object({ guildId: z.string(), id: z.string(), expiresAt: z.number() });
-const openIndexRecord = z.object({ v: z.literal(1), open: z.array(openEntry) });
 const statsRecord = z.object({ v: z.literal(1), counts: z.record(z.string(), z.number()) });
 
-type OpenEntry = z.infer<typeof openEntry>;
+interface OpenEntry {
+  guildId: string;
+  id: string;
+  expiresAt: number;
+}
+
+/**
+ * The live (not expired) records whose key, without the keyv namespace, starts with `prefix`: their stored values,
+ * read in one pass over that key range rather than one read per key.
+ */
+export type ListRecords = (prefix: string) => Promise<unknown[]>;
 
 /** keyv keys (the keyv adds its namespace). Ids are validated: no ':' in guild or user ids. */
 export const localQuotaKeys = {
   member: (guildId: string, userId: string) => `quota:member:${guildId}:${userId}`,
   guild: (guildId: string) => `quota:guild:${guildId}`,
   reservation: (guildId: string, id: string) => `quota:reservation:${guildId}:${id}`,
-  /** Open reservations and their expiresAt, so the sweeper never scans the whole store. */
-  openIndex: 'quota:open',
+  /** Every reservation record's key starts with this: the scan that finds the open ones at start-up. */
+  reservations: 'quota:reservation:',
   stats: (guildId: string, day: number) => `quota:stats:${guildId}:${day}`,
 } as const;
 
@@ -81,7 +90,8 @@ const locks = {
   guild: (guildId: string) => `\u0000quota:guild:${guildId}`,
 } as const;
 
-const OPEN_INDEX_SAVE_INTERVAL_MS = 250;
+/** Where versions before the reservation scan kept a list of open reservations; deleted when the scan first runs. */
+const LEGACY_OPEN_INDEX_KEY = 'quota:open';
 const STATS_SAVE_INTERVAL_MS = 1_000;
 
 const openKey = (guildId: string, id: string) => `${guildId}/${id}`;
@@ -157,22 +167,20 @@ export class LocalQuotaStore implements QuotaStore {
   readonly #kv: Keyv;
   readonly #mutex: KeyedMutex;
   readonly #logger: Logger;
+  readonly #listRecords: ListRecords;
   /**
-   * Open reservations, kept in memory (one process owns a local store) and persisted off the hot path: rewriting a
-   * list of every open reservation inside each reserve and settle made SQLite the bottleneck.
+   * Open reservations, kept in memory (one process owns a local store): loaded from the reservation records the first
+   * time they are needed, then changed with each reserve and settle. Nothing else is stored for them: a list rewritten
+   * with every reservation made SQLite the bottleneck, and one saved later lost those made just before a crash.
    */
   #open: Map<string, OpenEntry> | undefined;
   #loadingOpen: Promise<Map<string, OpenEntry>> | undefined;
-  #openDirty = false;
   /** Statistics counted and not stored yet, and those being stored now, by stats key. */
   #pendingStats = new Map<string, Record<string, number>>();
   #savingStats = new Map<string, Record<string, number>>();
   #statsTimer: NodeJS.Timeout | undefined;
   #statsSave: Promise<void> | undefined;
   #closing = false;
-  #openWriting: Promise<void> | undefined;
-  #openTimer: NodeJS.Timeout | undefined;
-  #openSavedAt = Number.NEGATIVE_INFINITY;
   /**
    * Member and server totals as this process last wrote them (the truth: one process owns a local store). A
    * reservation decides and updates them under its server's lock, then waits for the store outside the lock, so a
@@ -186,10 +194,11 @@ export class LocalQuotaStore implements QuotaStore {
    */
   readonly #unstored = new Map<string, Map<string, { at: number; before: number | undefined }>>();
 
-  constructor(deps: { kv: Keyv; mutex: KeyedMutex; logger: Logger }) {
+  constructor(deps: { kv: Keyv; mutex: KeyedMutex; logger: Logger; listRecords: ListRecords }) {
     this.#kv = deps.kv;
     this.#mutex = deps.mutex;
     this.#logger = deps.logger;
+    this.#listRecords = deps.listRecords;
   }
 
   async reserve(input: ReserveInput): Promise<ReserveResult> {
@@ -224,8 +233,8 @@ export class LocalQuotaStore implements QuotaStore {
         expiresAt,
       };
       open.set(openKey(guildId, reservationId), { guildId, id: reservationId, expiresAt });
-      this.#persistOpen();
-      // One commit for the three writes; memory already holds them for whoever takes the lock next.
+      // One commit for the three writes (the record is also the index entry); memory already holds them for whoever
+      // takes the lock next.
       const written = Promise.all([
         this.#writeMember(guildId, userId, decision.member),
         this.#writeGuild(guildId, decision.guild),
@@ -281,7 +290,6 @@ export class LocalQuotaStore implements QuotaStore {
     await this.#mutex.run(locks.guild(guildId), async () => {
       const replaced = this.#forgetUnstored(reservation, true);
       (await this.#openMap()).delete(openKey(guildId, id));
-      this.#persistOpen();
       const writes: Array<Promise<unknown>> = [this.#kv.delete(localQuotaKeys.reservation(guildId, id))];
       const member = this.#members.get(memberKey(guildId, userId));
       if (member !== undefined && member.day === reservation.day) {
@@ -312,8 +320,8 @@ export class LocalQuotaStore implements QuotaStore {
     validateTime(now);
     const applied = await this.#mutex.run(locks.guild(guildId), async () => {
       const outcome = await this.#settleLocked(guildId, reservationId, delivered, now);
-      // Always, so an index entry left behind by a crash is cleaned up by the sweeper's settle.
-      if ((await this.#openMap()).delete(openKey(guildId, reservationId))) this.#persistOpen();
+      // No record to settle: an index entry without one (a reservation undone meanwhile) goes too.
+      if (outcome.written === undefined) (await this.#openMap()).delete(openKey(guildId, reservationId));
       return outcome;
     });
     if (applied.written === undefined) return applied.result;
@@ -328,6 +336,8 @@ export class LocalQuotaStore implements QuotaStore {
       });
       throw error;
     }
+    // Only once the record's deletion is stored: until then the sweeper must still find the reservation.
+    (await this.#openMap()).delete(openKey(guildId, reservationId));
     return applied.result;
   }
 
@@ -379,8 +389,7 @@ export class LocalQuotaStore implements QuotaStore {
         });
       }
     }
-    // One commit: the SQLite store runs the delete before the updates, so a crash between them loses the refund
-    // instead of ever giving it twice.
+    // One commit (one transaction on SQLite): the record goes together with the refund, or neither is stored.
     return {
       result: { settled: true, committed: plan.committed, refunded: plan.refunded },
       written: Promise.all([this.#kv.delete(key), ...writes]),
@@ -592,16 +601,25 @@ export class LocalQuotaStore implements QuotaStore {
   async #openMap(): Promise<Map<string, OpenEntry>> {
     if (this.#open) return this.#open;
     if (this.#loadingOpen) return this.#loadingOpen;
-    const loading = this.#read(localQuotaKeys.openIndex, openIndexRecord).then(async (record) => {
-      // The saved index may be a little behind (it is saved at most every OPEN_INDEX_SAVE_INTERVAL_MS and the process
-      // may have been killed): entries whose reservation was settled meanwhile are dropped.
-      const saved = record?.open ?? [];
-      const present = await Promise.all(
-        saved.map(async (e) => (await this.#kv.get(localQuotaKeys.reservation(e.guildId, e.id))) !== undefined),
-      );
-      this.#open = new Map(saved.filter((_, i) => present[i]).map((e) => [openKey(e.guildId, e.id), e]));
-      if (this.#open.size !== saved.length) this.#persistOpen();
-      return this.#open;
+    const loading = this.#listRecords(localQuotaKeys.reservations).then((records) => {
+      const open = new Map<string, OpenEntry>();
+      let unreadable = 0;
+      for (const record of records) {
+        const parsed = reservationRecord.safeParse(record);
+        if (!parsed.success) {
+          unreadable += 1;
+          continue;
+        }
+        const { guildId, id, expiresAt } = parsed.data;
+        open.set(openKey(guildId, id), { guildId, id, expiresAt });
+      }
+      if (unreadable > 0) this.#logger.warn({ unreadable }, 'ignored unreadable quota reservation records');
+      this.#open = open;
+      // Older versions kept a list of open reservations there; nothing reads it any more.
+      void this.#kv
+        .delete(LEGACY_OPEN_INDEX_KEY)
+        .catch((error: unknown) => this.#logger.debug({ err: error }, 'could not delete the old open-reservation list'));
+      return open;
     });
     this.#loadingOpen = loading;
     // A failed load (SQLITE_BUSY, an I/O error) is tried again by the next call instead of failing every call after.
@@ -611,60 +629,13 @@ export class LocalQuotaStore implements QuotaStore {
     return loading;
   }
 
-  /**
-   * Saves the index in the background, at most once per OPEN_INDEX_SAVE_INTERVAL_MS, with every change made
-   * meanwhile: the list is rewritten whole, so saving it after every change cost more than the reservations did. It
-   * is a safety net for the sweeper (each job's reservation is also in the journal, which recovery settles first),
-   * checked against the reservation records when loaded, and saved at once by `flush()` before the store closes.
-   */
-  #persistOpen(): void {
-    this.#openDirty = true;
-    if (this.#openWriting || this.#openTimer) return;
-    const wait = this.#openSavedAt + OPEN_INDEX_SAVE_INTERVAL_MS - performance.now();
-    if (wait <= 0) {
-      void this.#writeOpen();
-      return;
-    }
-    this.#openTimer = setTimeout(() => {
-      this.#openTimer = undefined;
-      void this.#writeOpen();
-    }, wait);
-    this.#openTimer.unref();
-  }
-
-  #writeOpen(): Promise<void> {
-    this.#openDirty = false;
-    this.#openSavedAt = performance.now();
-    const open = [...(this.#open?.values() ?? [])];
-    const writing = this.#kv
-      .set(localQuotaKeys.openIndex, { v: 1, open } satisfies z.infer<typeof openIndexRecord>)
-      .then(
-        () => undefined,
-        (error: unknown) => {
-          this.#openDirty = true;
-          this.#logger.warn({ err: error }, 'could not save the index of open reservations');
-        },
-      )
-      .finally(() => {
-        this.#openWriting = undefined;
-        if (this.#openDirty) this.#persistOpen();
-      });
-    this.#openWriting = writing;
-    return writing;
-  }
-
-  /** Saves what the open-reservation index and the statistics still owe the store: called before the store closes. */
+  /** Saves the statistics counted and not stored yet: called before the store closes. */
   async flush(): Promise<void> {
     this.#closing = true;
     clearTimeout(this.#statsTimer);
     this.#statsTimer = undefined;
     await this.#statsSave; // one under way, then what was counted meanwhile
     await this.#saveStats();
-    for (let attempt = 0; attempt < 2 && (this.#openWriting !== undefined || this.#openDirty); attempt++) {
-      clearTimeout(this.#openTimer);
-      this.#openTimer = undefined;
-      await (this.#openWriting ?? this.#writeOpen());
-    }
   }
 
   async #readStats(key: string): Promise<Record<string, number>> {

@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import Keyv from 'keyv';
 import type { Logger } from '../../logger.js';
-import { LocalQuotaStore } from '../quota/local-quota-store.js';
+import { LocalQuotaStore, type ListRecords } from '../quota/local-quota-store.js';
 import { assembleStorage, logKeyvErrors, reasonOf } from './assemble-storage.js';
 import { CachedSqliteStore } from './cached-sqlite-store.js';
 import { KeyedMutex } from './keyed-mutex.js';
@@ -47,6 +47,11 @@ class ClosableMap extends Map<string, unknown> {
     super.clear();
   }
 
+  entriesWithPrefix(prefix: string): Promise<Array<[key: string, value: unknown]>> {
+    this.#check();
+    return Promise.resolve([...this].filter(([key]) => key.startsWith(prefix)));
+  }
+
   /** Called by keyv.disconnect(). */
   disconnect(): Promise<void> {
     this.#closed = true;
@@ -55,11 +60,38 @@ class ClosableMap extends Map<string, unknown> {
   }
 }
 
+/**
+ * The records under a key prefix, read from the store directly (a SQLite key range, or the Map) and decoded as keyv
+ * decodes them; expired ones are left out, as keyv's own reads leave them out.
+ */
+export function listRecords(
+  kv: Keyv,
+  store: { entriesWithPrefix(prefix: string): Promise<Array<[key: string, value: unknown]>> },
+  namespace: string,
+): ListRecords {
+  return async (prefix) => {
+    const values: unknown[] = [];
+    const now = Date.now();
+    for (const [, raw] of await store.entriesWithPrefix(`${namespace}:${prefix}`)) {
+      const data = await kv.deserializeData<unknown>(raw as string);
+      if (data === undefined || (typeof data.expires === 'number' && data.expires < now)) continue;
+      values.push(data.value);
+    }
+    return values;
+  };
+}
+
 export function openMemoryStorage(opts: { logger: Logger; namespace: string }): Storage {
-  const kv = new Keyv({ store: new ClosableMap(), namespace: opts.namespace, throwOnErrors: true });
+  const map = new ClosableMap();
+  const kv = new Keyv({ store: map, namespace: opts.namespace, throwOnErrors: true });
   logKeyvErrors(kv, opts.logger);
   const mutex = new KeyedMutex();
-  const quota = new LocalQuotaStore({ kv, mutex, logger: opts.logger });
+  const quota = new LocalQuotaStore({
+    kv,
+    mutex,
+    logger: opts.logger,
+    listRecords: listRecords(kv, map, opts.namespace),
+  });
   return assembleStorage({
     kind: 'memory',
     namespace: opts.namespace,
@@ -114,7 +146,12 @@ export async function openSqliteStorage(path: string, opts: { logger: Logger; na
   }
   opened = true;
   const mutex = new KeyedMutex();
-  const quota = new LocalQuotaStore({ kv, mutex, logger: opts.logger });
+  const quota = new LocalQuotaStore({
+    kv,
+    mutex,
+    logger: opts.logger,
+    listRecords: listRecords(kv, store, opts.namespace),
+  });
   return assembleStorage({
     kind: 'sqlite',
     namespace: opts.namespace,
