@@ -127,6 +127,22 @@ export class CachedSqliteStore extends KeyvSqlite {
     await super.disconnect();
   }
 
+  /**
+   * Every row whose key starts with `prefix`, as committed once the writes made so far are: one range query on the
+   * primary key, so a start-up scan of a few records never reads the results and history next to them.
+   */
+  async entriesWithPrefix(prefix: string): Promise<Array<[key: string, value: string]>> {
+    this.#checkOpen();
+    if (prefix === '') throw new Error('entriesWithPrefix needs a prefix');
+    await this.flush();
+    // Keys compare as bytes: the prefix with its last character incremented is the first key after the range.
+    const end = prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
+    const rows = (await this.#serially(() =>
+      this.query(`SELECT key, value FROM ${this.opts.table as string} WHERE key >= ? AND key < ?`, prefix, end),
+    )) as Array<{ key: string; value: string }>;
+    return rows.map((row) => [row.key, row.value]);
+  }
+
   /** Resolves once everything written so far is committed (or has failed). */
   async flush(): Promise<void> {
     while (this.#commit !== undefined || this.#pending.size > 0) {
