@@ -25,6 +25,8 @@ const EDIT_MARGIN_MS = 10_000;
 const RESUME_MIN_TOKEN_MS = 2 * 60_000;
 /** Segmind calls stop this long before the reservation expires (the sweeper refunds it then). */
 const GENERATION_MARGIN_MS = 5 * 60_000;
+/** A job that waited through a long storage outage (the Segmind limiter lives in it) and generated nothing. */
+const STORAGE_DOWN_TEXT = "❌ The bot's storage is unavailable right now, so your request could not be run. Nothing was charged — please try again later.";
 
 export interface PipelineDeps {
   segmind: Pick<SegmindClient, 'generate'>;
@@ -163,8 +165,8 @@ export class ImaginePipeline {
       return { kind: 'suspended', delivered: 0, failed: 0 };
     }
 
-    if (end === 'stopped') {
-      // Left in the journal: the next start resumes it while its token lives, or refunds it.
+    if (end === 'stopped' && images.length === 0) {
+      // Nothing generated: left in the journal, the next start resumes it while its token lives, or refunds it.
       await this.tell(job, { content: '⏸️ The bot is restarting. Your request is saved and will continue when it is back.', components: [] }, log);
       return { kind: 'suspended', delivered: 0, failed: 0 };
     }
@@ -184,12 +186,21 @@ export class ImaginePipeline {
       ...failures.map((f) => ({ seed: f.seed, status: f.error.status, kind: f.error.kind })),
     ];
     const remainingCredits = images.map((i) => i.remainingCredits).filter((c) => c !== undefined).at(-1);
-    const result = this.prepareResult(job, images.splice(0), failures, generationMs);
+    // A job cut short (shutdown, storage outage) delivers what it has; the images never started are refunded.
+    const notStarted = bodies.length - images.length - failures.length;
+    const notice = notStarted > 0 && (end === 'stopped' || end === 'unavailable') ? notGeneratedNotice(notStarted, end) : undefined;
+    const result = this.prepareResult(job, images.splice(0), failures, generationMs, notice);
     let delivered = 0;
     let kind: JobOutcome['kind'];
     if (result.kind === 'nothing') {
       const reason = failures[0]?.error.message ?? '';
-      await this.tell(job, { content: `❌ No image could be generated. ${reason}${result.oversized > 0 ? `\n${result.content}` : ''}`.trim(), components: [] }, log);
+      const content =
+        end === 'unavailable' && failures.length === 0 && result.oversized === 0
+          ? STORAGE_DOWN_TEXT
+          : [`❌ No image could be generated. ${reason}${result.oversized > 0 ? `\n${result.content}` : ''}`.trim(), notice]
+              .filter((line) => line !== undefined)
+              .join('\n');
+      await this.tell(job, { content, components: [] }, log);
       kind = 'failed';
     } else {
       // Both before posting, and independent of each other, so side by side (the images wait in memory meanwhile):
@@ -243,16 +254,18 @@ export class ImaginePipeline {
     images: BatchImage[],
     failures: BatchFailure[],
     generationMs: number,
+    notice?: string,
   ):
     | { kind: 'nothing'; content: string; oversized: number }
     | { kind: 'images'; message: PreparedMessage; posted: Array<{ index: number; seed: number }> } {
     const message = buildResultMessage(job.params, { images, failures, durationMs: generationMs }, job.attachmentSizeLimit);
     if (message.files.length === 0) return { kind: 'nothing', content: message.content, oversized: message.oversized.length };
+    const content = notice === undefined ? message.content : [message.content, notice].filter((line) => line !== '').join('\n');
     const posted = images
       .filter((image) => message.files.some((file) => file.data === image.bytes))
       .map((image) => ({ index: image.index, seed: image.seed }));
     const components = resultComponents(job.id, posted);
-    const prepared = this.deps.responder.prepare({ content: message.content, embeds: message.embeds, files: message.files, components });
+    const prepared = this.deps.responder.prepare({ content, embeds: message.embeds, files: message.files, components });
     return { kind: 'images', message: prepared, posted };
   }
 
@@ -363,6 +376,12 @@ export function addressOf(job: JournalEntry): InteractionAddress {
 function statusOf(error: unknown): string {
   const status = (error as { status?: unknown }).status;
   return typeof status === 'number' ? String(status) : 'network';
+}
+
+/** The line added to a delivery cut short: how many images were never generated, why, and that they cost nothing. */
+function notGeneratedNotice(count: number, end: 'stopped' | 'unavailable'): string {
+  const why = end === 'stopped' ? 'because the bot is restarting' : "because the bot's storage is unavailable";
+  return `⚠️ ${count === 1 ? '1 image was' : `${count} images were`} not generated ${why}. Nothing was charged for ${count === 1 ? 'it' : 'them'}.`;
 }
 
 function truncate(text: string, max: number): string {

@@ -6,7 +6,7 @@ import type { RecordedSegmindRequest } from '../fakes/fake-segmind.js';
 import { describeImage } from '../fakes/images.js';
 import { eventually, startHarness, type Harness, type HarnessOptions, type LogLine } from '../support/harness.js';
 import { messageOf, sendImagine } from '../support/imagine.js';
-import { expectConsistentLedger } from '../support/ledger.js';
+import { expectConsistentLedger, readLedger } from '../support/ledger.js';
 import { immediateRefusal, refusalAfterDeferral } from '../support/refusals.js';
 
 /** These tests are about the queue, not usage limits (each test that needs a limit sets its own). */
@@ -418,5 +418,52 @@ describe('the job queue, end to end', () => {
     expect(seedsSent(h).sort((a, b) => a - b)).toEqual([1000, 1001, 2000, 2001, 3000, 3001, 4000, 4001, 5000, 5001]);
     expect(Math.max(...inFlightOnArrival)).toBe(2);
     expect(h.segmind.maxInFlight()).toBe(2);
+  });
+
+  describe('on a graceful shutdown while a request’s first image is being generated', () => {
+    const SHUTDOWN = { ...NO_LIMITS, SEGMIND_CONCURRENCY: '1', SHUTDOWN_GRACE_SECONDS: '20' };
+    const GRACE_OVER = 'shutdown grace period over: unfinished images stay journaled for the next start';
+
+    it('delivers the image generated, tells the member the other was not generated, and charges one credit', async () => {
+      const h = await start({ env: SHUTDOWN });
+      h.segmind.pause();
+      const alice = sendImagine(h.discord, { prompt: 'two herons', samples: 2, seed: 700 }, { userId: ALICE });
+      await h.segmind.waitForInFlight(1);
+
+      const stopped = h.bot.stop();
+      h.segmind.resume();
+      await stopped; // well within the 20 s grace period: nothing waits for the image never started
+
+      expect(h.logs.filter((l) => l.msg === GRACE_OVER)).toEqual([]);
+      expect(seedsSent(h)).toEqual([700]);
+      const images = alice.edits().filter((r) => r.files.length > 0);
+      expect(images.map((r) => [r.status, ...r.files.map((f) => f.name)])).toEqual([[200, 'flux-700.webp']]);
+      expect(textOf(images[0]!)).toContain('1 image was not generated because the bot is restarting. Nothing was charged for it.');
+      expect(alice.edits().at(-1)).toBe(images[0]);
+      expect(await jobFinished(h, alice)).toMatchObject({ outcome: 'partial', delivered: 1, failed: 1 });
+      expect(await settlementOf(h, alice)).toMatchObject({ committed: 1, refunded: 1 });
+      await expectConsistentLedger(h.storage, { [ALICE]: 1 }, { guildId: h.discord.guildId });
+    });
+
+    it('keeps the request journaled with the restart notice when its started image failed, charging nothing yet', async () => {
+      const h = await start({ env: { ...SHUTDOWN, SEGMIND_MAX_RETRIES: '0' } });
+      h.segmind.pause();
+      h.segmind.respondWith(() => ({ kind: 'error', status: 500 }));
+      const alice = sendImagine(h.discord, { prompt: 'two cranes', samples: 2, seed: 800 }, { userId: ALICE });
+      await h.segmind.waitForInFlight(1);
+
+      const stopped = h.bot.stop();
+      h.segmind.resume();
+      await stopped;
+
+      expect(h.logs.filter((l) => l.msg === GRACE_OVER)).toEqual([]);
+      expect(seedsSent(h)).toEqual([800]);
+      expect(textOf(alice.edits().at(-1)!)).toBe('⏸️ The bot is restarting. Your request is saved and will continue when it is back.');
+      expect(alice.edits().filter((r) => r.files.length > 0)).toEqual([]);
+      expect(await readLedger(h.storage, [ALICE], { guildId: h.discord.guildId })).toMatchObject({
+        usedToday: { [ALICE]: 2 }, // still reserved: the next start resumes it or refunds it
+        journal: [{ id: alice.id, state: 'queued' }],
+      });
+    });
   });
 });
