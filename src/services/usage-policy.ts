@@ -11,7 +11,16 @@ import {
 import type { GenerationGate } from './generation-gate.js';
 import type { ImagineRequest } from './imagine-request.js';
 import type { Metrics } from './metrics.js';
-import { dayOf, startOfNextDay, type QuotaLimits, type QuotaStore, type Reservation, type SettleResult } from './quota/quota-store.js';
+import {
+  dayOf,
+  startOfNextDay,
+  type QuotaLimits,
+  type QuotaStore,
+  type Reservation,
+  type ReserveInput,
+  type ReserveResult,
+  type SettleResult,
+} from './quota/quota-store.js';
 import { findBrokenRule } from './word-filter.js';
 
 /** Who is asking, where: what the policy needs from the interaction. */
@@ -81,6 +90,10 @@ export interface UsageView {
 }
 
 const relative = (epochMs: number) => `<t:${Math.ceil(epochMs / 1000)}:R>`;
+
+/** Pauses between attempts to cancel a failed reservation while storage is down: doubling, up to the cap. */
+const CANCEL_RETRY_FIRST_MS = 1_000;
+const CANCEL_RETRY_MAX_MS = 30_000;
 
 /**
  * Decides whether a request may run, and what it costs, in two steps: `openRequest` (no storage: bot-wide gate and
@@ -187,7 +200,7 @@ export class UsagePolicy {
     const { clock, quota } = this.deps;
     const settings = await this.withTimeout(this.deps.settings.get(member.guildId));
     this.checkRules(request, member, settings);
-    const pending = quota.reserve({
+    const input: ReserveInput = {
       reservationId: request.id,
       guildId: member.guildId,
       userId: member.userId,
@@ -195,13 +208,46 @@ export class UsagePolicy {
       now: clock.now(),
       limits: this.limitsFor(member, settings),
       expiresAt: reservationExpiresAt,
-    });
-    const result = await this.withTimeout(pending, (late) => {
-      // The store answered after we gave up and told the member: give the credits back.
-      if (late.ok) void this.settle(late.reservation, 0);
-    });
+    };
+    const pending = quota.reserve(input);
+    let result: ReserveResult;
+    try {
+      result = await this.withTimeout(pending);
+    } catch (error) {
+      // The member is told nothing was charged, yet the store may have granted it (late, or with the answer lost).
+      this.cancelFailedReservation(input, pending);
+      throw error;
+    }
     if (!result.ok) throw this.refusalFor(result, request.params.samples);
     return { reservation: result.reservation, settings };
+  }
+
+  /**
+   * Undoes, in the background, a reservation the member was told failed: credits, server total and the cooldown it
+   * started. Waits for the store's own answer first (after it, this process's reserve can change nothing more; Redis
+   * refuses one still on its way), then retries with growing pauses while storage is down, until the reservation
+   * would have expired: the sweeper refunds it after that.
+   */
+  private cancelFailedReservation(input: ReserveInput, pending: Promise<ReserveResult>): void {
+    const { quota, clock, logger } = this.deps;
+    const { guildId, reservationId, expiresAt } = input;
+    const cancel = async () => {
+      for (let pause = CANCEL_RETRY_FIRST_MS; ; pause = Math.min(pause * 2, CANCEL_RETRY_MAX_MS)) {
+        try {
+          const result = await quota.cancel(guildId, reservationId, clock.now());
+          if (result.cancelled) logger.info({ reservationId, guildId, ...result }, 'failed reservation cancelled');
+          return;
+        } catch (error) {
+          if (clock.now() + pause >= expiresAt) {
+            logger.error({ err: error, reservationId }, 'could not cancel a failed reservation; the sweeper will refund it');
+            return;
+          }
+          logger.warn({ err: error, reservationId, retryInMs: pause }, 'could not cancel a failed reservation yet; retrying');
+          await clock.sleep(pause);
+        }
+      }
+    };
+    void pending.then(cancel, cancel);
   }
 
   private holdOpenSlot(userId: string): () => void {
@@ -365,21 +411,15 @@ export class UsagePolicy {
   }
 
   /** Storage that does not answer in time counts as down: fail closed. */
-  private async withTimeout<T>(promise: Promise<T>, onLate?: (value: T) => void): Promise<T> {
+  private async withTimeout<T>(promise: Promise<T>): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
-    let timedOut = false;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        timedOut = true;
         reject(new StorageUnavailableError(new Error(`storage did not answer within ${this.deps.storageTimeoutMs} ms`)));
       }, this.deps.storageTimeoutMs);
     });
-    promise.then(
-      (value) => {
-        if (timedOut) onLate?.(value);
-      },
-      () => undefined,
-    );
+    // An answer after the timeout is the caller's business (see cancelFailedReservation); never an unhandled rejection.
+    promise.catch(() => undefined);
     try {
       const value = await Promise.race([promise, timeout]);
       this.deps.metrics?.setStorageUp(true);

@@ -7,6 +7,7 @@ import type { ImagineRequest } from '../../src/services/imagine-request.js';
 import type { QuotaStore, ReserveInput, ReserveResult } from '../../src/services/quota/quota-store.js';
 import { Refusal, UsagePolicy, type MemberContext } from '../../src/services/usage-policy.js';
 import { DEFAULTS } from '../../src/services/flux-params.js';
+import { openStorage } from '../../src/services/storage/open-storage.js';
 
 const policy = new UsagePolicy({
   settings: {} as GuildSettingsRepository,
@@ -192,5 +193,110 @@ describe('admitting a request in two steps: no storage before the acknowledgemen
     // three refusals held no slot: two may still be opened
     policy.openRequest(asker);
     expect(() => policy.openRequest(asker)).not.toThrow();
+  });
+});
+
+describe('a reservation the member was told failed is undone completely', () => {
+  const asker: MemberContext = {
+    guildId: '100',
+    userId: '1',
+    channelId: '200',
+    parentChannelId: null,
+    roleIds: [],
+    canManageGuild: false,
+    channelNsfw: false,
+  };
+  const request = (id: string): ImagineRequest => ({
+    id,
+    userId: asker.userId,
+    guildId: asker.guildId,
+    channelId: asker.channelId,
+    params: { ...DEFAULTS, prompt: 'a lighthouse', seed: 1 },
+    createdAt: Date.now(),
+    tokenExpiresAt: Date.now() + 900_000,
+    attachmentSizeLimit: 10 * 1024 * 1024,
+  });
+  const settings = { get: () => Promise.resolve(newGuildSettings()) } as unknown as GuildSettingsRepository;
+  const defaults = { dailyCredits: 5, cooldownSeconds: 60, guildDailyCap: 0, maxSamples: 4, maxSteps: 50 };
+  const silent = createLogger({ level: 'silent', secrets: [] });
+
+  /** Polls until `fn` stops throwing, or the deadline passes (then its last error is thrown). */
+  async function eventually(fn: () => Promise<void>, timeoutMs = 5_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        return await fn();
+      } catch (error) {
+        if (Date.now() > deadline) throw error;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    }
+  }
+
+  it('gives back the credits and the cooldown when the store answers after STORAGE_TIMEOUT_MS', async () => {
+    const storage = await openStorage('memory://', { logger: silent });
+    try {
+      const { quota } = storage;
+      const reserve = quota.reserve.bind(quota);
+      let answer!: () => void;
+      const held = new Promise<void>((resolve) => (answer = resolve));
+      // The store takes the credits at once but its answer comes late.
+      vi.spyOn(quota, 'reserve').mockImplementationOnce(async (input) => {
+        const result = await reserve(input);
+        await held;
+        return result;
+      });
+      const policy = new UsagePolicy({ settings, quota, defaults, clock: systemClock, storageTimeoutMs: 50, logger: silent });
+
+      await expect(policy.reserve(request('late'), asker)).rejects.toMatchObject({
+        reason: 'unavailable',
+        message: expect.stringContaining('Nothing was charged') as string,
+      });
+      answer();
+      await eventually(async () => {
+        expect(await quota.usage(asker.guildId, asker.userId, Date.now())).toMatchObject({ usedToday: 0, lastAcceptedAt: undefined });
+        expect(await quota.guildUsage(asker.guildId, Date.now())).toBe(0);
+      });
+
+      // The member's next request is neither on cooldown nor short of credits.
+      await expect(policy.reserve(request('next'), asker)).resolves.toMatchObject({ reservation: { id: 'next' } });
+      expect(await quota.usage(asker.guildId, asker.userId, Date.now())).toMatchObject({ usedToday: 1 });
+    } finally {
+      await storage.close();
+    }
+  });
+
+  it('keeps trying to cancel while storage is down, waiting longer each time, and stops once it worked', async () => {
+    const sleeps: number[] = [];
+    let now = 1_000_000;
+    const clock = {
+      now: () => now,
+      sleep: (ms: number) => {
+        sleeps.push(ms);
+        now += ms;
+        return Promise.resolve();
+      },
+    };
+    const cancels: Array<[string, string]> = [];
+    let cancelled!: () => void;
+    const done = new Promise<void>((resolve) => (cancelled = resolve));
+    const quota = {
+      reserve: () => Promise.reject(new Error('connection lost')),
+      cancel: (guildId: string, id: string) => {
+        cancels.push([guildId, id]);
+        if (cancels.length < 4) return Promise.reject(new Error('connection lost'));
+        cancelled();
+        return Promise.resolve({ cancelled: true, refunded: 1 });
+      },
+      incrementStats: () => Promise.resolve(),
+    } as unknown as QuotaStore;
+    const policy = new UsagePolicy({ settings, quota, defaults, clock, storageTimeoutMs: 1000, logger: silent });
+
+    await expect(policy.reserve(request('down'), asker)).rejects.toMatchObject({ reason: 'unavailable' });
+    await done;
+    expect(cancels).toEqual(Array.from({ length: 4 }, () => [asker.guildId, 'down']));
+    expect(sleeps).toHaveLength(3);
+    expect(sleeps[1]).toBeGreaterThan(sleeps[0]!);
+    expect(sleeps[2]).toBeGreaterThan(sleeps[1]!);
   });
 });

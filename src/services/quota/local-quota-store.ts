@@ -341,6 +341,62 @@ export class LocalQuotaStore implements QuotaStore {
     return applied.result;
   }
 
+  /**
+   * See QuotaStore.cancel. One process owns this store and calls this once its reserve has settled, so no reserve with
+   * this id can come later (no tombstone); one still being stored is refused, to be cancelled again later. The record
+   * does not keep the lastAcceptedAt the reservation replaced: when its time still starts the member's cooldown, the
+   * cooldown is cleared (the one before had ended when this reservation was granted, or it would have been refused).
+   */
+  async cancel(guildId: string, reservationId: string, now: number): Promise<{ cancelled: boolean; refunded: number }> {
+    validateId(guildId, 'guild id');
+    validateReservationId(reservationId);
+    validateTime(now);
+    const applied = await this.#mutex.run(locks.guild(guildId), async () => {
+      const record = reservationRecord.safeParse(await this.#kv.get(localQuotaKeys.reservation(guildId, reservationId)));
+      let restoreCooldown: (() => void) | undefined;
+      if (record.success) {
+        const { userId, createdAt } = record.data;
+        const key = memberKey(guildId, userId);
+        if (this.#unstored.get(key)?.has(reservationId)) {
+          throw new Error(`Reservation ${reservationId} is still being stored: cancel it once its reserve has settled`);
+        }
+        const member = await this.#readMember(guildId, userId);
+        if (member?.lastAcceptedAt === createdAt) {
+          // Set before the refund, which writes the member as memory holds it: one write for both.
+          this.#members.set(key, { ...member, lastAcceptedAt: undefined });
+          restoreCooldown = () => {
+            const current = this.#members.get(key);
+            if (current !== undefined && current.lastAcceptedAt === undefined)
+              this.#members.set(key, { ...current, lastAcceptedAt: createdAt });
+          };
+        }
+      }
+      try {
+        const outcome = await this.#settleLocked(guildId, reservationId, 0, now);
+        if (outcome.written === undefined) (await this.#openMap()).delete(openKey(guildId, reservationId));
+        return { ...outcome, restoreCooldown };
+      } catch (error) {
+        restoreCooldown?.();
+        throw error;
+      }
+    });
+    const { result, written } = applied;
+    if (written === undefined) return { cancelled: false, refunded: 0 };
+    try {
+      await written;
+    } catch (error) {
+      // Not stored: memory goes back to what the store holds (as in settle).
+      await this.#mutex.run(locks.guild(guildId), () => {
+        applied.undo?.();
+        applied.restoreCooldown?.();
+        return Promise.resolve();
+      });
+      throw error;
+    }
+    (await this.#openMap()).delete(openKey(guildId, reservationId));
+    return { cancelled: result.settled, refunded: result.refunded };
+  }
+
   async #settleLocked(
     guildId: string,
     reservationId: string,

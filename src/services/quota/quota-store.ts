@@ -63,6 +63,12 @@ export interface SettleResult {
   refunded: number;
 }
 
+export interface CancelResult {
+  /** false when there was nothing to undo (never made, already settled or cancelled): nothing changed. */
+  cancelled: boolean;
+  refunded: number;
+}
+
 export interface UsageSnapshot {
   day: number;
   /** Daily-allowance credits used today (bonus spending not included). */
@@ -86,6 +92,14 @@ export interface QuotaStore {
    * bonus is always restored. Idempotent: the reservation is removed first, so a second call changes nothing.
    */
   settle(guildId: string, reservationId: string, delivered: number, now: number): Promise<SettleResult>;
+  /**
+   * Undoes a reservation whose requester was told it failed (the store answered too late, or with an error): all its
+   * credits back as in a settle delivering nothing, and the cooldown it started ended, unless a later reservation of
+   * the member has started one since. Call it once the reserve call has settled (a reserve of this process cannot
+   * change anything after that). Idempotent. On Redis, where a reserve given up by its caller can still reach the
+   * server, a reserve with this id that arrives afterwards is refused for a while.
+   */
+  cancel(guildId: string, reservationId: string, now: number): Promise<CancelResult>;
   usage(guildId: string, userId: string, now: number): Promise<UsageSnapshot>;
   /** Server-wide credits spent today (committed + reserved). */
   guildUsage(guildId: string, now: number): Promise<number>;

@@ -13,13 +13,23 @@ import {
 import {
   dayOf,
   startOfNextDay,
+  type CancelResult,
   type QuotaStore,
   type ReserveInput,
   type ReserveResult,
   type SettleResult,
   type UsageSnapshot,
 } from './quota-store.js';
-import { ADJUST_BONUS, INCREMENT_STATS, RESERVE, RESET_USER, SETTLE, runLua, type LuaScript } from './redis-scripts.js';
+import {
+  ADJUST_BONUS,
+  CANCEL,
+  INCREMENT_STATS,
+  RESERVE,
+  RESET_USER,
+  SETTLE,
+  runLua,
+  type LuaScript,
+} from './redis-scripts.js';
 
 /** The one thing this store needs from a node-redis client (the connection the Storage's keyv uses). */
 export interface RedisCommandSender {
@@ -48,6 +58,12 @@ export function redisQuotaKeys(prefix: string) {
   };
 }
 
+/**
+ * How long a cancelled reservation id stays refused: far longer than a reserve given up by its caller can stay on its
+ * way to the server. One arriving even later is granted with an expiresAt already passed, and the sweeper refunds it.
+ */
+export const CANCEL_TOMBSTONE_TTL_MS = 15 * 60_000;
+
 const int = z.coerce.number().int();
 const reserveReply = z.union([
   z.tuple([z.literal('ok'), int, int, int, int]),
@@ -55,8 +71,10 @@ const reserveReply = z.union([
   z.tuple([z.literal('allowance'), int]),
   z.tuple([z.literal('guild_cap'), int]),
   z.tuple([z.literal('duplicate')]),
+  z.tuple([z.literal('cancelled')]),
 ]);
 const settleReply = z.tuple([int, int, int]);
+const cancelReply = z.tuple([int, int]);
 const hmgetReply = z.array(z.string().nullable());
 const flatHashReply = z.array(z.string());
 const stringList = z.array(z.string());
@@ -100,6 +118,7 @@ export class RedisQuotaStore implements QuotaStore {
           String(expiresAt),
           userId,
           String(Math.max(0, expiresAt - now) + RESERVATION_RETENTION_MS),
+          String(startOfNextDay(now) - now),
         ],
       ),
     );
@@ -126,6 +145,9 @@ export class RedisQuotaStore implements QuotaStore {
       case 'duplicate':
         // The index entry belongs to the existing reservation: leave it.
         throw new Error(`Reservation ${reservationId} already exists in guild ${guildId}`);
+      case 'cancelled':
+        await this.#unindex(entry);
+        throw new Error(`Reservation ${reservationId} was cancelled in guild ${guildId}`);
       case 'cooldown':
         await this.#unindex(entry);
         return { ok: false, reason: 'cooldown', retryAt: reply[1] };
@@ -152,6 +174,21 @@ export class RedisQuotaStore implements QuotaStore {
     );
     await this.#unindex(JSON.stringify([guildId, reservationId]));
     return { settled: settled === 1, committed, refunded };
+  }
+
+  async cancel(guildId: string, reservationId: string, now: number): Promise<CancelResult> {
+    validateId(guildId, 'guild id');
+    validateReservationId(reservationId);
+    validateTime(now);
+    const [cancelled, refunded] = cancelReply.parse(
+      await this.#run(
+        CANCEL,
+        [this.#keys.reservation(guildId, reservationId), this.#keys.guild(guildId)],
+        [this.#keys.memberPrefix(guildId), String(dayOf(now)), String(CANCEL_TOMBSTONE_TTL_MS)],
+      ),
+    );
+    await this.#unindex(JSON.stringify([guildId, reservationId]));
+    return { cancelled: cancelled === 1, refunded };
   }
 
   async usage(guildId: string, userId: string, now: number): Promise<UsageSnapshot> {
