@@ -27,6 +27,8 @@ const RESUME_MIN_TOKEN_MS = 2 * 60_000;
 const GENERATION_MARGIN_MS = 5 * 60_000;
 /** A job that waited through a long storage outage (the Segmind limiter lives in it) and generated nothing. */
 const STORAGE_DOWN_TEXT = "❌ The bot's storage is unavailable right now, so your request could not be run. Nothing was charged — please try again later.";
+/** The bot restarted after the images were generated and before they were posted. */
+const NOT_POSTED_TEXT = '❌ The bot restarted before your images could be posted. Nothing was charged — please try again.';
 
 export interface PipelineDeps {
   segmind: Pick<SegmindClient, 'generate'>;
@@ -114,6 +116,8 @@ export class ImaginePipeline {
         const original = await this.deps.responder.fetchOriginal(address);
         const delivered = Math.min(original?.attachments ?? 0, job.params.samples);
         jobLog.warn({ delivered }, 'settling a job interrupted while delivering');
+        // The reply was read and has no images: the post never landed, and the member still sees "Generating…".
+        if (original !== undefined && delivered === 0) await this.tell(job, { content: NOT_POSTED_TEXT, components: [] }, jobLog);
         await this.finish(job, delivered, jobLog);
         continue;
       }

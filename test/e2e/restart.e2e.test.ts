@@ -22,6 +22,7 @@ const FINISHED = 'imagine job finished';
 const SETTLED = 'credits settled';
 const TOO_LATE_TEXT = '❌ The bot restarted and could not finish this request in time. Nothing was charged — please try again.';
 const SUSPENDED_TEXT = '⏸️ The bot is restarting. Your request is saved and will continue when it is back.';
+const NOT_POSTED_TEXT = '❌ The bot restarted before your images could be posted. Nothing was charged — please try again.';
 const MINUTE = 60_000;
 
 const isEdit = (r: RecordedRequest) => r.method === 'PATCH' && r.path.endsWith('/messages/@original');
@@ -211,6 +212,41 @@ describe('crash and restart of the real bot process', { timeout: 30_000 }, () =>
     expect(channelPosts(discord)).toEqual([]);
     expect(seedsAsked(segmind)).toEqual([41, 42, 42]);
     expect(await ledger([alice, bob])).toEqual({ usedToday: { [alice]: 1, [bob]: 1 }, openReservations: [], journal: [] });
+  });
+
+  it('after a SIGKILL while the image was being posted but before Discord took it, tells the member and refunds it', async () => {
+    const member = snowflake();
+    const first = await startBot();
+    segmind.pause();
+    const job = sendImagine(discord, { prompt: 'a lost letter', seed: 71 }, { userId: member });
+    await segmind.waitForInFlight(1);
+    await job.waitForRequest((r) => isEdit(r) && contentOf(r).startsWith('🎨 Generating'));
+
+    // Discord refuses the upload (not applied), and the answer is still on its way when the bot dies.
+    const original = { method: 'PATCH', path: /\/messages\/@original$/ };
+    discord.failNext(original, { status: 500 });
+    discord.setLatency(original, 20_000);
+    segmind.resume();
+    await eventually(() => imageEditsOf(job).length === 1, 'the image upload to reach Discord');
+    await first.crash();
+    discord.setLatency(original, 0);
+    expect(await ledger([member])).toMatchObject({ usedToday: { [member]: 1 }, journal: [{ id: job.id, state: 'delivering' }] });
+    expect(job.originalMessage()?.content).toBe('🎨 Generating 0/1…');
+
+    const second = await startBot();
+    expect(await second.waitForLog(about('settling a job interrupted while delivering', job.id))).toMatchObject({ delivered: 0 });
+    const told = await job.waitForRequest((r) => isEdit(r) && contentOf(r) === NOT_POSTED_TEXT);
+    expect(told.status).toBe(200);
+    const settled = await second.waitForLog((l) => l.msg === SETTLED && l.reservationId === job.id);
+    expect(settled).toMatchObject({ settled: true, committed: 0, refunded: 1 });
+    expect(await stopGracefully(second)).toEqual({ code: 0, signal: null });
+
+    expect(job.originalMessage()?.content).toBe(NOT_POSTED_TEXT);
+    expect(job.originalMessage()?.attachments).toEqual([]);
+    expect(segmind.requestCount()).toBe(1);
+    expect(channelPosts(discord)).toEqual([]);
+    expect(second.logsWith(RESUMING)).toEqual([]);
+    await expectLedger({ [member]: 0 });
   });
 
   it('refunds and tells the member when the interaction token is too close to expiry to resume', async () => {
