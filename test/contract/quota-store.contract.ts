@@ -353,4 +353,75 @@ export function runQuotaStoreContract(name: string, backend: QuotaContractBacken
       await expect(storage.ping()).rejects.toThrow();
     });
   });
+
+  // Cancelling a reservation whose requester was told it failed (issue #9, defect 7).
+  describe(`QuotaStore contract, cancel: ${name}`, () => {
+    let storage: Storage;
+    let quota: QuotaStore;
+
+    beforeEach(async () => {
+      storage = await backend.open();
+      quota = storage.quota;
+    });
+
+    afterEach(async () => {
+      await storage.close();
+    });
+
+    it('gives back every credit and the server total, and ends the cooldown the reservation started', async () => {
+      await quota.adjustBonus('g1', 'u1', 1);
+      const limits = quotaLimits({ dailyAllowance: 2, cooldownMs: 60_000 });
+      const reservation = granted(await quota.reserve(reserveInput({ limits, credits: 3 })));
+      expect(await quota.cancel('g1', reservation.id, T0 + 1000)).toEqual({ cancelled: true, refunded: 3 });
+      expect(await quota.usage('g1', 'u1', T0 + 1000)).toEqual({
+        day: dayOf(T0),
+        usedToday: 0,
+        bonus: 1,
+        lastAcceptedAt: undefined,
+      });
+      expect(await quota.guildUsage('g1', T0 + 1000)).toBe(0);
+      expect(await quota.expiredReservations(T0 + 2 * EXPIRY, 10)).toEqual([]);
+      // The member may ask again at once, with everything they had.
+      expect(await quota.reserve(reserveInput({ limits, credits: 3, now: T0 + 2000 }))).toMatchObject({ ok: true, bonus: 0 });
+    });
+
+    it('leaves the cooldown a later reservation started', async () => {
+      const first = granted(await quota.reserve(reserveInput()));
+      granted(await quota.reserve(reserveInput({ now: T0 + 1 })));
+      await quota.cancel('g1', first.id, T0 + 2);
+      expect(await quota.usage('g1', 'u1', T0 + 2)).toMatchObject({ usedToday: 1, lastAcceptedAt: T0 + 1 });
+      expect(await quota.guildUsage('g1', T0 + 2)).toBe(1);
+    });
+
+    it('undoes once: a second cancel, or one of a settled or unknown reservation, changes nothing', async () => {
+      const cancelled = granted(await quota.reserve(reserveInput({ credits: 2 })));
+      await quota.cancel('g1', cancelled.id, T0);
+      expect(await quota.cancel('g1', cancelled.id, T0)).toEqual({ cancelled: false, refunded: 0 });
+      expect(await quota.settle('g1', cancelled.id, 0, T0)).toEqual({ settled: false, committed: 0, refunded: 0 });
+
+      const settled = granted(await quota.reserve(reserveInput({ credits: 2, now: T0 + 1 })));
+      await quota.settle('g1', settled.id, 2, T0 + 1);
+      expect(await quota.cancel('g1', settled.id, T0 + 1)).toEqual({ cancelled: false, refunded: 0 });
+      expect(await quota.cancel('g1', 'never-reserved', T0 + 1)).toEqual({ cancelled: false, refunded: 0 });
+      expect(await quota.usage('g1', 'u1', T0 + 1)).toMatchObject({ usedToday: 2, lastAcceptedAt: T0 + 1 });
+      expect(await quota.guildUsage('g1', T0 + 1)).toBe(2);
+    });
+
+    it('gives back only the bonus part of a reservation made on a day that has passed', async () => {
+      await quota.adjustBonus('g1', 'u1', 2);
+      const limits = quotaLimits({ dailyAllowance: 2 });
+      const yesterday = granted(await quota.reserve(reserveInput({ limits, credits: 4 })));
+      const T1 = T0 + DAY_MS;
+      granted(await quota.reserve(reserveInput({ limits, credits: 1, now: T1 })));
+      expect(await quota.cancel('g1', yesterday.id, T1)).toEqual({ cancelled: true, refunded: 4 });
+      expect(await quota.usage('g1', 'u1', T1)).toMatchObject({ usedToday: 1, bonus: 2, lastAcceptedAt: T1 });
+      expect(await quota.guildUsage('g1', T1)).toBe(1);
+    });
+
+    it('rejects malformed input with an error', async () => {
+      await expect(quota.cancel('', 'x', T0)).rejects.toThrow(/guild id/);
+      await expect(quota.cancel('g1', '', T0)).rejects.toThrow(/reservation id/);
+      await expect(quota.cancel('g1', 'x', -1)).rejects.toThrow(/time/);
+    });
+  });
 }
