@@ -3,7 +3,9 @@ import { createBot } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { startHealthServer } from './http/health-server.js';
 import { createLogger } from './logger.js';
+import { acquireInstanceLease, InstanceLeaseError, type InstanceLease } from './services/queue/instance-lease.js';
 import { openStorage, StorageConfigError } from './services/storage/open-storage.js';
+import type { Storage } from './services/storage/storage.js';
 
 // `npm start` reads .env when there is one; real environment variables win over it.
 if (existsSync('.env')) process.loadEnvFile('.env');
@@ -22,7 +24,7 @@ const logger = createLogger({
   secrets: [config.DISCORD_TOKEN, config.SEGMIND_API_KEY, urlPassword(config.STORE_URL)].filter((s) => s !== ''),
 });
 
-let storage;
+let storage: Storage;
 try {
   storage = await openStorage(config.STORE_URL, { logger: logger.child({ component: 'storage' }) });
 } catch (error) {
@@ -31,6 +33,16 @@ try {
   process.exit(1);
 }
 logger.info({ store: storage.kind }, 'storage ready');
+// Before anything reads this instance's journal: one live process per INSTANCE_ID on a Redis (none needed otherwise).
+let lease: InstanceLease | undefined;
+try {
+  lease = await acquireInstanceLease(storage, { instanceId: config.INSTANCE_ID, logger: logger.child({ component: 'instance' }) });
+} catch (error) {
+  if (!(error instanceof InstanceLeaseError)) throw error;
+  process.stderr.write(`${error.message}\n`);
+  await storage.close();
+  process.exit(1);
+}
 const bot = createBot({ config, logger, storage });
 const health =
   config.HTTP_PORT === undefined
@@ -41,30 +53,33 @@ if (health) logger.info({ port: health.port }, 'serving /healthz and /metrics');
 process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled promise rejection'));
 
 let stopping = false;
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'shutting down');
-    bot
-      .stop()
-      .then(() => health?.close())
-      .then(() => storage.close())
-      .then(
-        () => process.exit(0),
+function shutdown(exitCode: 0 | 1, why: object): void {
+  if (stopping) return;
+  stopping = true;
+  logger.info(why, 'shutting down');
+  bot
+    .stop()
+    .then(() => health?.close())
+    .then(() => lease?.release())
+    .then(() => storage.close())
+    .then(
+      () => process.exit(exitCode),
       (error: unknown) => {
         logger.error({ err: error }, 'error while shutting down');
         process.exit(1);
       },
     );
-  });
 }
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => shutdown(0, { signal }));
+// Another process now runs as this INSTANCE_ID (this one lost Redis longer than the lease): it must not go on.
+void lease?.lost.then(() => shutdown(1, { reason: 'INSTANCE_ID lease lost' }));
 
 try {
   await bot.start();
 } catch (error) {
   logger.fatal({ err: error }, 'could not start the bot');
   await bot.stop().catch(() => undefined);
+  await lease?.release();
   process.exit(1);
 }
 

@@ -2,13 +2,16 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { commandDefinitions } from '../../src/commands/index.js';
+import { instanceLeaseKey } from '../../src/services/queue/instance-lease.js';
 import { FakeDiscord } from '../fakes/fake-discord.js';
 import { FakeSegmind } from '../fakes/fake-segmind.js';
 import { describeImage } from '../fakes/images.js';
+import { crashAllBotProcesses, startBotProcess, type BotExit, type BotProcess } from '../support/bot-process.js';
 import { TEST_DISCORD_TOKEN, TEST_SEGMIND_KEY, eventually } from '../support/harness.js';
 import { messageOf, sendImagine } from '../support/imagine.js';
+import { REDIS_URL, describeWithRedis, redisRunPrefix, withRedisClient } from '../support/redis.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const TSX = join(ROOT, 'node_modules/.bin/tsx');
@@ -143,4 +146,92 @@ describe('the real entry points against the fakes', () => {
     expect(stdout).not.toContain(TEST_DISCORD_TOKEN);
     expect(stdout).not.toContain(TEST_SEGMIND_KEY);
   });
+});
+
+describeWithRedis('one live process per INSTANCE_ID on a Redis', () => {
+  // The entry point writes under the default namespace `flux`: a run-unique INSTANCE_ID keeps runs apart.
+  const instanceId = `${redisRunPrefix}lease`;
+  const leaseKey = instanceLeaseKey('flux', instanceId);
+  let discord: FakeDiscord;
+  let segmind: FakeSegmind;
+  beforeAll(async () => {
+    discord = await FakeDiscord.start();
+    segmind = await FakeSegmind.start({ apiKey: TEST_SEGMIND_KEY });
+  });
+  afterEach(async () => {
+    await crashAllBotProcesses();
+  });
+  afterAll(async () => {
+    await discord.stop();
+    await segmind.stop();
+    await withRedisClient((c) => c.del(leaseKey));
+  });
+
+  function startBot(): BotProcess {
+    const bot = startBotProcess({
+      DISCORD_TOKEN: TEST_DISCORD_TOKEN,
+      SEGMIND_API_KEY: TEST_SEGMIND_KEY,
+      DISCORD_API_URL: discord.apiUrl,
+      SEGMIND_API_URL: segmind.url,
+      DISCORD_GUILD_ID: discord.guildId,
+      STORE_URL: REDIS_URL,
+      INSTANCE_ID: instanceId,
+      HTTP_PORT: '0',
+      HTTP_HOST: '127.0.0.1',
+      LOG_LEVEL: 'info',
+    });
+    onTestFailed(() => console.log(`--- bot process ${bot.pid} ---\n${bot.output()}`));
+    return bot;
+  }
+
+  function exitWithin(bot: BotProcess, ms: number): Promise<BotExit> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`bot process ${bot.pid} still running after ${ms} ms`)), ms);
+    });
+    return Promise.race([bot.exited, late]).finally(() => clearTimeout(timer));
+  }
+
+  async function healthz(bot: BotProcess): Promise<{ status: number; body: unknown }> {
+    const { port } = (await bot.waitForLog('serving /healthz and /metrics')) as unknown as { port: number };
+    const res = await fetch(`http://127.0.0.1:${port}/healthz`);
+    return { status: res.status, body: await res.json() };
+  }
+
+  it('refuses a second live process with exit code 1 and one message; the first keeps working; after a clean stop a new one starts at once', async () => {
+    const first = startBot();
+    await first.waitForLog('connected to Discord');
+
+    const second = startBot();
+    // recognised by the first one's lease renewal (every 10 s), never by waiting out its 30 s lease
+    expect(await exitWithin(second, 20_000)).toEqual({ code: 1, signal: null });
+    const text = second
+      .output()
+      .split('\n')
+      .filter((l) => l.trim() !== '' && !l.startsWith('{'));
+    expect(text).toHaveLength(1);
+    expect(text[0]).toMatch(
+      new RegExp(`^INSTANCE_ID "${instanceId}" is in use by another running bot process on this Redis \\(pid \\d+ on host `),
+    );
+    expect(second.output()).not.toContain('connected to Discord');
+    expect(second.output()).not.toContain(TEST_DISCORD_TOKEN);
+    expect(second.output()).not.toContain(TEST_SEGMIND_KEY);
+
+    // the first one is unaffected: connected, storage up, still holding its lease
+    expect(await healthz(first)).toMatchObject({ status: 200, body: { status: 'ok' } });
+    expect(first.logs.filter((l) => l.level >= 50)).toEqual([]);
+    expect(await withRedisClient((c) => c.get(leaseKey))).not.toBeNull();
+
+    first.terminate();
+    expect(await first.exited).toEqual({ code: 0, signal: null });
+    expect(await withRedisClient((c) => c.get(leaseKey)), 'released on a clean stop').toBeNull();
+
+    const started = Date.now();
+    const third = startBot();
+    await third.waitForLog('connected to Discord');
+    expect(third.logs.filter((l) => l.level >= 40)).toEqual([]);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    third.terminate();
+    expect(await third.exited).toEqual({ code: 0, signal: null });
+  }, 60_000);
 });
