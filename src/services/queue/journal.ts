@@ -37,7 +37,8 @@ export type JournalEntry = z.infer<typeof entrySchema>;
 /**
  * Every accepted request is written here before Segmind is called, and removed once its credits are settled, so a
  * crash or a restart can resume or refund it. Each bot process keeps its own index under a stable INSTANCE_ID, so
- * only that process writes it and a restarted process finds exactly its own unfinished work.
+ * only that process writes it and a restarted process finds exactly its own unfinished work. On Redis, "only that
+ * process" is enforced by a lease on the INSTANCE_ID (instance-lease.ts), taken before the index is first read.
  */
 const indexSchema = z.array(z.string());
 
