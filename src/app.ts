@@ -29,6 +29,8 @@ const INTERACTION_REQUESTS_PER_SECOND = 1_000;
 
 /** How often reservations whose request can no longer be delivered are refunded (e.g. after a crash). */
 const SWEEP_INTERVAL_MS = 60_000;
+/** How often expired records (results past RESULT_RETENTION_DAYS, old statistics) are deleted from SQLite or memory. */
+const PURGE_INTERVAL_MS = 60 * 60_000;
 
 export interface BotDeps {
   config: Config;
@@ -178,6 +180,21 @@ export function createBot(deps: BotDeps): Bot {
     }
   };
   let sweeper: NodeJS.Timeout | undefined;
+  /** keyv deletes an expired record only when it is read: without this, results and statistics stay for ever. */
+  let purging: Promise<void> | undefined;
+  const purge = () =>
+    (purging ??= (async () => {
+      try {
+        // keyv stamps expiries with Date.now(), so that is the time to compare them with.
+        const removed = await storage.purgeExpired(Date.now());
+        logger[removed > 0 ? 'info' : 'debug']({ removed }, 'removed expired records from storage');
+      } catch (error) {
+        logger.warn({ err: error }, 'could not remove expired records from storage; will retry');
+      }
+    })().finally(() => {
+      purging = undefined;
+    }));
+  let purger: NodeJS.Timeout | undefined;
   const queueGauges = setInterval(() => {
     const stats = scheduler.stats();
     metrics.setQueue({ tasks: stats.tasks, jobs: stats.jobs });
@@ -207,6 +224,9 @@ export function createBot(deps: BotDeps): Bot {
       await sweep();
       sweeper = setInterval(() => void sweep(), SWEEP_INTERVAL_MS);
       sweeper.unref();
+      void purge();
+      purger = setInterval(() => void purge(), PURGE_INTERVAL_MS);
+      purger.unref();
       const ready = once(client, Events.ClientReady);
       await client.login(config.DISCORD_TOKEN);
       await ready;
@@ -238,6 +258,8 @@ export function createBot(deps: BotDeps): Bot {
           await pipeline.drain(ABANDON_WAIT_MS);
         }
         clearInterval(sweeper);
+        clearInterval(purger);
+        await purging; // the storage is closed next
         clearInterval(queueGauges);
         await limiter.close();
         await client.destroy();

@@ -14,6 +14,8 @@ export function assembleStorage(parts: {
   quota: QuotaStore;
   mutex: KeyedMutex;
   ping: () => Promise<void>;
+  /** Absent for a backend that expires keys itself (Redis). */
+  purgeExpired?: (now: number) => Promise<number>;
   close: () => Promise<void>;
 }): Storage {
   let closing: Promise<void> | undefined;
@@ -25,6 +27,7 @@ export function assembleStorage(parts: {
     quota: parts.quota,
     withLock: (key, fn) => parts.mutex.run(key, fn),
     ping: parts.ping,
+    purgeExpired: parts.purgeExpired ?? (() => Promise.resolve(0)),
     close: () => (closing ??= parts.close()),
   };
 }

@@ -6,6 +6,8 @@ type SqliteOptions = ConstructorParameters<typeof KeyvSqlite>[0];
 
 /** Rows per statement: SQLite 3.32+ accepts 32,766 parameters; two per row. */
 const ROWS_PER_STATEMENT = 500;
+/** Rows the purge looks at per statement: commits wait for one statement at a time, not for the whole table. */
+const ROWS_PER_PURGE = 5_000;
 
 interface Read {
   readonly promise: Promise<string | undefined>;
@@ -141,6 +143,46 @@ export class CachedSqliteStore extends KeyvSqlite {
       this.query(`SELECT key, value FROM ${this.opts.table as string} WHERE key >= ? AND key < ?`, prefix, end),
     )) as Array<{ key: string; value: string }>;
     return rows.map((row) => [row.key, row.value]);
+  }
+
+  /**
+   * Deletes the rows whose keyv expiry (`{"value":…,"expires":…}`, set by a TTL) is before `now`, and returns how many:
+   * keyv deletes an expired key only when it is read, and results or statistics nobody reads would stay for ever. Runs
+   * a slice of the table at a time between commits, so it never runs inside a commit's transaction nor holds it up.
+   */
+  async deleteExpired(now: number): Promise<number> {
+    this.#checkOpen();
+    const table = this.opts.table as string;
+    let after = 0;
+    let deleted = 0;
+    while (!this.#closed) {
+      const slice = await this.#serially(async () => {
+        if (this.#closed) return undefined;
+        const [bounds] = (await this.query(
+          `SELECT max(rowid) AS last FROM (SELECT rowid FROM ${table} WHERE rowid > ? ORDER BY rowid LIMIT ?)`,
+          after,
+          ROWS_PER_PURGE,
+        )) as Array<{ last: number | null }>;
+        const last = bounds?.last ?? null;
+        if (last === null) return undefined;
+        // CASE, not AND: json_extract fails on a value that is not JSON, and SQLite may evaluate AND either way round.
+        const rows = (await this.query(
+          `DELETE FROM ${table} WHERE rowid > ? AND rowid <= ?
+             AND (CASE WHEN json_valid(value) THEN json_extract(value, '$.expires') END) < ?
+           RETURNING key`,
+          after,
+          last,
+          now,
+        )) as Array<{ key: string }>;
+        return { last, keys: rows.map((row) => row.key) };
+      });
+      if (slice === undefined) break;
+      after = slice.last;
+      deleted += slice.keys.length;
+      // Keys a later write is about to store keep what memory holds; the others are read from the file again.
+      for (const key of slice.keys) if (!this.#pending.has(key) && !this.#committing.has(key)) this.#cache.delete(key);
+    }
+    return deleted;
   }
 
   /** Resolves once everything written so far is committed (or has failed). */

@@ -52,6 +52,23 @@ class ClosableMap extends Map<string, unknown> {
     return Promise.resolve([...this].filter(([key]) => key.startsWith(prefix)));
   }
 
+  /** Deletes the values keyv stored with an expiry before `now` (it deletes them only when read); returns how many. */
+  deleteExpired(now: number): number {
+    this.#check();
+    let deleted = 0;
+    for (const [key, value] of this) {
+      if (typeof value !== 'string' || !value.includes('"expires"')) continue;
+      let expires: unknown;
+      try {
+        ({ expires } = JSON.parse(value) as { expires?: unknown });
+      } catch {
+        continue;
+      }
+      if (typeof expires === 'number' && expires < now && super.delete(key)) deleted += 1;
+    }
+    return deleted;
+  }
+
   /** Called by keyv.disconnect(). */
   disconnect(): Promise<void> {
     this.#closed = true;
@@ -101,6 +118,7 @@ export function openMemoryStorage(opts: { logger: Logger; namespace: string }): 
     ping: async () => {
       await kv.get(PROBE_KEY);
     },
+    purgeExpired: (now) => Promise.resolve(map.deleteExpired(now)),
     close: async () => {
       await quota.flush();
       await kv.disconnect();
@@ -161,6 +179,7 @@ export async function openSqliteStorage(path: string, opts: { logger: Logger; na
     ping: async () => {
       await kv.get(PROBE_KEY);
     },
+    purgeExpired: (now) => store.deleteExpired(now),
     close: async () => {
       await quota.flush();
       await kv.disconnect();

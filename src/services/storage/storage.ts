@@ -21,5 +21,10 @@ export interface Storage {
   withLock<T>(key: string, fn: () => Promise<T>): Promise<T>;
   /** Cheap round trip used by health checks and to recover after an outage. */
   ping(): Promise<void>;
+  /**
+   * Deletes the records whose TTL ended before `now` (keyv's clock, Date.now()) and returns how many. keyv deletes an
+   * expired record only when it is read, so SQLite and memory need this run now and then; Redis expires keys itself.
+   */
+  purgeExpired(now: number): Promise<number>;
   close(): Promise<void>;
 }
