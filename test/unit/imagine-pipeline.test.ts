@@ -1,0 +1,81 @@
+import type { REST } from 'discord.js';
+import { describe, expect, it, vi } from 'vitest';
+import { systemClock } from '../../src/clock.js';
+import { createLogger } from '../../src/logger.js';
+import { DiscordResponder } from '../../src/services/discord-responder.js';
+import { DEFAULTS } from '../../src/services/flux-params.js';
+import { GenerationGate } from '../../src/services/generation-gate.js';
+import { ImaginePipeline } from '../../src/services/imagine-pipeline.js';
+import { PromptHistory } from '../../src/services/prompt-history.js';
+import { FairScheduler } from '../../src/services/queue/fair-scheduler.js';
+import { Journal, type JournalEntry } from '../../src/services/queue/journal.js';
+import type { SegmindLimiter } from '../../src/services/queue/segmind-limiter.js';
+import { ResultStore } from '../../src/services/result-store.js';
+import { openStorage } from '../../src/services/storage/open-storage.js';
+
+const log = createLogger({ level: 'silent', secrets: [] });
+
+/** The Segmind limiter of a bot whose Redis is gone: every acquire is refused at once. */
+const offlineLimiter: SegmindLimiter = {
+  acquire: () => Promise.reject(new Error('The client is offline')),
+  inFlight: () => Promise.reject(new Error('The client is offline')),
+  close: () => Promise.resolve(),
+};
+
+function entry(samples: number): JournalEntry {
+  const now = Date.now();
+  return {
+    v: 1,
+    id: 'job-1',
+    guildId: 'g1',
+    channelId: 'c1',
+    userId: 'u1',
+    applicationId: 'app',
+    token: 'interaction-token',
+    createdAt: now,
+    tokenExpiresAt: now + 15 * 60_000,
+    attachmentSizeLimit: 10 * 1024 * 1024,
+    params: { ...DEFAULTS, prompt: 'a kite', samples, seed: 5 },
+    reservation: { id: 'job-1', guildId: 'g1', userId: 'u1', credits: samples, fromDaily: samples, fromBonus: 0, day: 0, createdAt: now, expiresAt: now + 60 * 60_000 },
+    state: 'queued',
+  };
+}
+
+describe('ImaginePipeline', () => {
+  it('tells the member plainly that storage is unavailable and refunds, for a job failed closed by a long limiter outage', async () => {
+    const storage = await openStorage('memory://', { logger: log });
+    const edits: unknown[] = [];
+    const webhooks = { patch: vi.fn((_route: string, options: { body?: unknown }) => (edits.push(options.body), Promise.resolve(undefined))) };
+    const responder = new DiscordResponder({ webhooks: webhooks as unknown as REST, channels: {} as REST }, log);
+    const settle = vi.fn(() => Promise.resolve(undefined));
+    const segmind = { generate: vi.fn() };
+    const journal = new Journal(storage, 'main');
+    const pipeline = new ImaginePipeline({
+      segmind,
+      // Fails waiting jobs closed at the first refused attempt.
+      scheduler: new FairScheduler(offlineLimiter, log, { outageLimitMs: 0 }),
+      gate: new GenerationGate({ clock: systemClock, logger: log, failureThreshold: 5, openMs: 30_000, maxOpenMs: 300_000 }),
+      policy: { settle },
+      journal,
+      history: new PromptHistory(storage),
+      results: new ResultStore(storage, systemClock, 30),
+      responder,
+      clock: systemClock,
+      progress: { firstEditDelayMs: 3_600_000, minIntervalMs: 3_600_000 },
+    });
+    const job = entry(2);
+
+    await expect(pipeline.run(job, log)).resolves.toEqual({ kind: 'failed', delivered: 0, failed: 2 });
+
+    expect(segmind.generate).not.toHaveBeenCalled();
+    expect(edits).toEqual([
+      expect.objectContaining({
+        content: "❌ The bot's storage is unavailable right now, so your request could not be run. Nothing was charged — please try again later.",
+        components: [],
+      }),
+    ]);
+    expect(settle).toHaveBeenCalledWith(job.reservation, 0);
+    expect(await journal.list()).toEqual([]);
+    await storage.close();
+  });
+});
