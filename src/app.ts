@@ -109,7 +109,7 @@ export function createBot(deps: BotDeps): Bot {
     clock,
     logger: logger.child({ component: 'limiter' }),
   });
-  const scheduler = new FairScheduler(limiter, logger.child({ component: 'scheduler' }));
+  const scheduler = new FairScheduler(limiter, logger.child({ component: 'scheduler' }), { clock });
   const policy = new UsagePolicy({
     settings,
     quota: storage.quota,
