@@ -42,6 +42,8 @@ export interface PipelineDeps {
   clock: Clock;
   metrics?: Metrics | undefined;
   progress: { firstEditDelayMs: number; minIntervalMs: number };
+  /** Waits between tries of a settlement or journal close that storage refused: doubling from `firstMs` to `maxMs`. */
+  storageRetry?: { firstMs: number; maxMs: number };
 }
 
 /**
@@ -333,10 +335,21 @@ export class ImaginePipeline {
     }
   }
 
-  /** Settles credits, records history, and closes the journal entry: the last step of every job. */
+  /**
+   * Settles credits, records history, and closes the journal entry: the last step of every job. Settling and closing
+   * are tried again while storage refuses them (an outage ends): a job given up on without its refund would leave the
+   * member's credits held until the sweeper, and one left in the journal would be run again by the next start after
+   * the member was told it was over. Tries end when the reservation expires (the sweeper refunds it then) or when the
+   * shutdown grace period is over (the next start settles from the journal).
+   */
   private async finish(job: JournalEntry, delivered: number, log: Logger): Promise<void> {
     const { policy, history, journal, clock } = this.deps;
-    const settled = await policy.settle(job.reservation, delivered);
+    const settled = await this.whileStorageRefuses(job, async () => {
+      const result = await policy.settle(job.reservation, delivered);
+      if (result === undefined) throw new Error('the credits could not be settled');
+      return result;
+    });
+    if (settled === undefined) log.error({ reservationId: job.reservation.id }, 'gave up settling the credits: the sweeper refunds them');
     if (settled?.settled) {
       this.deps.metrics?.committed(settled.committed);
       this.deps.metrics?.refunded(settled.refunded);
@@ -352,7 +365,29 @@ export class ImaginePipeline {
         })
         .catch((error: unknown) => log.warn({ err: error }, 'could not record the prompt history'));
     }
-    await journal.remove(job.id).catch((error: unknown) => log.error({ err: error }, 'could not close the journal entry'));
+    const closed = await this.whileStorageRefuses(job, async () => {
+      await journal.remove(job.id);
+      return true;
+    });
+    if (closed === undefined) log.error('could not close the journal entry');
+  }
+
+  /** `attempt` until it resolves, backing off while it rejects; undefined once the reservation expired or shutdown ended. */
+  private async whileStorageRefuses<T>(job: JournalEntry, attempt: () => Promise<T>): Promise<T | undefined> {
+    const { clock } = this.deps;
+    const { firstMs, maxMs } = this.deps.storageRetry ?? { firstMs: 1_000, maxMs: 30_000 };
+    for (let wait = firstMs; ; wait = Math.min(maxMs, wait * 2)) {
+      try {
+        return await attempt();
+      } catch {
+        if (this.abandon.signal.aborted || clock.now() + wait >= job.reservation.expiresAt) return undefined;
+        try {
+          await clock.sleep(wait, this.abandon.signal);
+        } catch {
+          return undefined;
+        }
+      }
+    }
   }
 
   /** A text-only answer on the original reply, or in the channel once the token is dead. */

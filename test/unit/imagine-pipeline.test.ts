@@ -41,13 +41,62 @@ function entry(samples: number): JournalEntry {
   };
 }
 
+/** A journal whose first `failures` removals are refused, as by storage that is down. */
+class FlakyJournal extends Journal {
+  constructor(
+    storage: ConstructorParameters<typeof Journal>[0],
+    private failures: number,
+  ) {
+    super(storage, 'main');
+  }
+
+  override async remove(id: string): Promise<void> {
+    if (this.failures-- > 0) throw new Error('The client is offline');
+    return super.remove(id);
+  }
+}
+
 describe('ImaginePipeline', () => {
+  it('keeps trying to refund and close the journal entry while storage refuses, so a failed-closed job is neither left charged nor resumed', async () => {
+    const storage = await openStorage('memory://', { logger: log });
+    const webhooks = { patch: vi.fn(() => Promise.resolve(undefined)) };
+    const responder = new DiscordResponder({ webhooks: webhooks as unknown as REST, channels: {} as REST }, log);
+    // policy.settle answers undefined when storage refused the settlement.
+    const settle = vi
+      .fn<() => Promise<{ settled: boolean; committed: number; refunded: number } | undefined>>()
+      .mockResolvedValueOnce(undefined)
+      .mockResolvedValueOnce(undefined)
+      .mockResolvedValue({ settled: true, committed: 0, refunded: 2 });
+    const journal = new FlakyJournal(storage, 2);
+    const pipeline = new ImaginePipeline({
+      segmind: { generate: vi.fn() },
+      scheduler: new FairScheduler(offlineLimiter, log, { outageLimitMs: 0 }),
+      gate: new GenerationGate({ clock: systemClock, logger: log, failureThreshold: 5, openMs: 30_000, maxOpenMs: 300_000 }),
+      policy: { settle },
+      journal,
+      history: new PromptHistory(storage),
+      results: new ResultStore(storage, systemClock, 30),
+      responder,
+      clock: systemClock,
+      progress: { firstEditDelayMs: 3_600_000, minIntervalMs: 3_600_000 },
+      storageRetry: { firstMs: 1, maxMs: 4 },
+    });
+    const job = entry(2);
+
+    await expect(pipeline.run(job, log)).resolves.toEqual({ kind: 'failed', delivered: 0, failed: 2 });
+
+    expect(settle).toHaveBeenCalledTimes(3);
+    expect(settle).toHaveBeenLastCalledWith(job.reservation, 0);
+    expect(await journal.list()).toEqual([]);
+    await storage.close();
+  });
+
   it('tells the member plainly that storage is unavailable and refunds, for a job failed closed by a long limiter outage', async () => {
     const storage = await openStorage('memory://', { logger: log });
     const edits: unknown[] = [];
     const webhooks = { patch: vi.fn((_route: string, options: { body?: unknown }) => (edits.push(options.body), Promise.resolve(undefined))) };
     const responder = new DiscordResponder({ webhooks: webhooks as unknown as REST, channels: {} as REST }, log);
-    const settle = vi.fn(() => Promise.resolve(undefined));
+    const settle = vi.fn(() => Promise.resolve({ settled: true, committed: 0, refunded: 2 }));
     const segmind = { generate: vi.fn() };
     const journal = new Journal(storage, 'main');
     const pipeline = new ImaginePipeline({
