@@ -56,7 +56,8 @@ describe('a Redis outage while images are queued', { timeout: 60_000 }, () => {
       DEFAULT_COOLDOWN_SECONDS: '0',
       DEFAULT_DAILY_CREDITS: '10',
       SEGMIND_CONCURRENCY: '1',
-      LOG_LEVEL: 'info',
+      // The limiter's refused attempts are logged at debug (the outage itself once, at error).
+      LOG_LEVEL: 'debug',
     });
     onTestFailed(() => console.log(`--- bot process ${bot.pid} ---\n${bot.output().split('\n').slice(-60).join('\n')}`));
     const { port } = (await bot.waitForLog('serving /healthz and /metrics')) as LogLine & { port: number };

@@ -231,7 +231,8 @@ export class RedisLimiter implements SegmindLimiter {
           // The outcome is unknown (a timeout may still have added the holder): take the id back, fail closed.
           void this.#forget(id);
           if (this.#remove(waiter)) waiter.reject(error);
-          this.#logger.error({ err: error }, 'could not acquire a Segmind slot from Redis');
+          // Debug: the scheduler reports an outage once when it starts and once when it ends, not per attempt.
+          this.#logger.debug({ err: error }, 'could not acquire a Segmind slot from Redis');
           continue;
         }
         if (reply[0] === 'ok') {
