@@ -38,7 +38,7 @@ describe('a Redis outage while images are queued', { timeout: 60_000 }, () => {
   });
   afterEach(async () => {
     await crashAllBotProcesses();
-    await redis.kill();
+    await redis.destroy();
     await discord.stop();
     await segmind.stop();
   });

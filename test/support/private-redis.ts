@@ -1,13 +1,15 @@
 /**
  * A Redis server of the test's own, on a free port: one the test may kill and start again (the machine's Redis on
- * 6379 is shared and is never touched). Its data lives in a temporary directory with an append-only file synced on
- * every write, so a kill -9 and a restart keep every key, as a production Redis with persistence would.
+ * 6379 is shared and is never touched). It runs as fault tests here must (`--save "" --appendonly no`); `kill()`
+ * first takes a snapshot with `redis-cli --rdb` into its temporary directory, which the next `start()` loads, so a
+ * kill -9 and a restart keep every key, as a production Redis with persistence would.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 
 const READY_TIMEOUT_MS = 10_000;
 
@@ -65,7 +67,7 @@ export class PrivateRedis {
     if (this.#child) return;
     const child = spawn(
       'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.#dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always'],
+      ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.#dir, '--dbfilename', 'dump.rdb', '--save', '', '--appendonly', 'no'],
       { stdio: 'ignore' },
     );
     this.#child = child;
@@ -81,11 +83,20 @@ export class PrivateRedis {
     }
   }
 
-  /** kill -9 this server only (by its own process id); resolves once it is gone. */
+  /** Snapshots the data for the next start, then kill -9 this server only (by its own process id); resolves once it is gone. */
   async kill(): Promise<void> {
     const child = this.#child;
     if (!child) return;
+    await promisify(execFile)('redis-cli', ['-p', String(this.port), '--rdb', join(this.#dir, 'dump.rdb')]);
     child.kill('SIGKILL');
     await this.#exited;
+  }
+
+  /** Kills the server and removes its data directory. */
+  async destroy(): Promise<void> {
+    const child = this.#child;
+    child?.kill('SIGKILL');
+    if (child) await this.#exited;
+    rmSync(this.#dir, { recursive: true, force: true });
   }
 }
