@@ -5,13 +5,14 @@ import { createLogger } from '../../src/logger.js';
 import { DiscordResponder } from '../../src/services/discord-responder.js';
 import { DEFAULTS } from '../../src/services/flux-params.js';
 import { GenerationGate } from '../../src/services/generation-gate.js';
-import { ImaginePipeline } from '../../src/services/imagine-pipeline.js';
+import { ImaginePipeline, type PipelineDeps } from '../../src/services/imagine-pipeline.js';
 import { PromptHistory } from '../../src/services/prompt-history.js';
 import { FairScheduler } from '../../src/services/queue/fair-scheduler.js';
 import { Journal, type JournalEntry } from '../../src/services/queue/journal.js';
 import type { SegmindLimiter } from '../../src/services/queue/segmind-limiter.js';
 import { ResultStore } from '../../src/services/result-store.js';
 import { openStorage } from '../../src/services/storage/open-storage.js';
+import type { Storage } from '../../src/services/storage/storage.js';
 
 const log = createLogger({ level: 'silent', secrets: [] });
 
@@ -44,7 +45,7 @@ function entry(samples: number): JournalEntry {
 /** A journal whose first `failures` removals are refused, as by storage that is down. */
 class FlakyJournal extends Journal {
   constructor(
-    storage: ConstructorParameters<typeof Journal>[0],
+    storage: Storage,
     private failures: number,
   ) {
     super(storage, 'main');
@@ -56,29 +57,45 @@ class FlakyJournal extends Journal {
   }
 }
 
+type Settle = PipelineDeps['policy']['settle'];
+
+/**
+ * A pipeline whose Segmind slots are refused at once (Redis gone), failing waiting jobs closed at the first refusal,
+ * on a memory store; Discord edits are recorded.
+ */
+async function pipelineWithOfflineLimiter(opts: { settle: Settle; journal?: (storage: Storage) => Journal; storageRetry?: PipelineDeps['storageRetry'] }) {
+  const storage = await openStorage('memory://', { logger: log });
+  const edits: unknown[] = [];
+  const webhooks = { patch: vi.fn((_route: string, options: { body?: unknown }) => (edits.push(options.body), Promise.resolve(undefined))) };
+  const segmind = { generate: vi.fn() };
+  const journal = opts.journal?.(storage) ?? new Journal(storage, 'main');
+  const pipeline = new ImaginePipeline({
+    segmind,
+    scheduler: new FairScheduler(offlineLimiter, log, { outageLimitMs: 0 }),
+    gate: new GenerationGate({ clock: systemClock, logger: log, failureThreshold: 5, openMs: 30_000, maxOpenMs: 300_000 }),
+    policy: { settle: opts.settle },
+    journal,
+    history: new PromptHistory(storage),
+    results: new ResultStore(storage, systemClock, 30),
+    responder: new DiscordResponder({ webhooks: webhooks as unknown as REST, channels: {} as REST }, log),
+    clock: systemClock,
+    progress: { firstEditDelayMs: 3_600_000, minIntervalMs: 3_600_000 },
+    ...(opts.storageRetry ? { storageRetry: opts.storageRetry } : {}),
+  });
+  return { storage, edits, segmind, journal, pipeline };
+}
+
 describe('ImaginePipeline', () => {
   it('keeps trying to refund and close the journal entry while storage refuses, so a failed-closed job is neither left charged nor resumed', async () => {
-    const storage = await openStorage('memory://', { logger: log });
-    const webhooks = { patch: vi.fn(() => Promise.resolve(undefined)) };
-    const responder = new DiscordResponder({ webhooks: webhooks as unknown as REST, channels: {} as REST }, log);
     // policy.settle answers undefined when storage refused the settlement.
     const settle = vi
-      .fn<() => Promise<{ settled: boolean; committed: number; refunded: number } | undefined>>()
+      .fn<Settle>()
       .mockResolvedValueOnce(undefined)
       .mockResolvedValueOnce(undefined)
       .mockResolvedValue({ settled: true, committed: 0, refunded: 2 });
-    const journal = new FlakyJournal(storage, 2);
-    const pipeline = new ImaginePipeline({
-      segmind: { generate: vi.fn() },
-      scheduler: new FairScheduler(offlineLimiter, log, { outageLimitMs: 0 }),
-      gate: new GenerationGate({ clock: systemClock, logger: log, failureThreshold: 5, openMs: 30_000, maxOpenMs: 300_000 }),
-      policy: { settle },
-      journal,
-      history: new PromptHistory(storage),
-      results: new ResultStore(storage, systemClock, 30),
-      responder,
-      clock: systemClock,
-      progress: { firstEditDelayMs: 3_600_000, minIntervalMs: 3_600_000 },
+    const { storage, journal, pipeline } = await pipelineWithOfflineLimiter({
+      settle,
+      journal: (s) => new FlakyJournal(s, 2),
       storageRetry: { firstMs: 1, maxMs: 4 },
     });
     const job = entry(2);
@@ -92,26 +109,8 @@ describe('ImaginePipeline', () => {
   });
 
   it('tells the member plainly that storage is unavailable and refunds, for a job failed closed by a long limiter outage', async () => {
-    const storage = await openStorage('memory://', { logger: log });
-    const edits: unknown[] = [];
-    const webhooks = { patch: vi.fn((_route: string, options: { body?: unknown }) => (edits.push(options.body), Promise.resolve(undefined))) };
-    const responder = new DiscordResponder({ webhooks: webhooks as unknown as REST, channels: {} as REST }, log);
-    const settle = vi.fn(() => Promise.resolve({ settled: true, committed: 0, refunded: 2 }));
-    const segmind = { generate: vi.fn() };
-    const journal = new Journal(storage, 'main');
-    const pipeline = new ImaginePipeline({
-      segmind,
-      // Fails waiting jobs closed at the first refused attempt.
-      scheduler: new FairScheduler(offlineLimiter, log, { outageLimitMs: 0 }),
-      gate: new GenerationGate({ clock: systemClock, logger: log, failureThreshold: 5, openMs: 30_000, maxOpenMs: 300_000 }),
-      policy: { settle },
-      journal,
-      history: new PromptHistory(storage),
-      results: new ResultStore(storage, systemClock, 30),
-      responder,
-      clock: systemClock,
-      progress: { firstEditDelayMs: 3_600_000, minIntervalMs: 3_600_000 },
-    });
+    const settle = vi.fn<Settle>(() => Promise.resolve({ settled: true, committed: 0, refunded: 2 }));
+    const { storage, edits, segmind, journal, pipeline } = await pipelineWithOfflineLimiter({ settle });
     const job = entry(2);
 
     await expect(pipeline.run(job, log)).resolves.toEqual({ kind: 'failed', delivered: 0, failed: 2 });
