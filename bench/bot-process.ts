@@ -6,8 +6,8 @@
 import { createBot } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
-import { Journal } from '../src/services/queue/journal.js';
-import { dayOf } from '../src/services/quota/quota-store.js';
+import { Journal } from '../src/services/generation/journal.js';
+import { dayOf } from '../src/services/storage/quota/quota-store.js';
 import { openStorage } from '../src/services/storage/open-storage.js';
 import { serveTelemetry } from './lib/telemetry.js';
 

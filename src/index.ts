@@ -3,7 +3,7 @@ import { createBot } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { startHealthServer } from './http/health-server.js';
 import { createLogger } from './logger.js';
-import { acquireInstanceLease, InstanceLeaseError, type InstanceLease } from './services/queue/instance-lease.js';
+import { acquireInstanceLease, InstanceLeaseError, type InstanceLease } from './services/generation/instance-lease.js';
 import { openStorage, StorageConfigError } from './services/storage/open-storage.js';
 import type { Storage } from './services/storage/storage.js';
 

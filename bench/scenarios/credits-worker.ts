@@ -11,17 +11,17 @@
 import { pino } from 'pino';
 import { systemClock } from '../../src/clock.js';
 import { createLogger } from '../../src/logger.js';
-import { GenerationGate } from '../../src/services/generation-gate.js';
-import { GuildSettingsRepository } from '../../src/services/guild-settings.js';
+import { GenerationGate } from '../../src/services/generation/generation-gate.js';
+import { GuildSettingsRepository } from '../../src/services/usage/guild-settings.js';
 import { Metrics } from '../../src/services/metrics.js';
-import type { QuotaLimits, Reservation } from '../../src/services/quota/quota-store.js';
+import type { QuotaLimits, Reservation } from '../../src/services/storage/quota/quota-store.js';
 import { openStorage } from '../../src/services/storage/open-storage.js';
 import type { Storage } from '../../src/services/storage/storage.js';
-import { UsagePolicy, type MemberContext } from '../../src/services/usage-policy.js';
+import { UsagePolicy, type MemberContext } from '../../src/services/usage/usage-policy.js';
 import { snowflake } from '../../test/fakes/fake-discord.js';
 import { distribution, round, type Distribution } from '../lib/stats.js';
 import { serveTelemetry } from '../lib/telemetry.js';
-import { DEFAULTS } from '../../src/services/flux-params.js';
+import { DEFAULTS } from '../../src/services/segmind/flux-params.js';
 
 export interface CreditsRunArgs {
   storeUrl: string;

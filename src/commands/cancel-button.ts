@@ -1,7 +1,7 @@
 import { MessageFlags, type ButtonInteraction, type ModalSubmitInteraction, type StringSelectMenuInteraction } from 'discord.js';
 import type { Logger } from '../logger.js';
-import type { ImaginePipeline } from '../services/imagine-pipeline.js';
-import { CANCEL_PREFIX } from '../services/queue/progress-reporter.js';
+import type { ImaginePipeline } from '../services/generation/imagine-pipeline.js';
+import { CANCEL_PREFIX } from '../services/generation/progress-reporter.js';
 
 /** A press, a menu choice or a modal submission: every interaction that carries a custom_id. */
 export type ComponentInteraction = ButtonInteraction | StringSelectMenuInteraction | ModalSubmitInteraction;

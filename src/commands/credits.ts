@@ -4,9 +4,9 @@ import {
   MessageFlags,
   type RESTPostAPIChatInputApplicationCommandsJSONBody,
 } from 'discord.js';
-import { memberContextOf } from '../discord/member-context.js';
+import { memberContextOf } from './member-context.js';
 import { UserFacingError } from '../errors.js';
-import type { UsagePolicy, UsageView } from '../services/usage-policy.js';
+import type { UsagePolicy, UsageView } from '../services/usage/usage-policy.js';
 import type { SlashCommand } from './types.js';
 
 export const definition = {

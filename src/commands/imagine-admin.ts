@@ -16,20 +16,20 @@ import {
 } from 'discord.js';
 import { z } from 'zod';
 import type { Clock } from '../clock.js';
-import { memberContextOf } from '../discord/member-context.js';
+import { memberContextOf } from './member-context.js';
 import { UserFacingError } from '../errors.js';
-import type { AuditLog } from '../services/audit-log.js';
+import type { AuditLog } from '../services/usage/audit-log.js';
 import {
   DEFAULT_NSFW_WORDS,
   NSFW_POLICIES,
   newGuildSettings,
   type GuildSettings,
   type GuildSettingsRepository,
-} from '../services/guild-settings.js';
-import type { PromptHistory } from '../services/prompt-history.js';
-import { dayOf, type QuotaStore } from '../services/quota/quota-store.js';
-import type { MemberContext, RefusalReason, UsagePolicy } from '../services/usage-policy.js';
-import { compileRule, findBrokenRule } from '../services/word-filter.js';
+} from '../services/usage/guild-settings.js';
+import type { PromptHistory } from '../services/results/prompt-history.js';
+import { dayOf, type QuotaStore } from '../services/storage/quota/quota-store.js';
+import type { MemberContext, RefusalReason, UsagePolicy } from '../services/usage/usage-policy.js';
+import { compileRule, findBrokenRule } from '../services/usage/word-filter.js';
 import type { SlashCommand } from './types.js';
 
 // ---------------------------------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import {
   OUTPUT_FORMATS,
   randomSeed,
   type FluxDevParams,
-} from '../services/flux-params.js';
+} from '../services/segmind/flux-params.js';
 import { UserFacingError } from '../errors.js';
 import { parseOptions } from './options.js';
 import { submitImagine, type SubmitDeps } from './submit-imagine.js';

@@ -7,12 +7,12 @@ import {
   type ModalSubmitInteraction,
   type StringSelectMenuInteraction,
 } from 'discord.js';
-import { memberContextOf } from '../discord/member-context.js';
+import { memberContextOf } from './member-context.js';
 import { UserFacingError } from '../errors.js';
-import { DEFAULTS, randomSeed, type FluxDevParams } from '../services/flux-params.js';
-import type { GuildSettingsRepository } from '../services/guild-settings.js';
-import { parseResultCustomId, RESULT_PREFIX, resultCustomId } from '../services/result-components.js';
-import type { ResultRecord, ResultStore } from '../services/result-store.js';
+import { DEFAULTS, randomSeed, type FluxDevParams } from '../services/segmind/flux-params.js';
+import type { GuildSettingsRepository } from '../services/usage/guild-settings.js';
+import { parseResultCustomId, RESULT_PREFIX, resultCustomId } from '../services/results/result-components.js';
+import type { ResultRecord, ResultStore } from '../services/results/result-store.js';
 import type { ButtonHandler } from './cancel-button.js';
 import { optionsSchema, type ImagineOptions } from './imagine.js';
 import { submitImagine, type SubmitDeps } from './submit-imagine.js';

@@ -1,11 +1,11 @@
 import type { RepliableInteraction } from 'discord.js';
-import { memberContextOf } from '../discord/member-context.js';
+import { memberContextOf } from './member-context.js';
 import type { Logger } from '../logger.js';
-import type { FluxDevParams } from '../services/flux-params.js';
-import { INTERACTION_TOKEN_LIFETIME_MS, type ImagineRequest } from '../services/imagine-request.js';
-import type { ImaginePipeline } from '../services/imagine-pipeline.js';
-import type { JournalEntry } from '../services/queue/journal.js';
-import type { UsagePolicy } from '../services/usage-policy.js';
+import type { FluxDevParams } from '../services/segmind/flux-params.js';
+import { INTERACTION_TOKEN_LIFETIME_MS, type ImagineRequest } from '../services/generation/imagine-request.js';
+import type { ImaginePipeline } from '../services/generation/imagine-pipeline.js';
+import type { JournalEntry } from '../services/generation/journal.js';
+import type { UsagePolicy } from '../services/usage/usage-policy.js';
 
 /** A reservation outlives the interaction token: a late result can still be posted in the channel and charged. */
 const RESERVATION_LIFETIME_MS = 60 * 60_000;

@@ -4,7 +4,7 @@ import { REST, Routes, type APIApplication } from 'discord.js';
 import { commandDefinitions } from '../commands/index.js';
 import { ConfigError, loadConfig } from '../config.js';
 import { createLogger } from '../logger.js';
-import { syncCommands } from '../services/command-sync.js';
+import { syncCommands } from '../services/discord/command-sync.js';
 
 if (existsSync('.env')) process.loadEnvFile('.env');
 

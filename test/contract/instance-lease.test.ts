@@ -10,7 +10,7 @@ import {
   acquireInstanceLease,
   instanceLeaseKey,
   type InstanceLeaseOptions,
-} from '../../src/services/queue/instance-lease.js';
+} from '../../src/services/generation/instance-lease.js';
 import { openStorage } from '../../src/services/storage/open-storage.js';
 import type { Storage } from '../../src/services/storage/storage.js';
 import { REDIS_URL, deleteRedisKeys, describeWithRedis, redisTestNamespace, withRedisClient } from '../support/redis.js';

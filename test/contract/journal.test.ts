@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DEFAULTS } from '../../src/services/flux-params.js';
-import { Journal, type JournalEntry } from '../../src/services/queue/journal.js';
+import { DEFAULTS } from '../../src/services/segmind/flux-params.js';
+import { Journal, type JournalEntry } from '../../src/services/generation/journal.js';
 import { openStorage } from '../../src/services/storage/open-storage.js';
 import type { Storage } from '../../src/services/storage/storage.js';
 

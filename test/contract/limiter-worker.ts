@@ -12,7 +12,7 @@ import { createInterface } from 'node:readline';
 import { createClient } from '@keyv/redis';
 import { pino } from 'pino';
 import { systemClock } from '../../src/clock.js';
-import { createSegmindLimiter } from '../../src/services/queue/segmind-limiter.js';
+import { createSegmindLimiter } from '../../src/services/generation/create-segmind-limiter.js';
 import { openStorage } from '../../src/services/storage/open-storage.js';
 
 const [url, keyPrefix, concurrencyText, countText, workMsText, outFile] = process.argv.slice(2);

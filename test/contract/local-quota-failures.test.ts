@@ -6,7 +6,7 @@ import KeyvSqlite from '@keyv/sqlite';
 import Keyv from 'keyv';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { LocalQuotaStore } from '../../src/services/quota/local-quota-store.js';
+import { LocalQuotaStore } from '../../src/services/storage/quota/local-quota-store.js';
 import { openStorage } from '../../src/services/storage/open-storage.js';
 import { CachedSqliteStore } from '../../src/services/storage/cached-sqlite-store.js';
 import { listRecords } from '../../src/services/storage/local-storage.js';

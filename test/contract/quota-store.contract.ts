@@ -8,7 +8,7 @@ import {
   type Reservation,
   type ReserveInput,
   type ReserveResult,
-} from '../../src/services/quota/quota-store.js';
+} from '../../src/services/storage/quota/quota-store.js';
 import type { Storage } from '../../src/services/storage/storage.js';
 
 /**

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
-import { localQuotaKeys } from '../../src/services/quota/local-quota-store.js';
-import { dayOf } from '../../src/services/quota/quota-store.js';
+import { localQuotaKeys } from '../../src/services/storage/quota/local-quota-store.js';
+import { dayOf } from '../../src/services/storage/quota/quota-store.js';
 import { openStorage } from '../../src/services/storage/open-storage.js';
 import type { Storage } from '../../src/services/storage/storage.js';
 import {

@@ -2,19 +2,19 @@ import { createClient } from '@keyv/redis';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Clock } from '../../src/clock.js';
-import { DEFAULTS } from '../../src/services/flux-params.js';
-import { newGuildSettings, type GuildSettingsRepository } from '../../src/services/guild-settings.js';
-import type { ImagineRequest } from '../../src/services/imagine-request.js';
-import { DAY_MS, startOfNextDay } from '../../src/services/quota/quota-store.js';
+import { DEFAULTS } from '../../src/services/segmind/flux-params.js';
+import { newGuildSettings, type GuildSettingsRepository } from '../../src/services/usage/guild-settings.js';
+import type { ImagineRequest } from '../../src/services/generation/imagine-request.js';
+import { DAY_MS, startOfNextDay } from '../../src/services/storage/quota/quota-store.js';
 import {
   CANCEL_TOMBSTONE_TTL_MS,
   RedisQuotaStore,
   redisQuotaKeys,
   type RedisCommandSender,
-} from '../../src/services/quota/redis-quota-store.js';
-import { RESERVE } from '../../src/services/quota/redis-scripts.js';
+} from '../../src/services/storage/quota/redis-quota-store.js';
+import { RESERVE } from '../../src/services/storage/quota/redis-scripts.js';
 import { RedisTimeoutError } from '../../src/services/storage/redis-connection.js';
-import { UsagePolicy, type MemberContext } from '../../src/services/usage-policy.js';
+import { UsagePolicy, type MemberContext } from '../../src/services/usage/usage-policy.js';
 import { REDIS_URL, deleteRedisKeys, describeWithRedis, redisTestNamespace, type TestRedisClient } from '../support/redis.js';
 import { T0, granted, quotaLimits, reserveInput } from './quota-store.contract.js';
 

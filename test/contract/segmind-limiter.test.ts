@@ -5,14 +5,15 @@ import { join, resolve } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock, type Clock } from '../../src/clock.js';
-import { LimiterClosedError, LocalLimiter } from '../../src/services/queue/local-limiter.js';
-import { RedisLimiter, redisLimiterKeys } from '../../src/services/queue/redis-limiter.js';
+import { createSegmindLimiter } from '../../src/services/generation/create-segmind-limiter.js';
+import { LocalLimiter } from '../../src/services/generation/local-limiter.js';
+import { RedisLimiter, redisLimiterKeys } from '../../src/services/generation/redis-limiter.js';
 import {
-  createSegmindLimiter,
+  LimiterClosedError,
   type LimiterOptions,
   type LimiterTimers,
   type SegmindLimiter,
-} from '../../src/services/queue/segmind-limiter.js';
+} from '../../src/services/generation/segmind-limiter.js';
 import { openStorage } from '../../src/services/storage/open-storage.js';
 import type { Storage } from '../../src/services/storage/storage.js';
 import {

@@ -5,8 +5,8 @@ import KeyvSqlite from '@keyv/sqlite';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { systemClock } from '../../src/clock.js';
-import { DEFAULTS } from '../../src/services/flux-params.js';
-import { ResultStore } from '../../src/services/result-store.js';
+import { DEFAULTS } from '../../src/services/segmind/flux-params.js';
+import { ResultStore } from '../../src/services/results/result-store.js';
 import { openStorage } from '../../src/services/storage/open-storage.js';
 import type { Storage } from '../../src/services/storage/storage.js';
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { commandDefinitions } from '../../src/commands/index.js';
-import { instanceLeaseKey } from '../../src/services/queue/instance-lease.js';
+import { instanceLeaseKey } from '../../src/services/generation/instance-lease.js';
 import { FakeDiscord } from '../fakes/fake-discord.js';
 import { FakeSegmind } from '../fakes/fake-segmind.js';
 import { describeImage } from '../fakes/images.js';

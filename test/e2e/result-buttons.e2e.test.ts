@@ -2,7 +2,7 @@ import { ApplicationCommandOptionType, ChannelType, type APIInteractionDataResol
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { definition as adminDefinition } from '../../src/commands/imagine-admin.js';
 import { definition as imagineDefinition } from '../../src/commands/imagine.js';
-import { Journal } from '../../src/services/queue/journal.js';
+import { Journal } from '../../src/services/generation/journal.js';
 import { snowflake, type RecordedRequest, type SentInteraction, type SlashCommandOption } from '../fakes/fake-discord.js';
 import { eventually, startHarness, type Harness, type HarnessOptions } from '../support/harness.js';
 import { messageOf, sendImagine } from '../support/imagine.js';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { ApplicationCommandOptionType } from 'discord.js';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { RecordedRequest, SentInteraction } from '../fakes/fake-discord.js';
-import type { QuotaStore } from '../../src/services/quota/quota-store.js';
+import type { QuotaStore } from '../../src/services/storage/quota/quota-store.js';
 import { eventually, startHarness, type Harness } from '../support/harness.js';
 import { messageOf, sendImagine } from '../support/imagine.js';
 import { refusalAfterDeferral as refusal } from '../support/refusals.js';

@@ -5,9 +5,9 @@ import { Writable } from 'node:stream';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.js';
 import { createLogger } from '../../src/logger.js';
-import type { FluxDevRequestBody } from '../../src/services/flux-params.js';
-import { SegmindClient, type SegmindClientOptions } from '../../src/services/segmind-client.js';
-import { SegmindError } from '../../src/services/segmind-errors.js';
+import type { FluxDevRequestBody } from '../../src/services/segmind/flux-params.js';
+import { SegmindClient, type SegmindClientOptions } from '../../src/services/segmind/segmind-client.js';
+import { SegmindError } from '../../src/services/segmind/segmind-errors.js';
 import { FakeSegmind } from '../fakes/fake-segmind.js';
 import { describeImage, renderImage } from '../fakes/images.js';
 

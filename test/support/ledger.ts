@@ -1,5 +1,5 @@
 import { expect } from 'vitest';
-import { Journal } from '../../src/services/queue/journal.js';
+import { Journal } from '../../src/services/generation/journal.js';
 import type { Storage } from '../../src/services/storage/storage.js';
 
 const DAY = 24 * 60 * 60_000;

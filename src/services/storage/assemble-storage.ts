@@ -1,7 +1,7 @@
 import type Keyv from 'keyv';
 import type { Logger } from '../../logger.js';
-import type { QuotaStore } from '../quota/quota-store.js';
-import type { RedisCommandSender } from '../quota/redis-quota-store.js';
+import type { QuotaStore } from './quota/quota-store.js';
+import type { RedisCommandSender } from './quota/redis-quota-store.js';
 import type { KeyedMutex } from './keyed-mutex.js';
 import type { Storage, StoreKind } from './storage.js';
 

@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import Keyv from 'keyv';
 import type { Logger } from '../../logger.js';
-import { LocalQuotaStore, type ListRecords } from '../quota/local-quota-store.js';
+import { LocalQuotaStore, type ListRecords } from './quota/local-quota-store.js';
 import { assembleStorage, logKeyvErrors, reasonOf } from './assemble-storage.js';
 import { CachedSqliteStore } from './cached-sqlite-store.js';
 import { KeyedMutex } from './keyed-mutex.js';

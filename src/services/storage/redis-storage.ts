@@ -1,7 +1,7 @@
 import KeyvRedis from '@keyv/redis';
 import Keyv, { type KeyvEntry } from 'keyv';
 import type { Logger } from '../../logger.js';
-import { RedisQuotaStore } from '../quota/redis-quota-store.js';
+import { RedisQuotaStore } from './quota/redis-quota-store.js';
 import { assembleStorage, logKeyvErrors } from './assemble-storage.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import { RedisConnection } from './redis-connection.js';

@@ -1,6 +1,6 @@
 import type Keyv from 'keyv';
-import type { QuotaStore } from '../quota/quota-store.js';
-import type { RedisCommandSender } from '../quota/redis-quota-store.js';
+import type { QuotaStore } from './quota/quota-store.js';
+import type { RedisCommandSender } from './quota/redis-quota-store.js';
 
 export type StoreKind = 'memory' | 'sqlite' | 'redis';
 

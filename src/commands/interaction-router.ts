@@ -1,0 +1,101 @@
+import { MessageFlags, type ChatInputCommandInteraction, type Interaction } from 'discord.js';
+import type { ButtonHandler, ComponentInteraction } from './cancel-button.js';
+import { UserFacingError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { SlashCommand } from './types.js';
+
+/** Routes interactions to their command or button and owns every error reply (one central error handler). */
+export function createInteractionRouter(
+  commands: ReadonlyMap<string, SlashCommand>,
+  buttons: readonly ButtonHandler[],
+  logger: Logger,
+) {
+  return async function onInteraction(interaction: Interaction): Promise<void> {
+    if (interaction.isButton() || interaction.isStringSelectMenu() || interaction.isModalSubmit())
+      return routeComponent(interaction);
+    if (!interaction.isChatInputCommand()) return;
+    const log = logger.child({
+      interactionId: interaction.id,
+      command: interaction.commandName,
+      guildId: interaction.guildId,
+      channelId: interaction.channelId,
+      userId: interaction.user.id,
+    });
+    const command = commands.get(interaction.commandName);
+    if (!command) {
+      log.warn('unknown command');
+      await replyWithError(interaction, new UserFacingError('This command is not available any more.'), log);
+      return;
+    }
+    try {
+      await command.execute(interaction, log);
+    } catch (error) {
+      await replyWithError(interaction, error, log);
+    }
+  };
+
+  async function routeComponent(interaction: ComponentInteraction): Promise<void> {
+    const log = logger.child({
+      interactionId: interaction.id,
+      button: interaction.customId,
+      guildId: interaction.guildId,
+      userId: interaction.user.id,
+    });
+    const handler = buttons.find((b) => interaction.customId.startsWith(b.prefix));
+    try {
+      if (!handler) throw new UserFacingError('This button does not work any more.');
+      await handler.execute(interaction, log);
+    } catch (error) {
+      await replyWithError(interaction, error, log);
+    }
+  }
+}
+
+export async function replyWithError(
+  interaction: ChatInputCommandInteraction | ComponentInteraction,
+  error: unknown,
+  log: Logger,
+): Promise<void> {
+  let text: string;
+  if (error instanceof UserFacingError) {
+    log.info({ code: error.code, reason: error.message }, 'request refused');
+    text = error.message;
+  } else {
+    log.error({ err: error }, 'command failed');
+    text = `Something went wrong on the bot's side. Nothing was generated. (ref \`${interaction.id}\`)`;
+  }
+  const content = `❌ ${text}`;
+  try {
+    if (!interaction.deferred && !interaction.replied) {
+      await interaction.reply({ content, flags: MessageFlags.Ephemeral, allowedMentions: { parse: [] } });
+    } else if (interaction.deferred && !interaction.replied && !interaction.ephemeral) {
+      await replacePublicDeferral(interaction, content, log);
+    } else {
+      // An ephemeral deferral, or a reply already written: edit it, as it is the member's own view.
+      await interaction.editReply({ content, embeds: [], files: [], attachments: [], allowedMentions: { parse: [] } });
+    }
+  } catch (replyError) {
+    log.warn({ err: replyError }, 'could not send the error reply');
+  }
+}
+
+/**
+ * A public "thinking…" message with nothing delivered in it (requests are acknowledged before storage is asked):
+ * the refusal or error is the member's business only, so the public message is deleted and the text sent as an
+ * ephemeral follow-up. Deleting first matters: Discord turns the first follow-up after a deferral into the deferred
+ * message itself, public. If the delete fails, the text is written into the public message instead.
+ */
+async function replacePublicDeferral(
+  interaction: ChatInputCommandInteraction | ComponentInteraction,
+  content: string,
+  log: Logger,
+): Promise<void> {
+  try {
+    await interaction.deleteReply();
+  } catch (deleteError) {
+    log.warn({ err: deleteError }, 'could not delete the deferred reply; answering in it instead');
+    await interaction.editReply({ content, embeds: [], files: [], attachments: [], allowedMentions: { parse: [] } });
+    return;
+  }
+  await interaction.followUp({ content, flags: MessageFlags.Ephemeral, allowedMentions: { parse: [] } });
+}

@@ -1,0 +1,432 @@
+import type { Clock } from '../../clock.js';
+import type { Logger } from '../../logger.js';
+import { isDeadToken, type DiscordResponder, type InteractionAddress, type OutgoingMessage, type PreparedMessage } from '../discord/discord-responder.js';
+import { splitIntoSingleImageRequests } from '../segmind/flux-params.js';
+import type { GenerationGate } from './generation-gate.js';
+import type { Metrics } from '../metrics.js';
+import type { PromptHistory } from '../results/prompt-history.js';
+import type { FairScheduler, JobEnd } from './fair-scheduler.js';
+import type { Journal, JournalEntry } from './journal.js';
+import { progressMessage, ProgressReporter } from './progress-reporter.js';
+import { resultComponents } from '../results/result-components.js';
+import { buildResultMessage, type BatchFailure, type BatchImage } from '../results/result-message.js';
+import type { ResultStore } from '../results/result-store.js';
+import type { SegmindClient } from '../segmind/segmind-client.js';
+import { SegmindError } from '../segmind/segmind-errors.js';
+import type { Reservation, SettleResult } from '../storage/quota/quota-store.js';
+
+export type JobOutcome =
+  | { kind: 'delivered' | 'partial' | 'failed' | 'cancelled' | 'delivery_failed'; delivered: number; failed: number }
+  | { kind: 'suspended'; delivered: 0; failed: 0 };
+
+/** Leave this much of the token's life to upload the images through the original reply. */
+const EDIT_MARGIN_MS = 10_000;
+/** A resumed job needs at least this much token life left to be worth generating again. */
+const RESUME_MIN_TOKEN_MS = 2 * 60_000;
+/** Segmind calls stop this long before the reservation expires (the sweeper refunds it then). */
+const GENERATION_MARGIN_MS = 5 * 60_000;
+/** A job that waited through a long storage outage (the Segmind limiter lives in it) and generated nothing. */
+const STORAGE_DOWN_TEXT = "❌ The bot's storage is unavailable right now, so your request could not be run. Nothing was charged — please try again later.";
+/** The bot restarted after the images were generated and before they were posted. */
+const NOT_POSTED_TEXT = '❌ The bot restarted before your images could be posted. Nothing was charged — please try again.';
+
+export interface PipelineDeps {
+  segmind: Pick<SegmindClient, 'generate'>;
+  scheduler: FairScheduler;
+  gate: GenerationGate;
+  /**
+   * The usage policy's settlement (commit what was delivered, refund the rest; answers undefined when storage refused
+   * it). Named by shape: the policy sits above generation and hands it this.
+   */
+  policy: { settle(reservation: Reservation, delivered: number): Promise<SettleResult | undefined> };
+  journal: Journal;
+  history: PromptHistory;
+  results: ResultStore;
+  responder: DiscordResponder;
+  clock: Clock;
+  metrics?: Metrics | undefined;
+  progress: { firstEditDelayMs: number; minIntervalMs: number };
+  /** Waits between tries of a settlement or journal close that storage refused: doubling from `firstMs` to `maxMs`. */
+  storageRetry?: { firstMs: number; maxMs: number };
+}
+
+/**
+ * Runs one admitted request, whichever way it came in: journaled before Segmind is called, queued fairly, generated
+ * one image per call, delivered to Discord, then credits committed for what was delivered and refunded for the rest.
+ */
+export class ImaginePipeline {
+  /** Jobs this process is running (new or resumed), until their member has been answered and credits settled. */
+  private readonly active = new Set<Promise<unknown>>();
+  /** Aborted when the shutdown grace period is over: running Segmind calls stop and their jobs stay journaled. */
+  private readonly abandon = new AbortController();
+
+  constructor(private readonly deps: PipelineDeps) {}
+
+  /** Resolves true once every job has delivered (or posted its notice) and settled, false after `timeoutMs`. */
+  async drain(timeoutMs: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs)));
+    try {
+      return await Promise.race([Promise.allSettled([...this.active]).then(() => true), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * After the shutdown grace period: stops the Segmind calls still running. Their jobs end as `suspended`, left in
+   * the journal exactly as they are (credits still reserved), so the next start resumes or refunds them once.
+   */
+  abandonRunning(): void {
+    this.abandon.abort(new Error('the shutdown grace period is over'));
+  }
+
+  private track<T>(job: Promise<T>): Promise<T> {
+    this.active.add(job);
+    const forget = () => this.active.delete(job);
+    job.then(forget, forget);
+    return job;
+  }
+
+  /** A new request: journal it (so a crash cannot lose it), then run it. Shutdown waits for it from the start. */
+  run(job: JournalEntry, log: Logger): Promise<JobOutcome> {
+    return this.track(
+      (async () => {
+        try {
+          await this.deps.journal.add(job);
+        } catch (error) {
+          await this.deps.policy.settle(job.reservation, 0);
+          throw error;
+        }
+        return this.execute(job, log);
+      })(),
+    );
+  }
+
+  /** Cancels a job that has not started; only the member who asked may. */
+  cancel(jobId: string, userId: string): 'cancelled' | 'not_yours' | 'too_late' {
+    const owner = this.deps.scheduler.ownerOf(jobId);
+    if (owner === undefined) return 'too_late';
+    if (owner !== userId) return 'not_yours';
+    return this.deps.scheduler.cancel(jobId) ? 'cancelled' : 'too_late';
+  }
+
+  /** After a restart: resume what can still be answered, refund and tell the member about the rest. */
+  async recover(log: Logger): Promise<void> {
+    const { journal, clock } = this.deps;
+    for (const job of await journal.list()) {
+      const jobLog = log.child({ jobId: job.id, guildId: job.guildId, userId: job.userId });
+      const address = addressOf(job);
+      if (job.state === 'delivering') {
+        // The result may already be posted: never post it twice.
+        const original = await this.deps.responder.fetchOriginal(address);
+        const delivered = Math.min(original?.attachments ?? 0, job.params.samples);
+        jobLog.warn({ delivered }, 'settling a job interrupted while delivering');
+        // The reply was read and has no images: the post never landed, and the member still sees "Generating…".
+        if (original !== undefined && delivered === 0) await this.tell(job, { content: NOT_POSTED_TEXT, components: [] }, jobLog);
+        await this.finish(job, delivered, jobLog);
+        continue;
+      }
+      if (job.tokenExpiresAt - clock.now() > RESUME_MIN_TOKEN_MS) {
+        jobLog.info('resuming a request left unfinished by the last run');
+        void this.track(this.execute(job, jobLog)).catch((error: unknown) => jobLog.error({ err: error }, 'resumed job failed'));
+      } else {
+        jobLog.warn('refunding a request left unfinished by the last run: too late to resume');
+        await this.tell(job, { content: '❌ The bot restarted and could not finish this request in time. Nothing was charged — please try again.' }, jobLog);
+        await this.finish(job, 0, jobLog);
+        this.deps.metrics?.jobFinished('expired');
+      }
+    }
+  }
+
+  private async execute(job: JournalEntry, log: Logger): Promise<JobOutcome> {
+    const { scheduler, clock } = this.deps;
+    const address = addressOf(job);
+    const bodies = splitIntoSingleImageRequests(job.params);
+    const images: BatchImage[] = [];
+    const failures: BatchFailure[] = [];
+    const started = clock.now();
+    const reporter = new ProgressReporter((message) => this.deps.responder.editOriginal(address, message), {
+      ...this.deps.progress,
+      now: () => clock.now(),
+    });
+    let firstStart: number | undefined;
+
+    const handle = scheduler.submit({
+      id: job.id,
+      userId: job.userId,
+      tasks: bodies.length,
+      runTask: async (index) => {
+        firstStart ??= clock.now();
+        const body = bodies[index]!;
+        try {
+          images.push({ ...(await this.generateOne(body, job, log)), index });
+        } catch (error) {
+          failures.push({ index, seed: body.seed, error: error instanceof SegmindError ? error : new SegmindError('connection', { cause: error }) });
+        }
+      },
+      onProgress: (progress) => reporter.update(progressMessage(progress, job.id)),
+    });
+    const end: JobEnd = await handle.done;
+    await reporter.close();
+
+    if (this.abandon.signal.aborted && end !== 'cancelled') {
+      log.warn({ jobId: job.id }, 'left journaled for the next start: the shutdown grace period ended while it ran');
+      return { kind: 'suspended', delivered: 0, failed: 0 };
+    }
+
+    if (end === 'stopped' && images.length === 0) {
+      // Nothing generated: left in the journal, the next start resumes it while its token lives, or refunds it.
+      await this.tell(job, { content: '⏸️ The bot is restarting. Your request is saved and will continue when it is back.', components: [] }, log);
+      return { kind: 'suspended', delivered: 0, failed: 0 };
+    }
+    if (end === 'cancelled') {
+      await this.tell(job, { content: '🚫 Cancelled. Nothing was charged.', components: [] }, log);
+      await this.finish(job, 0, log);
+      this.deps.metrics?.jobFinished('cancelled');
+      return { kind: 'cancelled', delivered: 0, failed: job.params.samples };
+    }
+
+    images.sort((a, b) => a.index - b.index);
+    failures.sort((a, b) => a.index - b.index);
+    const generationMs = clock.now() - (firstStart ?? started);
+    // What the log needs of the images; the images themselves are handed on (splice empties this job's array).
+    const segmind = [
+      ...images.map((i) => ({ seed: i.seed, status: i.status, attempts: i.attempts, ms: i.durationMs })),
+      ...failures.map((f) => ({ seed: f.seed, status: f.error.status, kind: f.error.kind })),
+    ];
+    const remainingCredits = images.map((i) => i.remainingCredits).filter((c) => c !== undefined).at(-1);
+    // A job cut short (shutdown, storage outage) delivers what it has; the images never started are refunded.
+    const notStarted = bodies.length - images.length - failures.length;
+    const notice = notStarted > 0 && (end === 'stopped' || end === 'unavailable') ? notGeneratedNotice(notStarted, end) : undefined;
+    const result = this.prepareResult(job, images.splice(0), failures, generationMs, notice);
+    let delivered = 0;
+    let kind: JobOutcome['kind'];
+    if (result.kind === 'nothing') {
+      const reason = failures[0]?.error.message ?? '';
+      const content =
+        end === 'unavailable' && failures.length === 0 && result.oversized === 0
+          ? STORAGE_DOWN_TEXT
+          : [`❌ No image could be generated. ${reason}${result.oversized > 0 ? `\n${result.content}` : ''}`.trim(), notice]
+              .filter((line) => line !== undefined)
+              .join('\n');
+      await this.tell(job, { content, components: [] }, log);
+      kind = 'failed';
+    } else {
+      // Both before posting, and independent of each other, so side by side (the images wait in memory meanwhile):
+      // the result saved, as the buttons must find it the moment they appear; the job marked as delivering, so that
+      // a restart checks what was posted instead of posting again.
+      await Promise.all([
+        this.deps.results
+          .save({
+            id: job.id,
+            guildId: job.guildId,
+            channelId: job.channelId,
+            ownerId: job.userId,
+            params: job.params,
+            images: result.posted,
+          })
+          .catch((error: unknown) => log.warn({ err: error }, 'could not save the result for its buttons')),
+        this.deps.journal.markDelivering(job.id).catch((error: unknown) => log.warn({ err: error }, 'could not mark the job as delivering')),
+      ]);
+      delivered = await this.deliver(job, address, result.message, log);
+      kind = delivered === 0 ? 'delivery_failed' : delivered < job.params.samples ? 'partial' : 'delivered';
+    }
+    await this.finish(job, delivered, log);
+    this.deps.metrics?.jobFinished(kind);
+
+    log.info(
+      {
+        jobId: job.id,
+        userId: job.userId,
+        guildId: job.guildId,
+        params: { ...job.params, prompt: truncate(job.params.prompt, 120) },
+        durationMs: clock.now() - job.createdAt,
+        queuedMs: (firstStart ?? clock.now()) - started,
+        segmindMs: generationMs,
+        segmind,
+        remainingCredits,
+        outcome: kind,
+        delivered,
+        failed: job.params.samples - delivered,
+      },
+      'imagine job finished',
+    );
+    return { kind, delivered, failed: job.params.samples - delivered };
+  }
+
+  /**
+   * The result message, with the images already inside its request body: once this returns, nothing but that body
+   * holds image bytes (the caller has given up `images`), through the storage writes before the upload and the upload.
+   */
+  private prepareResult(
+    job: JournalEntry,
+    images: BatchImage[],
+    failures: BatchFailure[],
+    generationMs: number,
+    notice?: string,
+  ):
+    | { kind: 'nothing'; content: string; oversized: number }
+    | { kind: 'images'; message: PreparedMessage; posted: Array<{ index: number; seed: number }> } {
+    const message = buildResultMessage(job.params, { images, failures, durationMs: generationMs }, job.attachmentSizeLimit);
+    if (message.files.length === 0) return { kind: 'nothing', content: message.content, oversized: message.oversized.length };
+    const content = notice === undefined ? message.content : [message.content, notice].filter((line) => line !== '').join('\n');
+    const posted = images
+      .filter((image) => message.files.some((file) => file.data === image.bytes))
+      .map((image) => ({ index: image.index, seed: image.seed }));
+    const components = resultComponents(job.id, posted);
+    const prepared = this.deps.responder.prepare({ content, embeds: message.embeds, files: message.files, components });
+    return { kind: 'images', message: prepared, posted };
+  }
+
+  private async generateOne(body: ReturnType<typeof splitIntoSingleImageRequests>[number], job: JournalEntry, log: Logger) {
+    const { gate, segmind, metrics, clock } = this.deps;
+    const deadline = job.reservation.expiresAt - GENERATION_MARGIN_MS;
+    if (clock.now() >= deadline) throw new SegmindError('timeout', { reason: 'waited in the queue past its deadline' });
+    const blocked = gate.beforeCall();
+    if (blocked) throw blocked;
+    const started = clock.now();
+    try {
+      const image = await segmind.generate(body, { deadline, log, signal: this.abandon.signal });
+      gate.afterCall(undefined);
+      metrics?.segmindRequest(String(image.status), (clock.now() - started) / 1000);
+      if (image.remainingCredits !== undefined) metrics?.setRemainingCredits(image.remainingCredits);
+      return image;
+    } catch (error) {
+      const segmindError = error instanceof SegmindError ? error : new SegmindError('connection', { cause: error });
+      gate.afterCall(segmindError);
+      metrics?.segmindRequest(segmindError.status !== undefined ? String(segmindError.status) : segmindError.kind, (clock.now() - started) / 1000);
+      throw segmindError;
+    }
+  }
+
+  /** Posts the images (the job is marked as delivering), then lets go of them (the job still has its settling to do). */
+  private async deliver(job: JournalEntry, address: InteractionAddress, message: PreparedMessage, log: Logger): Promise<number> {
+    try {
+      return await this.post(job, address, message, log);
+    } finally {
+      message.release();
+    }
+  }
+
+  /** Through the original reply while its token lives, else as a channel message. */
+  private async post(job: JournalEntry, address: InteractionAddress, message: PreparedMessage, log: Logger): Promise<number> {
+    const { responder, clock, metrics } = this.deps;
+    const files = message.fileNames.length;
+    if (clock.now() < job.tokenExpiresAt - EDIT_MARGIN_MS) {
+      try {
+        await responder.editOriginal(address, message);
+        return files;
+      } catch (error) {
+        metrics?.deliveryError(statusOf(error));
+        if (!isDeadToken(error)) {
+          log.error({ err: error }, 'could not deliver the images to Discord');
+          await responder
+            .editOriginal(address, { content: '❌ The images were generated but Discord refused them. Nothing was charged.', components: [] })
+            .catch(() => undefined);
+          return 0;
+        }
+        log.warn('interaction token is no longer valid: posting in the channel instead');
+      }
+    }
+    try {
+      await responder.postInChannel(address, message, "here are your images (your request outlived Discord's 15-minute reply window).");
+      return files;
+    } catch (error) {
+      metrics?.deliveryError(statusOf(error));
+      log.error({ err: error }, 'could not post the images in the channel either: refunding');
+      return 0;
+    }
+  }
+
+  /**
+   * Settles credits, records history, and closes the journal entry: the last step of every job. Settling and closing
+   * are tried again while storage refuses them (an outage ends): a job given up on without its refund would leave the
+   * member's credits held until the sweeper, and one left in the journal would be run again by the next start after
+   * the member was told it was over. Tries end when the reservation expires (the sweeper refunds it then) or when the
+   * shutdown grace period is over (the next start settles from the journal).
+   */
+  private async finish(job: JournalEntry, delivered: number, log: Logger): Promise<void> {
+    const { policy, history, journal, clock } = this.deps;
+    const settled = await this.whileStorageRefuses(job, async () => {
+      const result = await policy.settle(job.reservation, delivered);
+      if (result === undefined) throw new Error('the credits could not be settled');
+      return result;
+    });
+    if (settled === undefined) log.error({ reservationId: job.reservation.id }, 'gave up settling the credits: the sweeper refunds them');
+    if (settled?.settled) {
+      this.deps.metrics?.committed(settled.committed);
+      this.deps.metrics?.refunded(settled.refunded);
+    }
+    if (delivered > 0) {
+      await history
+        .add(job.guildId, job.userId, {
+          at: clock.now(),
+          prompt: job.params.prompt,
+          seeds: splitIntoSingleImageRequests(job.params).map((b) => b.seed),
+          delivered,
+          channelId: job.channelId,
+        })
+        .catch((error: unknown) => log.warn({ err: error }, 'could not record the prompt history'));
+    }
+    const closed = await this.whileStorageRefuses(job, async () => {
+      await journal.remove(job.id);
+      return true;
+    });
+    if (closed === undefined) log.error('could not close the journal entry');
+  }
+
+  /** `attempt` until it resolves, backing off while it rejects; undefined once the reservation expired or shutdown ended. */
+  private async whileStorageRefuses<T>(job: JournalEntry, attempt: () => Promise<T>): Promise<T | undefined> {
+    const { clock } = this.deps;
+    const { firstMs, maxMs } = this.deps.storageRetry ?? { firstMs: 1_000, maxMs: 30_000 };
+    for (let wait = firstMs; ; wait = Math.min(maxMs, wait * 2)) {
+      try {
+        return await attempt();
+      } catch {
+        if (this.abandon.signal.aborted || clock.now() + wait >= job.reservation.expiresAt) return undefined;
+        try {
+          await clock.sleep(wait, this.abandon.signal);
+        } catch {
+          return undefined;
+        }
+      }
+    }
+  }
+
+  /** A text-only answer on the original reply, or in the channel once the token is dead. */
+  private async tell(job: JournalEntry, message: OutgoingMessage, log: Logger): Promise<void> {
+    const address = addressOf(job);
+    try {
+      if (this.deps.clock.now() < job.tokenExpiresAt - EDIT_MARGIN_MS) {
+        await this.deps.responder.editOriginal(address, { embeds: [], ...message });
+        return;
+      }
+    } catch (error) {
+      if (!isDeadToken(error)) {
+        log.warn({ err: error }, 'could not update the reply');
+        return;
+      }
+    }
+    await this.deps.responder.postInChannel(address, message).catch((error: unknown) => log.warn({ err: error }, 'could not tell the member in the channel'));
+  }
+}
+
+export function addressOf(job: JournalEntry): InteractionAddress {
+  return { applicationId: job.applicationId, token: job.token, channelId: job.channelId, userId: job.userId };
+}
+
+function statusOf(error: unknown): string {
+  const status = (error as { status?: unknown }).status;
+  return typeof status === 'number' ? String(status) : 'network';
+}
+
+/** The line added to a delivery cut short: how many images were never generated, why, and that they cost nothing. */
+function notGeneratedNotice(count: number, end: 'stopped' | 'unavailable'): string {
+  const why = end === 'stopped' ? 'because the bot is restarting' : "because the bot's storage is unavailable";
+  return `⚠️ ${count === 1 ? '1 image was' : `${count} images were`} not generated ${why}. Nothing was charged for ${count === 1 ? 'it' : 'them'}.`;
+}
+
+function truncate(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}

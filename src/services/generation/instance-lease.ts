@@ -1,0 +1,230 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { z } from 'zod';
+import { systemClock, type Clock } from '../../clock.js';
+import type { Logger } from '../../logger.js';
+import type { RedisCommandSender } from '../storage/quota/redis-quota-store.js';
+import { lua, runLua, type LuaScript } from '../storage/quota/redis-scripts.js';
+import { reasonOf } from '../storage/assemble-storage.js';
+import type { Storage } from '../storage/storage.js';
+
+/**
+ * One live process per INSTANCE_ID on a Redis. The journal index (`journal:index:<INSTANCE_ID>`) is written by one
+ * process only, from its own set: two live processes with one INSTANCE_ID would overwrite each other's index, and
+ * after a crash one could resume the other's running jobs (Segmind paid twice) and lose its own.
+ *
+ * The lease is a key holding this process's token with an expiry: taken with SET NX PX, renewed by compare-and-extend,
+ * deleted on a clean shutdown by compare-and-delete. A crashed process's lease expires on its own.
+ */
+
+const leaseLua = (source: string): LuaScript => lua('instance-lease', source);
+
+/**
+ * KEYS: lease. ARGV: token, leaseMs.
+ * Returns {1} when taken, else {0, holder's token, holder's remaining ms (PTTL)}.
+ */
+const TAKE = leaseLua(`
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return {1}
+end
+return {0, redis.call('GET', KEYS[1]) or '', redis.call('PTTL', KEYS[1])}
+`);
+
+/**
+ * KEYS: lease. ARGV: token, leaseMs.
+ * Extends the lease when this token holds it, takes it again when it is free (it expired during a Redis outage, or a
+ * Redis restart lost it), returns 0 when another process holds it.
+ */
+const RENEW = leaseLua(`
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+`);
+
+/** KEYS: lease. ARGV: token. Deletes the lease only while this token holds it. */
+const RELEASE = leaseLua(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+`);
+
+const int = z.coerce.number().int();
+const takeReply = z.union([z.tuple([z.literal(1).or(z.literal('1'))]), z.tuple([int, z.string(), int])]);
+
+/** The process could not take its INSTANCE_ID's lease. The message is for the operator (no secrets). */
+export class InstanceLeaseError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'InstanceLeaseError';
+  }
+}
+
+export function instanceLeaseKey(prefix: string, instanceId: string): string {
+  return `${prefix}:instance:${instanceId}`;
+}
+
+export interface InstanceLeaseOptions {
+  client: RedisCommandSender;
+  /** The storage namespace. */
+  keyPrefix: string;
+  instanceId: string;
+  logger: Logger;
+  clock?: Clock;
+  /** How long the lease lives without renewal: how long a restart after a crash may wait. Default 30 s. */
+  leaseMs?: number;
+  /** Default a third of the lease. */
+  renewEveryMs?: number;
+  /** How often a process waiting for a previous holder's lease looks again. Default 1 s. */
+  pollMs?: number;
+}
+
+/**
+ * Redis only. SQLite and memory stores are single-process already (SQLite's credit operations rely on an in-process
+ * mutex, memory is the process itself): they need no lease, and this returns undefined.
+ */
+export async function acquireInstanceLease(
+  storage: Storage,
+  opts: Omit<InstanceLeaseOptions, 'client' | 'keyPrefix'>,
+): Promise<InstanceLease | undefined> {
+  if (storage.kind !== 'redis') return undefined;
+  if (storage.redis === undefined) throw new Error('Redis storage without a Redis connection');
+  return InstanceLease.acquire({ ...opts, client: storage.redis, keyPrefix: storage.namespace });
+}
+
+export class InstanceLease {
+  readonly #client: RedisCommandSender;
+  readonly #key: string;
+  readonly #token: string;
+  readonly #instanceId: string;
+  readonly #logger: Logger;
+  readonly #leaseMs: number;
+  #timer: NodeJS.Timeout | undefined;
+  #renewing = false;
+  #failing = false;
+  #released = false;
+  #resolveLost!: () => void;
+  /** Resolves if another process took the lease (this one must stop); never once released. */
+  readonly lost: Promise<void> = new Promise((resolve) => (this.#resolveLost = resolve));
+
+  private constructor(opts: InstanceLeaseOptions, token: string, leaseMs: number) {
+    this.#client = opts.client;
+    this.#key = instanceLeaseKey(opts.keyPrefix, opts.instanceId);
+    this.#token = token;
+    this.#instanceId = opts.instanceId;
+    this.#logger = opts.logger;
+    this.#leaseMs = leaseMs;
+  }
+
+  /**
+   * Takes the lease. While another token holds it, waits: if that lease expires, its process is gone (a crash) and
+   * this one takes over; if it is renewed (or taken by yet another process), a live process holds this INSTANCE_ID
+   * and this rejects with an InstanceLeaseError. A live holder is recognised within one renewal interval.
+   */
+  static async acquire(opts: InstanceLeaseOptions): Promise<InstanceLease> {
+    const leaseMs = opts.leaseMs ?? 30_000;
+    const renewEveryMs = opts.renewEveryMs ?? Math.floor(leaseMs / 3);
+    const pollMs = opts.pollMs ?? 1_000;
+    if (!Number.isInteger(leaseMs) || leaseMs < 1) throw new RangeError('leaseMs must be a positive integer');
+    if (!(renewEveryMs > 0 && renewEveryMs < leaseMs)) {
+      throw new RangeError('renewEveryMs must be positive and shorter than the lease');
+    }
+    const clock = opts.clock ?? systemClock;
+    const token = `${hostname()}/${process.pid}/${randomUUID()}`;
+    const lease = new InstanceLease(opts, token, leaseMs);
+    const name = `INSTANCE_ID "${opts.instanceId}"`;
+    let seen: { holder: string; ttl: number } | undefined;
+    for (;;) {
+      let reply: z.infer<typeof takeReply>;
+      try {
+        reply = takeReply.parse(await runLua(opts.client, TAKE, [lease.#key], [token, String(leaseMs)]));
+      } catch (error) {
+        throw new InstanceLeaseError(`${name}: could not take its lease on Redis (${reasonOf(error)})`, { cause: error });
+      }
+      if (reply.length === 1) break;
+      const [, holder, ttl] = reply;
+      // It expired between the two calls: try again at once.
+      if (holder === '') continue;
+      if (ttl < 0 || (seen !== undefined && (holder !== seen.holder || ttl > seen.ttl))) {
+        throw new InstanceLeaseError(
+          `${name} is in use by another running bot process on this Redis (${describeHolder(holder)}). ` +
+            'Each process sharing a Redis needs its own INSTANCE_ID: stop the other process or give this one another.',
+        );
+      }
+      if (seen === undefined) {
+        opts.logger.warn(
+          { instance: opts.instanceId, holder: describeHolder(holder), expiresInMs: ttl },
+          `${name} is held on this Redis by another process: waiting up to ${Math.ceil(ttl / 1000)} s for its lease ` +
+            'to expire (a process that crashed) or be renewed (a process still running: then this one stops)',
+        );
+      }
+      seen = { holder, ttl };
+      await clock.sleep(Math.min(pollMs, ttl + 1));
+    }
+    opts.logger.info({ instance: opts.instanceId, leaseMs }, `${name} lease taken`);
+    lease.#timer = setInterval(() => void lease.renew(), renewEveryMs);
+    lease.#timer.unref();
+    return lease;
+  }
+
+  /**
+   * Extends the lease (taking it again if it lapsed and nobody else took it). False when another process holds it:
+   * then `lost` resolves and renewal stops. A Redis error is logged and retried at the next interval.
+   */
+  async renew(): Promise<boolean> {
+    if (this.#released || this.#renewing) return !this.#released;
+    this.#renewing = true;
+    try {
+      const held = int.parse(await runLua(this.#client, RENEW, [this.#key], [this.#token, String(this.#leaseMs)])) === 1;
+      this.#failing = false;
+      if (!held && !this.#released) {
+        this.#stopRenewing();
+        this.#logger.error(
+          { instance: this.#instanceId },
+          `INSTANCE_ID "${this.#instanceId}" lease was taken by another process: this process stops`,
+        );
+        this.#resolveLost();
+      }
+      return held;
+    } catch (error) {
+      // Redis outages are logged by the connection; one line here says what is at stake.
+      if (!this.#failing) {
+        this.#failing = true;
+        this.#logger.warn({ err: error, instance: this.#instanceId }, 'could not renew the INSTANCE_ID lease; retrying');
+      }
+      return true;
+    } finally {
+      this.#renewing = false;
+    }
+  }
+
+  /** On a clean shutdown: the next process with this INSTANCE_ID may start at once. Never rejects. */
+  async release(): Promise<void> {
+    if (this.#released) return;
+    this.#released = true;
+    this.#stopRenewing();
+    try {
+      await runLua(this.#client, RELEASE, [this.#key], [this.#token]);
+    } catch (error) {
+      this.#logger.warn({ err: error, instance: this.#instanceId }, 'could not release the INSTANCE_ID lease; it expires');
+    }
+  }
+
+  #stopRenewing(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+}
+
+/** `host/pid/uuid` → "pid 123 on host worker-1" (the uuid says nothing to an operator). */
+function describeHolder(token: string): string {
+  const [host, pid] = token.split('/');
+  return host && pid ? `pid ${pid} on host ${host}` : 'unknown process';
+}

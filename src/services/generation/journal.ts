@@ -1,0 +1,135 @@
+import { z } from 'zod';
+import { fluxDevParamsSchema } from '../segmind/flux-params.js';
+import type { Storage } from '../storage/storage.js';
+
+const reservationSchema = z.object({
+  id: z.string(),
+  guildId: z.string(),
+  userId: z.string(),
+  credits: z.number().int(),
+  fromDaily: z.number().int(),
+  fromBonus: z.number().int(),
+  day: z.number().int(),
+  createdAt: z.number(),
+  expiresAt: z.number(),
+});
+
+const entrySchema = z.object({
+  v: z.literal(1),
+  id: z.string(),
+  guildId: z.string(),
+  channelId: z.string(),
+  userId: z.string(),
+  applicationId: z.string(),
+  /** The interaction token: lets any restart edit the original reply while it lives (15 minutes). */
+  token: z.string(),
+  createdAt: z.number(),
+  tokenExpiresAt: z.number(),
+  attachmentSizeLimit: z.number(),
+  params: fluxDevParamsSchema,
+  reservation: reservationSchema,
+  /** `delivering` means the result may already be posted: a restart checks before posting again. */
+  state: z.enum(['queued', 'delivering']),
+});
+
+export type JournalEntry = z.infer<typeof entrySchema>;
+
+/**
+ * Every accepted request is written here before Segmind is called, and removed once its credits are settled, so a
+ * crash or a restart can resume or refund it. Each bot process keeps its own index under a stable INSTANCE_ID, so
+ * only that process writes it and a restarted process finds exactly its own unfinished work. On Redis, "only that
+ * process" is enforced by a lease on the INSTANCE_ID (instance-lease.ts), taken before the index is first read.
+ */
+const indexSchema = z.array(z.string());
+
+export class Journal {
+  /** This instance's unfinished job ids: only this process writes them, so memory is the truth once loaded. */
+  #ids: Set<string> | undefined;
+  #loading: Promise<Set<string>> | undefined;
+  #saving: Promise<void> | undefined;
+  #nextSave: Promise<void> | undefined;
+
+  constructor(
+    private readonly storage: Storage,
+    private readonly instanceId: string,
+  ) {}
+
+  /** The entry and the index are written side by side (one commit on SQLite); an id without an entry is skipped. */
+  async add(entry: JournalEntry): Promise<void> {
+    const ids = await this.#index();
+    const known = ids.has(entry.id);
+    ids.add(entry.id);
+    try {
+      await Promise.all([this.storage.kv.set(entryKey(entry.id), entry), known ? undefined : this.#saveIndex()]);
+    } catch (error) {
+      // The job will not run (its credits are refunded): it must not be resumed after a restart either.
+      if (!known) ids.delete(entry.id);
+      throw error;
+    }
+  }
+
+  async markDelivering(id: string): Promise<void> {
+    const entry = await this.get(id);
+    if (entry) await this.storage.kv.set(entryKey(id), { ...entry, state: 'delivering' });
+  }
+
+  async remove(id: string): Promise<void> {
+    const ids = await this.#index();
+    await Promise.all([ids.delete(id) ? this.#saveIndex() : undefined, this.storage.kv.delete(entryKey(id))]);
+  }
+
+  async get(id: string): Promise<JournalEntry | undefined> {
+    const parsed = entrySchema.safeParse(await this.storage.kv.get(entryKey(id)));
+    return parsed.success ? parsed.data : undefined;
+  }
+
+  /** Unfinished requests of this instance; unreadable entries are dropped (their reservation is swept and refunded). */
+  async list(): Promise<JournalEntry[]> {
+    const entries = await Promise.all([...(await this.#index())].map((id) => this.get(id)));
+    return entries.filter((e) => e !== undefined);
+  }
+
+  async #index(): Promise<Set<string>> {
+    if (this.#ids) return this.#ids;
+    this.#loading ??= this.storage.kv.get(this.indexKey()).then(
+      (raw: unknown) => {
+        const parsed = indexSchema.safeParse(raw);
+        this.#ids ??= new Set(parsed.success ? parsed.data : []);
+        return this.#ids;
+      },
+      (error: unknown) => {
+        this.#loading = undefined;
+        throw error;
+      },
+    );
+    return this.#loading;
+  }
+
+  /**
+   * Resolves once a write of the index that includes every change made before the call has succeeded. Changes made
+   * while one write is under way share the next one: a burst of jobs rewrites the list a few times, not once each.
+   */
+  #saveIndex(): Promise<void> {
+    if (this.#nextSave) return this.#nextSave;
+    const write = (): Promise<void> => {
+      this.#nextSave = undefined;
+      const saving = this.storage.kv.set(this.indexKey(), [...(this.#ids ?? [])]).then(() => undefined);
+      this.#saving = saving;
+      void saving.catch(() => undefined).finally(() => {
+        if (this.#saving === saving) this.#saving = undefined;
+      });
+      return saving;
+    };
+    if (!this.#saving) return write();
+    this.#nextSave = this.#saving.catch(() => undefined).then(write);
+    return this.#nextSave;
+  }
+
+  private indexKey(): string {
+    return `journal:index:${this.instanceId}`;
+  }
+}
+
+function entryKey(id: string): string {
+  return `journal:job:${id}`;
+}

@@ -1,0 +1,126 @@
+import { z } from 'zod';
+import type { Logger } from '../../logger.js';
+import type { Storage } from '../storage/storage.js';
+
+/** Built-in NSFW vocabulary a new server starts with; moderators add and remove words from there. */
+export const DEFAULT_NSFW_WORDS = [
+  'nsfw',
+  'nude',
+  'nudes',
+  'nudity',
+  'naked',
+  'porn*',
+  'sex',
+  'sexy',
+  'explicit',
+  'hentai',
+  'topless',
+  'erotic*',
+  'lingerie',
+  'genitals',
+] as const;
+
+export const NSFW_POLICIES = ['off', 'age_restricted'] as const;
+export type NsfwPolicy = (typeof NSFW_POLICIES)[number];
+
+const id = z.string().regex(/^\d{1,25}$/);
+const count = z.number().int().min(0);
+
+const actorStamp = z.object({ by: id, at: z.number(), reason: z.string().max(500) });
+
+/**
+ * One record per server. Fallbacks are functions so every record gets its own arrays and objects. Every field falls back on its own when it cannot be read (a record written by an older
+ * version, or damaged), so one bad field never costs a server its other settings.
+ */
+const settingsSchema = z.object({
+  version: z.literal(1).catch(1),
+  /** null: follow the bot-wide default from the environment. */
+  dailyCredits: count.nullable().catch(null),
+  cooldownSeconds: count.nullable().catch(null),
+  guildDailyCap: count.nullable().catch(null),
+  maxSamples: z.number().int().min(1).max(4).nullable().catch(null),
+  maxSteps: z.number().int().min(1).max(50).nullable().catch(null),
+  moderatorRoleId: id.nullable().catch(null),
+  logChannelId: id.nullable().catch(null),
+  nsfwPolicy: z.enum(NSFW_POLICIES).catch('off'),
+  exemptModerators: z.boolean().catch(true),
+  paused: actorStamp.nullable().catch(null),
+  allowedChannels: z.array(id).catch(() => []),
+  bannedWords: z.array(z.string().min(1).max(100)).catch(() => []),
+  nsfwWords: z.array(z.string().min(1).max(100)).catch(() => [...DEFAULT_NSFW_WORDS]),
+  roleOverrides: z
+    .record(id, z.object({ dailyCredits: count.nullable(), cooldownSeconds: count.nullable() }))
+    .catch(() => ({})),
+  memberAllowances: z.record(id, count).catch(() => ({})),
+  blocked: z.record(id, actorStamp).catch(() => ({})),
+});
+
+export type GuildSettings = z.infer<typeof settingsSchema>;
+
+/** Every field's fallback, worked out once: parsing `{}` runs every fallback, and servers without settings ask often. */
+const DEFAULT_SETTINGS: GuildSettings = settingsSchema.parse({});
+
+export function newGuildSettings(): GuildSettings {
+  return structuredClone(DEFAULT_SETTINGS);
+}
+
+/** Bot-wide defaults from the environment; a server's own values win. */
+export interface BotDefaults {
+  dailyCredits: number;
+  cooldownSeconds: number;
+  guildDailyCap: number;
+  maxSamples: number;
+  maxSteps: number;
+}
+
+/** A server's settings with the bot defaults filled in: what actually applies. */
+export interface EffectiveSettings {
+  dailyCredits: number;
+  cooldownSeconds: number;
+  guildDailyCap: number;
+  maxSamples: number;
+  maxSteps: number;
+}
+
+export function effectiveSettings(settings: GuildSettings, defaults: BotDefaults): EffectiveSettings {
+  return {
+    dailyCredits: settings.dailyCredits ?? defaults.dailyCredits,
+    cooldownSeconds: settings.cooldownSeconds ?? defaults.cooldownSeconds,
+    guildDailyCap: settings.guildDailyCap ?? defaults.guildDailyCap,
+    maxSamples: settings.maxSamples ?? defaults.maxSamples,
+    maxSteps: settings.maxSteps ?? defaults.maxSteps,
+  };
+}
+
+export class GuildSettingsRepository {
+  constructor(
+    private readonly storage: Storage,
+    private readonly log: Logger,
+  ) {}
+
+  async get(guildId: string): Promise<GuildSettings> {
+    const raw: unknown = await this.storage.kv.get(key(guildId));
+    if (raw === undefined) return newGuildSettings();
+    const record = raw !== null && typeof raw === 'object' && !Array.isArray(raw) ? raw : {};
+    const strict = settingsSchema.safeParse(raw);
+    if (!strict.success || (record as { version?: unknown }).version !== 1)
+      this.log.warn({ guildId }, 'guild settings record was unreadable in part; damaged fields reset to defaults');
+    // Cannot fail: every field has a fallback.
+    return settingsSchema.parse(record);
+  }
+
+  /** Read-modify-write under the store's lock, so two moderators' edits do not overwrite each other. */
+  async update(guildId: string, change: (settings: GuildSettings) => void): Promise<GuildSettings> {
+    return this.storage.withLock(key(guildId), async () => {
+      const settings = await this.get(guildId);
+      change(settings);
+      const valid = settingsSchema.parse(settings);
+      await this.storage.kv.set(key(guildId), valid);
+      return valid;
+    });
+  }
+}
+
+function key(guildId: string): string {
+  return `settings:${guildId}`;
+}

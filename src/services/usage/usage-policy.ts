@@ -1,0 +1,436 @@
+import type { Clock } from '../../clock.js';
+import { UserFacingError } from '../../errors.js';
+import type { Logger } from '../../logger.js';
+import {
+  effectiveSettings,
+  type BotDefaults,
+  type EffectiveSettings,
+  type GuildSettings,
+  type GuildSettingsRepository,
+} from './guild-settings.js';
+import type { GenerationGate } from '../generation/generation-gate.js';
+import type { ImagineRequest } from '../generation/imagine-request.js';
+import type { Metrics } from '../metrics.js';
+import {
+  dayOf,
+  startOfNextDay,
+  type QuotaLimits,
+  type QuotaStore,
+  type Reservation,
+  type ReserveInput,
+  type ReserveResult,
+  type SettleResult,
+} from '../storage/quota/quota-store.js';
+import { findBrokenRule } from './word-filter.js';
+
+/** Who is asking, where: what the policy needs from the interaction. */
+export interface MemberContext {
+  guildId: string;
+  userId: string;
+  channelId: string;
+  /** The thread's parent channel, when asked inside a thread: threads of an allowed channel are allowed. */
+  parentChannelId: string | null;
+  roleIds: readonly string[];
+  /** Has Manage Server (Discord-computed permissions for this member). */
+  canManageGuild: boolean;
+  /** The channel is marked age-restricted in Discord. */
+  channelNsfw: boolean;
+}
+
+export type RefusalReason =
+  | 'paused'
+  | 'blocked'
+  | 'channel'
+  | 'banned_word'
+  | 'nsfw'
+  | 'limits'
+  | 'cooldown'
+  | 'allowance'
+  | 'guild_cap'
+  | 'unavailable'
+  | 'queue_full'
+  | 'restarting'
+  | 'segmind_down'
+  | 'operator_pause';
+
+/** A refused request: costs nothing, starts no cooldown, and is answered privately with this message. */
+export class Refusal extends UserFacingError {
+  constructor(
+    readonly reason: RefusalReason,
+    message: string,
+    readonly retryAt?: number,
+  ) {
+    super(message, `refused_${reason}`);
+    this.name = 'Refusal';
+  }
+}
+
+export class StorageUnavailableError extends Refusal {
+  constructor(cause?: unknown) {
+    super('unavailable', 'Image generation is temporarily unavailable (the bot cannot reach its storage). Nothing was charged — try again in a minute.');
+    if (cause !== undefined) this.cause = cause;
+  }
+}
+
+export interface Admission {
+  reservation: Reservation;
+  settings: GuildSettings;
+  /** Ends this request's place in the member's count of open requests; call when the job is over. Idempotent. */
+  readonly release: () => void;
+}
+
+export interface UsageView {
+  allowance: number;
+  remainingToday: number;
+  bonus: number;
+  resetsAt: number;
+  cooldownUntil: number | undefined;
+  guildCap: number;
+  guildUsedToday: number;
+}
+
+const relative = (epochMs: number) => `<t:${Math.ceil(epochMs / 1000)}:R>`;
+
+/** Pauses between attempts to cancel a failed reservation while storage is down: doubling, up to the cap. */
+const CANCEL_RETRY_FIRST_MS = 1_000;
+const CANCEL_RETRY_MAX_MS = 30_000;
+
+/**
+ * Decides whether a request may run, and what it costs, in two steps: `openRequest` (no storage: bot-wide gate and
+ * the member's open-request limit, before the acknowledgement) and `reserve` (blocks, channels, words, limits, then
+ * the atomic credit reservation, after it). Credits are committed or refunded through `settle` once the outcome is
+ * known.
+ */
+export class UsagePolicy {
+  /** Requests admitted and not finished, per member: counted before the first await, so a burst cannot slip past. */
+  private readonly open = new Map<string, number>();
+
+  constructor(
+    private readonly deps: {
+      settings: GuildSettingsRepository;
+      quota: QuotaStore;
+      defaults: BotDefaults;
+      clock: Clock;
+      /** Storage must answer within this, or the request is refused (fail closed) well inside Discord's 3 s. */
+      storageTimeoutMs: number;
+      logger: Logger;
+      /** Bot-wide state: shutting down, Segmind breaker open, operator pause. */
+      gate?: Pick<GenerationGate, 'blockForNewRequest'>;
+      /** How many requests a member may have admitted and not yet finished (waiting or generating). */
+      maxOpenPerUser?: number;
+      metrics?: Pick<Metrics, 'refused' | 'setStorageUp' | 'jobFinished'>;
+    },
+  ) {}
+
+  isModerator(member: Pick<MemberContext, 'roleIds' | 'canManageGuild'>, settings: GuildSettings): boolean {
+    return member.canManageGuild || (settings.moderatorRoleId !== null && member.roleIds.includes(settings.moderatorRoleId));
+  }
+
+  /** Resolves what applies to this member: a per-member allowance, else the most generous of their roles, else the server's. */
+  limitsFor(member: Pick<MemberContext, 'userId' | 'roleIds' | 'canManageGuild'>, settings: GuildSettings): QuotaLimits & EffectiveSettings {
+    const effective = effectiveSettings(settings, this.deps.defaults);
+    const overrides = member.roleIds.map((id) => settings.roleOverrides[id]).filter((o) => o !== undefined);
+    const roleAllowances = overrides.map((o) => o.dailyCredits).filter((v) => v !== null);
+    const roleCooldowns = overrides.map((o) => o.cooldownSeconds).filter((v) => v !== null);
+    const dailyAllowance =
+      settings.memberAllowances[member.userId] ??
+      (roleAllowances.length > 0 ? Math.max(...roleAllowances) : effective.dailyCredits);
+    const cooldownSeconds =
+      settings.exemptModerators && this.isModerator(member, settings)
+        ? 0
+        : roleCooldowns.length > 0
+          ? Math.min(...roleCooldowns)
+          : effective.cooldownSeconds;
+    return {
+      ...effective,
+      dailyCredits: dailyAllowance,
+      cooldownSeconds,
+      dailyAllowance,
+      cooldownMs: cooldownSeconds * 1000,
+      guildDailyCap: effective.guildDailyCap,
+    };
+  }
+
+  /**
+   * The checks that need no storage — bot-wide gate (restarting, breaker open, operator pause) and the member's
+   * open-request limit — answered synchronously, before the interaction is even acknowledged. Takes the member's
+   * slot in the same synchronous step as the check, so a burst cannot slip past, and returns what releases it
+   * (idempotent; call when the job is over or refused). A refusal is counted here, once, and thrown.
+   */
+  openRequest(member: MemberContext): () => void {
+    this.checkBotWide(member);
+    return this.holdOpenSlot(member.userId);
+  }
+
+  /**
+   * The storage part, after the acknowledgement: settings, the server's rules (paused, blocked, channel, words,
+   * NSFW, limits), then the atomic credit reservation, each storage call bounded by `storageTimeoutMs`. A refusal is
+   * counted here, once, and thrown; the caller keeps (and releases) the slot from `openRequest`.
+   */
+  async reserve(
+    request: ImagineRequest,
+    member: MemberContext,
+    reservationExpiresAt = request.tokenExpiresAt,
+  ): Promise<Omit<Admission, 'release'>> {
+    try {
+      return await this.reserveCredits(request, member, reservationExpiresAt);
+    } catch (error) {
+      if (error instanceof Refusal) this.countRefusal(member.guildId, error.reason);
+      throw error;
+    }
+  }
+
+  /** `openRequest` then `reserve` in one call, for callers with no acknowledgement in between. */
+  async admit(request: ImagineRequest, member: MemberContext, reservationExpiresAt = request.tokenExpiresAt): Promise<Admission> {
+    const release = this.openRequest(member);
+    try {
+      const admission = await this.reserve(request, member, reservationExpiresAt);
+      return { ...admission, release };
+    } catch (error) {
+      release();
+      throw error;
+    }
+  }
+
+  private async reserveCredits(
+    request: ImagineRequest,
+    member: MemberContext,
+    reservationExpiresAt: number,
+  ): Promise<Omit<Admission, 'release'>> {
+    const { clock, quota } = this.deps;
+    const settings = await this.withTimeout(this.deps.settings.get(member.guildId));
+    this.checkRules(request, member, settings);
+    const input: ReserveInput = {
+      reservationId: request.id,
+      guildId: member.guildId,
+      userId: member.userId,
+      credits: request.params.samples,
+      now: clock.now(),
+      limits: this.limitsFor(member, settings),
+      expiresAt: reservationExpiresAt,
+    };
+    const pending = quota.reserve(input);
+    let result: ReserveResult;
+    try {
+      result = await this.withTimeout(pending);
+    } catch (error) {
+      // The member is told nothing was charged, yet the store may have granted it (late, or with the answer lost).
+      this.cancelFailedReservation(input, pending);
+      throw error;
+    }
+    if (!result.ok) throw this.refusalFor(result, request.params.samples);
+    return { reservation: result.reservation, settings };
+  }
+
+  /**
+   * Undoes, in the background, a reservation the member was told failed: credits, server total and the cooldown it
+   * started. Waits for the store's own answer first (after it, this process's reserve can change nothing more; Redis
+   * refuses one still on its way), then retries with growing pauses while storage is down, until the reservation
+   * would have expired: the sweeper refunds it after that.
+   */
+  private cancelFailedReservation(input: ReserveInput, pending: Promise<ReserveResult>): void {
+    const { quota, clock, logger } = this.deps;
+    const { guildId, reservationId, expiresAt } = input;
+    const cancel = async () => {
+      for (let pause = CANCEL_RETRY_FIRST_MS; ; pause = Math.min(pause * 2, CANCEL_RETRY_MAX_MS)) {
+        try {
+          const result = await quota.cancel(guildId, reservationId, clock.now());
+          if (result.cancelled) logger.info({ reservationId, guildId, ...result }, 'failed reservation cancelled');
+          return;
+        } catch (error) {
+          if (clock.now() + pause >= expiresAt) {
+            logger.error({ err: error, reservationId }, 'could not cancel a failed reservation; the sweeper will refund it');
+            return;
+          }
+          logger.warn({ err: error, reservationId, retryInMs: pause }, 'could not cancel a failed reservation yet; retrying');
+          await clock.sleep(pause);
+        }
+      }
+    };
+    void pending.then(cancel, cancel);
+  }
+
+  private holdOpenSlot(userId: string): () => void {
+    this.open.set(userId, (this.open.get(userId) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.open.get(userId) ?? 1) - 1;
+      if (left > 0) this.open.set(userId, left);
+      else this.open.delete(userId);
+    };
+  }
+
+  /** Commits what was delivered, refunds the rest, and counts it. Never throws: an open reservation is swept later. */
+  async settle(reservation: Reservation, delivered: number): Promise<SettleResult | undefined> {
+    const { quota, clock, logger } = this.deps;
+    try {
+      const result = await quota.settle(reservation.guildId, reservation.id, delivered, clock.now());
+      if (result.settled) {
+        const deltas: Record<string, number> = { images: result.committed, refunded: result.refunded };
+        if (result.committed > 0) deltas[`user:${reservation.userId}`] = result.committed;
+        await quota.incrementStats(reservation.guildId, dayOf(clock.now()), deltas).catch(() => undefined);
+      }
+      logger.info(
+        { reservationId: reservation.id, guildId: reservation.guildId, userId: reservation.userId, ...result },
+        'credits settled',
+      );
+      return result;
+    } catch (error) {
+      logger.error({ err: error, reservationId: reservation.id }, 'could not settle credits; the sweeper will refund them');
+      return undefined;
+    }
+  }
+
+  async usageView(member: MemberContext): Promise<UsageView> {
+    const { quota, clock } = this.deps;
+    const now = clock.now();
+    const settings = await this.withTimeout(this.deps.settings.get(member.guildId));
+    const limits = this.limitsFor(member, settings);
+    const [usage, guildUsed] = await this.withTimeout(
+      Promise.all([quota.usage(member.guildId, member.userId, now), quota.guildUsage(member.guildId, now)]),
+    );
+    const cooldownUntil =
+      usage.lastAcceptedAt !== undefined && usage.lastAcceptedAt + limits.cooldownMs > now
+        ? usage.lastAcceptedAt + limits.cooldownMs
+        : undefined;
+    return {
+      allowance: limits.dailyAllowance,
+      remainingToday: Math.max(0, limits.dailyAllowance - usage.usedToday),
+      bonus: usage.bonus,
+      resetsAt: startOfNextDay(now),
+      cooldownUntil,
+      guildCap: limits.guildDailyCap,
+      guildUsedToday: guildUsed,
+    };
+  }
+
+  /** Checks that need no storage: answered instantly, counted like any refusal. */
+  private checkBotWide(member: MemberContext): void {
+    const refusal = this.botWideRefusal(member);
+    if (refusal) {
+      this.countRefusal(member.guildId, refusal.reason);
+      throw refusal;
+    }
+  }
+
+  private botWideRefusal(member: MemberContext): Refusal | undefined {
+    const block = this.deps.gate?.blockForNewRequest();
+    if (block?.reason === 'restarting')
+      return new Refusal('restarting', 'The bot is restarting. Try again in a minute — nothing was charged.');
+    if (block?.reason === 'operator_pause')
+      return new Refusal(
+        'operator_pause',
+        block.kind === 'out_of_credits'
+          ? "Image generation is paused: the bot's Segmind account is out of credits. The bot's operator has been told."
+          : "Image generation is paused: Segmind rejected the bot's API key. The bot's operator has been told.",
+      );
+    if (block?.reason === 'breaker_open')
+      return new Refusal(
+        'segmind_down',
+        `Segmind is having trouble right now. Try again ${relative(block.retryAt)} — nothing was charged.`,
+        block.retryAt,
+      );
+    const max = this.deps.maxOpenPerUser;
+    if (max !== undefined && (this.open.get(member.userId) ?? 0) >= max)
+      return new Refusal(
+        'queue_full',
+        `You already have ${max} request(s) waiting or generating. Wait for one to finish (or cancel it) — nothing was charged.`,
+      );
+    return undefined;
+  }
+
+  private checkRules(request: ImagineRequest, member: MemberContext, settings: GuildSettings): void {
+    const { params } = request;
+    if (settings.paused) {
+      const reason = settings.paused.reason ? ` Reason: ${settings.paused.reason}` : '';
+      throw new Refusal('paused', `Image generation is paused in this server by its moderators.${reason}`);
+    }
+    const block = settings.blocked[member.userId];
+    if (block) {
+      const reason = block.reason ? ` Reason: ${block.reason}` : '';
+      throw new Refusal('blocked', `You are blocked from generating images in this server.${reason}`);
+    }
+    const inAllowedChannel =
+      settings.allowedChannels.includes(member.channelId) ||
+      (member.parentChannelId !== null && settings.allowedChannels.includes(member.parentChannelId));
+    if (settings.allowedChannels.length > 0 && !inAllowedChannel) {
+      const list = settings.allowedChannels.slice(0, 10).map((id) => `<#${id}>`).join(', ');
+      throw new Refusal('channel', `\`/imagine\` is not allowed in this channel. Use ${list}.`);
+    }
+    const banned = findBrokenRule(params.prompt, settings.bannedWords);
+    if (banned !== undefined)
+      throw new Refusal('banned_word', `Your prompt contains something this server does not allow (“${banned}”).`);
+    const nsfw = findBrokenRule(params.prompt, settings.nsfwWords);
+    if (nsfw !== undefined && !(settings.nsfwPolicy === 'age_restricted' && member.channelNsfw)) {
+      throw new Refusal(
+        'nsfw',
+        settings.nsfwPolicy === 'age_restricted'
+          ? `NSFW prompts (“${nsfw}”) are only allowed in this server's age-restricted channels.`
+          : `NSFW prompts (“${nsfw}”) are not allowed in this server.`,
+      );
+    }
+    const limits = effectiveSettings(settings, this.deps.defaults);
+    if (params.samples > limits.maxSamples)
+      throw new Refusal('limits', `This server allows at most ${limits.maxSamples} image(s) per request (\`samples\`).`);
+    if (params.steps > limits.maxSteps)
+      throw new Refusal('limits', `This server allows at most ${limits.maxSteps} \`steps\` per image.`);
+  }
+
+  private refusalFor(result: Exclude<Awaited<ReturnType<QuotaStore['reserve']>>, { ok: true }>, asked: number): Refusal {
+    switch (result.reason) {
+      case 'cooldown':
+        return new Refusal('cooldown', `You're on cooldown. Try again ${relative(result.retryAt)}.`, result.retryAt);
+      case 'allowance':
+        return new Refusal(
+          'allowance',
+          result.available > 0
+            ? `You asked for ${asked} image(s) but have ${result.available} credit(s) left today. Ask for fewer (\`samples\`), or wait for your allowance to reset ${relative(result.retryAt)}.`
+            : `You've used all your image credits for today. Your allowance resets ${relative(result.retryAt)}.`,
+          result.retryAt,
+        );
+      case 'guild_cap':
+        return new Refusal(
+          'guild_cap',
+          result.available > 0
+            ? `This server has only ${result.available} image(s) left in today's budget. Try fewer \`samples\`, or after it resets ${relative(result.retryAt)}.`
+            : `This server has used its image budget for today. It resets ${relative(result.retryAt)}.`,
+          result.retryAt,
+        );
+    }
+  }
+
+  private countRefusal(guildId: string, reason: RefusalReason): void {
+    const { quota, clock, logger } = this.deps;
+    this.deps.metrics?.refused(reason);
+    this.deps.metrics?.jobFinished('refused');
+    quota
+      .incrementStats(guildId, dayOf(clock.now()), { [`refused:${reason}`]: 1 })
+      .catch((error: unknown) => logger.debug({ err: error }, 'could not count a refusal'));
+  }
+
+  /** Storage that does not answer in time counts as down: fail closed. */
+  private async withTimeout<T>(promise: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        reject(new StorageUnavailableError(new Error(`storage did not answer within ${this.deps.storageTimeoutMs} ms`)));
+      }, this.deps.storageTimeoutMs);
+    });
+    // An answer after the timeout is the caller's business (see cancelFailedReservation); never an unhandled rejection.
+    promise.catch(() => undefined);
+    try {
+      const value = await Promise.race([promise, timeout]);
+      this.deps.metrics?.setStorageUp(true);
+      return value;
+    } catch (error) {
+      if (error instanceof StorageUnavailableError || !(error instanceof Refusal)) this.deps.metrics?.setStorageUp(false);
+      if (error instanceof Refusal) throw error;
+      this.deps.logger.error({ err: error }, 'storage operation failed; refusing the request');
+      throw new StorageUnavailableError(error);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

@@ -1,0 +1,129 @@
+import type { REST } from 'discord.js';
+import { describe, expect, it, vi } from 'vitest';
+import { systemClock } from '../../../src/clock.js';
+import { createLogger } from '../../../src/logger.js';
+import { DiscordResponder } from '../../../src/services/discord/discord-responder.js';
+import { DEFAULTS } from '../../../src/services/segmind/flux-params.js';
+import { GenerationGate } from '../../../src/services/generation/generation-gate.js';
+import { ImaginePipeline, type PipelineDeps } from '../../../src/services/generation/imagine-pipeline.js';
+import { PromptHistory } from '../../../src/services/results/prompt-history.js';
+import { FairScheduler } from '../../../src/services/generation/fair-scheduler.js';
+import { Journal, type JournalEntry } from '../../../src/services/generation/journal.js';
+import type { SegmindLimiter } from '../../../src/services/generation/segmind-limiter.js';
+import { ResultStore } from '../../../src/services/results/result-store.js';
+import { openStorage } from '../../../src/services/storage/open-storage.js';
+import type { Storage } from '../../../src/services/storage/storage.js';
+
+const log = createLogger({ level: 'silent', secrets: [] });
+
+/** The Segmind limiter of a bot whose Redis is gone: every acquire is refused at once. */
+const offlineLimiter: SegmindLimiter = {
+  acquire: () => Promise.reject(new Error('The client is offline')),
+  inFlight: () => Promise.reject(new Error('The client is offline')),
+  close: () => Promise.resolve(),
+};
+
+function entry(samples: number): JournalEntry {
+  const now = Date.now();
+  return {
+    v: 1,
+    id: 'job-1',
+    guildId: 'g1',
+    channelId: 'c1',
+    userId: 'u1',
+    applicationId: 'app',
+    token: 'interaction-token',
+    createdAt: now,
+    tokenExpiresAt: now + 15 * 60_000,
+    attachmentSizeLimit: 10 * 1024 * 1024,
+    params: { ...DEFAULTS, prompt: 'a kite', samples, seed: 5 },
+    reservation: { id: 'job-1', guildId: 'g1', userId: 'u1', credits: samples, fromDaily: samples, fromBonus: 0, day: 0, createdAt: now, expiresAt: now + 60 * 60_000 },
+    state: 'queued',
+  };
+}
+
+/** A journal whose first `failures` removals are refused, as by storage that is down. */
+class FlakyJournal extends Journal {
+  constructor(
+    storage: Storage,
+    private failures: number,
+  ) {
+    super(storage, 'main');
+  }
+
+  override async remove(id: string): Promise<void> {
+    if (this.failures-- > 0) throw new Error('The client is offline');
+    return super.remove(id);
+  }
+}
+
+type Settle = PipelineDeps['policy']['settle'];
+
+/**
+ * A pipeline whose Segmind slots are refused at once (Redis gone), failing waiting jobs closed at the first refusal,
+ * on a memory store; Discord edits are recorded.
+ */
+async function pipelineWithOfflineLimiter(opts: { settle: Settle; journal?: (storage: Storage) => Journal; storageRetry?: PipelineDeps['storageRetry'] }) {
+  const storage = await openStorage('memory://', { logger: log });
+  const edits: unknown[] = [];
+  const webhooks = { patch: vi.fn((_route: string, options: { body?: unknown }) => (edits.push(options.body), Promise.resolve(undefined))) };
+  const segmind = { generate: vi.fn() };
+  const journal = opts.journal?.(storage) ?? new Journal(storage, 'main');
+  const pipeline = new ImaginePipeline({
+    segmind,
+    scheduler: new FairScheduler(offlineLimiter, log, { outageLimitMs: 0 }),
+    gate: new GenerationGate({ clock: systemClock, logger: log, failureThreshold: 5, openMs: 30_000, maxOpenMs: 300_000 }),
+    policy: { settle: opts.settle },
+    journal,
+    history: new PromptHistory(storage),
+    results: new ResultStore(storage, systemClock, 30),
+    responder: new DiscordResponder({ webhooks: webhooks as unknown as REST, channels: {} as REST }, log),
+    clock: systemClock,
+    progress: { firstEditDelayMs: 3_600_000, minIntervalMs: 3_600_000 },
+    ...(opts.storageRetry ? { storageRetry: opts.storageRetry } : {}),
+  });
+  return { storage, edits, segmind, journal, pipeline };
+}
+
+describe('ImaginePipeline', () => {
+  it('keeps trying to refund and close the journal entry while storage refuses, so a failed-closed job is neither left charged nor resumed', async () => {
+    // policy.settle answers undefined when storage refused the settlement.
+    const settle = vi
+      .fn<Settle>()
+      .mockResolvedValueOnce(undefined)
+      .mockResolvedValueOnce(undefined)
+      .mockResolvedValue({ settled: true, committed: 0, refunded: 2 });
+    const { storage, journal, pipeline } = await pipelineWithOfflineLimiter({
+      settle,
+      journal: (s) => new FlakyJournal(s, 2),
+      storageRetry: { firstMs: 1, maxMs: 4 },
+    });
+    const job = entry(2);
+
+    await expect(pipeline.run(job, log)).resolves.toEqual({ kind: 'failed', delivered: 0, failed: 2 });
+
+    expect(settle).toHaveBeenCalledTimes(3);
+    expect(settle).toHaveBeenLastCalledWith(job.reservation, 0);
+    expect(await journal.list()).toEqual([]);
+    await storage.close();
+  });
+
+  it('tells the member plainly that storage is unavailable and refunds, for a job failed closed by a long limiter outage', async () => {
+    const settle = vi.fn<Settle>(() => Promise.resolve({ settled: true, committed: 0, refunded: 2 }));
+    const { storage, edits, segmind, journal, pipeline } = await pipelineWithOfflineLimiter({ settle });
+    const job = entry(2);
+
+    await expect(pipeline.run(job, log)).resolves.toEqual({ kind: 'failed', delivered: 0, failed: 2 });
+
+    expect(segmind.generate).not.toHaveBeenCalled();
+    expect(edits).toEqual([
+      expect.objectContaining({
+        content: "❌ The bot's storage is unavailable right now, so your request could not be run. Nothing was charged — please try again later.",
+        components: [],
+      }),
+    ]);
+    expect(settle).toHaveBeenCalledWith(job.reservation, 0);
+    expect(await journal.list()).toEqual([]);
+    await storage.close();
+  });
+});

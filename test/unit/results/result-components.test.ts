@@ -1,0 +1,30 @@
+import { describe, expect, it } from 'vitest';
+import { parseResultCustomId, resultComponents, resultCustomId } from '../../../src/services/results/result-components.js';
+
+describe('result controls', () => {
+  it('round-trips custom ids and keeps them under Discord’s 100 characters', () => {
+    const id = resultCustomId('modal', '1234567890123456789', 's4294967295');
+    expect(id.length).toBeLessThanOrEqual(100);
+    expect(parseResultCustomId(id)).toEqual({ action: 'modal', id: '1234567890123456789', extra: 's4294967295' });
+    expect(parseResultCustomId(resultCustomId('reroll', '42'))).toEqual({ action: 'reroll', id: '42' });
+  });
+
+  it.each(['garbage', 'res:reroll:abc', 'res:nope:123', 'res:reroll:1:2:3', 'res:reroll:', `res:reroll:${'9'.repeat(30)}`])(
+    'rejects the forged id %j',
+    (customId) => {
+      expect(parseResultCustomId(customId)).toBeUndefined();
+    },
+  );
+
+  it('adds the per-image menu only for several images, two choices per image', () => {
+    expect(resultComponents('1', [{ index: 0, seed: 5 }])).toHaveLength(1);
+    const rows = resultComponents('1', [
+      { index: 0, seed: 5 },
+      { index: 2, seed: 7 },
+    ]);
+    expect(rows).toHaveLength(2);
+    const menu = rows[1]!.components[0] as { options: Array<{ value: string; label: string }> };
+    expect(menu.options.map((o) => o.value)).toEqual(['remix-0', 'repro-0', 'remix-2', 'repro-2']);
+    expect(menu.options[3]!.label).toContain('image 2 alone (seed 7)');
+  });
+});

@@ -1,0 +1,204 @@
+import { DiscordAPIError, type REST } from 'discord.js';
+import { describe, expect, it } from 'vitest';
+import { createLogger } from '../../../src/logger.js';
+import { DiscordResponder, type InteractionAddress } from '../../../src/services/discord/discord-responder.js';
+import type { FluxDevParams } from '../../../src/services/segmind/flux-params.js';
+import { buildResultMessage, type BatchImage, type BatchResult } from '../../../src/services/results/result-message.js';
+import { SegmindError } from '../../../src/services/segmind/segmind-errors.js';
+
+const params: FluxDevParams = {
+  prompt: 'a *bold* fox',
+  aspect_ratio: '16:9',
+  guidance: 3.5,
+  steps: 30,
+  samples: 3,
+  seed: 100,
+  output_format: 'png',
+  output_quality: 80,
+  prompt_strength: 0.8,
+};
+
+function image(index: number, size = 10): BatchImage {
+  return { index, seed: 100 + index, bytes: Buffer.alloc(size), format: 'png', status: 200, attempts: 1, durationMs: 5 };
+}
+
+describe('result message', () => {
+  it('attaches every image and shows it through an attachment:// embed', () => {
+    const result: BatchResult = { images: [image(0), image(1), image(2)], failures: [], durationMs: 21_340 };
+    const message = buildResultMessage({ ...params }, result, 1000);
+    expect(message.files.map((f) => f.name)).toEqual(['flux-100.png', 'flux-101.png', 'flux-102.png']);
+    expect(message.embeds.map((e) => e.image?.url)).toEqual([
+      'attachment://flux-100.png',
+      'attachment://flux-101.png',
+      'attachment://flux-102.png',
+    ]);
+    // same url on every embed: Discord renders them as one gallery
+    expect(new Set(message.embeds.map((e) => e.url)).size).toBe(1);
+    const fields = Object.fromEntries(message.embeds[0]!.fields!.map((f) => [f.name, f.value]));
+    expect(fields).toMatchObject({
+      Seeds: '1: `100`\n2: `101`\n3: `102`',
+      Steps: '30',
+      Guidance: '3.5',
+      'Aspect ratio': '16:9',
+      Format: 'png',
+      Time: '21.3 s',
+    });
+    expect(message.embeds[0]!.description).toBe('a \\*bold\\* fox');
+    expect(message.content).toBe('');
+  });
+
+  it('posts what succeeded and says which image failed and why', () => {
+    const failure = { index: 1, seed: 101, error: new SegmindError('server_error', { status: 500 }) };
+    const message = buildResultMessage(params, { images: [image(0), image(2)], failures: [failure], durationMs: 1 }, 1000);
+    expect(message.files).toHaveLength(2);
+    expect(message.content).toBe('⚠️ Image 2 of 3 (seed 101) failed: Segmind had a server error. Try again in a moment.');
+    expect(message.embeds[0]!.fields![0]!.value).toContain('2: `101` (failed)');
+  });
+
+  it('leaves out an image over the upload limit and explains it', () => {
+    const message = buildResultMessage(
+      { ...params, samples: 2 },
+      { images: [image(0, 10), image(1, 3 * 1024 * 1024)], failures: [], durationMs: 1 },
+      2 * 1024 * 1024,
+    );
+    expect(message.files.map((f) => f.name)).toEqual(['flux-100.png']);
+    expect(message.oversized.map((i) => i.seed)).toEqual([101]);
+    expect(message.content).toContain("3.0 MiB, over this server's 2.0 MiB upload limit");
+  });
+
+  it('mentions the quality only for lossy formats', () => {
+    const webp = buildResultMessage({ ...params, samples: 1, output_format: 'webp', output_quality: 55 }, { images: [{ ...image(0), format: 'webp' }], failures: [], durationMs: 1 }, 1000);
+    expect(webp.embeds[0]!.fields!.find((f) => f.name === 'Format')!.value).toBe('webp (quality 55)');
+    expect(webp.embeds[0]!.fields!.find((f) => f.name === 'Seed')!.value).toBe('`100`');
+  });
+
+  it('keeps one message under Discord’s 25 MiB in all, and says which image did not fit', () => {
+    const nine = 9 * 1024 * 1024;
+    const message = buildResultMessage(
+      { ...params, samples: 3 },
+      { images: [image(0, nine), image(1, nine), image(2, nine)], failures: [], durationMs: 1 },
+      10 * 1024 * 1024,
+    );
+    expect(message.files.map((f) => f.name)).toEqual(['flux-100.png', 'flux-101.png']);
+    expect(message.oversized.map((i) => i.seed)).toEqual([102]);
+    expect(message.content).toContain('Image 3 of 3 (seed 102) did not fit in one message');
+  });
+});
+
+/** A REST client that records what it is asked to send, and fails when told to. */
+function recordingRest(fail?: (options: Record<string, unknown>) => Error) {
+  const calls: Array<{ method: string; route: string; options: Record<string, unknown> }> = [];
+  const handle = (method: string) => (route: string, options: Record<string, unknown>) => {
+    calls.push({ method, route, options });
+    return fail ? Promise.reject(fail(options)) : Promise.resolve({});
+  };
+  return { calls, rest: { patch: handle('PATCH'), post: handle('POST'), get: handle('GET') } as unknown as REST };
+}
+
+/** Parses a multipart body as Discord (and the fake Discord) would. */
+async function parseMultipart(body: unknown, contentType: string) {
+  const form = await new Request('http://x', { method: 'POST', headers: { 'content-type': contentType }, body: body as Buffer }).formData();
+  const files: Array<{ field: string; name: string; type: string; bytes: Buffer }> = [];
+  let json: unknown;
+  for (const [field, value] of form.entries()) {
+    if (typeof value === 'string') json = field === 'payload_json' ? JSON.parse(value) : json;
+    else files.push({ field, name: value.name, type: value.type, bytes: Buffer.from(await value.arrayBuffer()) });
+  }
+  return { files, json: json as Record<string, unknown> };
+}
+
+const PNG = Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex');
+const WEBP = Buffer.concat([Buffer.from('RIFF'), Buffer.alloc(4), Buffer.from('WEBPVP8 '), Buffer.alloc(20, 7)]);
+const to: InteractionAddress = { applicationId: '11111111111111111', token: 'tok', channelId: '22222222222222222', userId: '33333333333333333' };
+const quiet = createLogger({ level: 'silent', secrets: [] });
+
+describe('result message on its way to Discord', () => {
+  it('is sent as one multipart body Discord reads back as the same files and payload', async () => {
+    const { calls, rest } = recordingRest();
+    const responder = new DiscordResponder({ webhooks: rest, channels: rest }, quiet);
+    const files = [
+      { name: 'flux-1.png', data: Buffer.concat([PNG, Buffer.alloc(5000, 1)]) },
+      { name: 'flux-"2".webp', data: WEBP },
+    ];
+    await responder.editOriginal(to, { content: 'two images', embeds: [{ title: 'FLUX' }], files, components: [] });
+
+    expect(calls).toHaveLength(1);
+    const { method, route, options } = calls[0]!;
+    expect(method).toBe('PATCH');
+    expect(route).toBe('/webhooks/11111111111111111/tok/messages/%40original');
+    expect(options).toMatchObject({ auth: false, passThroughBody: true });
+    expect(options.files).toBeUndefined();
+    const contentType = (options.headers as Record<string, string>)['Content-Type']!;
+    expect(contentType).toMatch(/^multipart\/form-data; boundary=/);
+    const parsed = await parseMultipart(options.body, contentType);
+    expect(parsed.files.map((f) => [f.field, f.name, f.type])).toEqual([
+      ['files[0]', 'flux-1.png', 'image/png'],
+      ['files[1]', 'flux-"2".webp', 'image/webp'],
+    ]);
+    expect(parsed.files[0]!.bytes.equals(files[0]!.data)).toBe(true);
+    expect(parsed.files[1]!.bytes.equals(WEBP)).toBe(true);
+    expect(parsed.json).toEqual({
+      content: 'two images',
+      embeds: [{ title: 'FLUX' }],
+      components: [],
+      attachments: [
+        { id: 0, filename: 'flux-1.png' },
+        { id: 1, filename: 'flux-"2".webp' },
+      ],
+      allowed_mentions: { parse: [] },
+    });
+  });
+
+  it('holds its images only in the prepared body, which a channel post reuses and release lets go', async () => {
+    const { calls, rest } = recordingRest();
+    const responder = new DiscordResponder({ webhooks: rest, channels: rest }, quiet);
+    const data = Buffer.concat([PNG, Buffer.alloc(1000, 2)]);
+    const prepared = responder.prepare({ content: 'done', files: [{ name: 'flux-7.png', data }] });
+    // The body is a copy: the caller's image may go.
+    data.fill(0);
+    expect(prepared.byteLength).toBeGreaterThan(1000);
+
+    await responder.postInChannel(to, prepared, 'here are your images.');
+    const { method, route, options } = calls[0]!;
+    expect([method, route]).toEqual(['POST', '/channels/22222222222222222/messages']);
+    const parsed = await parseMultipart(options.body, (options.headers as Record<string, string>)['Content-Type']!);
+    expect(parsed.files[0]!.bytes.equals(Buffer.concat([PNG, Buffer.alloc(1000, 2)]))).toBe(true);
+    expect(parsed.json).toMatchObject({
+      content: '<@33333333333333333> here are your images.\ndone',
+      allowed_mentions: { users: ['33333333333333333'] },
+      attachments: [{ id: 0, filename: 'flux-7.png' }],
+    });
+
+    prepared.release();
+    expect(prepared.byteLength).toBe(0);
+    await expect(responder.editOriginal(to, prepared)).rejects.toThrow(/released/);
+  });
+
+  it('sends text-only messages as JSON, as before', async () => {
+    const { calls, rest } = recordingRest();
+    const responder = new DiscordResponder({ webhooks: rest, channels: rest }, quiet);
+    await responder.editOriginal(to, { content: '⏳ Queued', components: [] });
+    expect(calls[0]!.options).toEqual({
+      auth: false,
+      body: { content: '⏳ Queued', embeds: [], components: [], attachments: [], allowed_mentions: { parse: [] } },
+    });
+  });
+
+  it('drops the image bytes from a Discord error before anyone logs or keeps it', async () => {
+    const { rest } = recordingRest(
+      (options) =>
+        new DiscordAPIError({ code: 50035, message: 'Invalid Form Body' }, 50035, 400, 'PATCH', 'http://x', { body: options.body, files: undefined }),
+    );
+    const responder = new DiscordResponder({ webhooks: rest, channels: rest }, quiet);
+    const error = await responder
+      .editOriginal(to, { content: '', files: [{ name: 'flux-1.png', data: Buffer.concat([PNG, Buffer.alloc(100_000)]) }] })
+      .then(
+        () => undefined,
+        (e: unknown) => e as DiscordAPIError,
+      );
+    expect(error).toBeInstanceOf(DiscordAPIError);
+    expect(error!.code).toBe(50035);
+    expect(error!.requestBody.json).toMatch(/^\(multipart body of \d+ bytes\)$/);
+    expect(JSON.stringify(error).length).toBeLessThan(2000);
+  });
+});
