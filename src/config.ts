@@ -42,6 +42,12 @@ export const configSchema = z.object({
   INSTANCE_ID: z.string().regex(/^[\w.-]{1,64}$/, 'must be 1–64 letters, digits, dots, dashes or underscores').default('main'),
   /** How long a storage operation may take before the request is refused (fail closed, inside Discord's 3 s). */
   STORAGE_TIMEOUT_MS: intFrom(100, 2_500).default(1_500),
+  /** Worker threads classifying images (each loads its own model, about 0.2 s and tens of MiB). */
+  IMAGE_CHECK_THREADS: intFrom(1, 8).default(1),
+  /** Flagged when the classifier's sexual-content score (Porn + Hentai) reaches this. */
+  IMAGE_CHECK_THRESHOLD: z.coerce.number('must be a number').min(0).max(1).default(0.6),
+  /** What a server does with a flagged image until its moderators choose (`/imagine-admin settings set image_check`). */
+  DEFAULT_IMAGE_CHECK: z.enum(['off', 'spoiler', 'block']).default('spoiler'),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -21,6 +21,7 @@ const LAYERS: ReadonlyArray<{ name: string; paths: readonly string[] }> = [
   { name: 'usage', paths: ['services/usage/'] },
   { name: 'generation', paths: ['services/generation/'] },
   { name: 'results', paths: ['services/results/'] },
+  { name: 'safety', paths: ['services/safety/'] },
   { name: 'discord', paths: ['services/discord/'] },
   { name: 'segmind', paths: ['services/segmind/'] },
   { name: 'storage', paths: ['services/storage/'] },

@@ -62,6 +62,9 @@ describe('configuration', () => {
       RESULT_RETENTION_DAYS: 90,
       INSTANCE_ID: 'main',
       HTTP_HOST: '0.0.0.0',
+      DEFAULT_IMAGE_CHECK: 'spoiler',
+      IMAGE_CHECK_THREADS: 1,
+      IMAGE_CHECK_THRESHOLD: 0.6,
     });
     expect(loadConfig(valid).HTTP_PORT).toBeUndefined();
   });
@@ -98,6 +101,7 @@ describe('configuration', () => {
       DEFAULT_MAX_SAMPLES: [1, 4],
       DEFAULT_MAX_STEPS: [1, 50],
       SEGMIND_CONCURRENCY: [1, 1024],
+      IMAGE_CHECK_THREADS: [1, 8],
     });
     for (const [name, [min, max]] of documented) {
       expect(loadConfig({ ...valid, [name]: String(min) }) as Record<string, unknown>).toMatchObject({ [name]: min });
@@ -120,6 +124,14 @@ describe('configuration', () => {
       else if (value === '') expect(config[name], name).toBeUndefined();
       else expect(String(config[name]), name).toBe(value);
     }
+  });
+
+  it('takes an image-check threshold from 0 to 1 and one of the three image-check actions', () => {
+    expect(loadConfig({ ...valid, IMAGE_CHECK_THRESHOLD: '0.85' }).IMAGE_CHECK_THRESHOLD).toBe(0.85);
+    expect(problemsOf({ ...valid, IMAGE_CHECK_THRESHOLD: '1.5' })).toEqual(['IMAGE_CHECK_THRESHOLD must be at most 1']);
+    expect(problemsOf({ ...valid, IMAGE_CHECK_THRESHOLD: '-0.1' })).toEqual(['IMAGE_CHECK_THRESHOLD must be at least 0']);
+    expect(loadConfig({ ...valid, DEFAULT_IMAGE_CHECK: 'block' }).DEFAULT_IMAGE_CHECK).toBe('block');
+    expect(problemsOf({ ...valid, DEFAULT_IMAGE_CHECK: 'blur' })).toEqual(['DEFAULT_IMAGE_CHECK must be one of: off, spoiler, block']);
   });
 
   it('names every missing required variable in one message', () => {

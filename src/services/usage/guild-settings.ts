@@ -23,6 +23,10 @@ export const DEFAULT_NSFW_WORDS = [
 export const NSFW_POLICIES = ['off', 'age_restricted'] as const;
 export type NsfwPolicy = (typeof NSFW_POLICIES)[number];
 
+/** What happens to an image the classifier flags: posted as a spoiler, withheld, or posted as is. */
+export const IMAGE_CHECK_ACTIONS = ['off', 'spoiler', 'block'] as const;
+export type ImageCheckAction = (typeof IMAGE_CHECK_ACTIONS)[number];
+
 const id = z.string().regex(/^\d{1,25}$/);
 const count = z.number().int().min(0);
 
@@ -53,6 +57,12 @@ const settingsSchema = z.object({
     .catch(() => ({})),
   memberAllowances: z.record(id, count).catch(() => ({})),
   blocked: z.record(id, actorStamp).catch(() => ({})),
+  /** null: follow DEFAULT_IMAGE_CHECK. */
+  imageCheck: z.enum(IMAGE_CHECK_ACTIONS).nullable().catch(null),
+  /** Attach the flagged image itself (as a spoiler) to its report in the log channel. */
+  logFlaggedImages: z.boolean().catch(false),
+  /** Flagged images per member per UTC day before the member is blocked automatically; 0 = never. */
+  flagLimit: count.catch(0),
 });
 
 export type GuildSettings = z.infer<typeof settingsSchema>;
