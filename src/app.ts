@@ -146,7 +146,20 @@ export function createBot(deps: BotDeps): Bot {
   const commands = createCommands({ pipeline, policy, random, settings, audit, history, quota: storage.quota, clock });
   const route = createInteractionRouter(
     commands,
-    [createCancelButton(pipeline), createResultControls({ pipeline, policy, results, settings, random })],
+    [
+      createCancelButton(pipeline),
+      createResultControls({
+        pipeline,
+        policy,
+        results,
+        settings,
+        random,
+        storage,
+        clock,
+        postToChannel,
+        retentionDays: config.RESULT_RETENTION_DAYS,
+      }),
+    ],
     logger,
   );
 

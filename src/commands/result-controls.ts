@@ -3,6 +3,7 @@ import {
   DiscordAPIError,
   MessageFlags,
   TextInputStyle,
+  escapeMarkdown,
   type ButtonInteraction,
   type ModalSubmitInteraction,
   type StringSelectMenuInteraction,
@@ -12,7 +13,11 @@ import { UserFacingError } from '../errors.js';
 import { DEFAULTS, randomSeed, type FluxDevParams } from '../services/segmind/flux-params.js';
 import type { GuildSettingsRepository } from '../services/usage/guild-settings.js';
 import { parseResultCustomId, RESULT_PREFIX, resultCustomId } from '../services/results/result-components.js';
+import { ResultReports } from '../services/results/result-reports.js';
 import type { ResultRecord, ResultStore } from '../services/results/result-store.js';
+import type { Storage } from '../services/storage/storage.js';
+import type { Clock } from '../clock.js';
+import type { Logger } from '../logger.js';
 import type { ButtonHandler } from './cancel-button.js';
 import { optionsSchema, type ImagineOptions } from './imagine.js';
 import { submitImagine, type SubmitDeps } from './submit-imagine.js';
@@ -21,6 +26,12 @@ export interface ResultControlsDeps extends SubmitDeps {
   results: ResultStore;
   settings: GuildSettingsRepository;
   random: () => number;
+  /** Where the Report button's marks are kept (with the results' retention), and its clock. */
+  storage: Storage;
+  clock: Clock;
+  retentionDays: number;
+  /** Posts to a server's log channel (the Report button); throws when Discord refuses. */
+  postToChannel: (channelId: string, text: string) => Promise<void>;
 }
 
 type Control =
@@ -39,6 +50,7 @@ const NOT_ANY_MORE = 'This button does not work any more.';
  * holds whatever storage's load).
  */
 export function createResultControls(deps: ResultControlsDeps): ButtonHandler {
+  const reports = new ResultReports(deps.storage, deps.clock, deps.retentionDays);
   return {
     prefix: RESULT_PREFIX,
     async execute(interaction, log) {
@@ -50,6 +62,12 @@ export function createResultControls(deps: ResultControlsDeps): ButtonHandler {
         if (!record) throw new UserFacingError(EXPIRED);
         return record;
       };
+      if (parsed.action === 'report') {
+        if (!interaction.isButton()) throw new UserFacingError(NOT_ANY_MORE);
+        // Answered privately, acknowledged before storage is read, whatever its load (as Details).
+        await interaction.deferReply({ flags: MessageFlags.Ephemeral });
+        return report(interaction, parsed.id, reports, deps, log);
+      }
       const generate = generation(interaction, parsed.action, parsed.extra, deps);
       if (generate) return submitImagine(interaction, async () => generate(await load()), deps, log);
       // A form must be the first answer, so its read is bounded to stay inside Discord's 3 s.
@@ -155,6 +173,56 @@ async function deleteResult(interaction: Control, record: ResultRecord, deps: Re
   });
   await deps.results.delete(record.id);
   await interaction.editReply({ content: '🗑️ Deleted.' });
+}
+
+const NO_LOG_CHANNEL =
+  "This server's moderators have no log channel set, so your report could not be delivered. Tell a moderator directly.";
+
+/**
+ * 🚩 Report: tells the server's log channel about a result, once per member per result. Any member may report, a
+ * blocked one too, in a paused server too: it generates nothing and costs nothing. A result whose settings are no
+ * longer kept can still be reported (the message link comes from the interaction), without its prompt.
+ */
+async function report(
+  interaction: ButtonInteraction<'cached' | 'raw'>,
+  resultId: string,
+  reports: ResultReports,
+  deps: ResultControlsDeps,
+  log: Logger,
+): Promise<void> {
+  const { guildId, message } = interaction;
+  const { logChannelId } = await deps.settings.get(guildId);
+  // Nothing is marked: once moderators set a log channel, the member may report it.
+  if (!logChannelId) throw new UserFacingError(NO_LOG_CHANNEL);
+  const reporterId = interaction.user.id;
+  if (!(await reports.claim(resultId, reporterId))) {
+    await interaction.editReply({ content: 'You have already reported this result.' });
+    return;
+  }
+  try {
+    const record = await deps.results.get(resultId);
+    // A forgotten result still names its owner in the message's interaction (absent on a late, plain channel post).
+    const ownerId = record?.ownerId ?? message.interactionMetadata?.user.id;
+    const link = `https://discord.com/channels/${guildId}/${message.channelId}/${message.id}`;
+    const by = ownerId === undefined ? '' : ` by <@${ownerId}>`;
+    const prompt = record
+      ? `> ${escapeMarkdown(truncate(record.params.prompt.replace(/\s+/g, ' '), 200))}`
+      : '(the settings of this result are no longer kept)';
+    await deps.postToChannel(logChannelId, `🚩 <@${reporterId}> reported a result${by} in <#${message.channelId}>: ${link}\n${prompt}`);
+  } catch (error) {
+    // Not delivered: the mark is taken back so that a press later can still reach the moderators.
+    await reports.release(resultId, reporterId).catch((releaseError: unknown) =>
+      log.warn({ err: releaseError, resultId }, 'could not take back the mark of an undelivered report'),
+    );
+    log.warn({ err: error, resultId, logChannelId }, 'could not post a report to the log channel');
+    throw new UserFacingError('Your report could not be delivered to the moderators right now. Try again in a minute.');
+  }
+  log.info({ resultId, logChannelId }, 'result reported');
+  await interaction.editReply({ content: 'Thanks — the moderators have been told.' });
+}
+
+function truncate(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
 
 /** A modal must be the interaction's first answer: nothing slow may come before it. */

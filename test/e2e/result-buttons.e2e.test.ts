@@ -6,6 +6,7 @@ import { Journal } from '../../src/services/generation/journal.js';
 import { snowflake, type RecordedRequest, type SentInteraction, type SlashCommandOption } from '../fakes/fake-discord.js';
 import { eventually, startHarness, type Harness, type HarnessOptions } from '../support/harness.js';
 import { messageOf, sendImagine } from '../support/imagine.js';
+import { expectConsistentLedger } from '../support/ledger.js';
 import { refusalAfterDeferral } from '../support/refusals.js';
 
 /** These tests are about the buttons, not usage limits (except where a test sets its own). */
@@ -53,6 +54,7 @@ interface Controls {
   remix: string;
   details: string;
   delete: string;
+  report: string;
   pick?: { customId: string; options: Array<{ label: string; value: string }> };
 }
 
@@ -70,6 +72,7 @@ function controlsOf(rows: SentRow[]): Controls {
     remix: button('Remix'),
     details: button('Details'),
     delete: button('Delete'),
+    report: button('Report'),
     ...(select?.custom_id !== undefined ? { pick: { customId: select.custom_id, options: select.options ?? [] } } : {}),
   };
 }
@@ -129,7 +132,7 @@ function imagine(h: Harness, options: Record<string, string | number>, actor: Ac
   return delivered(h, sendImagine(h.discord, options, actor), before);
 }
 
-function press(h: Harness, result: Result, action: 'reroll' | 'remix' | 'details' | 'delete', actor: Actor): SentInteraction {
+function press(h: Harness, result: Result, action: 'reroll' | 'remix' | 'details' | 'delete' | 'report', actor: Actor): SentInteraction {
   return h.discord.sendButton({ customId: result.controls[action], messageId: result.messageId, ...actor });
 }
 
@@ -294,7 +297,7 @@ describe('the buttons under a delivered result', () => {
   });
   beforeEach(() => h.segmind.reset());
 
-  it('puts Re-roll, Remix, Details and Delete under one image, with short custom ids and no menu', async () => {
+  it('puts Re-roll, Remix, Details, Delete and Report under one image, with short custom ids and no menu', async () => {
     const result = await imagine(h, { prompt: 'a red fox in the snow', seed: 42 }, user());
     const rows = rowsOf(result.edit.json);
     expect(rows).toHaveLength(1);
@@ -303,9 +306,10 @@ describe('the buttons under a delivered result', () => {
       [2, '✏️', 'Remix'],
       [2, '🔍', 'Details'],
       [2, '🗑️', 'Delete'],
+      [2, '🚩', 'Report'],
     ]);
     const ids = rows[0]!.components.map((c) => c.custom_id ?? '');
-    expect(new Set(ids).size).toBe(4);
+    expect(new Set(ids).size).toBe(5);
     for (const id of ids) {
       expect(id.length).toBeLessThanOrEqual(100);
       expect(id).toMatch(/^res:[a-z]+:\d+$/);
@@ -318,7 +322,7 @@ describe('the buttons under a delivered result', () => {
     const result = await imagine(h, { prompt: 'three owls', samples: 3, seed: 500 }, user());
     const rows = rowsOf(result.edit.json);
     expect(rows).toHaveLength(2);
-    expect(rows[0]!.components).toHaveLength(4);
+    expect(rows[0]!.components).toHaveLength(5);
     expect(rows[1]!.components).toHaveLength(1);
     const menu = rows[1]!.components[0]!;
     expect(menu.type).toBe(3);
@@ -667,6 +671,9 @@ describe('the buttons under a delivered result', () => {
       h.discord.sendModalSubmit({ customId: 'res:modal:abc', fields: { prompt: 'x' }, ...owner }),
       h.discord.sendModalSubmit({ customId: `res:nope:${id}`, fields: { prompt: 'x' }, ...owner }),
       h.discord.sendModalSubmit({ customId: result.controls.delete, fields: { prompt: 'x' }, ...owner }),
+      // the Report button's id on a menu or a form
+      h.discord.sendSelect({ customId: result.controls.report, values: ['remix-0'], messageId: result.messageId, ...owner }),
+      h.discord.sendModalSubmit({ customId: result.controls.report, fields: { prompt: 'x' }, ...owner }),
     ];
     // a "Reproduce" choice is acknowledged before the result is read back: only then is the image found missing
     const afterDeferral = new Set([2]);
@@ -856,5 +863,179 @@ describe('a press is checked and charged exactly like /imagine', () => {
     expect(h.segmind.requests).toHaveLength(2);
     expect(await usedToday(h, owner.userId)).toBe(2);
     expect(h.discord.message(result.messageId)).toBeDefined(); // Delete refused to act on a forgotten result
+  });
+});
+
+describe('the 🚩 Report button', () => {
+  let current: Harness | undefined;
+  afterEach(async () => {
+    await current?.stop();
+    current = undefined;
+  });
+  const general = snowflake();
+  const modLog = snowflake();
+  const start = async () => {
+    current = await startHarness({
+      env: NO_LIMITS,
+      random,
+      discord: { guilds: [{ channels: [{ id: general, name: 'general' }, { id: modLog, name: 'mod-log' }] }] },
+    });
+    return current;
+  };
+  const moderator = (): Actor => ({ userId: snowflake(), permissions: MANAGE_SERVER });
+  const THANKS = 'Thanks — the moderators have been told.';
+  const ALREADY = 'You have already reported this result.';
+  const NO_LOG_CHANNEL =
+    "❌ This server's moderators have no log channel set, so your report could not be delivered. Tell a moderator directly.";
+
+  /** The reports the log channel received, in order (the moderators' own audit lines left out). */
+  const reportsIn = (h: Harness, channelId = modLog) =>
+    h.discord.requests
+      .filter((r) => r.method === 'POST' && r.path === `/channels/${channelId}/messages` && r.status === 200)
+      .map((r) => r.json as { content: string; allowed_mentions?: unknown })
+      .filter((body) => body.content.startsWith('🚩'));
+  const linkTo = (h: Harness, result: Result) => `https://discord.com/channels/${h.discord.guildId}/${general}/${result.messageId}`;
+
+  /** A Report press is acknowledged privately (an ephemeral deferral), then answered in that private reply. */
+  async function reportAnswer(sent: SentInteraction): Promise<string> {
+    const callback = await sent.waitForCallback();
+    expect(callback.status).toBe(204);
+    expect(callback.json).toMatchObject({ type: 5, data: { flags: 64 } });
+    const edit = await sent.waitForRequest((r) => r.method === 'PATCH' && r.path.endsWith('/messages/@original'));
+    return messageOf(edit.json).content ?? '';
+  }
+
+  it('posts one report per member to the log channel with a link to the result, and answers privately', async () => {
+    const h = await start();
+    const owner = user();
+    const reporter = user();
+    const second = user();
+    await admin(h, 'settings set', { log_channel: modLog }, moderator());
+    const result = await imagine(h, { prompt: 'a *bold* lighthouse at dusk', seed: 3 }, owner);
+
+    // the same member presses twice at once, then once more: one report reaches the moderators
+    const twice = [press(h, result, 'report', reporter), press(h, result, 'report', reporter)];
+    expect((await Promise.all(twice.map(reportAnswer))).sort()).toEqual([THANKS, ALREADY].sort());
+    expect(await reportAnswer(press(h, result, 'report', reporter))).toBe(ALREADY);
+    const expected = {
+      content: `🚩 <@${reporter.userId}> reported a result by <@${owner.userId}> in <#${general}>: ${linkTo(h, result)}\n> a \\*bold\\* lighthouse at dusk`,
+      allowed_mentions: { parse: [] },
+    };
+    expect(reportsIn(h)).toEqual([expected]);
+
+    // another member may report it too
+    expect(await reportAnswer(press(h, result, 'report', second))).toBe(THANKS);
+    expect(reportsIn(h)).toEqual([expected, { ...expected, content: expected.content.replace(reporter.userId, second.userId) }]);
+
+    // nothing public was said, nothing generated, nothing charged, the result untouched
+    for (const sent of twice) expect(sent.originalMessage()?.flags ?? 0).toBe(64);
+    expect(h.segmind.requests).toHaveLength(1);
+    expectUntouched(h, result);
+    await expectConsistentLedger(h.storage, { [owner.userId]: 1, [reporter.userId]: 0, [second.userId]: 0 }, { guildId: h.discord.guildId });
+  });
+
+  it('without a log channel tells the member privately, posts nothing and records nothing', async () => {
+    const h = await start();
+    const owner = user();
+    const reporter = user();
+    const result = await imagine(h, { prompt: 'an unwatched pond', seed: 4 }, owner);
+
+    expect(await reportAnswer(press(h, result, 'report', reporter))).toBe(NO_LOG_CHANNEL);
+    expect(h.discord.requests.filter((r) => r.method === 'POST' && r.path.startsWith('/channels/'))).toEqual([]);
+
+    // nothing was recorded: once a log channel is set, the same member's report goes through
+    await admin(h, 'settings set', { log_channel: modLog }, moderator());
+    expect(await reportAnswer(press(h, result, 'report', reporter))).toBe(THANKS);
+    expect(reportsIn(h)).toHaveLength(1);
+    await expectConsistentLedger(h.storage, { [owner.userId]: 1, [reporter.userId]: 0 }, { guildId: h.discord.guildId });
+  });
+
+  it('is acknowledged privately before any storage read', async () => {
+    const h = await start();
+    const owner = user();
+    await admin(h, 'settings set', { log_channel: modLog }, moderator());
+    const result = await imagine(h, { prompt: 'a patient owl', seed: 5 }, owner);
+
+    // every read is held until the test lets it go, and each notes whether the press was acknowledged by then
+    const get = h.storage.kv.get.bind(h.storage.kv);
+    let answer!: () => void;
+    const held = new Promise<void>((resolve) => (answer = resolve));
+    let sent: SentInteraction | undefined;
+    const readsOfThePress: Array<{ key: string; acknowledged: boolean }> = [];
+    const reads = vi.spyOn(h.storage.kv, 'get').mockImplementation((async (key: string) => {
+      if (/^(settings|report|result):/.test(key)) readsOfThePress.push({ key, acknowledged: sent?.callback() !== undefined });
+      await held;
+      return get(key);
+    }) as typeof h.storage.kv.get);
+    try {
+      sent = press(h, result, 'report', user());
+      const callback = await sent.waitForCallback();
+      expect(callback.json).toMatchObject({ type: 5, data: { flags: 64 } });
+      await eventually(() => readsOfThePress.length > 0, 'the press to read storage');
+      expect(sent.requests()).toHaveLength(1);
+      answer();
+      expect(await reportAnswer(sent)).toBe(THANKS);
+      expect(readsOfThePress.length).toBeGreaterThan(0);
+      expect(readsOfThePress.filter((r) => !r.acknowledged)).toEqual([]);
+    } finally {
+      answer();
+      reads.mockRestore();
+    }
+    expect(reportsIn(h)).toHaveLength(1);
+  });
+
+  it('works for a blocked member in a paused server: it generates nothing and costs nothing', async () => {
+    const h = await start();
+    const owner = user();
+    const blocked = user();
+    const mod = moderator();
+    await admin(h, 'settings set', { log_channel: modLog }, mod);
+    const result = await imagine(h, { prompt: 'a rude sign', seed: 6 }, owner);
+    await admin(h, 'block add', { member: blocked.userId, reason: 'spam' }, mod);
+    await admin(h, 'pause', { reason: 'review' }, mod);
+
+    expect(await reportAnswer(press(h, result, 'report', blocked))).toBe(THANKS);
+    expect(reportsIn(h).map((r) => r.content)).toEqual([
+      `🚩 <@${blocked.userId}> reported a result by <@${owner.userId}> in <#${general}>: ${linkTo(h, result)}\n> a rude sign`,
+    ]);
+    expect(h.segmind.requests).toHaveLength(1);
+    await expectConsistentLedger(h.storage, { [owner.userId]: 1, [blocked.userId]: 0 }, { guildId: h.discord.guildId });
+  });
+
+  it('still reports a result whose settings are no longer kept: the link and its owner, without the prompt', async () => {
+    const h = await start();
+    const owner = user();
+    const reporter = user();
+    await admin(h, 'settings set', { log_channel: modLog }, moderator());
+    const result = await imagine(h, { prompt: 'a forgotten lake', seed: 7 }, owner);
+    await h.storage.kv.delete(`result:${result.sent.id}`);
+
+    expect(await reportAnswer(press(h, result, 'report', reporter))).toBe(THANKS);
+    expect(await reportAnswer(press(h, result, 'report', reporter))).toBe(ALREADY);
+    expect(reportsIn(h).map((r) => r.content)).toEqual([
+      `🚩 <@${reporter.userId}> reported a result by <@${owner.userId}> in <#${general}>: ${linkTo(h, result)}\n(the settings of this result are no longer kept)`,
+    ]);
+    await expectConsistentLedger(h.storage, { [owner.userId]: 1, [reporter.userId]: 0 }, { guildId: h.discord.guildId });
+  });
+
+  it('tells the member when Discord refuses the report, and lets them report again once it can be delivered', async () => {
+    const h = await start();
+    const owner = user();
+    const reporter = user();
+    const mod = moderator();
+    const gone = snowflake(); // a log channel deleted since it was set: Discord answers Unknown Channel
+    await admin(h, 'settings set', { log_channel: gone }, mod);
+    const result = await imagine(h, { prompt: 'a lost letter', seed: 8 }, owner);
+
+    expect(await reportAnswer(press(h, result, 'report', reporter))).toBe(
+      '❌ Your report could not be delivered to the moderators right now. Try again in a minute.',
+    );
+    const refused = h.discord.requests.filter((r) => r.method === 'POST' && r.path === `/channels/${gone}/messages`);
+    expect(refused.map((r) => r.status)).toContain(404);
+
+    await admin(h, 'settings set', { log_channel: modLog }, mod);
+    expect(await reportAnswer(press(h, result, 'report', reporter))).toBe(THANKS);
+    expect(reportsIn(h)).toHaveLength(1);
+    await expectConsistentLedger(h.storage, { [owner.userId]: 1, [reporter.userId]: 0 }, { guildId: h.discord.guildId });
   });
 });

@@ -8,7 +8,7 @@ import {
 /** Every result control's custom_id starts with this; the rest is `<action>:<result id>[:<extra>]` (≤ 100 chars). */
 export const RESULT_PREFIX = 'res:';
 
-export const RESULT_ACTIONS = ['reroll', 'remix', 'details', 'delete', 'pick', 'modal'] as const;
+export const RESULT_ACTIONS = ['reroll', 'remix', 'details', 'delete', 'report', 'pick', 'modal'] as const;
 export type ResultAction = (typeof RESULT_ACTIONS)[number];
 
 export function resultCustomId(action: ResultAction, id: string, extra?: string): string {
@@ -24,7 +24,10 @@ export function parseResultCustomId(customId: string): { action: ResultAction; i
   return { action, id: match[2]!, ...(match[3] !== undefined ? { extra: match[3] } : {}) };
 }
 
-/** 🔁 🔍 ✏️ 🗑️ under every result, and with several images a menu to remix or reproduce one of them. */
+/**
+ * 🔁 ✏️ 🔍 🗑️ 🚩 under every result (one row: five is Discord's most per row), and with several images a menu to remix
+ * or reproduce one of them.
+ */
 export function resultComponents(
   id: string,
   images: ReadonlyArray<{ index: number; seed: number }>,
@@ -44,6 +47,7 @@ export function resultComponents(
         button('remix', '✏️', 'Remix'),
         button('details', '🔍', 'Details'),
         button('delete', '🗑️', 'Delete'),
+        button('report', '🚩', 'Report'),
       ],
     },
   ];

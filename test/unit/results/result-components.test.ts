@@ -16,6 +16,25 @@ describe('result controls', () => {
     },
   );
 
+  it('puts Re-roll, Remix, Details, Delete and Report in one row of five buttons, each with its own short id', () => {
+    const [row] = resultComponents('1234567890123456789', [{ index: 0, seed: 5 }]);
+    const buttons = row!.components as Array<{ type: number; label: string; emoji: { name: string }; custom_id: string }>;
+    expect(buttons.map((b) => [b.type, b.emoji.name, b.label, b.custom_id])).toEqual([
+      [2, '🔁', 'Re-roll', 'res:reroll:1234567890123456789'],
+      [2, '✏️', 'Remix', 'res:remix:1234567890123456789'],
+      [2, '🔍', 'Details', 'res:details:1234567890123456789'],
+      [2, '🗑️', 'Delete', 'res:delete:1234567890123456789'],
+      [2, '🚩', 'Report', 'res:report:1234567890123456789'],
+    ]);
+    expect(parseResultCustomId(buttons[4]!.custom_id)).toEqual({ action: 'report', id: '1234567890123456789' });
+    // with several images the buttons stay in their row of five and the menu gets a row of its own
+    const rows = resultComponents('7', [
+      { index: 0, seed: 5 },
+      { index: 1, seed: 6 },
+    ]);
+    expect(rows.map((r) => r.components.length)).toEqual([5, 1]);
+  });
+
   it('adds the per-image menu only for several images, two choices per image', () => {
     expect(resultComponents('1', [{ index: 0, seed: 5 }])).toHaveLength(1);
     const rows = resultComponents('1', [
