@@ -62,6 +62,7 @@ export async function submitImagine(
       params: request.params,
       reservation,
       state: 'queued',
+      channelNsfw: member.channelNsfw,
     };
     await pipeline.run(job, log);
   } finally {

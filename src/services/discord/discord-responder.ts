@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { DiscordAPIError, HTTPError, Routes, type APIActionRowComponent, type APIComponentInMessageActionRow, type APIEmbed, type REST } from 'discord.js';
+import { DiscordAPIError, HTTPError, MessageFlags, Routes, type APIActionRowComponent, type APIComponentInMessageActionRow, type APIEmbed, type REST } from 'discord.js';
 import type { Logger } from '../../logger.js';
 import { CONTENT_TYPES, detectImageFormat } from '../segmind/image-format.js';
 
@@ -147,6 +147,31 @@ export class DiscordResponder {
     const route = Routes.channelMessages(to.channelId);
     if (prepared) await withoutBytes(this.rest.channels.post(route, multipart(prepared.withPayload(json), prepared.contentType)));
     else await withoutBytes(this.rest.channels.post(route, { body: json }));
+  }
+
+  /** A message only the member sees, through the interaction webhook: needs the token alive (15 minutes). */
+  async followUpPrivately(to: InteractionAddress, content: string): Promise<void> {
+    await withoutBytes(
+      this.rest.webhooks.post(Routes.webhook(to.applicationId, to.token), {
+        auth: false,
+        body: { content, flags: MessageFlags.Ephemeral, allowed_mentions: { parse: [] } },
+      }),
+    );
+  }
+
+  /** A message in any channel (a server's log channel), mentioning nobody; files as they are named. */
+  async postToChannel(channelId: string, message: OutgoingMessage): Promise<void> {
+    const route = Routes.channelMessages(channelId);
+    if (message.files?.length) {
+      const prepared = this.prepare(message);
+      try {
+        await withoutBytes(this.rest.channels.post(route, multipart(prepared.withPayload(editJson(prepared.message, prepared.fileNames)), prepared.contentType)));
+      } finally {
+        prepared.release();
+      }
+      return;
+    }
+    await withoutBytes(this.rest.channels.post(route, { body: editJson(message, []) }));
   }
 }
 

@@ -30,6 +30,11 @@ const entrySchema = z.object({
   reservation: reservationSchema,
   /** `delivering` means the result may already be posted: a restart checks before posting again. */
   state: z.enum(['queued', 'delivering']),
+  /**
+   * The channel was marked age-restricted when the request was made, so a resumed job treats flagged images as the
+   * first run would. Absent in entries written before image checks: counts as not age-restricted (the safe side).
+   */
+  channelNsfw: z.boolean().optional(),
 });
 
 export type JournalEntry = z.infer<typeof entrySchema>;

@@ -7,6 +7,14 @@ import type { SegmindError } from '../segmind/segmind-errors.js';
 export interface BatchImage extends GeneratedImage {
   /** 0-based position in the request: image `index` used seed `seed + index`. */
   index: number;
+  /** Flagged by the image check in a server that spoilers: posted as a `SPOILER_` file, never shown by an embed. */
+  spoiler?: boolean;
+}
+
+/** An image generated but withheld (the server blocks what its image check flags): not posted, not charged. */
+export interface WithheldImage {
+  index: number;
+  seed: number;
 }
 
 export interface BatchFailure {
@@ -20,6 +28,7 @@ export interface BatchResult {
   images: BatchImage[];
   failures: BatchFailure[];
   durationMs: number;
+  withheld?: WithheldImage[];
 }
 
 export interface ResultFile {
@@ -45,7 +54,15 @@ export function fileNameFor(image: Pick<BatchImage, 'seed' | 'format'>): string 
   return `flux-${image.seed}.${image.format}`;
 }
 
-/** Builds the final reply: the images as attachments, shown through `attachment://` embeds with every parameter. */
+/** Discord blurs a file whose name starts with `SPOILER_` until it is clicked. */
+export function spoilerFileNameFor(image: Pick<BatchImage, 'seed' | 'format'>): string {
+  return `SPOILER_${fileNameFor(image)}`;
+}
+
+/**
+ * Builds the final reply: the images as attachments, shown through `attachment://` embeds with every parameter. A
+ * spoilered image is attached under a `SPOILER_` name and kept out of every embed: an embed would show it unblurred.
+ */
 export function buildResultMessage(
   params: FluxDevParams,
   result: BatchResult,
@@ -61,13 +78,14 @@ export function buildResultMessage(
       total += image.bytes.length;
     } else oversized.push(image);
   }
-  const files = fits.map((image) => ({ name: fileNameFor(image), data: image.bytes }));
+  const files = fits.map((image) => ({ name: image.spoiler ? spoilerFileNameFor(image) : fileNameFor(image), data: image.bytes }));
 
   const seeds = Array.from({ length: params.samples }, (_, i) => (params.seed + i) % 2 ** 32);
   const posted = new Set(fits.map((image) => image.index));
-  const seedText = seeds
-    .map((seed, i) => (params.samples > 1 ? `${i + 1}: \`${seed}\`` : `\`${seed}\``) + (posted.has(i) ? '' : ' (failed)'))
-    .join('\n');
+  const spoilered = new Set(fits.filter((image) => image.spoiler).map((image) => image.index));
+  const withheld = new Set((result.withheld ?? []).map((image) => image.index));
+  const mark = (i: number) => (spoilered.has(i) ? ' (spoiler)' : posted.has(i) ? '' : withheld.has(i) ? ' (withheld)' : ' (failed)');
+  const seedText = seeds.map((seed, i) => (params.samples > 1 ? `${i + 1}: \`${seed}\`` : `\`${seed}\``) + mark(i)).join('\n');
 
   const main: APIEmbed = {
     title: 'FLUX.1 [dev]',
@@ -89,12 +107,27 @@ export function buildResultMessage(
     ],
     footer: { text: 'Generated with FLUX.1 [dev] on Segmind' },
   };
-  const embeds: APIEmbed[] = files.map((file, i) =>
+  const shown = files.filter((file) => !file.name.startsWith('SPOILER_'));
+  const embeds: APIEmbed[] = shown.map((file, i) =>
     i === 0 ? { ...main, image: { url: `attachment://${file.name}` } } : { url: GALLERY_URL, image: { url: `attachment://${file.name}` } },
   );
   if (embeds.length === 0) embeds.push(main);
 
-  return { content: describeProblems(params.samples, result.failures, oversized, attachmentSizeLimit), embeds, files, oversized };
+  const problems = describeProblems(params.samples, result.failures, oversized, attachmentSizeLimit);
+  const note = spoilerNote(params.samples, fits.filter((image) => image.spoiler));
+  return { content: [note, problems].filter((line) => line !== '').join('\n'), embeds, files, oversized };
+}
+
+/** The short content note above spoilered images. */
+function spoilerNote(total: number, spoilered: BatchImage[]): string {
+  if (spoilered.length === 0) return '';
+  const which =
+    total === 1
+      ? 'This image'
+      : spoilered.length === 1
+        ? `Image ${spoilered[0]!.index + 1} of ${total} (seed ${spoilered[0]!.seed})`
+        : `Images ${spoilered.map((image) => `${image.index + 1} (seed ${image.seed})`).join(', ')} of ${total}`;
+  return `⚠️ ${which} may show sensitive content, so ${spoilered.length === 1 || total === 1 ? 'it is' : 'they are'} hidden behind a spoiler: click to show.`;
 }
 
 function describeProblems(

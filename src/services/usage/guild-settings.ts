@@ -81,6 +81,8 @@ export interface BotDefaults {
   guildDailyCap: number;
   maxSamples: number;
   maxSteps: number;
+  /** DEFAULT_IMAGE_CHECK; `spoiler` when not given (the environment's own default). */
+  imageCheck?: ImageCheckAction;
 }
 
 /** A server's settings with the bot defaults filled in: what actually applies. */
@@ -90,6 +92,7 @@ export interface EffectiveSettings {
   guildDailyCap: number;
   maxSamples: number;
   maxSteps: number;
+  imageCheck: ImageCheckAction;
 }
 
 export function effectiveSettings(settings: GuildSettings, defaults: BotDefaults): EffectiveSettings {
@@ -99,6 +102,7 @@ export function effectiveSettings(settings: GuildSettings, defaults: BotDefaults
     guildDailyCap: settings.guildDailyCap ?? defaults.guildDailyCap,
     maxSamples: settings.maxSamples ?? defaults.maxSamples,
     maxSteps: settings.maxSteps ?? defaults.maxSteps,
+    imageCheck: settings.imageCheck ?? defaults.imageCheck ?? 'spoiler',
   };
 }
 

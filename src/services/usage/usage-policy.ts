@@ -22,6 +22,8 @@ import {
   type SettleResult,
 } from '../storage/quota/quota-store.js';
 import { findBrokenRule } from './word-filter.js';
+import type { AuditLog } from './audit-log.js';
+import { autoBlockReason, type ImageRules } from '../generation/flagged-images.js';
 
 /** Who is asking, where: what the policy needs from the interaction. */
 export interface MemberContext {
@@ -119,6 +121,8 @@ export class UsagePolicy {
       /** How many requests a member may have admitted and not yet finished (waiting or generating). */
       maxOpenPerUser?: number;
       metrics?: Pick<Metrics, 'refused' | 'setStorageUp' | 'jobFinished'>;
+      /** Where an automatic block (`flag_limit`) is recorded, like a moderator's. */
+      audit?: Pick<AuditLog, 'record'>;
     },
   ) {}
 
@@ -281,6 +285,47 @@ export class UsagePolicy {
       logger.error({ err: error, reservationId: reservation.id }, 'could not settle credits; the sweeper will refund them');
       return undefined;
     }
+  }
+
+  /** The server's rules for images its image check flags (bounded like every storage read here). */
+  async imageRules(guildId: string): Promise<ImageRules> {
+    const settings = await this.withTimeout(this.deps.settings.get(guildId));
+    return {
+      action: effectiveSettings(settings, this.deps.defaults).imageCheck,
+      nsfwPolicy: settings.nsfwPolicy,
+      logChannelId: settings.logChannelId,
+      logFlaggedImages: settings.logFlaggedImages,
+      flagLimit: settings.flagLimit,
+    };
+  }
+
+  /**
+   * Counts a member's flagged images for the server's day (`flagged`, `flagged:<userId>`, which `/imagine-admin usage`
+   * shows) and blocks the member once they reach `flagLimit` that day (0 = never), recorded in the audit log as a
+   * moderator's block is, with `blockedBy` (the bot) as the actor. A member already blocked is left as they are.
+   */
+  async recordFlagged(flag: { guildId: string; userId: string; images: number; flagLimit: number; blockedBy: string }): Promise<{ blocked: boolean }> {
+    const { quota, clock, settings, logger } = this.deps;
+    const { guildId, userId, images, flagLimit, blockedBy } = flag;
+    const day = dayOf(clock.now());
+    await quota.incrementStats(guildId, day, { flagged: images, [`flagged:${userId}`]: images });
+    if (flagLimit <= 0) return { blocked: false };
+    const today = (await quota.stats(guildId, day))[`flagged:${userId}`] ?? 0;
+    if (today < flagLimit) return { blocked: false };
+    const reason = autoBlockReason(flagLimit);
+    let blocked = false;
+    const updated = await settings.update(guildId, (current) => {
+      // A limit lowered or lifted meanwhile, or a moderator's block already there, wins.
+      if (current.flagLimit <= 0 || today < current.flagLimit || current.blocked[userId]) return;
+      current.blocked = { ...current.blocked, [userId]: { by: blockedBy, at: clock.now(), reason } };
+      blocked = true;
+    });
+    if (!blocked) return { blocked: false };
+    logger.info({ guildId, userId, flaggedToday: today, flagLimit }, 'member blocked automatically: flag limit reached');
+    await this.deps.audit
+      ?.record(guildId, updated.logChannelId, { actorId: blockedBy, action: 'blocked a member', details: `<@${userId}> — ${reason}` })
+      .catch((error: unknown) => logger.warn({ err: error, guildId }, 'could not record the automatic block in the audit log'));
+    return { blocked: true };
   }
 
   async usageView(member: MemberContext): Promise<UsageView> {

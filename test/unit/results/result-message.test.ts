@@ -83,6 +83,32 @@ describe('result message', () => {
     expect(message.oversized.map((i) => i.seed)).toEqual([102]);
     expect(message.content).toContain('Image 3 of 3 (seed 102) did not fit in one message');
   });
+
+  it('attaches a spoilered image under a SPOILER_ name, keeps it out of every embed, and says why in a short note', () => {
+    const message = buildResultMessage(params, { images: [image(0), { ...image(1), spoiler: true }, image(2)], failures: [], durationMs: 1 }, 1000);
+    expect(message.files.map((f) => f.name)).toEqual(['flux-100.png', 'SPOILER_flux-101.png', 'flux-102.png']);
+    expect(message.embeds.map((e) => e.image?.url)).toEqual(['attachment://flux-100.png', 'attachment://flux-102.png']);
+    expect(JSON.stringify(message.embeds)).not.toContain('SPOILER_');
+    expect(message.embeds[0]!.fields![0]!.value).toBe('1: `100`\n2: `101` (spoiler)\n3: `102`');
+    expect(message.content).toBe('⚠️ Image 2 of 3 (seed 101) may show sensitive content, so it is hidden behind a spoiler: click to show.');
+  });
+
+  it('shows no image in the embed when the only image is spoilered', () => {
+    const one = { ...params, samples: 1 };
+    const message = buildResultMessage(one, { images: [{ ...image(0), spoiler: true }], failures: [], durationMs: 1 }, 1000);
+    expect(message.files.map((f) => f.name)).toEqual(['SPOILER_flux-100.png']);
+    expect(message.embeds).toHaveLength(1);
+    expect(message.embeds[0]!.image).toBeUndefined();
+    expect(message.embeds[0]!.description).toBe('a \\*bold\\* fox');
+    expect(message.content).toBe('⚠️ This image may show sensitive content, so it is hidden behind a spoiler: click to show.');
+  });
+
+  it('marks a withheld image in the seed list and attaches nothing of it', () => {
+    const message = buildResultMessage(params, { images: [image(0), image(2)], failures: [], durationMs: 1, withheld: [{ index: 1, seed: 101 }] }, 1000);
+    expect(message.files.map((f) => f.name)).toEqual(['flux-100.png', 'flux-102.png']);
+    expect(message.embeds[0]!.fields![0]!.value).toBe('1: `100`\n2: `101` (withheld)\n3: `102`');
+    expect(message.content).toBe('');
+  });
 });
 
 /** A REST client that records what it is asked to send, and fails when told to. */
