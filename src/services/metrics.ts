@@ -18,6 +18,12 @@ export interface HealthSnapshot {
 const PREFIX = 'flux_bot_';
 /** Image generation takes 1–300 s (FLUX dev, up to 4 samples, 50 steps); sub-second buckets catch fast failures. */
 export const SEGMIND_DURATION_BUCKETS = [0.5, 1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300];
+
+/** How an image check ended: `failed` (no verdict: timeout, dead worker, full queue) counts as flagged for the member. */
+export const IMAGE_CHECK_VERDICTS = ['ok', 'flagged', 'failed'] as const;
+export type ImageCheckVerdict = (typeof IMAGE_CHECK_VERDICTS)[number];
+/** A check takes about 50 ms on a free core; a queue behind a burst adds seconds; the pool gives up at 15 s. */
+export const IMAGE_CHECK_DURATION_BUCKETS = [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30];
 /**
  * Free-text labels (refusal reasons, HTTP statuses) are capped per metric: a bug that passes an error message or an
  * id as a label would otherwise create a new time series per call. Values beyond the cap are counted as `other`.
@@ -88,9 +94,23 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  private readonly imagesChecked = new Counter({
+    name: `${PREFIX}images_checked_total`,
+    help: 'Images checked by the local classifier before posting, by verdict (failed: no verdict, treated as flagged).',
+    labelNames: ['verdict'] as const,
+    registers: [this.registry],
+  });
+  private readonly imageCheckDuration = new Histogram({
+    name: `${PREFIX}image_check_duration_seconds`,
+    help: 'Time from asking for an image check to its verdict, queue included.',
+    buckets: IMAGE_CHECK_DURATION_BUCKETS,
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
     for (const outcome of JOB_OUTCOMES) this.jobs.labels({ outcome }).inc(0);
+    for (const verdict of IMAGE_CHECK_VERDICTS) this.imagesChecked.labels({ verdict }).inc(0);
     this.gatewayUp.set(0);
     this.storageUp.set(0);
     this.breakerState.set(BREAKER_VALUE.closed);
@@ -158,6 +178,16 @@ export class Metrics {
   /** `status` is the Discord HTTP status (`'403'`, `'429'`) or a failure kind (`'timeout'`). */
   deliveryError(status: string): void {
     this.deliveryErrors.labels({ status: this.bounded('delivery_status', status) }).inc();
+  }
+
+  /**
+   * One image checked before posting: its verdict (the `ImageChecker`'s answer, or its label) and its check's duration
+   * in seconds, queue included. A verdict with a `failure` is counted as `failed`, though the image is treated as flagged.
+   */
+  imageChecked(verdict: ImageCheckVerdict | { flagged: boolean; failure?: string | undefined }, seconds: number): void {
+    const label: ImageCheckVerdict = typeof verdict === 'string' ? verdict : verdict.failure ? 'failed' : verdict.flagged ? 'flagged' : 'ok';
+    this.imagesChecked.labels({ verdict: label }).inc();
+    if (Number.isFinite(seconds)) this.imageCheckDuration.observe(Math.max(0, seconds));
   }
 
   health(): HealthSnapshot {
