@@ -1,6 +1,6 @@
 import type { RESTPostAPIChatInputApplicationCommandsJSONBody } from 'discord.js';
 import * as credits from './credits.js';
-import * as imagineAdmin from './imagine-admin.js';
+import * as imagineAdmin from './imagine-admin/index.js';
 import * as imagine from './imagine.js';
 import type { SlashCommand } from './types.js';
 

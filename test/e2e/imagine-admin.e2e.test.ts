@@ -1,6 +1,6 @@
 import { ApplicationCommandOptionType, ChannelType, type APIInteractionDataResolved, type GuildMemberFlags } from 'discord.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { definition } from '../../src/commands/imagine-admin.js';
+import { definition } from '../../src/commands/imagine-admin/index.js';
 import { dayOf } from '../../src/services/storage/quota/quota-store.js';
 import { snowflake, type FakeGuildSpec, type RecordedRequest, type SlashCommandOption } from '../fakes/fake-discord.js';
 import { eventually, startHarness, type Harness } from '../support/harness.js';

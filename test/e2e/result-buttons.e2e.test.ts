@@ -1,6 +1,6 @@
 import { ApplicationCommandOptionType, ChannelType, type APIInteractionDataResolved, type GuildMemberFlags } from 'discord.js';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { definition as adminDefinition } from '../../src/commands/imagine-admin.js';
+import { definition as adminDefinition } from '../../src/commands/imagine-admin/index.js';
 import { definition as imagineDefinition } from '../../src/commands/imagine.js';
 import { Journal } from '../../src/services/generation/journal.js';
 import { snowflake, type RecordedRequest, type SentInteraction, type SlashCommandOption } from '../fakes/fake-discord.js';

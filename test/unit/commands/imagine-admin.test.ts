@@ -1,15 +1,14 @@
 import { ApplicationCommandOptionType } from 'discord.js';
 import { describe, expect, it } from 'vitest';
+import { fitList, fitReply } from '../../../src/commands/imagine-admin/format.js';
 import {
   createAdminHandlers,
   definition,
-  describeWordTest,
-  fitList,
-  fitReply,
   parseSubcommandOptions,
   selectedSubcommand,
   type AdminDeps,
-} from '../../../src/commands/imagine-admin.js';
+} from '../../../src/commands/imagine-admin/index.js';
+import { describeWordTest } from '../../../src/commands/imagine-admin/words.js';
 import { UserFacingError } from '../../../src/errors.js';
 import { newGuildSettings } from '../../../src/services/usage/guild-settings.js';
 

@@ -1,0 +1,87 @@
+/**
+ * What the router (index.ts) and every subject share: the services a handler may use, what it is given when it runs,
+ * and `change`/`record`, the two ways a moderator action reaches the settings and the audit log.
+ */
+import type { ApplicationCommandOptionType, ChatInputCommandInteraction, CommandInteractionOption } from 'discord.js';
+import type { z } from 'zod';
+import type { Clock } from '../../clock.js';
+import type { AuditLog } from '../../services/usage/audit-log.js';
+import type { GuildSettings, GuildSettingsRepository } from '../../services/usage/guild-settings.js';
+import type { PromptHistory } from '../../services/results/prompt-history.js';
+import type { QuotaStore } from '../../services/storage/quota/quota-store.js';
+import type { UsagePolicy } from '../../services/usage/usage-policy.js';
+
+type Interaction = ChatInputCommandInteraction<'cached' | 'raw'>;
+
+export interface AdminDeps {
+  settings: GuildSettingsRepository;
+  audit: AuditLog;
+  history: PromptHistory;
+  quota: QuotaStore;
+  policy: UsagePolicy;
+  clock: Clock;
+}
+
+export interface AdminContext {
+  interaction: Interaction;
+  guildId: string;
+  actorId: string;
+  /** As read when the moderator was authorised; changes re-read them under the store's lock. */
+  settings: GuildSettings;
+  options: readonly CommandInteractionOption[];
+}
+
+export interface AdminHandler {
+  readonly schema: z.ZodObject;
+  run(context: AdminContext, options: unknown): Promise<string>;
+}
+
+export function handler<S extends z.ZodObject>(schema: S, run: (context: AdminContext, options: z.output<S>) => Promise<string>): AdminHandler {
+  return { schema, run: (context, options) => run(context, options as z.output<S>) };
+}
+
+/** `group/subcommand` or `subcommand` of a definition fragment, so each subject's handler table must cover every one. */
+export type PathOf<O> = O extends {
+  type: ApplicationCommandOptionType.SubcommandGroup;
+  name: infer G extends string;
+  options: readonly { name: infer N extends string }[];
+}
+  ? `${G}/${N}`
+  : O extends { type: ApplicationCommandOptionType.Subcommand; name: infer N extends string }
+    ? N
+    : never;
+
+/** No member: what applies to anyone without roles or a personal allowance. */
+export const ANYONE = { userId: '0', roleIds: [], canManageGuild: false } as const;
+
+export type AdminTools = ReturnType<typeof createAdminTools>;
+
+export function createAdminTools(deps: AdminDeps) {
+  const { settings: repository, audit, policy } = deps;
+
+  /**
+   * Every change: under the settings lock, then into the audit log and the log channel (the old one when the change
+   * removed it, so turning logging off is logged too).
+   */
+  async function change(context: AdminContext, action: string, mutate: (settings: GuildSettings) => string): Promise<string> {
+    let details = '';
+    let previousLogChannel: string | null = null;
+    const updated = await repository.update(context.guildId, (settings) => {
+      previousLogChannel = settings.logChannelId;
+      details = mutate(settings);
+    });
+    await audit.record(context.guildId, updated.logChannelId ?? previousLogChannel, { actorId: context.actorId, action, details });
+    return details;
+  }
+  async function record(context: AdminContext, action: string, details: string): Promise<void> {
+    await audit.record(context.guildId, context.settings.logChannelId, { actorId: context.actorId, action, details });
+  }
+  const effective = (settings: GuildSettings) => policy.limitsFor(ANYONE, settings);
+
+  return { change, record, effective };
+}
+
+// Changes replace lists and records instead of editing them in place: a fresh record's empty defaults may be shared.
+export function without<T>(record: Record<string, T>, key: string): Record<string, T> {
+  return Object.fromEntries(Object.entries(record).filter(([k]) => k !== key));
+}

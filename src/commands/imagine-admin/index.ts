@@ -1,0 +1,125 @@
+/**
+ * `/imagine-admin`, the moderators' command: its Discord definition (assembled from the subjects' pieces, in the order
+ * Discord shows them), the permission check and the dispatch to one handler per subcommand.
+ *
+ * The folder owns everything moderators can change or read about /imagine in their server, one file per subject
+ * (settings, credits, roles, blocks, channels, words, pause, usage, audit). The subjects share `handler.ts` (what a
+ * handler is given and how a change reaches the settings and the audit log), `options.ts` and `format.ts`; they never
+ * import this file or each other. Like every command, it may import the services and what lies below them, never the
+ * reverse.
+ */
+import {
+  ApplicationCommandOptionType,
+  ApplicationIntegrationType,
+  InteractionContextType,
+  MessageFlags,
+  PermissionFlagsBits,
+  type CommandInteractionOption,
+  type RESTPostAPIChatInputApplicationCommandsJSONBody,
+} from 'discord.js';
+import type { z } from 'zod';
+import { UserFacingError } from '../../errors.js';
+import { memberContextOf } from '../member-context.js';
+import type { SlashCommand } from '../types.js';
+import { auditHandlers, auditSubcommand } from './audit.js';
+import { blockGroup, blockHandlers } from './blocks.js';
+import { channelsGroup, channelsHandlers } from './channels.js';
+import { creditsGroup, creditsHandlers } from './credits.js';
+import { fitReply } from './format.js';
+import { createAdminTools, type AdminDeps, type AdminHandler, type PathOf } from './handler.js';
+import { pauseHandlers, pauseSubcommands } from './pause.js';
+import { roleGroup, roleHandlers } from './roles.js';
+import { settingsGroup, settingsHandlers } from './settings.js';
+import { usageHandlers, usageSubcommand } from './usage.js';
+import { wordsGroup, wordsHandlers } from './words.js';
+
+export type { AdminDeps, AdminHandler } from './handler.js';
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Definition
+
+export const definition = {
+  name: 'imagine-admin',
+  description: 'Moderator controls for /imagine in this server',
+  contexts: [InteractionContextType.Guild],
+  integration_types: [ApplicationIntegrationType.GuildInstall],
+  default_member_permissions: PermissionFlagsBits.ManageGuild.toString(),
+  options: [settingsGroup, creditsGroup, roleGroup, blockGroup, channelsGroup, wordsGroup, ...pauseSubcommands, usageSubcommand, auditSubcommand],
+} as const satisfies RESTPostAPIChatInputApplicationCommandsJSONBody;
+
+type TopOption = (typeof definition.options)[number];
+/** `group/subcommand` or `subcommand`, derived from the definition so the handler table must cover every one. */
+export type AdminPath = PathOf<TopOption>;
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Reading the chosen subcommand and its options
+
+/** Walks group → subcommand in the options Discord sent; returns `group/sub` (or `sub`) and the leaf options. */
+export function selectedSubcommand(data: readonly CommandInteractionOption[]): {
+  path: string;
+  options: readonly CommandInteractionOption[];
+} {
+  const first = data[0];
+  if (first?.type === ApplicationCommandOptionType.SubcommandGroup) {
+    const sub = first.options?.[0];
+    if (sub?.type === ApplicationCommandOptionType.Subcommand) return { path: `${first.name}/${sub.name}`, options: sub.options ?? [] };
+  } else if (first?.type === ApplicationCommandOptionType.Subcommand) {
+    return { path: first.name, options: first.options ?? [] };
+  }
+  throw new UserFacingError('Pick one of the `/imagine-admin` subcommands.', 'invalid_options');
+}
+
+/** Like parseOptions, for a subcommand's options. */
+export function parseSubcommandOptions<S extends z.ZodType>(schema: S, options: readonly CommandInteractionOption[]): z.output<S> {
+  const raw = Object.fromEntries(options.map((option) => [option.name, option.value]));
+  const result = schema.safeParse(raw);
+  if (result.success) return result.data;
+  const lines = result.error.issues.map((issue) => {
+    const name = issue.path.join('.');
+    return name ? `• \`${name}\`: ${issue.message}` : `• ${issue.message}`;
+  });
+  throw new UserFacingError(`Some options are not valid:\n${lines.join('\n')}`, 'invalid_options');
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Handlers
+
+export function createAdminHandlers(deps: AdminDeps): Record<AdminPath, AdminHandler> {
+  const tools = createAdminTools(deps);
+  return {
+    ...settingsHandlers(deps, tools),
+    ...creditsHandlers(deps, tools),
+    ...roleHandlers(tools),
+    ...blockHandlers(deps, tools),
+    ...channelsHandlers(tools),
+    ...wordsHandlers(tools),
+    ...pauseHandlers(deps, tools),
+    ...usageHandlers(deps, tools),
+    ...auditHandlers(deps),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+
+export function createImagineAdminCommand(deps: AdminDeps): SlashCommand {
+  const handlers = new Map<string, AdminHandler>(Object.entries(createAdminHandlers(deps)));
+  return {
+    definition,
+    async execute(interaction, log) {
+      if (!interaction.inGuild()) throw new UserFacingError('`/imagine-admin` works in servers only.');
+      // default_member_permissions only hides the command, and server admins can change who sees it: check again.
+      const settings = await deps.settings.get(interaction.guildId);
+      if (!deps.policy.isModerator(memberContextOf(interaction), settings))
+        throw new UserFacingError('Only moderators can use /imagine-admin.', 'not_moderator');
+      const { path, options } = selectedSubcommand(interaction.options.data);
+      const selected = handlers.get(path);
+      if (!selected) throw new UserFacingError('This subcommand is not available any more.', 'unknown_subcommand');
+      const parsed = parseSubcommandOptions(selected.schema, options);
+      // Storage reads and the log-channel post may take a moment: acknowledge inside Discord's 3 s first.
+      await interaction.deferReply({ flags: MessageFlags.Ephemeral });
+      log.debug({ subcommand: path }, 'moderator command');
+      const content = await selected.run({ interaction, guildId: interaction.guildId, actorId: interaction.user.id, settings, options }, parsed);
+      await interaction.editReply({ content: fitReply(content), allowedMentions: { parse: [] } });
+    },
+  };
+}

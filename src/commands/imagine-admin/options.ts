@@ -1,0 +1,83 @@
+/** Option builders and zod pieces shared by the `/imagine-admin` subjects. */
+import {
+  ApplicationCommandOptionType,
+  type APIApplicationCommandBasicOption,
+  type APIApplicationCommandOptionChoice,
+  type ChannelType,
+  type CommandInteractionOption,
+} from 'discord.js';
+import { z } from 'zod';
+import { UserFacingError } from '../../errors.js';
+import { channel } from './format.js';
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Limits shared by several subjects (each subject keeps its own); the lists are capped so a settings record stays small.
+
+export const MAX_CREDITS = 100_000;
+export const MAX_COOLDOWN_SECONDS = 86_400;
+export const MAX_REASON_LENGTH = 500;
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Definition
+
+export type BasicOption = APIApplicationCommandBasicOption;
+export const choicesOf = (values: readonly string[]): APIApplicationCommandOptionChoice<string>[] =>
+  values.map((value) => ({ name: value, value }));
+
+export const member = (description = 'The member'): BasicOption => ({
+  type: ApplicationCommandOptionType.User,
+  name: 'member',
+  description,
+  required: true,
+});
+export const count = (name: string, description: string, min: number, max: number, required = false): BasicOption => ({
+  type: ApplicationCommandOptionType.Integer,
+  name,
+  description,
+  min_value: min,
+  max_value: max,
+  required,
+});
+export const text = (name: string, description: string, maxLength: number, required = false): BasicOption => ({
+  type: ApplicationCommandOptionType.String,
+  name,
+  description,
+  min_length: 1,
+  max_length: maxLength,
+  required,
+});
+export const reason = (description: string) => text('reason', description, MAX_REASON_LENGTH);
+
+export function subcommand<const N extends string>(name: N, description: string, options: BasicOption[] = []) {
+  return { type: ApplicationCommandOptionType.Subcommand, name, description, options } as const;
+}
+export function group<const N extends string, const S extends ReturnType<typeof subcommand>[]>(name: N, description: string, subcommands: S) {
+  return { type: ApplicationCommandOptionType.SubcommandGroup, name, description, options: subcommands } as const;
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Option schemas (validated again: Discord's client enforces the declared limits, its server does not)
+
+export const snowflake = z.string({ error: 'is required' }).regex(/^\d{17,20}$/, 'must be a Discord id');
+export const integer = (min: number, max: number) => {
+  const range = `must be between ${min} and ${max}`;
+  return z.number({ error: 'must be a number' }).int('must be a whole number').min(min, range).max(max, range);
+};
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
+export const line = (max: number) =>
+  z
+    .string({ error: 'must be text' })
+    .trim()
+    .min(1, 'is empty')
+    .max(max, `is longer than ${max} characters`)
+    .refine((value) => !CONTROL_CHARACTERS.test(value), 'contains control characters (line breaks, tabs…)');
+export const none = z.object({});
+export const memberOnly = z.object({ member: snowflake });
+export const optionalReason = z.object({ reason: line(MAX_REASON_LENGTH).optional() });
+
+/** Discord's client only offers the declared channel types; check again when the resolved channel is known. */
+export function requireChannelType(options: readonly CommandInteractionOption[], name: string, allowed: readonly ChannelType[]): void {
+  const resolved = options.find((option) => option.name === name)?.channel;
+  if (resolved && !allowed.includes(resolved.type)) throw new UserFacingError(`${channel(resolved.id)} is not a channel this can use.`, 'invalid_options');
+}

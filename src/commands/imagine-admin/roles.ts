@@ -1,0 +1,69 @@
+/** `/imagine-admin role set|clear|list`: allowances and cooldowns for members with a role. */
+import { ApplicationCommandOptionType } from 'discord.js';
+import { z } from 'zod';
+import { UserFacingError } from '../../errors.js';
+import { describeOverride, fitList, roleMention } from './format.js';
+import { handler, without, type AdminHandler, type AdminTools, type PathOf } from './handler.js';
+import { MAX_COOLDOWN_SECONDS, MAX_CREDITS, count, group, integer, none, snowflake, subcommand, type BasicOption } from './options.js';
+
+const MAX_ROLE_OVERRIDES = 50;
+
+const role = (): BasicOption => ({ type: ApplicationCommandOptionType.Role, name: 'role', description: 'The role', required: true });
+
+export const roleGroup = group('role', 'Allowances for members with a role', [
+  subcommand('set', 'Set the allowance and/or cooldown for a role', [
+    role(),
+    count('daily_credits', 'Images per member per UTC day', 0, MAX_CREDITS),
+    count('cooldown_seconds', 'Seconds between two requests', 0, MAX_COOLDOWN_SECONDS),
+  ]),
+  subcommand('clear', 'Remove the override of a role', [role()]),
+  subcommand('list', 'Show the role overrides'),
+]);
+
+const roleOnly = z.object({ role: snowflake });
+
+export function roleHandlers({ change }: AdminTools): Record<PathOf<typeof roleGroup>, AdminHandler> {
+  return {
+    'role/set': handler(
+      z.object({
+        role: snowflake,
+        daily_credits: integer(0, MAX_CREDITS).optional(),
+        cooldown_seconds: integer(0, MAX_COOLDOWN_SECONDS).optional(),
+      }),
+      async (context, options) => {
+        if (options.daily_credits === undefined && options.cooldown_seconds === undefined)
+          throw new UserFacingError('Give `daily_credits` and/or `cooldown_seconds` for the role.', 'invalid_options');
+        if (options.role === context.guildId)
+          throw new UserFacingError('For everyone, use `/imagine-admin settings set` instead of a role override.', 'invalid_options');
+        const details = await change(context, 'set a role override', (settings) => {
+          const current = settings.roleOverrides[options.role];
+          if (!current && Object.keys(settings.roleOverrides).length >= MAX_ROLE_OVERRIDES)
+            throw new UserFacingError(`At most ${MAX_ROLE_OVERRIDES} roles can have an override.`);
+          const next = {
+            dailyCredits: options.daily_credits ?? current?.dailyCredits ?? null,
+            cooldownSeconds: options.cooldown_seconds ?? current?.cooldownSeconds ?? null,
+          };
+          settings.roleOverrides = { ...settings.roleOverrides, [options.role]: next };
+          return `${roleMention(options.role)}: ${describeOverride(next)}`;
+        });
+        return `✅ ${details}. Members with several roles get the most generous allowance and the shortest cooldown; a personal allowance wins over roles.`;
+      },
+    ),
+
+    'role/clear': handler(roleOnly, async (context, { role }) => {
+      await change(context, 'cleared a role override', (settings) => {
+        if (!(role in settings.roleOverrides)) throw new UserFacingError(`${roleMention(role)} has no override.`);
+        settings.roleOverrides = without(settings.roleOverrides, role);
+        return roleMention(role);
+      });
+      return `✅ ${roleMention(role)} follows the server settings again.`;
+    }),
+
+    'role/list': handler(none, ({ settings }) => {
+      const entries = Object.entries(settings.roleOverrides);
+      if (entries.length === 0) return Promise.resolve('No role overrides: every role follows the server settings.');
+      const lines = entries.map(([id, override]) => `• ${roleMention(id)}: ${describeOverride(override)}`);
+      return Promise.resolve(`**Role overrides** (${entries.length})\n${fitList(lines, '\n', 1900)}`);
+    }),
+  };
+}

@@ -1,0 +1,219 @@
+/** `/imagine-admin settings view|set|reset`: the server's settings for /imagine. */
+import { ApplicationCommandOptionType, ChannelType, escapeMarkdown } from 'discord.js';
+import { z } from 'zod';
+import { UserFacingError } from '../../errors.js';
+import { NSFW_POLICIES, newGuildSettings, type GuildSettings } from '../../services/usage/guild-settings.js';
+import { channel, code, describeNsfwPolicy, describeOverride, fitList, plural, relative, roleMention, user } from './format.js';
+import { ANYONE, handler, type AdminDeps, type AdminHandler, type AdminTools, type PathOf } from './handler.js';
+import { MAX_COOLDOWN_SECONDS, MAX_CREDITS, choicesOf, count, group, integer, none, requireChannelType, snowflake, subcommand } from './options.js';
+
+const MAX_SERVER_CAP = 10_000_000;
+
+/** Channels a log line can be posted to. */
+const LOG_CHANNEL_TYPES = [ChannelType.GuildText, ChannelType.GuildAnnouncement] as const;
+
+const SETTING_NAMES = [
+  'daily_credits',
+  'cooldown_seconds',
+  'server_daily_cap',
+  'max_samples',
+  'max_steps',
+  'moderator_role',
+  'log_channel',
+  'nsfw_policy',
+  'exempt_moderators',
+] as const;
+type SettingName = (typeof SETTING_NAMES)[number];
+
+export const settingsGroup = group('settings', 'Server settings for /imagine', [
+  subcommand('view', 'Show every setting that applies here'),
+  subcommand('set', 'Change one or more settings', [
+    count('daily_credits', 'Images per member per UTC day', 0, MAX_CREDITS),
+    count('cooldown_seconds', 'Seconds between two requests of a member', 0, MAX_COOLDOWN_SECONDS),
+    count('server_daily_cap', 'Images the whole server may make per UTC day (0 = no cap)', 0, MAX_SERVER_CAP),
+    count('max_samples', 'Most images per request', 1, 4),
+    count('max_steps', 'Most denoising steps per image', 1, 50),
+    { type: ApplicationCommandOptionType.Role, name: 'moderator_role', description: 'Role that may use /imagine-admin' },
+    {
+      type: ApplicationCommandOptionType.Channel,
+      name: 'log_channel',
+      description: 'Channel where moderator actions are posted',
+      channel_types: [...LOG_CHANNEL_TYPES],
+    },
+    {
+      type: ApplicationCommandOptionType.String,
+      name: 'nsfw_policy',
+      description: 'NSFW prompts: off, or only in age-restricted channels',
+      choices: choicesOf(NSFW_POLICIES),
+    },
+    { type: ApplicationCommandOptionType.Boolean, name: 'exempt_moderators', description: 'Moderators skip the cooldown' },
+  ]),
+  subcommand('reset', 'Put one setting back to the bot default', [
+    { type: ApplicationCommandOptionType.String, name: 'setting', description: 'Which setting', choices: choicesOf(SETTING_NAMES), required: true },
+  ]),
+]);
+
+const settingsSetSchema = z.object({
+  daily_credits: integer(0, MAX_CREDITS).optional(),
+  cooldown_seconds: integer(0, MAX_COOLDOWN_SECONDS).optional(),
+  server_daily_cap: integer(0, MAX_SERVER_CAP).optional(),
+  max_samples: integer(1, 4).optional(),
+  max_steps: integer(1, 50).optional(),
+  moderator_role: snowflake.optional(),
+  log_channel: snowflake.optional(),
+  nsfw_policy: z.enum(NSFW_POLICIES, { error: `must be one of ${NSFW_POLICIES.join(', ')}` }).optional(),
+  exempt_moderators: z.boolean({ error: 'must be true or false' }).optional(),
+});
+type SettingsChange = z.output<typeof settingsSetSchema>;
+
+export function settingsHandlers(deps: AdminDeps, { change, effective }: AdminTools): Record<PathOf<typeof settingsGroup>, AdminHandler> {
+  const { settings: repository, policy } = deps;
+  const botDefaults = () => policy.limitsFor(ANYONE, newGuildSettings());
+
+  return {
+    'settings/view': handler(none, ({ settings }) => Promise.resolve(describeSettings(settings, effective(settings), botDefaults()))),
+
+    'settings/set': handler(settingsSetSchema, async (context, options) => {
+      if (Object.values(options).every((value) => value === undefined))
+        throw new UserFacingError('Give at least one setting to change.', 'invalid_options');
+      if (options.moderator_role === context.guildId)
+        throw new UserFacingError('@everyone cannot be the moderator role: pick a role only moderators have.', 'invalid_options');
+      requireChannelType(context.options, 'log_channel', LOG_CHANNEL_TYPES);
+      const details = await change(context, 'changed settings', (settings) => applySettings(settings, options));
+      return `✅ Changed ${details}.`;
+    }),
+
+    'settings/reset': handler(z.object({ setting: z.enum(SETTING_NAMES, { error: 'is not a setting' }) }), async (context, { setting }) => {
+      const details = await change(context, 'reset a setting', (settings) => {
+        resetSetting(settings, setting);
+        return `${code(setting)} to the bot default`;
+      });
+      const now = effective(await repository.get(context.guildId));
+      return `✅ Reset ${details}.${setting in SHOWN ? ` It is now ${SHOWN[setting as keyof typeof SHOWN](now)}.` : ''}`;
+    }),
+  };
+}
+
+interface Limits {
+  dailyCredits: number;
+  cooldownSeconds: number;
+  guildDailyCap: number;
+  maxSamples: number;
+  maxSteps: number;
+}
+
+/** How each numeric setting reads in a reply. */
+const SHOWN = {
+  daily_credits: (l: Limits) => `**${l.dailyCredits}** credits per member per UTC day`,
+  cooldown_seconds: (l: Limits) => `**${l.cooldownSeconds} s** between requests`,
+  server_daily_cap: (l: Limits) => (l.guildDailyCap > 0 ? `**${l.guildDailyCap}** images per UTC day for the server` : '**no server cap**'),
+  max_samples: (l: Limits) => `at most **${l.maxSamples}** images per request`,
+  max_steps: (l: Limits) => `at most **${l.maxSteps}** steps per image`,
+} as const;
+
+export function describeSettings(settings: GuildSettings, effective: Limits, defaults: Limits): string {
+  const origin = (value: unknown, defaultText: string) => (value === null ? ' _(bot default)_' : ` _(server setting; bot default ${defaultText})_`);
+  const lines = [
+    '**/imagine settings in this server**',
+    `Daily credits: ${SHOWN.daily_credits(effective)}${origin(settings.dailyCredits, String(defaults.dailyCredits))}`,
+    `Cooldown: ${SHOWN.cooldown_seconds(effective)}${origin(settings.cooldownSeconds, `${defaults.cooldownSeconds} s`)}`,
+    `Server cap: ${SHOWN.server_daily_cap(effective)}${origin(settings.guildDailyCap, defaults.guildDailyCap > 0 ? String(defaults.guildDailyCap) : 'no cap')}`,
+    `Samples: ${SHOWN.max_samples(effective)}${origin(settings.maxSamples, String(defaults.maxSamples))}`,
+    `Steps: ${SHOWN.max_steps(effective)}${origin(settings.maxSteps, String(defaults.maxSteps))}`,
+    `Moderators: members with Manage Server${settings.moderatorRoleId ? ` and ${roleMention(settings.moderatorRoleId)}` : ' (no moderator role set)'}`,
+    `Exempt from cooldown: ${settings.exemptModerators ? 'moderators' : 'nobody'}${settings.exemptModerators ? ' _(bot default)_' : ' _(server setting)_'}`,
+    `Log channel: ${settings.logChannelId ? channel(settings.logChannelId) : 'none'}`,
+    `NSFW prompts: ${describeNsfwPolicy(settings)}${settings.nsfwPolicy === 'off' ? ' _(bot default)_' : ' _(server setting)_'}`,
+    `Generation: ${
+      settings.paused
+        ? `⏸️ **paused** by ${user(settings.paused.by)} ${relative(settings.paused.at)}${settings.paused.reason ? ` — ${escapeMarkdown(settings.paused.reason)}` : ''}`
+        : 'running'
+    }`,
+    `Allowed channels: ${settings.allowedChannels.length === 0 ? 'everywhere' : fitList(settings.allowedChannels.map(channel), ', ', 400)}`,
+  ];
+  const overrides = Object.entries(settings.roleOverrides);
+  lines.push(
+    `Role overrides: ${
+      overrides.length === 0 ? 'none' : fitList(overrides.map(([id, o]) => `${roleMention(id)} ${describeOverride(o)}`), ' · ', 500)
+    }`,
+    `Personal allowances: ${plural(Object.keys(settings.memberAllowances).length, 'member')}`,
+    `Word lists: ${plural(settings.bannedWords.length, 'banned word')}, ${plural(settings.nsfwWords.length, 'NSFW word')}`,
+    `Blocked members: ${Object.keys(settings.blocked).length}`,
+  );
+  return lines.join('\n');
+}
+
+function applySettings(settings: GuildSettings, change: SettingsChange): string {
+  const changed: string[] = [];
+  const note = (name: SettingName, value: string) => changed.push(`${code(name)} → ${value}`);
+  if (change.daily_credits !== undefined) {
+    settings.dailyCredits = change.daily_credits;
+    note('daily_credits', String(change.daily_credits));
+  }
+  if (change.cooldown_seconds !== undefined) {
+    settings.cooldownSeconds = change.cooldown_seconds;
+    note('cooldown_seconds', `${change.cooldown_seconds} s`);
+  }
+  if (change.server_daily_cap !== undefined) {
+    settings.guildDailyCap = change.server_daily_cap;
+    note('server_daily_cap', change.server_daily_cap === 0 ? 'no cap' : String(change.server_daily_cap));
+  }
+  if (change.max_samples !== undefined) {
+    settings.maxSamples = change.max_samples;
+    note('max_samples', String(change.max_samples));
+  }
+  if (change.max_steps !== undefined) {
+    settings.maxSteps = change.max_steps;
+    note('max_steps', String(change.max_steps));
+  }
+  if (change.moderator_role !== undefined) {
+    settings.moderatorRoleId = change.moderator_role;
+    note('moderator_role', roleMention(change.moderator_role));
+  }
+  if (change.log_channel !== undefined) {
+    settings.logChannelId = change.log_channel;
+    note('log_channel', channel(change.log_channel));
+  }
+  if (change.nsfw_policy !== undefined) {
+    settings.nsfwPolicy = change.nsfw_policy;
+    note('nsfw_policy', change.nsfw_policy);
+  }
+  if (change.exempt_moderators !== undefined) {
+    settings.exemptModerators = change.exempt_moderators;
+    note('exempt_moderators', change.exempt_moderators ? 'yes' : 'no');
+  }
+  return changed.join(', ');
+}
+
+function resetSetting(settings: GuildSettings, setting: SettingName): void {
+  const defaults = newGuildSettings();
+  switch (setting) {
+    case 'daily_credits':
+      settings.dailyCredits = null;
+      return;
+    case 'cooldown_seconds':
+      settings.cooldownSeconds = null;
+      return;
+    case 'server_daily_cap':
+      settings.guildDailyCap = null;
+      return;
+    case 'max_samples':
+      settings.maxSamples = null;
+      return;
+    case 'max_steps':
+      settings.maxSteps = null;
+      return;
+    case 'moderator_role':
+      settings.moderatorRoleId = null;
+      return;
+    case 'log_channel':
+      settings.logChannelId = null;
+      return;
+    case 'nsfw_policy':
+      settings.nsfwPolicy = defaults.nsfwPolicy;
+      return;
+    case 'exempt_moderators':
+      settings.exemptModerators = defaults.exemptModerators;
+      return;
+  }
+}
