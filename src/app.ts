@@ -23,6 +23,8 @@ import { createSegmindLimiter } from './services/generation/create-segmind-limit
 import { SegmindClient } from './services/segmind/segmind-client.js';
 import type { Storage } from './services/storage/storage.js';
 import { UsagePolicy } from './services/usage/usage-policy.js';
+import { createImageChecker } from './services/safety/classifier-pool.js';
+import type { ImageChecker } from './services/safety/image-checker.js';
 
 /** Interaction and webhook routes are not under Discord's global limit; this only guards against runaway loops. */
 const INTERACTION_REQUESTS_PER_SECOND = 1_000;
@@ -46,6 +48,8 @@ export interface BotDeps {
   /** Queue position edits: first after this delay, then at most one per interval (Discord rate-limits edits). */
   progress?: { firstEditDelayMs: number; minIntervalMs: number };
   breaker?: { failureThreshold: number; openMs: number; maxOpenMs: number };
+  /** Checks every generated image before it is posted (tests inject one); the bot builds its own otherwise. */
+  imageChecker?: ImageChecker;
 }
 
 export interface Bot {
@@ -93,6 +97,16 @@ export function createBot(deps: BotDeps): Bot {
     ...(deps.segmindDispatcher ? { dispatcher: deps.segmindDispatcher } : {}),
   });
   const settings = new GuildSettingsRepository(storage, logger.child({ component: 'settings' }));
+  const audit = new AuditLog(storage, clock, postToChannel, logger.child({ component: 'audit' }));
+  /** The local classifier, started by `start()` (its workers load their models) unless a checker was injected. */
+  let classifier: ImageChecker | undefined;
+  const checker: ImageChecker = deps.imageChecker ?? {
+    // No job runs before start() has loaded the classifier; should one, its images count as flagged (fail closed).
+    check: (image) => classifier?.check(image) ?? Promise.resolve({ flagged: true, failure: 'error', durationMs: 0 }),
+    close: async () => {
+      await classifier?.close();
+    },
+  };
   const gate = new GenerationGate({
     clock,
     logger: logger.child({ component: 'gate' }),
@@ -119,6 +133,7 @@ export function createBot(deps: BotDeps): Bot {
       guildDailyCap: config.DEFAULT_GUILD_DAILY_CREDITS,
       maxSamples: config.DEFAULT_MAX_SAMPLES,
       maxSteps: config.DEFAULT_MAX_STEPS,
+      imageCheck: config.DEFAULT_IMAGE_CHECK,
     },
     clock,
     storageTimeoutMs: config.STORAGE_TIMEOUT_MS,
@@ -126,6 +141,7 @@ export function createBot(deps: BotDeps): Bot {
     gate,
     maxOpenPerUser: config.MAX_QUEUED_PER_USER,
     metrics,
+    audit,
   });
   const history = new PromptHistory(storage);
   const results = new ResultStore(storage, clock, config.RESULT_RETENTION_DAYS);
@@ -138,11 +154,11 @@ export function createBot(deps: BotDeps): Bot {
     journal: new Journal(storage, config.INSTANCE_ID),
     history,
     responder: new DiscordResponder({ webhooks: client.rest, channels: channelRest }, logger.child({ component: 'discord' })),
+    checker,
     clock,
     metrics,
     progress: deps.progress ?? { firstEditDelayMs: 1_500, minIntervalMs: 3_000 },
   });
-  const audit = new AuditLog(storage, clock, postToChannel, logger.child({ component: 'audit' }));
   const commands = createCommands({ pipeline, policy, random, settings, audit, history, quota: storage.quota, clock });
   const route = createInteractionRouter(
     commands,
@@ -234,6 +250,14 @@ export function createBot(deps: BotDeps): Bot {
     client,
     metrics,
     async start() {
+      // A classifier that cannot load stops start-up here, before any request is taken.
+      if (!deps.imageChecker)
+        classifier = await createImageChecker({
+          threads: config.IMAGE_CHECK_THREADS,
+          threshold: config.IMAGE_CHECK_THRESHOLD,
+          logger: logger.child({ component: 'image-check' }),
+          clock,
+        });
       await sweep();
       sweeper = setInterval(() => void sweep(), SWEEP_INTERVAL_MS);
       sweeper.unref();
@@ -280,6 +304,7 @@ export function createBot(deps: BotDeps): Bot {
         channelRest.clearHandlerSweeper();
         metrics.setGatewayUp(false);
         await segmind.close();
+        if (!deps.imageChecker) await checker.close();
       })();
       return stopping;
     },

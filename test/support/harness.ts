@@ -6,6 +6,8 @@ import { openStorage } from '../../src/services/storage/open-storage.js';
 import type { Storage } from '../../src/services/storage/storage.js';
 import { FakeDiscord, type FakeDiscordOptions } from '../fakes/fake-discord.js';
 import { FakeSegmind } from '../fakes/fake-segmind.js';
+import { FakeImageChecker } from '../fakes/fake-image-checker.js';
+import type { ImageChecker } from '../../src/services/safety/image-checker.js';
 
 export const TEST_DISCORD_TOKEN = 'MTA5ODc2NTQzMjEwOTg3NjU0.GtEsT0.fake-discord-token-for-tests-0123456789';
 export const TEST_SEGMIND_KEY = 'SG_test_0123456789abcdef';
@@ -20,6 +22,8 @@ export interface LogLine {
 export interface Harness {
   discord: FakeDiscord;
   segmind: FakeSegmind;
+  /** The image checker the bot is given (unless the test passed its own): clears every image until told otherwise. */
+  checker: FakeImageChecker;
   bot: Bot;
   config: Config;
   /** Shared by every bot this harness starts, like a database surviving a restart. */
@@ -49,6 +53,8 @@ export interface HarnessOptions {
   storageNamespace?: string;
   /** discord.js REST options; by default no retries and short timeouts, so failures show at once. */
   restOptions?: { retries?: number; timeout?: number };
+  /** Checks the bot's images instead of the harness's FakeImageChecker. */
+  imageChecker?: ImageChecker;
   /** Let the test arrange the fakes (e.g. pre-registered commands) before the bot starts. */
   beforeStart?: (fakes: { discord: FakeDiscord; segmind: FakeSegmind }) => void;
 }
@@ -56,6 +62,7 @@ export interface HarnessOptions {
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const discord = await FakeDiscord.start(options.discord);
   const segmind = await FakeSegmind.start({ apiKey: TEST_SEGMIND_KEY });
+  const checker = new FakeImageChecker(() => segmind.requests.map((r) => (r.body as { seed?: unknown }).seed).filter((s) => typeof s === 'number'));
   const config: Config = {
     ...loadConfig({
       DISCORD_TOKEN: TEST_DISCORD_TOKEN,
@@ -94,6 +101,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       restOptions: { retries: 0, timeout: 5_000, ...options.restOptions },
       progress: options.progress ?? { firstEditDelayMs: 3_600_000, minIntervalMs: 3_600_000 },
       ...(options.breaker ? { breaker: options.breaker } : {}),
+      imageChecker: options.imageChecker ?? checker,
     });
 
   options.beforeStart?.({ discord, segmind });
@@ -111,6 +119,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   return {
     discord,
     segmind,
+    checker,
     get bot() {
       return bot;
     },

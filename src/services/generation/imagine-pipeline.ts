@@ -9,8 +9,20 @@ import type { FairScheduler, JobEnd } from './fair-scheduler.js';
 import type { Journal, JournalEntry } from './journal.js';
 import { progressMessage, ProgressReporter } from './progress-reporter.js';
 import { resultComponents } from '../results/result-components.js';
-import { buildResultMessage, type BatchFailure, type BatchImage } from '../results/result-message.js';
+import { buildResultMessage, spoilerFileNameFor, type BatchFailure, type BatchImage, type WithheldImage } from '../results/result-message.js';
 import type { ResultStore } from '../results/result-store.js';
+import type { ImageChecker, ImageVerdict } from '../safety/image-checker.js';
+import {
+  autoBlockReason,
+  flagReportText,
+  RULES_UNREADABLE,
+  scoresForLog,
+  treatmentOf,
+  withheldNoticeText,
+  type FlaggedImage,
+  type FlagTreatment,
+  type ImageRules,
+} from './flagged-images.js';
 import type { SegmindClient } from '../segmind/segmind-client.js';
 import { SegmindError } from '../segmind/segmind-errors.js';
 import type { Reservation, SettleResult } from '../storage/quota/quota-store.js';
@@ -38,7 +50,18 @@ export interface PipelineDeps {
    * The usage policy's settlement (commit what was delivered, refund the rest; answers undefined when storage refused
    * it). Named by shape: the policy sits above generation and hands it this.
    */
-  policy: { settle(reservation: Reservation, delivered: number): Promise<SettleResult | undefined> };
+  policy: {
+    settle(reservation: Reservation, delivered: number): Promise<SettleResult | undefined>;
+    /** The server's rules for flagged images; rejects when storage cannot say (the pipeline then fails closed). */
+    imageRules(guildId: string): Promise<ImageRules>;
+    /**
+     * Counts a member's flagged images (per server and day) and, when the server's `flag_limit` is reached, blocks the
+     * member (recorded in the audit log, `blockedBy` as the actor). Answers whether this call blocked them.
+     */
+    recordFlagged(flag: { guildId: string; userId: string; images: number; flagLimit: number; blockedBy: string }): Promise<{ blocked: boolean }>;
+  };
+  /** Every generated image is checked before its result is built; a check that fails counts as flagged. */
+  checker: ImageChecker;
   journal: Journal;
   history: PromptHistory;
   results: ResultStore;
@@ -145,6 +168,7 @@ export class ImaginePipeline {
     const bodies = splitIntoSingleImageRequests(job.params);
     const images: BatchImage[] = [];
     const failures: BatchFailure[] = [];
+    const verdicts = new Map<number, ImageVerdict>();
     const started = clock.now();
     const reporter = new ProgressReporter((message) => this.deps.responder.editOriginal(address, message), {
       ...this.deps.progress,
@@ -159,11 +183,17 @@ export class ImaginePipeline {
       runTask: async (index) => {
         firstStart ??= clock.now();
         const body = bodies[index]!;
+        let image: Awaited<ReturnType<ImaginePipeline['generateOne']>>;
         try {
-          images.push({ ...(await this.generateOne(body, job, log)), index });
+          image = await this.generateOne(body, job, log);
         } catch (error) {
           failures.push({ index, seed: body.seed, error: error instanceof SegmindError ? error : new SegmindError('connection', { cause: error }) });
+          return;
         }
+        // Checked as soon as it arrives, while the job's other images are still generating.
+        const verdict = await this.check(image.bytes, log);
+        images.push({ ...image, index });
+        verdicts.set(index, verdict);
       },
       onProgress: (progress) => reporter.update(progressMessage(progress, job.id)),
     });
@@ -192,20 +222,27 @@ export class ImaginePipeline {
     const generationMs = clock.now() - (firstStart ?? started);
     // What the log needs of the images; the images themselves are handed on (splice empties this job's array).
     const segmind = [
-      ...images.map((i) => ({ seed: i.seed, status: i.status, attempts: i.attempts, ms: i.durationMs })),
+      ...images.map((i) => ({ seed: i.seed, status: i.status, attempts: i.attempts, ms: i.durationMs, check: checkForLog(verdicts.get(i.index)) })),
       ...failures.map((f) => ({ seed: f.seed, status: f.error.status, kind: f.error.kind })),
     ];
     const remainingCredits = images.map((i) => i.remainingCredits).filter((c) => c !== undefined).at(-1);
     // A job cut short (shutdown, storage outage) delivers what it has; the images never started are refunded.
     const notStarted = bodies.length - images.length - failures.length;
     const notice = notStarted > 0 && (end === 'stopped' || end === 'unavailable') ? notGeneratedNotice(notStarted, end) : undefined;
-    const result = this.prepareResult(job, images.splice(0), failures, generationMs, notice);
+    const screened = await this.screen(job, images.splice(0), verdicts, log);
+    const result = this.prepareResult(job, screened.posted.splice(0), failures, generationMs, notice, screened.withheld);
+    // Reported and counted while the result is delivered; the member hears of it once both are done.
+    const flagsHandled = this.handleFlags(job, screened, log);
     let delivered = 0;
     let kind: JobOutcome['kind'];
     if (result.kind === 'nothing') {
       const reason = failures[0]?.error.message ?? '';
       const content =
-        end === 'unavailable' && failures.length === 0 && result.oversized === 0
+        screened.withheld.length > 0
+          ? [`❌ No image was posted: this server's image check withheld ${screened.withheld.length === 1 ? 'it' : 'them'}. Nothing was charged.`, result.content, notice]
+              .filter((line) => line !== undefined && line !== '')
+              .join('\n')
+          : end === 'unavailable' && failures.length === 0 && result.oversized === 0
           ? STORAGE_DOWN_TEXT
           : [`❌ No image could be generated. ${reason}${result.oversized > 0 ? `\n${result.content}` : ''}`.trim(), notice]
               .filter((line) => line !== undefined)
@@ -232,6 +269,12 @@ export class ImaginePipeline {
       delivered = await this.deliver(job, address, result.message, log);
       kind = delivered === 0 ? 'delivery_failed' : delivered < job.params.samples ? 'partial' : 'delivered';
     }
+    const { blocked } = await flagsHandled;
+    const privately = [
+      screened.withheld.length > 0 ? withheldNoticeText(screened.withheld, job.params.samples) : undefined,
+      blocked ? `🚫 You have now reached this server's limit of flagged images for today and are blocked from \`/imagine\` here. ${autoBlockReason(screened.rules.flagLimit)}` : undefined,
+    ].filter((line) => line !== undefined);
+    if (privately.length > 0) await this.tellPrivately(job, privately.join('\n'), log);
     await this.finish(job, delivered, log);
     this.deps.metrics?.jobFinished(kind);
 
@@ -246,6 +289,7 @@ export class ImaginePipeline {
         segmindMs: generationMs,
         segmind,
         remainingCredits,
+        imageCheck: screened.flagged.length > 0 ? { flagged: screened.flagged.length, treatment: screened.treatment } : undefined,
         outcome: kind,
         delivered,
         failed: job.params.samples - delivered,
@@ -264,11 +308,12 @@ export class ImaginePipeline {
     images: BatchImage[],
     failures: BatchFailure[],
     generationMs: number,
-    notice?: string,
+    notice: string | undefined,
+    withheld: WithheldImage[],
   ):
     | { kind: 'nothing'; content: string; oversized: number }
     | { kind: 'images'; message: PreparedMessage; posted: Array<{ index: number; seed: number }> } {
-    const message = buildResultMessage(job.params, { images, failures, durationMs: generationMs }, job.attachmentSizeLimit);
+    const message = buildResultMessage(job.params, { images, failures, durationMs: generationMs, withheld }, job.attachmentSizeLimit);
     if (message.files.length === 0) return { kind: 'nothing', content: message.content, oversized: message.oversized.length };
     const content = notice === undefined ? message.content : [message.content, notice].filter((line) => line !== '').join('\n');
     const posted = images
@@ -277,6 +322,78 @@ export class ImaginePipeline {
     const components = resultComponents(job.id, posted);
     const prepared = this.deps.responder.prepare({ content, embeds: message.embeds, files: message.files, components });
     return { kind: 'images', message: prepared, posted };
+  }
+
+  /** The image check; never throws: a checker that breaks its promise not to reject is failed closed here too. */
+  private async check(bytes: Uint8Array, log: Logger): Promise<ImageVerdict> {
+    const started = this.deps.clock.now();
+    const verdict = await this.deps.checker.check(bytes).catch((error: unknown): ImageVerdict => {
+      log.error({ err: error }, 'the image checker rejected: the image counts as flagged');
+      return { flagged: true, failure: 'error', durationMs: this.deps.clock.now() - started };
+    });
+    if (verdict.failure !== undefined) log.warn({ failure: verdict.failure, ms: verdict.durationMs }, 'an image could not be checked: it counts as flagged');
+    this.deps.metrics?.imageChecked(verdict, verdict.durationMs / 1000);
+    return verdict;
+  }
+
+  /**
+   * Applies the server's rules to the flagged images: spoilered, withheld or posted as they are. The rules are read
+   * only when something was flagged (most jobs need no extra storage read); unreadable rules withhold (fail closed).
+   */
+  private async screen(job: JournalEntry, images: BatchImage[], verdicts: Map<number, ImageVerdict>, log: Logger): Promise<Screened> {
+    const flaggedImages = images.filter((image) => verdicts.get(image.index)?.flagged !== false);
+    if (flaggedImages.length === 0) return { posted: images, withheld: [], flagged: [], treatment: 'as_is', rules: RULES_UNREADABLE, evidence: new Map() };
+    const rules = await this.deps.policy.imageRules(job.guildId).catch((error: unknown) => {
+      log.warn({ err: error }, "could not read the server's image rules: withholding the flagged images");
+      return RULES_UNREADABLE;
+    });
+    const treatment = treatmentOf(rules, job.channelNsfw ?? false);
+    const flagged: FlaggedImage[] = flaggedImages.map((image) => ({
+      index: image.index,
+      seed: image.seed,
+      verdict: verdicts.get(image.index) ?? { flagged: true, failure: 'error', durationMs: 0 },
+    }));
+    // The log channel gets the image itself only when the server asked for it (and only as a spoiler, below).
+    const evidence = new Map(
+      treatment !== 'as_is' && rules.logFlaggedImages && rules.logChannelId !== null
+        ? flaggedImages.map((image) => [image.index, { name: spoilerFileNameFor(image), data: image.bytes }] as const)
+        : [],
+    );
+    if (treatment === 'as_is') return { posted: images, withheld: [], flagged, treatment, rules, evidence };
+    if (treatment === 'spoiler') {
+      const spoilered = new Set(flaggedImages);
+      return { posted: images.map((image) => (spoilered.has(image) ? { ...image, spoiler: true } : image)), withheld: [], flagged, treatment, rules, evidence };
+    }
+    const kept = images.filter((image) => !flaggedImages.includes(image));
+    return { posted: kept, withheld: flagged, flagged, treatment, rules, evidence };
+  }
+
+  /**
+   * Tells the moderators (the log channel) and counts the flags toward `flag_limit`, side by side. Never rejects:
+   * the images are delivered whatever becomes of the report. Checks that were off (`as_is`) are neither reported
+   * nor counted.
+   */
+  private async handleFlags(job: JournalEntry, screened: Screened, log: Logger): Promise<{ blocked: boolean }> {
+    const { treatment, rules, flagged, evidence } = screened;
+    if (treatment === 'as_is' || flagged.length === 0) return { blocked: false };
+    const report = async () => {
+      if (rules.logChannelId === null) return;
+      const content = flagReportText({ userId: job.userId, channelId: job.channelId, prompt: job.params.prompt, samples: job.params.samples }, flagged, treatment);
+      const files = flagged.map((image) => evidence.get(image.index)).filter((file) => file !== undefined);
+      await this.deps.responder
+        .postToChannel(rules.logChannelId, { content, files })
+        .catch((error: unknown) => log.warn({ err: error, logChannelId: rules.logChannelId }, 'could not report flagged images in the log channel'));
+      evidence.clear();
+    };
+    const count = () =>
+      this.deps.policy
+        .recordFlagged({ guildId: job.guildId, userId: job.userId, images: flagged.length, flagLimit: rules.flagLimit, blockedBy: job.applicationId })
+        .catch((error: unknown) => {
+          log.warn({ err: error }, 'could not count the flagged images');
+          return { blocked: false };
+        });
+    const [, counted] = await Promise.all([report(), count()]);
+    return counted;
   }
 
   private async generateOne(body: ReturnType<typeof splitIntoSingleImageRequests>[number], job: JournalEntry, log: Logger) {
@@ -394,6 +511,26 @@ export class ImaginePipeline {
     }
   }
 
+  /**
+   * A notice only the member sees (a follow-up through the interaction webhook). Once the token is dead no private
+   * message can reach them from here, so it goes to the channel, mentioning them, like a late result.
+   */
+  private async tellPrivately(job: JournalEntry, content: string, log: Logger): Promise<void> {
+    const address = addressOf(job);
+    if (this.deps.clock.now() < job.tokenExpiresAt - EDIT_MARGIN_MS) {
+      try {
+        await this.deps.responder.followUpPrivately(address, content);
+        return;
+      } catch (error) {
+        if (!isDeadToken(error)) {
+          log.warn({ err: error }, 'could not tell the member privately');
+          return;
+        }
+      }
+    }
+    await this.deps.responder.postInChannel(address, { content }).catch((error: unknown) => log.warn({ err: error }, 'could not tell the member in the channel'));
+  }
+
   /** A text-only answer on the original reply, or in the channel once the token is dead. */
   private async tell(job: JournalEntry, message: OutgoingMessage, log: Logger): Promise<void> {
     const address = addressOf(job);
@@ -414,6 +551,24 @@ export class ImaginePipeline {
 
 export function addressOf(job: JournalEntry): InteractionAddress {
   return { applicationId: job.applicationId, token: job.token, channelId: job.channelId, userId: job.userId };
+}
+
+/** One job's images after the image check and the server's rules. */
+interface Screened {
+  /** What goes into the result (spoilered ones marked). */
+  posted: BatchImage[];
+  withheld: FlaggedImage[];
+  /** Every flagged image, whatever its treatment. */
+  flagged: FlaggedImage[];
+  treatment: FlagTreatment;
+  rules: ImageRules;
+  /** The flagged images' files for the log channel (when `log_flagged_images`), released once reported. */
+  evidence: Map<number, { name: string; data: Buffer }>;
+}
+
+function checkForLog(verdict: ImageVerdict | undefined) {
+  if (verdict === undefined) return undefined;
+  return { flagged: verdict.flagged, scores: scoresForLog(verdict), failure: verdict.failure, ms: Math.round(verdict.durationMs) };
 }
 
 function statusOf(error: unknown): string {

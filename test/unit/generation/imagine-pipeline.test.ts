@@ -73,7 +73,12 @@ async function pipelineWithOfflineLimiter(opts: { settle: Settle; journal?: (sto
     segmind,
     scheduler: new FairScheduler(offlineLimiter, log, { outageLimitMs: 0 }),
     gate: new GenerationGate({ clock: systemClock, logger: log, failureThreshold: 5, openMs: 30_000, maxOpenMs: 300_000 }),
-    policy: { settle: opts.settle },
+    policy: {
+      settle: opts.settle,
+      imageRules: () => Promise.resolve({ action: 'spoiler', nsfwPolicy: 'off', logChannelId: null, logFlaggedImages: false, flagLimit: 0 }),
+      recordFlagged: () => Promise.resolve({ blocked: false }),
+    },
+    checker: { check: () => Promise.resolve({ flagged: false, durationMs: 1 }), close: () => Promise.resolve() },
     journal,
     history: new PromptHistory(storage),
     results: new ResultStore(storage, systemClock, 30),
