@@ -68,6 +68,10 @@ async function classify(model: NsfwModel, image: Uint8Array): Promise<Record<Ima
 
 async function main(): Promise<void> {
   const started = performance.now();
+  // Every image is decoded once: libvips's operation cache (process-wide, up to 50 MB) would only hold memory.
+  sharp.cache(false);
+  // One libvips thread per image, as the model gets one WebAssembly thread: IMAGE_CHECK_THREADS bounds the CPU used.
+  sharp.concurrency(1);
   let model: NsfwModel;
   try {
     model = await loadModel();
