@@ -4,7 +4,8 @@ import { AuditLog } from '../../src/services/usage/audit-log.js';
 import { GuildSettingsRepository, newGuildSettings, type GuildSettings } from '../../src/services/usage/guild-settings.js';
 import { dayOf } from '../../src/services/storage/quota/quota-store.js';
 import { systemClock } from '../../src/clock.js';
-import { snowflake, type RecordedRequest, type SentInteraction } from '../fakes/fake-discord.js';
+import { ApplicationCommandOptionType } from 'discord.js';
+import { snowflake, type RecordedRequest, type SentInteraction, type SlashCommandOption } from '../fakes/fake-discord.js';
 import { describeImage } from '../fakes/images.js';
 import { eventually, startHarness, type Harness } from '../support/harness.js';
 import { fieldsOf, messageOf, sendImagine, type SentMessage } from '../support/imagine.js';
@@ -18,6 +19,7 @@ const NO_GRACE = { SHUTDOWN_GRACE_SECONDS: '0' };
 /** Every seed the bot picks itself (a re-roll's) is 2^30. */
 const CHOSEN_SEED = 2 ** 30;
 const EPHEMERAL = 64;
+const MANAGE_SERVER = '32';
 
 const GUILD = snowflake();
 const GENERAL = snowflake();
@@ -82,6 +84,21 @@ describe('every image checked before it is posted, and the server’s policy for
       10_000,
     );
     return line as typeof line & { segmind: Array<{ seed: number; check?: { flagged: boolean; scores?: Record<string, number>; failure?: string } }>; outcome: string };
+  }
+
+  /** `/imagine-admin [group] sub` by a member with Manage Server; answers the reply's text. */
+  async function admin(path: string, options: SlashCommandOption[] = []): Promise<string> {
+    const [first, second] = path.split(' ') as [string, string | undefined];
+    const leaf = { name: second ?? first, type: ApplicationCommandOptionType.Subcommand, options };
+    const sent = h.discord.sendSlashCommand({
+      name: 'imagine-admin',
+      options: [second === undefined ? leaf : { name: first, type: ApplicationCommandOptionType.SubcommandGroup, options: [leaf] }],
+      guildId: GUILD,
+      channelId: GENERAL,
+      userId: snowflake(),
+      permissions: MANAGE_SERVER,
+    });
+    return messageOf((await sent.waitForRequest(isEdit)).json).content ?? '';
   }
 
   /** flux_bot_images_checked_total by verdict, now. */
@@ -347,5 +364,40 @@ describe('every image checked before it is posted, and the server’s policy for
     const refused = await refusalAfterDeferral(imagine({ prompt: 'a day at the beach', seed: 43 }));
     expect(refused).toBe(`❌ You are blocked from generating images in this server. Reason: ${block!.reason}`);
     await ledger(3);
+  });
+
+  it('lets moderators set, view and reset image_check, log_flagged_images and flag_limit, and shows flagged counts in usage', async () => {
+    const { String: STRING, Boolean: BOOLEAN, Integer: INTEGER } = ApplicationCommandOptionType;
+    expect(
+      await admin('settings set', [
+        { name: 'image_check', type: STRING, value: 'block' },
+        { name: 'log_flagged_images', type: BOOLEAN, value: true },
+        { name: 'flag_limit', type: INTEGER, value: 5 },
+      ]),
+    ).toBe('✅ Changed `image_check` → block, `log_flagged_images` → yes, `flag_limit` → 5 per member per UTC day.');
+    expect(await settings.get(GUILD)).toMatchObject({ imageCheck: 'block', logFlaggedImages: true, flagLimit: 5 });
+    const view = await admin('settings view');
+    expect(view).toContain('Image check: **block** — flagged images are withheld (not charged) _(server setting; bot default spoiler)_');
+    expect(view).toContain('Flagged images in the log channel: reported with the image (as a spoiler) _(server setting)_');
+    expect(view).toContain('Flag limit: blocked automatically at **5** flagged images per member per UTC day _(server setting)_');
+
+    h.checker.set('flagged', 71);
+    await finished(imagine({ prompt: 'a day at the beach', seed: 71 }));
+    const stats = await h.storage.quota.stats(GUILD, dayOf(Date.now()));
+    expect(stats[`flagged:${member}`]).toBe(1);
+    const [top] = Object.entries(stats)
+      .filter(([key]) => key.startsWith('flagged:'))
+      .sort((a, b) => b[1] - a[1]);
+    const usage = await admin('usage');
+    expect(usage).toContain(`Flagged images (image check): today **${stats.flagged}** · last 7 days: **${stats.flagged}** — by member: <@${top![0].slice('flagged:'.length)}> ${top![1]}`);
+
+    expect(await admin('settings reset', [{ name: 'setting', type: STRING, value: 'image_check' }])).toBe('✅ Reset `image_check` to the bot default.');
+    await admin('settings reset', [{ name: 'setting', type: STRING, value: 'log_flagged_images' }]);
+    await admin('settings reset', [{ name: 'setting', type: STRING, value: 'flag_limit' }]);
+    expect(await settings.get(GUILD)).toMatchObject({ imageCheck: null, logFlaggedImages: false, flagLimit: 0 });
+    const after = await admin('settings view');
+    expect(after).toContain('Image check: **spoiler** — flagged images are posted behind a spoiler _(bot default)_');
+    expect(after).toContain('Flag limit: none _(bot default)_');
+    await ledger(0);
   });
 });

@@ -2,12 +2,13 @@
 import { ApplicationCommandOptionType, ChannelType, escapeMarkdown } from 'discord.js';
 import { z } from 'zod';
 import { UserFacingError } from '../../errors.js';
-import { NSFW_POLICIES, newGuildSettings, type GuildSettings } from '../../services/usage/guild-settings.js';
+import { IMAGE_CHECK_ACTIONS, NSFW_POLICIES, newGuildSettings, type GuildSettings, type ImageCheckAction } from '../../services/usage/guild-settings.js';
 import { channel, code, describeNsfwPolicy, describeOverride, fitList, plural, relative, roleMention, user } from './format.js';
 import { ANYONE, handler, type AdminDeps, type AdminHandler, type AdminTools, type PathOf } from './handler.js';
 import { MAX_COOLDOWN_SECONDS, MAX_CREDITS, choicesOf, count, group, integer, none, requireChannelType, snowflake, subcommand } from './options.js';
 
 const MAX_SERVER_CAP = 10_000_000;
+const MAX_FLAG_LIMIT = 1_000;
 
 /** Channels a log line can be posted to. */
 const LOG_CHANNEL_TYPES = [ChannelType.GuildText, ChannelType.GuildAnnouncement] as const;
@@ -22,6 +23,9 @@ const SETTING_NAMES = [
   'log_channel',
   'nsfw_policy',
   'exempt_moderators',
+  'image_check',
+  'log_flagged_images',
+  'flag_limit',
 ] as const;
 type SettingName = (typeof SETTING_NAMES)[number];
 
@@ -47,6 +51,18 @@ export const settingsGroup = group('settings', 'Server settings for /imagine', [
       choices: choicesOf(NSFW_POLICIES),
     },
     { type: ApplicationCommandOptionType.Boolean, name: 'exempt_moderators', description: 'Moderators skip the cooldown' },
+    {
+      type: ApplicationCommandOptionType.String,
+      name: 'image_check',
+      description: 'Images the image check flags: posted as a spoiler, withheld (block), or as they are (off)',
+      choices: choicesOf(IMAGE_CHECK_ACTIONS),
+    },
+    {
+      type: ApplicationCommandOptionType.Boolean,
+      name: 'log_flagged_images',
+      description: 'Attach a flagged image (as a spoiler) to its report in the log channel',
+    },
+    count('flag_limit', 'Flagged images per member per UTC day before an automatic block (0 = never)', 0, MAX_FLAG_LIMIT),
   ]),
   subcommand('reset', 'Put one setting back to the bot default', [
     { type: ApplicationCommandOptionType.String, name: 'setting', description: 'Which setting', choices: choicesOf(SETTING_NAMES), required: true },
@@ -63,6 +79,9 @@ const settingsSetSchema = z.object({
   log_channel: snowflake.optional(),
   nsfw_policy: z.enum(NSFW_POLICIES, { error: `must be one of ${NSFW_POLICIES.join(', ')}` }).optional(),
   exempt_moderators: z.boolean({ error: 'must be true or false' }).optional(),
+  image_check: z.enum(IMAGE_CHECK_ACTIONS, { error: `must be one of ${IMAGE_CHECK_ACTIONS.join(', ')}` }).optional(),
+  log_flagged_images: z.boolean({ error: 'must be true or false' }).optional(),
+  flag_limit: integer(0, MAX_FLAG_LIMIT).optional(),
 });
 type SettingsChange = z.output<typeof settingsSetSchema>;
 
@@ -100,7 +119,14 @@ interface Limits {
   guildDailyCap: number;
   maxSamples: number;
   maxSteps: number;
+  imageCheck: ImageCheckAction;
 }
+
+const IMAGE_CHECK_SHOWN: Record<ImageCheckAction, string> = {
+  spoiler: '**spoiler** — flagged images are posted behind a spoiler',
+  block: '**block** — flagged images are withheld (not charged)',
+  off: '**off** — flagged images are posted as they are',
+};
 
 /** How each numeric setting reads in a reply. */
 const SHOWN = {
@@ -124,6 +150,13 @@ export function describeSettings(settings: GuildSettings, effective: Limits, def
     `Exempt from cooldown: ${settings.exemptModerators ? 'moderators' : 'nobody'}${settings.exemptModerators ? ' _(bot default)_' : ' _(server setting)_'}`,
     `Log channel: ${settings.logChannelId ? channel(settings.logChannelId) : 'none'}`,
     `NSFW prompts: ${describeNsfwPolicy(settings)}${settings.nsfwPolicy === 'off' ? ' _(bot default)_' : ' _(server setting)_'}`,
+    `Image check: ${IMAGE_CHECK_SHOWN[effective.imageCheck]}${origin(settings.imageCheck, defaults.imageCheck)}${
+      settings.nsfwPolicy === 'age_restricted' ? '; in age-restricted channels, as they are' : ''
+    }`,
+    `Flagged images in the log channel: ${settings.logFlaggedImages ? 'reported with the image (as a spoiler)' : 'reported without the image'}${
+      settings.logFlaggedImages ? ' _(server setting)_' : ' _(bot default)_'
+    }`,
+    `Flag limit: ${settings.flagLimit > 0 ? `blocked automatically at **${settings.flagLimit}** flagged ${settings.flagLimit === 1 ? 'image' : 'images'} per member per UTC day _(server setting)_` : 'none _(bot default)_'}`,
     `Generation: ${
       settings.paused
         ? `⏸️ **paused** by ${user(settings.paused.by)} ${relative(settings.paused.at)}${settings.paused.reason ? ` — ${escapeMarkdown(settings.paused.reason)}` : ''}`
@@ -182,6 +215,18 @@ function applySettings(settings: GuildSettings, change: SettingsChange): string 
     settings.exemptModerators = change.exempt_moderators;
     note('exempt_moderators', change.exempt_moderators ? 'yes' : 'no');
   }
+  if (change.image_check !== undefined) {
+    settings.imageCheck = change.image_check;
+    note('image_check', change.image_check);
+  }
+  if (change.log_flagged_images !== undefined) {
+    settings.logFlaggedImages = change.log_flagged_images;
+    note('log_flagged_images', change.log_flagged_images ? 'yes' : 'no');
+  }
+  if (change.flag_limit !== undefined) {
+    settings.flagLimit = change.flag_limit;
+    note('flag_limit', change.flag_limit === 0 ? 'none' : `${change.flag_limit} per member per UTC day`);
+  }
   return changed.join(', ');
 }
 
@@ -214,6 +259,15 @@ function resetSetting(settings: GuildSettings, setting: SettingName): void {
       return;
     case 'exempt_moderators':
       settings.exemptModerators = defaults.exemptModerators;
+      return;
+    case 'image_check':
+      settings.imageCheck = null;
+      return;
+    case 'log_flagged_images':
+      settings.logFlaggedImages = defaults.logFlaggedImages;
+      return;
+    case 'flag_limit':
+      settings.flagLimit = defaults.flagLimit;
       return;
   }
 }

@@ -55,6 +55,7 @@ export function usageHandlers(deps: AdminDeps, { effective }: AdminTools): Recor
         .map(([key, value]) => [key.slice(prefix.length), value] as const)
         .sort((a, b) => b[1] - a[1]);
     const top = withPrefix('user:').slice(0, TOP_USERS);
+    const flaggedBy = withPrefix('flagged:').slice(0, TOP_USERS);
     const refused = withPrefix('refused:');
     const cap = effective(settings).guildDailyCap;
 
@@ -65,6 +66,9 @@ export function usageHandlers(deps: AdminDeps, { effective }: AdminTools): Recor
       `Server budget today: ${cap > 0 ? `**${usedToday}** of ${cap} credits used` : `**${usedToday}** credits used (no cap)`}`,
       `Credits refunded (${USAGE_DAYS} days): **${totals.get('refunded') ?? 0}**`,
       `Top members (${USAGE_DAYS} days): ${top.length === 0 ? 'none' : top.map(([id, n]) => `${user(id)} ${n}`).join(' · ')}`,
+      `Flagged images (image check): today **${perDay[0]?.flagged ?? 0}** · last ${USAGE_DAYS} days: **${totals.get('flagged') ?? 0}**${
+        flaggedBy.length === 0 ? '' : ` — by member: ${flaggedBy.map(([id, n]) => `${user(id)} ${n}`).join(' · ')}`
+      }`,
       `Refused requests (${USAGE_DAYS} days): ${
         refused.length === 0 ? 'none' : `**${refused.reduce((t, [, n]) => t + n, 0)}**\n${refused.map(([reason, n]) => `• ${refusalLabel(reason)}: ${n}`).join('\n')}`
       }`,
@@ -75,13 +79,20 @@ export function usageHandlers(deps: AdminDeps, { effective }: AdminTools): Recor
   async function memberUsage(context: AdminContext, memberId: string): Promise<string> {
     const { guildId, settings } = context;
     const target = targetMemberContext(context, memberId);
-    const [view, entries] = await Promise.all([policy.usageView(target), history.list(guildId, memberId)]);
+    const today = dayOf(clock.now());
+    const [view, entries, perDay] = await Promise.all([
+      policy.usageView(target),
+      history.list(guildId, memberId),
+      Promise.all(Array.from({ length: USAGE_DAYS }, (_, i) => quota.stats(guildId, today - i))),
+    ]);
+    const flagged = perDay.map((stats) => stats[`flagged:${memberId}`] ?? 0);
     const lines = [
       `**/imagine usage of ${user(memberId)}**`,
       `Today: **${view.remainingToday}** of ${view.allowance} credits left — resets ${relative(view.resetsAt)}`,
       `Allowance: ${view.allowance} per UTC day (${allowanceSource(settings, memberId, target.roleIds)})`,
       `Bonus: **${view.bonus}**`,
       `Cooldown: ${view.cooldownUntil === undefined ? 'none' : `ends ${relative(view.cooldownUntil)}`}`,
+      `Flagged images (image check): today **${flagged[0] ?? 0}** · last ${USAGE_DAYS} days: **${flagged.reduce((t, n) => t + n, 0)}**`,
     ];
     const block = settings.blocked[memberId];
     if (block) lines.push(`⛔ Blocked by ${user(block.by)} ${relative(block.at)}${block.reason ? ` — ${escapeMarkdown(block.reason)}` : ''}`);
