@@ -6,7 +6,8 @@
  * stores. Writes bench/results/<name>.json and .md.
  *
  * Environment (all optional):
- *   BENCH_ONLY=burst,sustained,credits   scenarios to run (default all three)
+ *   BENCH_ONLY=check,burst,sustained,credits   scenarios to run (default all four; `check` is the image classifier
+ *                                        alone, one image at a time)
  *   BENCH_SUSTAINED_SECONDS=60           length of each sustained run (shorter for a quick look)
  *   BENCH_STORE=sqlite|memory|redis      our bot's STORE_URL kind in burst and sustained (default sqlite, the
  *                                        production default)
@@ -14,10 +15,12 @@
  *   BENCH_BURST_IMAGE_SIDE=148           burst image side in pixels (noise PNG: 148 px ≈ 64 KiB)
  *   BENCH_SUSTAINED_IMAGE_SIDE=591       sustained image side (noise PNG: 591 px ≈ 1 MiB)
  *   BENCH_CREDITS_SECONDS=3              measured time per credit store and level
+ *   BENCH_CHECKS=40                      measured images per image kind in the `check` scenario
  *   BENCH_REDIS_URL=redis://127.0.0.1:6379
  *   BENCH_CPU_PROF=1                     CPU profile of every measured run (bench/results/profiles/, git-ignored)
  *   BENCH_HEAP_SNAPSHOT=1                heap snapshot after each sustained run (same place)
- *   BENCH_BOTS=ours,baseline,baseline-unlimited   which bots burst and sustained run (default all; for quick A/B)
+ *   BENCH_BOTS=ours,ours-nocheck,baseline,baseline-unlimited   which bots burst and sustained run (default all;
+ *                                        `ours-nocheck` is our bot with the image check off, for check on ÷ off)
  *   BENCH_RESULTS=name                   results file name (default `latest` for a full run, else `partial`)
  *   BENCH_BOT_ENV=NAME=value,...         extra environment for every bot process, ours and baselines alike (e.g.
  *                                        MALLOC_ARENA_MAX=2); a full run with it is not written to `latest`
@@ -28,8 +31,9 @@ import { join } from 'node:path';
 import { createClient } from '@keyv/redis';
 import { ROOT } from './lib/child.js';
 import { extraBotEnv, type BotKind } from './lib/load.js';
-import { describeEnvironment, evaluateTargets, renderMarkdown, type BenchResults } from './lib/report.js';
+import { describeEnvironment, evaluateTargets, imageCheckSummary, renderMarkdown, type BenchResults } from './lib/report.js';
 import { runBurst } from './scenarios/burst.js';
+import { runCheckAlone } from './scenarios/check.js';
 import { runCredits } from './scenarios/credits.js';
 import { runSustained } from './scenarios/sustained.js';
 
@@ -42,7 +46,7 @@ const num = (name: string, fallback: number) => {
   return n;
 };
 
-const ALL = ['burst', 'sustained', 'credits'] as const;
+const ALL = ['check', 'burst', 'sustained', 'credits'] as const;
 const only = (env.BENCH_ONLY ?? ALL.join(','))
   .split(',')
   .map((s) => s.trim())
@@ -53,16 +57,17 @@ const segmindDelayMs = num('BENCH_SEGMIND_DELAY_MS', 2000);
 const burstSide = num('BENCH_BURST_IMAGE_SIDE', 148);
 const sustainedSide = num('BENCH_SUSTAINED_IMAGE_SIDE', 591);
 const creditsSeconds = num('BENCH_CREDITS_SECONDS', 3);
+const checks = num('BENCH_CHECKS', 40);
 const redisUrl = env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const storeKind = env.BENCH_STORE ?? 'sqlite';
 if (!['sqlite', 'memory', 'redis'].includes(storeKind)) throw new Error('BENCH_STORE must be sqlite, memory or redis');
-const BOTS = ['ours', 'baseline', 'baseline-unlimited'] as const;
+const BOTS = ['ours', 'ours-nocheck', 'baseline', 'baseline-unlimited'] as const;
 const bots = (env.BENCH_BOTS ?? BOTS.join(','))
   .split(',')
   .map((s) => s.trim())
   .filter((s): s is BotKind => (BOTS as readonly string[]).includes(s));
 const botEnv = extraBotEnv();
-const full = Object.keys(botEnv).length === 0 && bots.length === BOTS.length && only.length === ALL.length && sustainedSeconds === 60 && creditsSeconds === 3 && segmindDelayMs === 2000 && storeKind === 'sqlite';
+const full = Object.keys(botEnv).length === 0 && bots.length === BOTS.length && only.length === ALL.length && sustainedSeconds === 60 && creditsSeconds === 3 && checks === 40 && segmindDelayMs === 2000 && storeKind === 'sqlite';
 const name = env.BENCH_RESULTS ?? (full ? 'latest' : 'partial');
 
 const resultsDir = join(ROOT, 'bench', 'results');
@@ -127,12 +132,28 @@ const results: BenchResults = {
     sustainedSeconds,
     creditsSecondsPerStore: creditsSeconds,
     ourBotEnv: { ...ourEnv(), STORE_URL: storeKind },
+    imageCheck: 'ours: the real classifier (IMAGE_CHECK_THREADS and IMAGE_CHECK_THRESHOLD at their defaults); ours-nocheck: a checker answering "not flagged" at once',
+    checksPerImageKind: checks,
     ...(Object.keys(botEnv).length > 0 ? { botEnv } : {}),
   },
   targets: [],
 };
 
+const burstImage = { longSide: burstSide, noise: true, format: 'png' } as const;
+const sustainedImage = { longSide: sustainedSide, noise: true, format: 'png' } as const;
 try {
+  if (only.includes('check')) {
+    console.log('check…');
+    results.check = await runCheckAlone({
+      images: [
+        { label: 'burst image', image: burstImage },
+        { label: 'sustained image', image: sustainedImage },
+      ],
+      checks,
+    });
+    for (const i of results.check.images)
+      console.log(`  ${i.label} (${Math.round(i.bytes / 1024)} KiB): check p50/p99 ${i.checkMs.p50}/${i.checkMs.p99} ms, ${i.imagesPerSecondPerThread} images/s per thread`);
+  }
   if (only.includes('burst')) {
     console.log('burst…');
     results.burst = await runBurst({
@@ -140,7 +161,7 @@ try {
       users: 100,
       windowMs: 1000,
       segmindDelayMs,
-      image: { longSide: burstSide, noise: true, format: 'png' },
+      image: burstImage,
       ourEnv: ourEnv(),
       logDir,
       ...(cpuProfDir ? { cpuProfDir } : {}),
@@ -154,7 +175,7 @@ try {
       durationSeconds: sustainedSeconds,
       users: 100,
       segmindDelayMs,
-      image: { longSide: sustainedSide, noise: true, format: 'png' },
+      image: sustainedImage,
       ourEnv: ourEnv(),
       logDir,
       ...(cpuProfDir ? { cpuProfDir } : {}),
@@ -185,6 +206,8 @@ try {
   else console.log(`bot logs kept in ${logDir}`);
 }
 
+console.log('');
+for (const line of imageCheckSummary(results)) console.log(line);
 console.log('');
 for (const t of results.targets) console.log(`${t.met ? 'met   ' : 'MISSED'} ${t.scenario.padEnd(9)} ${t.what}: ${t.value} (target ${t.target})`);
 console.log(`\nwrote bench/results/${name}.json and bench/results/${name}.md (${Math.round(results.durationSeconds)} s)`);

@@ -15,7 +15,11 @@ import type { ProcessStats } from './telemetry.js';
 export const BENCH_DISCORD_TOKEN = 'MTA5ODc2NTQzMjEwOTg3NjU0.GtEsT0.fake-discord-token-for-the-benchmark-0123';
 export const BENCH_SEGMIND_KEY = 'SG_bench_0123456789abcdef';
 
-export type BotKind = 'ours' | 'baseline' | 'baseline-unlimited';
+/** `ours-nocheck`: our bot with the image check switched off at its seam (for check on ÷ off in the same run). */
+export type BotKind = 'ours' | 'ours-nocheck' | 'baseline' | 'baseline-unlimited';
+
+/** Our bot, with or without the image check (the baselines have neither store nor check). */
+export const isOurs = (kind: BotKind): boolean => kind === 'ours' || kind === 'ours-nocheck';
 
 export interface ImageSpec {
   /** Long side in pixels of the fake Segmind's images (1:1 here, so both sides). */
@@ -92,9 +96,10 @@ export async function startBot(fakes: Fakes, opts: BotOptions): Promise<BenchChi
     SEGMIND_API_URL: fakes.segmind.url,
   };
   const child = BenchChild.start({
-    script: opts.kind === 'ours' ? 'bench/bot-process.ts' : 'bench/baseline-bot.ts',
+    script: isOurs(opts.kind) ? 'bench/bot-process.ts' : 'bench/baseline-bot.ts',
     env: {
       ...common,
+      ...(isOurs(opts.kind) ? { BENCH_IMAGE_CHECK: opts.kind === 'ours-nocheck' ? 'off' : 'on' } : {}),
       ...(opts.kind === 'baseline-unlimited' ? { BASELINE_REST_GLOBAL_RPS: '1000000' } : {}),
       ...opts.env,
       ...extraBotEnv(),

@@ -5,6 +5,7 @@ import { cpus, release, totalmem, type } from 'node:os';
 import { join } from 'node:path';
 import type { CreditsResult } from '../scenarios/credits.js';
 import type { BurstResult } from '../scenarios/burst.js';
+import type { CheckAloneResult } from '../scenarios/check.js';
 import type { SustainedResult } from '../scenarios/sustained.js';
 import type { SessionResult, SessionRun } from './session.js';
 import { MiB, ratio, round } from './stats.js';
@@ -34,6 +35,7 @@ export interface BenchResults {
   durationSeconds: number;
   environment: Environment;
   parameters: Record<string, unknown>;
+  check?: CheckAloneResult;
   burst?: BurstResult;
   sustained?: SustainedResult;
   credits?: CreditsResult;
@@ -111,6 +113,19 @@ export function evaluateTargets(r: Pick<BenchResults, 'burst' | 'sustained' | 'c
     targets.push({ id: `${label}-overhead-p50`, scenario, what: `overhead per job p50 (${label})`, target: '< 15 ms', value: ms(run.overheadMs.p50), ...withBase((b) => b.overheadMs.p50), met: run.overheadMs.p50 < 15 });
     targets.push({ id: `${label}-overhead-p99`, scenario, what: `overhead per job p99 (${label})`, target: '< 60 ms', value: ms(run.overheadMs.p99), ...withBase((b) => b.overheadMs.p99), met: run.overheadMs.p99 < 60 });
   }
+  // The check runs off the main thread: acknowledgements must not move (issue #11).
+  for (const c of checkComparisons(r)) {
+    if (!c.off) continue;
+    const v = ratio(c.on.ackMs.p99, c.off.ackMs.p99);
+    targets.push({
+      id: `${c.label}-check-ack-p99`,
+      scenario: c.scenario,
+      what: `acknowledgement p99, check on ÷ off (${c.label})`,
+      target: '≤ 1.1',
+      value: `${v ?? 'n/a'}× (${ms(c.on.ackMs.p99)} vs ${ms(c.off.ackMs.p99)})`,
+      met: v !== undefined && v <= 1.1,
+    });
+  }
   const sustained = session(r.sustained?.sessions, 'ours');
   if (sustained) {
     const peak = Math.max(...sustained.runs.map((run) => run.bot.peakRssBytes));
@@ -152,18 +167,19 @@ export function evaluateTargets(r: Pick<BenchResults, 'burst' | 'sustained' | 'c
   }
   // Zero lost, zero double-charged, zero errors: every scenario.
   const problems: string[] = [];
-  for (const [name, result] of [
+  for (const [scenario, result] of [
     ['burst', r.burst],
     ['sustained', r.sustained],
   ] as const) {
-    const s = session(result?.sessions, 'ours');
-    if (!s) continue;
-    const lost = s.runs.reduce((n, run) => n + run.lost + run.duplicated, 0);
-    const errors = s.runs.reduce((n, run) => n + run.errors.count, 0) + s.log.errors;
-    if (lost > 0) problems.push(`${name}: ${lost} lost or duplicated`);
-    if (errors > 0) problems.push(`${name}: ${errors} error(s)`);
-    if (s.audit && !s.audit.ok)
-      problems.push(`${name}: credits ${s.audit.chargedCredits} charged for ${s.audit.deliveredImages} delivered (double-charged members ${s.audit.doubleCharged}, open ${s.audit.openReservations})`);
+    for (const s of result?.sessions.filter((one) => one.kind === 'ours' || one.kind === 'ours-nocheck') ?? []) {
+      const name = s.kind === 'ours' ? scenario : `${scenario} (check off)`;
+      const lost = s.runs.reduce((n, run) => n + run.lost + run.duplicated, 0);
+      const errors = s.runs.reduce((n, run) => n + run.errors.count, 0) + s.log.errors;
+      if (lost > 0) problems.push(`${name}: ${lost} lost or duplicated`);
+      if (errors > 0) problems.push(`${name}: ${errors} error(s)`);
+      if (s.audit && !s.audit.ok)
+        problems.push(`${name}: credits ${s.audit.chargedCredits} charged for ${s.audit.deliveredImages} delivered (double-charged members ${s.audit.doubleCharged}, open ${s.audit.openReservations})`);
+    }
   }
   for (const store of r.credits?.stores ?? []) {
     for (const level of [store.store, store.policy]) {
@@ -180,6 +196,114 @@ export function evaluateTargets(r: Pick<BenchResults, 'burst' | 'sustained' | 'c
     met: problems.length === 0,
   });
   return targets;
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// The image check: on versus off
+
+interface CheckComparison {
+  label: string;
+  scenario: 'burst' | 'sustained';
+  /** Our bot with the real classifier. */
+  on: SessionRun;
+  /** Our bot with the check answering at once, same scenario, same run of the benchmark. */
+  off: SessionRun | undefined;
+}
+
+/** Burst against burst; each sustained run of ours against the one run with the check off. */
+function checkComparisons(r: Pick<BenchResults, 'burst' | 'sustained'>): CheckComparison[] {
+  const out: CheckComparison[] = [];
+  const burstOn = session(r.burst?.sessions, 'ours')?.runs[0];
+  if (burstOn) out.push({ label: 'burst', scenario: 'burst', on: burstOn, off: session(r.burst?.sessions, 'ours-nocheck')?.runs[0] });
+  const sustainedOff = session(r.sustained?.sessions, 'ours-nocheck')?.runs[0];
+  for (const run of session(r.sustained?.sessions, 'ours')?.runs ?? [])
+    out.push({ label: `sustained ${run.label}`, scenario: 'sustained', on: run, off: sustainedOff });
+  return out;
+}
+
+const failedText = (failed: Record<string, number>) => {
+  const parts = Object.entries(failed).map(([failure, n]) => `${failure} ${n}`);
+  return parts.length === 0 ? '0' : parts.join(', ');
+};
+
+/** The console's lines: per-image check time, then acknowledgement and overhead with the check on ÷ off. */
+export function imageCheckSummary(r: Pick<BenchResults, 'check' | 'burst' | 'sustained'>): string[] {
+  const lines: string[] = [];
+  for (const i of r.check?.images ?? [])
+    lines.push(`image check alone, ${i.label}: p50/p99 ${i.checkMs.p50}/${i.checkMs.p99} ms (${i.imagesPerSecondPerThread} images/s per thread)`);
+  for (const c of checkComparisons(r)) {
+    const check = c.on.imageCheck;
+    if (check)
+      lines.push(
+        `image check, ${c.label}: per image p50/p99 ${check.checkMs.p50}/${check.checkMs.p99} ms, queue included (${check.checkMs.n} images, no verdict: ${failedText(check.failed)})`,
+      );
+    if (!c.off) continue;
+    const cmp = (get: (run: SessionRun) => number) => `${get(c.on)}/${get(c.off!)} ms = ${ratio(get(c.on), get(c.off!)) ?? 'n/a'}×`;
+    lines.push(
+      `check on ÷ off, ${c.label}: ack p99 ${cmp((run) => run.ackMs.p99)}; overhead p50 ${cmp((run) => run.overheadMs.p50)}; overhead p99 ${cmp((run) => run.overheadMs.p99)}`,
+    );
+  }
+  return lines;
+}
+
+function imageCheckMarkdown(r: BenchResults): string[] {
+  const comparisons = checkComparisons(r);
+  if (!r.check && comparisons.length === 0) return [];
+  const out: string[] = ['## Image check: on versus off', ''];
+  if (r.check) {
+    const c = r.check;
+    out.push(
+      `The classifier alone (${c.threads} thread${c.threads === 1 ? '' : 's'}, threshold ${c.threshold}; model loaded in ${Math.round(c.loadMs)} ms), one image at a time, nothing else running:`,
+      '',
+      row(['image', 'size', 'check p50', 'check p99', 'images/s per thread', 'flagged by the model', 'no verdict']),
+      row(['---', '---', '---', '---', '---', '---', '---']),
+    );
+    for (const i of c.images)
+      out.push(
+        row([
+          `${i.label}: ${i.image.longSide}² ${i.image.format}${i.image.noise ? ' (noise)' : ''}`,
+          `${round(i.bytes / 1024, 1)} KiB`,
+          ms(i.checkMs.p50),
+          ms(i.checkMs.p99),
+          i.imagesPerSecondPerThread,
+          i.flagged,
+          i.failed,
+        ]),
+      );
+    out.push('');
+  }
+  if (comparisons.length > 0) {
+    out.push(
+      'Under load, our bot with the real classifier (check on) against our bot whose checker answers at once (check off), in this run. ' +
+        'Check time is each image\'s request to verdict from the job log line, the classifier\'s queue included; an image with no verdict ' +
+        '(queue full, timeout) counts as flagged and is spoilered.',
+      '',
+      row(['scenario', 'images checked', 'check p50', 'check p99', 'flagged by the model', 'no verdict', 'ack p99 on / off', 'on ÷ off', 'overhead p50 on / off', 'on ÷ off', 'overhead p99 on / off', 'on ÷ off']),
+      row(Array.from({ length: 12 }, () => '---')),
+    );
+    for (const c of comparisons) {
+      const check = c.on.imageCheck;
+      const pair = (get: (run: SessionRun) => number): [string, string] => [
+        `${ms(get(c.on))} / ${c.off ? ms(get(c.off)) : 'n/a'}`,
+        c.off ? x(get(c.on), get(c.off)) : '',
+      ];
+      out.push(
+        row([
+          c.label,
+          check?.checkMs.n,
+          check ? ms(check.checkMs.p50) : '',
+          check ? ms(check.checkMs.p99) : '',
+          check?.flagged,
+          check ? failedText(check.failed) : '',
+          ...pair((run) => run.ackMs.p99),
+          ...pair((run) => run.overheadMs.p50),
+          ...pair((run) => run.overheadMs.p99),
+        ]),
+      );
+    }
+    out.push('');
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -253,6 +377,7 @@ export function renderMarkdown(r: BenchResults): string {
   out.push('## Targets', '', row(['', 'scenario', 'what', 'target', 'measured', 'baseline bot']), row(['---', '---', '---', '---', '---', '---']));
   for (const t of r.targets) out.push(row([t.met ? '✅' : '❌', t.scenario, t.what, t.target, t.value, t.baseline ?? '']));
   out.push('');
+  out.push(...imageCheckMarkdown(r));
 
   if (r.burst) {
     const b = r.burst;
@@ -261,11 +386,13 @@ export function renderMarkdown(r: BenchResults): string {
     if (s) out.push(`Segmind latency ${s.segmindDelayMs} ms, images ${round(s.imageBytes / 1024, 1)} KiB, 1 image per request.`, '');
     const cols = [
       { title: 'ours', run: session(b.sessions, 'ours')?.runs[0] },
+      { title: 'ours, check off', run: session(b.sessions, 'ours-nocheck')?.runs[0] },
       { title: 'baseline', run: session(b.sessions, 'baseline')?.runs[0] },
       { title: 'baseline, REST limit lifted', run: session(b.sessions, 'baseline-unlimited')?.runs[0] },
     ].filter((c) => c.run !== undefined);
     out.push(...runTable(cols, cols.findIndex((c) => c.title === 'baseline')), '');
     out.push(...auditLines(session(b.sessions, 'ours')));
+    out.push(...auditLines(session(b.sessions, 'ours-nocheck'), 'check off'));
   }
   if (r.sustained) {
     const sus = r.sustained;
@@ -275,6 +402,7 @@ export function renderMarkdown(r: BenchResults): string {
     const ours = session(sus.sessions, 'ours');
     const cols = [
       ...(ours?.runs.map((run) => ({ title: `ours, ${run.label}`, run })) ?? []),
+      { title: 'ours, check off, run 1', run: session(sus.sessions, 'ours-nocheck')?.runs[0] },
       { title: 'baseline', run: session(sus.sessions, 'baseline')?.runs[0] },
     ].filter((c) => c.run !== undefined);
     out.push(...runTable(cols, cols.findIndex((c) => c.title === 'baseline')), '');
@@ -285,6 +413,7 @@ export function renderMarkdown(r: BenchResults): string {
       out.push('');
     }
     out.push(...auditLines(ours));
+    out.push(...auditLines(session(sus.sessions, 'ours-nocheck'), 'check off'));
   }
   if (r.credits) {
     const c = r.credits;
@@ -311,20 +440,20 @@ export function renderMarkdown(r: BenchResults): string {
   return out.join('\n');
 }
 
-function auditLines(s: SessionResult | undefined): string[] {
+function auditLines(s: SessionResult | undefined, which?: string): string[] {
   if (!s) return [];
   const lines: string[] = [];
   if (s.audit) {
     const a = s.audit;
     lines.push(
-      `Credits (our bot's own store, read back after the runs, warm-up included): ${a.deliveredImages} images delivered, ${a.chargedCredits} credits charged, ` +
+      `Credits (our bot's own store${which ? `, ${which}` : ''}, read back after the runs, warm-up included): ${a.deliveredImages} images delivered, ${a.chargedCredits} credits charged, ` +
         `server total ${a.serverTotal}, stats ${a.statsImages}, double-charged members ${a.doubleCharged}, under-charged ${a.underCharged}, ` +
         `open reservations ${a.openReservations}, journaled jobs ${a.journaled}: ${a.ok ? 'consistent' : '**inconsistent**'}.`,
     );
   }
   const refusals = Object.entries(s.log.refusals ?? {});
   lines.push(
-    `Bot log: ${s.log.errors} error and ${s.log.warnings} warning line(s)${s.log.samples.length > 0 ? `, e.g. ${s.log.samples.slice(0, 3).map((l) => `“${l}”`).join(', ')}` : ''}` +
+    `Bot log${which ? ` (${which})` : ''}: ${s.log.errors} error and ${s.log.warnings} warning line(s)${s.log.samples.length > 0 ? `, e.g. ${s.log.samples.slice(0, 3).map((l) => `“${l}”`).join(', ')}` : ''}` +
       `${refusals.length > 0 ? `; requests refused (logged at info): ${refusals.map(([code, n]) => `${code} ×${n}`).join(', ')}` : ''}.`,
     '',
   );

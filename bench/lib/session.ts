@@ -5,7 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { auditCharges, Ledger, type ChargeAudit } from './audit.js';
-import { runJobs, startBot, startFakes, userIds, type BotKind, type FakeSetup, type JobSpec, type RunMeasurement } from './load.js';
+import { isOurs, runJobs, startBot, startFakes, userIds, type BotKind, type FakeSetup, type JobSpec, type RunMeasurement } from './load.js';
+import { distribution, type Distribution } from './stats.js';
 import type { ProcessStats } from './telemetry.js';
 
 export interface PlannedRun {
@@ -32,6 +33,20 @@ export interface SessionPlan {
 export interface SessionRun extends RunMeasurement {
   label: string;
   afterGc?: ProcessStats;
+  /** Our bot only: its image checks in this run, from its job log lines. */
+  imageCheck?: ImageCheckFigures;
+}
+
+/**
+ * Every image's check as the bot logged it on the job's "imagine job finished" line (`segmind[].check.ms`: request to
+ * verdict, the classifier's queue included, in whole ms). The log line rather than the metrics histogram: its buckets
+ * (25 ms, 50 ms, 100 ms, …) are too coarse for percentiles.
+ */
+export interface ImageCheckFigures {
+  checkMs: Distribution;
+  flagged: number;
+  /** Checks that gave no verdict, by failure (queue_full, timeout, worker_died, error): the image counted as flagged. */
+  failed: Record<string, number>;
 }
 
 export interface SessionResult {
@@ -79,7 +94,7 @@ export async function runSession(plan: SessionPlan): Promise<SessionResult> {
       const result: SessionRun = { label: run.label, ...measured };
       if (run.gcAfter) {
         // Let queued work drain (final settles, journal removals) before weighing the heap.
-        if (plan.kind === 'ours') await auditCharges(bot, fakes.discord.guildId, ledger);
+        if (isOurs(plan.kind)) await auditCharges(bot, fakes.discord.guildId, ledger);
         result.afterGc = await bot.gc();
         if (plan.heapSnapshotDir) {
           await bot.call('heapSnapshot', { path: join(plan.heapSnapshotDir, `${plan.name}-${run.label}.heapsnapshot`) }, 120_000);
@@ -88,10 +103,19 @@ export async function runSession(plan: SessionPlan): Promise<SessionResult> {
       runs.push(result);
       console.log(`  ${plan.name} ${run.label}: ${summary(result)}`);
     }
-    if (plan.kind === 'ours') audit = await auditCharges(bot, fakes.discord.guildId, ledger);
+    if (isOurs(plan.kind)) audit = await auditCharges(bot, fakes.discord.guildId, ledger);
   } finally {
     await bot.stop();
     await fakes.stop();
+  }
+  if (isOurs(plan.kind)) {
+    const checks = readImageChecks(bot.logFile);
+    for (const run of runs) {
+      const figures = checks.get(`${plan.name} ${run.label}`);
+      if (!figures) continue;
+      run.imageCheck = figures;
+      if (plan.kind === 'ours') console.log(`  ${plan.name} ${run.label}: image check p50/p99 ${figures.checkMs.p50}/${figures.checkMs.p99} ms per image, queue included (${figures.checkMs.n} images)`);
+    }
   }
   return {
     kind: plan.kind,
@@ -102,6 +126,59 @@ export async function runSession(plan: SessionPlan): Promise<SessionResult> {
     ...(audit ? { audit } : {}),
     log: readLog(bot.logFile),
   };
+}
+
+/**
+ * The image checks of each run, keyed by the run's label: the load generator's prompts are `benchmark <label> job <n>`
+ * (see runJobs), and the job log line carries the prompt.
+ */
+export function readImageChecks(file: string): Map<string, ImageCheckFigures> {
+  const byLabel = new Map<string, { ms: number[]; flagged: number; failed: Record<string, number> }>();
+  for (const entry of logEntries(file)) {
+    if (entry.msg !== 'imagine job finished') continue;
+    const prompt = entry.params?.prompt;
+    const label = typeof prompt === 'string' ? /^benchmark (.+) job \d+$/.exec(prompt)?.[1] : undefined;
+    if (label === undefined || !Array.isArray(entry.segmind)) continue;
+    const run = byLabel.get(label) ?? { ms: [], flagged: 0, failed: {} };
+    byLabel.set(label, run);
+    for (const image of entry.segmind as Array<{ check?: { flagged?: unknown; failure?: unknown; ms?: unknown } }>) {
+      const check = image.check;
+      if (check === undefined || typeof check.ms !== 'number') continue;
+      run.ms.push(check.ms);
+      if (typeof check.failure === 'string') run.failed[check.failure] = (run.failed[check.failure] ?? 0) + 1;
+      else if (check.flagged === true) run.flagged++;
+    }
+  }
+  return new Map([...byLabel].map(([label, run]) => [label, { checkMs: distribution(run.ms), flagged: run.flagged, failed: run.failed }]));
+}
+
+interface LogEntry {
+  level?: unknown;
+  msg?: unknown;
+  code?: unknown;
+  err?: { message?: unknown };
+  params?: { prompt?: unknown };
+  segmind?: unknown;
+}
+
+/** The bot's pino JSON lines (anything else in the file is skipped). */
+function logEntries(file: string): LogEntry[] {
+  let text = '';
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return [];
+  }
+  const entries: LogEntry[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      entries.push(JSON.parse(line) as LogEntry);
+    } catch {
+      continue;
+    }
+  }
+  return entries;
 }
 
 function summary(r: SessionRun): string {
@@ -117,24 +194,11 @@ function summary(r: SessionRun): string {
 
 /** pino JSON lines: level 50+ is error, 40 warn. */
 function readLog(file: string): SessionResult['log'] {
-  let text = '';
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch {
-    return { errors: 0, warnings: 0, samples: [], refusals: {} };
-  }
   let errors = 0;
   let warnings = 0;
   const samples: string[] = [];
   const refusals: Record<string, number> = {};
-  for (const line of text.split('\n')) {
-    if (!line.startsWith('{')) continue;
-    let entry: { level?: unknown; msg?: unknown; code?: unknown; err?: { message?: unknown } };
-    try {
-      entry = JSON.parse(line) as typeof entry;
-    } catch {
-      continue;
-    }
+  for (const entry of logEntries(file)) {
     if (entry.msg === 'request refused') {
       const code = typeof entry.code === 'string' ? entry.code : 'unknown';
       refusals[code] = (refusals[code] ?? 0) + 1;

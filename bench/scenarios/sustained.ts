@@ -1,7 +1,7 @@
 /**
  * Sustained: 20 /imagine per second for 60 s, samples 1–4 mixed (2.5 images per request on average), 1 MiB images.
- * Our bot runs it twice back to back in the same process (memory must not grow from one run to the next); the
- * baseline once.
+ * Our bot runs it twice back to back in the same process (memory must not grow from one run to the next); our bot
+ * with the image check off and the baseline once (compared with our first run).
  */
 import { userIds, type BotKind, type ImageSpec, type JobSpec } from '../lib/load.js';
 import { runSession, type SessionResult } from '../lib/session.js';
