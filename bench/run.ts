@@ -31,7 +31,7 @@ import { join } from 'node:path';
 import { createClient } from '@keyv/redis';
 import { ROOT } from './lib/child.js';
 import { extraBotEnv, type BotKind } from './lib/load.js';
-import { describeEnvironment, evaluateTargets, imageCheckSummary, renderMarkdown, type BenchResults } from './lib/report.js';
+import { describeEnvironment, evaluateTargets, imageCheckSummary, loadAverageNow, renderMarkdown, type BenchResults } from './lib/report.js';
 import { runBurst } from './scenarios/burst.js';
 import { runCheckAlone } from './scenarios/check.js';
 import { runCredits } from './scenarios/credits.js';
@@ -196,6 +196,7 @@ try {
   }
 } finally {
   results.durationSeconds = (performance.now() - started) / 1000;
+  results.environment.loadAverage.end = loadAverageNow();
   results.targets = evaluateTargets(results);
   mkdirSync(resultsDir, { recursive: true });
   writeFileSync(join(resultsDir, `${name}.json`), `${JSON.stringify(results, null, 2)}\n`);
@@ -210,4 +211,5 @@ console.log('');
 for (const line of imageCheckSummary(results)) console.log(line);
 console.log('');
 for (const t of results.targets) console.log(`${t.met ? 'met   ' : 'MISSED'} ${t.scenario.padEnd(9)} ${t.what}: ${t.value} (target ${t.target})`);
+console.log(`load average (1, 5, 15 min): at the start ${results.environment.loadAverage.start.join(', ')}, at the end ${results.environment.loadAverage.end?.join(', ') ?? 'n/a'}`);
 console.log(`\nwrote bench/results/${name}.json and bench/results/${name}.md (${Math.round(results.durationSeconds)} s)`);

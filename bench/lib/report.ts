@@ -1,18 +1,20 @@
 /** The benchmark's results: targets checked, JSON for machines, a Markdown table for people. */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { cpus, release, totalmem, type } from 'node:os';
+import { cpus, loadavg, release, totalmem, type } from 'node:os';
 import { join } from 'node:path';
 import type { CreditsResult } from '../scenarios/credits.js';
 import type { BurstResult } from '../scenarios/burst.js';
 import type { CheckAloneResult } from '../scenarios/check.js';
 import type { SustainedResult } from '../scenarios/sustained.js';
-import type { SessionResult, SessionRun } from './session.js';
+import { checkSummary, type SessionResult, type SessionRun } from './session.js';
 import { MiB, ratio, round } from './stats.js';
 import { ROOT } from './child.js';
 
 export interface Environment {
   machine: { cpu: string; cores: number; memoryGiB: number; os: string };
+  /** 1-, 5- and 15-minute load averages when the run started and ended: other work on the machine skews the figures. */
+  loadAverage: { start: number[]; end?: number[] };
   versions: Record<string, string>;
   git?: { commit: string; srcDirty: boolean };
 }
@@ -65,10 +67,13 @@ export function describeEnvironment(redisVersion: string | undefined): Environme
   const cpu = cpus();
   return {
     machine: { cpu: cpu[0]?.model.trim() ?? 'unknown', cores: cpu.length, memoryGiB: round(totalmem() / 1024 ** 3, 1), os: `${type()} ${release()}` },
+    loadAverage: { start: loadAverageNow() },
     versions,
     ...(git ? { git } : {}),
   };
 }
+
+export const loadAverageNow = (): number[] => loadavg().map((v) => round(v));
 
 const ms = (v: number) => (Number.isFinite(v) ? `${v} ms` : 'n/a');
 const mib = (bytes: number) => `${round(bytes / MiB, 1)} MiB`;
@@ -233,10 +238,7 @@ export function imageCheckSummary(r: Pick<BenchResults, 'check' | 'burst' | 'sus
     lines.push(`image check alone, ${i.label}: p50/p99 ${i.checkMs.p50}/${i.checkMs.p99} ms (${i.imagesPerSecondPerThread} images/s per thread)`);
   for (const c of checkComparisons(r)) {
     const check = c.on.imageCheck;
-    if (check)
-      lines.push(
-        `image check, ${c.label}: per image p50/p99 ${check.checkMs.p50}/${check.checkMs.p99} ms, queue included (${check.checkMs.n} images, no verdict: ${failedText(check.failed)})`,
-      );
+    if (check) lines.push(`${c.label}: ${checkSummary(check)}`);
     if (!c.off) continue;
     const cmp = (get: (run: SessionRun) => number) => `${get(c.on)}/${get(c.off!)} ms = ${ratio(get(c.on), get(c.off!)) ?? 'n/a'}×`;
     lines.push(
@@ -275,10 +277,24 @@ function imageCheckMarkdown(r: BenchResults): string[] {
   if (comparisons.length > 0) {
     out.push(
       'Under load, our bot with the real classifier (check on) against our bot whose checker answers at once (check off), in this run. ' +
-        'Check time is each image\'s request to verdict from the job log line, the classifier\'s queue included; an image with no verdict ' +
+        'Check time is each image\'s request to verdict from the job log line, the classifier\'s queue included: for every image ' +
+        '(an image refused by a full queue counts its ~0 ms) and for the images that got a verdict. An image with no verdict ' +
         '(queue full, timeout) counts as flagged and is spoilered.',
       '',
-      row(['scenario', 'images checked', 'check p50', 'check p99', 'flagged by the model', 'no verdict', 'ack p99 on / off', 'on ÷ off', 'overhead p50 on / off', 'on ÷ off', 'overhead p99 on / off', 'on ÷ off']),
+      row([
+        'scenario',
+        'images checked',
+        'check p50 / p99',
+        'with a verdict: p50 / p99',
+        'flagged by the model',
+        'no verdict',
+        'ack p99 on / off',
+        'on ÷ off',
+        'overhead p50 on / off',
+        'on ÷ off',
+        'overhead p99 on / off',
+        'on ÷ off',
+      ]),
       row(Array.from({ length: 12 }, () => '---')),
     );
     for (const c of comparisons) {
@@ -291,8 +307,8 @@ function imageCheckMarkdown(r: BenchResults): string[] {
         row([
           c.label,
           check?.checkMs.n,
-          check ? ms(check.checkMs.p50) : '',
-          check ? ms(check.checkMs.p99) : '',
+          check ? `${ms(check.checkMs.p50)} / ${ms(check.checkMs.p99)}` : '',
+          check ? `${ms(check.verdictMs.p50)} / ${ms(check.verdictMs.p99)} (${check.verdictMs.n})` : '',
           check?.flagged,
           check ? failedText(check.failed) : '',
           ...pair((run) => run.ackMs.p99),
@@ -369,7 +385,8 @@ export function renderMarkdown(r: BenchResults): string {
     '',
     `Machine: ${env.machine.cpu}, ${env.machine.cores} cores, ${env.machine.memoryGiB} GiB, ${env.machine.os}. ` +
       `Versions: ${Object.entries(env.versions).map(([k, v]) => `${k} ${v}`).join(', ')}.` +
-      (env.git ? ` Code: commit ${env.git.commit}${env.git.srcDirty ? ' with uncommitted changes in src/' : ''}.` : ''),
+      (env.git ? ` Code: commit ${env.git.commit}${env.git.srcDirty ? ' with uncommitted changes in src/' : ''}.` : '') +
+      ` Load average (1, 5, 15 min) at the start ${env.loadAverage.start.join(', ')}${env.loadAverage.end ? `, at the end ${env.loadAverage.end.join(', ')}` : ''}.`,
     '',
     `Parameters: ${Object.entries(r.parameters).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join(', ')}.`,
     '',

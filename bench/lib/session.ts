@@ -43,7 +43,10 @@ export interface SessionRun extends RunMeasurement {
  * (25 ms, 50 ms, 100 ms, …) are too coarse for percentiles.
  */
 export interface ImageCheckFigures {
+  /** Every image; one answered `queue_full` counts with the ~0 ms it took to be refused. */
   checkMs: Distribution;
+  /** The images that got a verdict from the classifier (what a check takes when it happens). */
+  verdictMs: Distribution;
   flagged: number;
   /** Checks that gave no verdict, by failure (queue_full, timeout, worker_died, error): the image counted as flagged. */
   failed: Record<string, number>;
@@ -114,7 +117,7 @@ export async function runSession(plan: SessionPlan): Promise<SessionResult> {
       const figures = checks.get(`${plan.name} ${run.label}`);
       if (!figures) continue;
       run.imageCheck = figures;
-      if (plan.kind === 'ours') console.log(`  ${plan.name} ${run.label}: image check p50/p99 ${figures.checkMs.p50}/${figures.checkMs.p99} ms per image, queue included (${figures.checkMs.n} images)`);
+      if (plan.kind === 'ours') console.log(`  ${plan.name} ${run.label}: ${checkSummary(figures)}`);
     }
   }
   return {
@@ -133,23 +136,29 @@ export async function runSession(plan: SessionPlan): Promise<SessionResult> {
  * (see runJobs), and the job log line carries the prompt.
  */
 export function readImageChecks(file: string): Map<string, ImageCheckFigures> {
-  const byLabel = new Map<string, { ms: number[]; flagged: number; failed: Record<string, number> }>();
+  const byLabel = new Map<string, { ms: number[]; verdictMs: number[]; flagged: number; failed: Record<string, number> }>();
   for (const entry of logEntries(file)) {
     if (entry.msg !== 'imagine job finished') continue;
     const prompt = entry.params?.prompt;
     const label = typeof prompt === 'string' ? /^benchmark (.+) job \d+$/.exec(prompt)?.[1] : undefined;
     if (label === undefined || !Array.isArray(entry.segmind)) continue;
-    const run = byLabel.get(label) ?? { ms: [], flagged: 0, failed: {} };
+    const run = byLabel.get(label) ?? { ms: [], verdictMs: [], flagged: 0, failed: {} };
     byLabel.set(label, run);
     for (const image of entry.segmind as Array<{ check?: { flagged?: unknown; failure?: unknown; ms?: unknown } }>) {
       const check = image.check;
       if (check === undefined || typeof check.ms !== 'number') continue;
       run.ms.push(check.ms);
-      if (typeof check.failure === 'string') run.failed[check.failure] = (run.failed[check.failure] ?? 0) + 1;
-      else if (check.flagged === true) run.flagged++;
+      if (typeof check.failure === 'string') {
+        run.failed[check.failure] = (run.failed[check.failure] ?? 0) + 1;
+        continue;
+      }
+      run.verdictMs.push(check.ms);
+      if (check.flagged === true) run.flagged++;
     }
   }
-  return new Map([...byLabel].map(([label, run]) => [label, { checkMs: distribution(run.ms), flagged: run.flagged, failed: run.failed }]));
+  return new Map(
+    [...byLabel].map(([label, run]) => [label, { checkMs: distribution(run.ms), verdictMs: distribution(run.verdictMs), flagged: run.flagged, failed: run.failed }]),
+  );
 }
 
 interface LogEntry {
@@ -179,6 +188,15 @@ function logEntries(file: string): LogEntry[] {
     }
   }
   return entries;
+}
+
+/** One line on a run's image checks (also the console's final summary). */
+export function checkSummary(c: ImageCheckFigures): string {
+  const failed = Object.entries(c.failed).map(([failure, n]) => `${failure} ${n}`);
+  return (
+    `image check per image p50/p99 ${c.checkMs.p50}/${c.checkMs.p99} ms, queue included (${c.checkMs.n} images); ` +
+    `with a verdict ${c.verdictMs.p50}/${c.verdictMs.p99} ms (${c.verdictMs.n}); no verdict (counted as flagged): ${failed.length === 0 ? '0' : failed.join(', ')}`
+  );
 }
 
 function summary(r: SessionRun): string {
