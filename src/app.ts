@@ -23,7 +23,7 @@ import { createSegmindLimiter } from './services/generation/create-segmind-limit
 import { SegmindClient } from './services/segmind/segmind-client.js';
 import type { Storage } from './services/storage/storage.js';
 import { UsagePolicy } from './services/usage/usage-policy.js';
-import { createImageChecker } from './services/safety/classifier-pool.js';
+import { createImageChecker, DEFAULT_MAX_QUEUED } from './services/safety/classifier-pool.js';
 import type { ImageChecker } from './services/safety/image-checker.js';
 
 /** Interaction and webhook routes are not under Discord's global limit; this only guards against runaway loops. */
@@ -255,6 +255,9 @@ export function createBot(deps: BotDeps): Bot {
         classifier = await createImageChecker({
           threads: config.IMAGE_CHECK_THREADS,
           threshold: config.IMAGE_CHECK_THRESHOLD,
+          // Each image is checked inside its Segmind slot: at most SEGMIND_CONCURRENCY wait here, so a burst is
+          // slowed (back-pressure on Segmind calls) instead of answered "queue full" and flagged unchecked.
+          maxQueued: Math.max(DEFAULT_MAX_QUEUED, config.SEGMIND_CONCURRENCY),
           logger: logger.child({ component: 'image-check' }),
           clock,
         });

@@ -208,6 +208,20 @@ describe('the classifier pool when checks cannot be answered in time', () => {
     }
   }, 60_000);
 
+  it('does not count the wait for a worker against the timeout: a queue longer than the timeout still gets verdicts', async () => {
+    // 48 images at ~50 ms each keep the last one waiting well past 1 s; each takes far less than 1 s of work.
+    const pool = await createImageChecker({ threads: 1, threshold: THRESHOLD, logger, timeoutMs: 1_000, maxQueued: 64 });
+    try {
+      const image = await renderImage({ format: 'webp', width: 1024, height: 1024, seed: 4 });
+      const verdicts = await Promise.all(Array.from({ length: 48 }, () => pool.check(image)));
+      expect(Math.max(...verdicts.map((v) => v.durationMs))).toBeGreaterThan(1_000);
+      expect(verdicts.filter((v) => v.failure !== undefined)).toEqual([]);
+      verdicts.forEach((v, n) => expectProperScores(v, `image ${n}`));
+    } finally {
+      await pool.close();
+    }
+  }, 60_000);
+
   it('answers "queue_full" (flagged) at once beyond the queue bound, and still answers the images it accepted', async () => {
     const pool = await createImageChecker({ threads: 1, threshold: THRESHOLD, logger, maxQueued: 2 });
     try {

@@ -19,9 +19,17 @@ export interface ImageCheckerOptions {
   /** Flagged when Porn + Hentai reaches this (`IMAGE_CHECK_THRESHOLD`). */
   threshold: number;
   logger: Logger;
-  /** Longest wait for one verdict, queue included (default 15 s); a worker busy this long on one image is replaced. */
+  /**
+   * Longest a worker may take on one image (default 15 s): the image answers `timeout` and the worker is replaced.
+   * Time spent waiting for a worker does not count: under load images wait their turn rather than being flagged.
+   */
   timeoutMs?: number;
-  /** Images that may wait for a worker; one more is answered `queue_full` at once (default 256). */
+  /** Longest wait for one verdict, queue included (default 2 min): bounds the wait when no worker can take images. */
+  maxWaitMs?: number;
+  /**
+   * Images that may wait for a worker; one more is answered `queue_full` at once (default 256). The bot checks an
+   * image inside its Segmind slot, so it passes at least SEGMIND_CONCURRENCY: a full queue then means a fault.
+   */
   maxQueued?: number;
   /** Longest a worker may take to load the model at start-up (default 60 s). */
   loadTimeoutMs?: number;
@@ -29,6 +37,7 @@ export interface ImageCheckerOptions {
 }
 
 export const DEFAULT_CHECK_TIMEOUT_MS = 15_000;
+export const DEFAULT_MAX_WAIT_MS = 120_000;
 export const DEFAULT_MAX_QUEUED = 256;
 const DEFAULT_LOAD_TIMEOUT_MS = 60_000;
 /** A replacement whose model does not load is retried after 1 s, 2 s, 4 s… up to a minute. */
@@ -93,6 +102,7 @@ export class ClassifierPool implements ImageChecker {
   private readonly clock: Clock;
   private readonly threshold: number;
   private readonly timeoutMs: number;
+  private readonly maxWaitMs: number;
   private readonly maxQueued: number;
   private readonly entry = workerEntry();
   private nextId = 1;
@@ -104,6 +114,7 @@ export class ClassifierPool implements ImageChecker {
     this.clock = options.clock ?? systemClock;
     this.threshold = options.threshold;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS;
+    this.maxWaitMs = Math.max(options.maxWaitMs ?? DEFAULT_MAX_WAIT_MS, this.timeoutMs);
     this.maxQueued = options.maxQueued ?? DEFAULT_MAX_QUEUED;
     for (let index = 0; index < options.threads; index++) this.slots.push(this.spawn(index, 0));
   }
@@ -134,7 +145,7 @@ export class ClassifierPool implements ImageChecker {
     }
     return new Promise<ImageVerdict>((resolve) => {
       const check: PendingCheck = { id: this.nextId++, image, startedAt, settled: false, resolve, timer: new AbortController() };
-      this.clock.sleep(this.timeoutMs, check.timer.signal).then(
+      this.clock.sleep(this.maxWaitMs, check.timer.signal).then(
         () => this.onCheckTimeout(check),
         () => {},
       );
@@ -264,7 +275,7 @@ export class ClassifierPool implements ImageChecker {
     const at = this.queue.indexOf(check);
     if (at >= 0) this.queue.splice(at, 1);
     // A check still in flight keeps its worker for now: the watchdog replaces the worker if it stays stuck on it.
-    this.settle(check, undefined, 'timeout', `no verdict within ${this.timeoutMs} ms`);
+    this.settle(check, undefined, 'timeout', `no verdict within ${this.maxWaitMs} ms, waiting included`);
   }
 
   /** Gives every idle, ready worker the next waiting image. */
@@ -289,6 +300,7 @@ export class ClassifierPool implements ImageChecker {
   private onStuck(slot: Slot, worker: Worker, check: PendingCheck): void {
     if (slot.worker !== worker || slot.busy !== check) return;
     this.logger.warn({ classifierWorker: slot.index, timeoutMs: this.timeoutMs }, 'classifier worker stuck on one image; replacing it');
+    this.settle(check, undefined, 'timeout', `no verdict within ${this.timeoutMs} ms of work`);
     void worker.terminate(); // onExit answers the image (if its own timeout has not) and starts a replacement
   }
 
