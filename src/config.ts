@@ -30,6 +30,15 @@ export const configSchema = z.object({
   DEFAULT_DAILY_CREDITS: intFrom(0, 100_000).default(20),
   DEFAULT_COOLDOWN_SECONDS: intFrom(0, 86_400).default(30),
   DEFAULT_GUILD_DAILY_CREDITS: intFrom(0, 10_000_000).default(0),
+  /** The operator's ceilings, over anything a server's moderators set (0 = none). */
+  MAX_DAILY_CREDITS: intFrom(0, 100_000).default(0),
+  MAX_GUILD_DAILY_CREDITS: intFrom(0, 10_000_000).default(0),
+  /** Servers the bot may stay in (unset = any): it leaves the others and answers nothing there. */
+  ALLOWED_GUILD_IDS: z
+    .string()
+    .transform((v) => v.split(',').map((id) => id.trim()).filter((id) => id !== ''))
+    .refine((ids) => ids.length > 0 && ids.every((id) => /^\d{17,20}$/.test(id)), 'must be Discord server ids (17–20 digits), separated by commas')
+    .optional(),
   DEFAULT_MAX_SAMPLES: intFrom(1, 4).default(4),
   DEFAULT_MAX_STEPS: intFrom(1, 50).default(50),
   SEGMIND_CONCURRENCY: intFrom(1, 1024).default(4),

@@ -134,6 +134,30 @@ describe('configuration', () => {
     expect(problemsOf({ ...valid, DEFAULT_IMAGE_CHECK: 'blur' })).toEqual(['DEFAULT_IMAGE_CHECK must be one of: off, spoiler, block']);
   });
 
+  it('has no operator ceilings and no server allow-list unless the operator sets them', () => {
+    const config = loadConfig(valid);
+    expect(config).toMatchObject({ MAX_DAILY_CREDITS: 0, MAX_GUILD_DAILY_CREDITS: 0 });
+    expect(config.ALLOWED_GUILD_IDS).toBeUndefined();
+    expect(loadConfig({ ...valid, MAX_DAILY_CREDITS: '5', MAX_GUILD_DAILY_CREDITS: '100' })).toMatchObject({
+      MAX_DAILY_CREDITS: 5,
+      MAX_GUILD_DAILY_CREDITS: 100,
+    });
+    expect(problemsOf({ ...valid, MAX_DAILY_CREDITS: '-1' })).toEqual(['MAX_DAILY_CREDITS must be at least 0']);
+  });
+
+  it('reads ALLOWED_GUILD_IDS as a comma-separated list of server ids, and names a list that is not one', () => {
+    expect(loadConfig({ ...valid, ALLOWED_GUILD_IDS: '111111111111111111, 222222222222222222,' }).ALLOWED_GUILD_IDS).toEqual([
+      '111111111111111111',
+      '222222222222222222',
+    ]);
+    expect(problemsOf({ ...valid, ALLOWED_GUILD_IDS: '111111111111111111,my-server' })).toEqual([
+      'ALLOWED_GUILD_IDS must be Discord server ids (17–20 digits), separated by commas',
+    ]);
+    expect(problemsOf({ ...valid, ALLOWED_GUILD_IDS: ' , ' })).toEqual([
+      'ALLOWED_GUILD_IDS must be Discord server ids (17–20 digits), separated by commas',
+    ]);
+  });
+
   it('names every missing required variable in one message', () => {
     expect(problemsOf({})).toEqual(['DISCORD_TOKEN is required', 'SEGMIND_API_KEY is required']);
   });
