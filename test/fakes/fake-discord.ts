@@ -303,6 +303,8 @@ interface ChannelState {
   type: ChannelType;
   nsfw: boolean;
   position: number;
+  /** Set for threads (see `addThread`): the channel they belong to. */
+  parentId?: string;
 }
 
 interface Session {
@@ -775,6 +777,45 @@ export class FakeDiscord {
     this.dispatch(this.pickSession(connection), t, d);
   }
 
+  /**
+   * Opens a public thread under `parentId` and sends THREAD_CREATE to every live session, as Discord does for the
+   * Guilds intent, so discord.js caches it before any interaction sent afterwards (same socket, in order). Like
+   * Discord's thread objects it carries no `nsfw` of its own: a thread is age-restricted when its parent is.
+   * Interactions sent with its id as `channelId` carry its type and `parent_id`. Returns the thread's id.
+   */
+  addThread(spec: { parentId: string; id?: string; name?: string }): string {
+    const parent = this.channels.get(spec.parentId);
+    if (!parent) throw new Error(`FakeDiscord: no channel ${spec.parentId} to open a thread in`);
+    const thread: ChannelState = {
+      id: spec.id ?? snowflake(),
+      guildId: parent.guildId,
+      name: spec.name ?? `thread-${this.channels.size}`,
+      type: ChannelType.PublicThread,
+      nsfw: false,
+      position: 0,
+      parentId: parent.id,
+    };
+    this.channels.set(thread.id, thread);
+    const payload = {
+      id: thread.id,
+      type: thread.type,
+      guild_id: thread.guildId,
+      parent_id: parent.id,
+      owner_id: this.defaultUserId,
+      name: thread.name,
+      last_message_id: null,
+      rate_limit_per_user: 0,
+      message_count: 0,
+      member_count: 1,
+      total_message_sent: 0,
+      flags: 0,
+      newly_created: true,
+      thread_metadata: { archived: false, auto_archive_duration: 1440, archive_timestamp: new Date().toISOString(), locked: false },
+    };
+    for (const s of this.sessions) if (s.ready) this.dispatch(s, GatewayDispatchEvents.ThreadCreate, payload);
+    return thread.id;
+  }
+
   private pickSession(index: number | undefined): Session {
     if (index !== undefined) {
       const s = this.sessions[index];
@@ -842,7 +883,7 @@ export class FakeDiscord {
       topic: null,
       last_message_id: null,
       rate_limit_per_user: 0,
-      parent_id: null,
+      parent_id: ch?.parentId ?? null,
       flags: 0 as ChannelFlags,
     } as APIChatInputApplicationCommandGuildInteraction['channel'];
     const state: InteractionState = {
