@@ -134,6 +134,8 @@ export function createBot(deps: BotDeps): Bot {
       maxSamples: config.DEFAULT_MAX_SAMPLES,
       maxSteps: config.DEFAULT_MAX_STEPS,
       imageCheck: config.DEFAULT_IMAGE_CHECK,
+      maxDailyCredits: config.MAX_DAILY_CREDITS,
+      maxGuildDailyCredits: config.MAX_GUILD_DAILY_CREDITS,
     },
     clock,
     storageTimeoutMs: config.STORAGE_TIMEOUT_MS,

@@ -83,6 +83,20 @@ export interface BotDefaults {
   maxSteps: number;
   /** DEFAULT_IMAGE_CHECK; `spoiler` when not given (the environment's own default). */
   imageCheck?: ImageCheckAction;
+  /** MAX_DAILY_CREDITS: the operator's ceiling on any member's daily allowance; 0 or absent = none. */
+  maxDailyCredits?: number;
+  /** MAX_GUILD_DAILY_CREDITS: the operator's ceiling on a server's daily cap; 0 or absent = none. */
+  maxGuildDailyCredits?: number;
+}
+
+/** A member's daily allowance under the operator's ceiling (0 = no ceiling). */
+export function allowanceUnderCeiling(allowance: number, ceiling: number): number {
+  return ceiling > 0 ? Math.min(allowance, ceiling) : allowance;
+}
+
+/** A server's daily cap under the operator's ceiling: "no cap" (0) means the ceiling itself. */
+export function serverCapUnderCeiling(cap: number, ceiling: number): number {
+  return ceiling > 0 && (cap === 0 || cap > ceiling) ? ceiling : cap;
 }
 
 /** A server's settings with the bot defaults filled in: what actually applies. */
@@ -97,9 +111,10 @@ export interface EffectiveSettings {
 
 export function effectiveSettings(settings: GuildSettings, defaults: BotDefaults): EffectiveSettings {
   return {
-    dailyCredits: settings.dailyCredits ?? defaults.dailyCredits,
+    // Applied on every read, so a value stored before the operator set a ceiling cannot escape it.
+    dailyCredits: allowanceUnderCeiling(settings.dailyCredits ?? defaults.dailyCredits, defaults.maxDailyCredits ?? 0),
     cooldownSeconds: settings.cooldownSeconds ?? defaults.cooldownSeconds,
-    guildDailyCap: settings.guildDailyCap ?? defaults.guildDailyCap,
+    guildDailyCap: serverCapUnderCeiling(settings.guildDailyCap ?? defaults.guildDailyCap, defaults.maxGuildDailyCredits ?? 0),
     maxSamples: settings.maxSamples ?? defaults.maxSamples,
     maxSteps: settings.maxSteps ?? defaults.maxSteps,
     imageCheck: settings.imageCheck ?? defaults.imageCheck ?? 'spoiler',

@@ -2,6 +2,7 @@ import type { Clock } from '../../clock.js';
 import { UserFacingError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import {
+  allowanceUnderCeiling,
   effectiveSettings,
   type BotDefaults,
   type EffectiveSettings,
@@ -126,6 +127,11 @@ export class UsagePolicy {
     },
   ) {}
 
+  /** The operator's ceilings (MAX_DAILY_CREDITS, MAX_GUILD_DAILY_CREDITS), over anything moderators set; 0 = none. */
+  get ceilings(): { dailyCredits: number; guildDailyCap: number } {
+    return { dailyCredits: this.deps.defaults.maxDailyCredits ?? 0, guildDailyCap: this.deps.defaults.maxGuildDailyCredits ?? 0 };
+  }
+
   isModerator(member: Pick<MemberContext, 'roleIds' | 'canManageGuild'>, settings: GuildSettings): boolean {
     return member.canManageGuild || (settings.moderatorRoleId !== null && member.roleIds.includes(settings.moderatorRoleId));
   }
@@ -136,9 +142,10 @@ export class UsagePolicy {
     const overrides = member.roleIds.map((id) => settings.roleOverrides[id]).filter((o) => o !== undefined);
     const roleAllowances = overrides.map((o) => o.dailyCredits).filter((v) => v !== null);
     const roleCooldowns = overrides.map((o) => o.cooldownSeconds).filter((v) => v !== null);
-    const dailyAllowance =
-      settings.memberAllowances[member.userId] ??
-      (roleAllowances.length > 0 ? Math.max(...roleAllowances) : effective.dailyCredits);
+    const dailyAllowance = allowanceUnderCeiling(
+      settings.memberAllowances[member.userId] ?? (roleAllowances.length > 0 ? Math.max(...roleAllowances) : effective.dailyCredits),
+      this.ceilings.dailyCredits,
+    );
     const cooldownSeconds =
       settings.exemptModerators && this.isModerator(member, settings)
         ? 0
