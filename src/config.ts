@@ -46,7 +46,7 @@ export const configSchema = z.object({
   MAX_QUEUED_PER_USER: intFrom(1, 100).default(2),
   SHUTDOWN_GRACE_SECONDS: intFrom(0, 600).default(30),
   HTTP_PORT: intFrom(0, 65_535).optional(),
-  HTTP_HOST: z.string().min(1).default('0.0.0.0'),
+  HTTP_HOST: z.string().min(1).default('127.0.0.1'),
   RESULT_RETENTION_DAYS: intFrom(1, 3650).default(90),
   INSTANCE_ID: z.string().regex(/^[\w.-]{1,64}$/, 'must be 1–64 letters, digits, dots, dashes or underscores').default('main'),
   /** How long a storage operation may take before the request is refused (fail closed, inside Discord's 3 s). */

@@ -61,7 +61,7 @@ describe('configuration', () => {
       SHUTDOWN_GRACE_SECONDS: 30,
       RESULT_RETENTION_DAYS: 90,
       INSTANCE_ID: 'main',
-      HTTP_HOST: '0.0.0.0',
+      HTTP_HOST: '127.0.0.1',
       DEFAULT_IMAGE_CHECK: 'spoiler',
       IMAGE_CHECK_THREADS: 1,
       IMAGE_CHECK_THRESHOLD: 0.6,
