@@ -38,7 +38,8 @@ export function healthStatus(health: HealthSnapshot): HealthStatus {
 /** `/healthz` and `/metrics` on plain node:http; nothing else is served. */
 export async function startHealthServer(opts: HealthServerOptions): Promise<HealthServer> {
   const { metrics, logger } = opts;
-  const host = opts.host ?? '0.0.0.0';
+  // Loopback unless told otherwise: /metrics carries the Segmind balance.
+  const host = opts.host ?? '127.0.0.1';
 
   const routes = new Map<string, () => Promise<Reply>>([
     ['/healthz', () => Promise.resolve(healthReply(metrics.health()))],
