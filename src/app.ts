@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { Client, Events, GatewayIntentBits, REST, Routes, type ClientOptions } from 'discord.js';
+import { Client, Events, GatewayIntentBits, MessageFlags, REST, Routes, type ClientOptions, type Guild } from 'discord.js';
 import type { Dispatcher } from 'undici';
 import { systemClock, type Clock } from './clock.js';
 import { createCancelButton } from './commands/cancel-button.js';
@@ -233,7 +233,30 @@ export function createBot(deps: BotDeps): Bot {
   }, 1_000);
   queueGauges.unref();
 
+  /** ALLOWED_GUILD_IDS: unset = any server; otherwise the bot serves only these (a public invite link cannot spend credits). */
+  const allowedGuilds = config.ALLOWED_GUILD_IDS ? new Set(config.ALLOWED_GUILD_IDS) : undefined;
+  const isAllowedGuild = (guildId: string | null) => !allowedGuilds || guildId === null || allowedGuilds.has(guildId);
+  async function leaveIfNotAllowed(guild: Guild, when: string): Promise<void> {
+    if (isAllowedGuild(guild.id)) return;
+    logger.warn({ guildId: guild.id, guildName: guild.name, when }, 'leaving a server that is not in ALLOWED_GUILD_IDS');
+    try {
+      await guild.leave();
+    } catch (error) {
+      logger.error({ err: error, guildId: guild.id }, 'could not leave a server that is not in ALLOWED_GUILD_IDS');
+    }
+  }
+  client.on(Events.GuildCreate, (guild) => void leaveIfNotAllowed(guild, 'added'));
+
   client.on(Events.InteractionCreate, (interaction) => {
+    if (!isAllowedGuild(interaction.guildId)) {
+      // Answered here, before any command runs: nothing reaches storage or Segmind for such a server.
+      logger.warn({ guildId: interaction.guildId }, 'refused an interaction from a server not in ALLOWED_GUILD_IDS');
+      if (interaction.isRepliable())
+        interaction
+          .reply({ content: '❌ This bot is not available in this server.', flags: MessageFlags.Ephemeral })
+          .catch((error: unknown) => logger.warn({ err: error }, 'could not refuse an interaction from a server not allowed'));
+      return;
+    }
     route(interaction).catch((error: unknown) => logger.error({ err: error }, 'interaction handler crashed'));
   });
   client.on(Events.Error, (error) => logger.error({ err: error }, 'discord client error'));
@@ -274,6 +297,8 @@ export function createBot(deps: BotDeps): Bot {
       await ready;
       metrics.setGatewayUp(true);
       logger.info({ user: client.user?.tag, guilds: client.guilds.cache.size, instance: config.INSTANCE_ID }, 'connected to Discord');
+      // Servers the bot was added to before ALLOWED_GUILD_IDS was set (or while it was offline).
+      await Promise.all([...client.guilds.cache.values()].map((guild) => leaveIfNotAllowed(guild, 'start-up')));
       if (config.SYNC_COMMANDS_ON_START) {
         await syncCommands({
           rest: client.rest,

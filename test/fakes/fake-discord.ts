@@ -816,6 +816,32 @@ export class FakeDiscord {
     return thread.id;
   }
 
+  /** Servers the bot left through `DELETE /users/@me/guilds/{id}`, in order. */
+  readonly leftGuilds: string[] = [];
+
+  /**
+   * The bot is added to a new server: it is created and GUILD_CREATE goes to every live session, as Discord does when
+   * someone invites the bot. Returns the server's id.
+   */
+  joinGuild(spec: FakeGuildSpec = {}): string {
+    const id = spec.id ?? snowflake();
+    this.addGuild({ ...spec, id });
+    const guild = this.guilds.get(id)!;
+    for (const s of this.sessions) if (s.ready) this.dispatch(s, GatewayDispatchEvents.GuildCreate, this.guildCreate(guild));
+    return id;
+  }
+
+  /** The bot leaves a server: it is gone from the fake, and GUILD_DELETE goes to every live session. */
+  private leaveGuild(id: string): Resp {
+    const guild = this.guilds.get(id);
+    if (!guild) return err(404, 10004, 'Unknown Guild');
+    this.guilds.delete(id);
+    for (const c of guild.channels) this.channels.delete(c.id);
+    this.leftGuilds.push(id);
+    for (const s of this.sessions) if (s.ready) this.dispatch(s, GatewayDispatchEvents.GuildDelete, { id });
+    return { status: 204 };
+  }
+
   private pickSession(index: number | undefined): Session {
     if (index !== undefined) {
       const s = this.sessions[index];
@@ -1397,6 +1423,7 @@ export class FakeDiscord {
         break;
       case 'users':
         if (m === 'GET' && n === 2 && s[1] === '@me') return { status: 200, body: this.botUser };
+        if (m === 'DELETE' && n === 4 && s[1] === '@me' && s[2] === 'guilds' && s[3]) return this.leaveGuild(s[3]);
         if (m === 'GET' && n === 2 && s[1]) {
           const u = this.users.get(s[1]);
           return u ? { status: 200, body: u } : err(404, 10013, 'Unknown User');

@@ -17,7 +17,7 @@ export const creditsGroup = group('credits', 'Credits of one member', [
 
 const memberAmount = z.object({ member: snowflake, amount: integer(1, MAX_CREDITS) });
 
-export function creditsHandlers(deps: AdminDeps, { change, record }: AdminTools): Record<PathOf<typeof creditsGroup>, AdminHandler> {
+export function creditsHandlers(deps: AdminDeps, { change, record, requireUnderCeiling }: AdminTools): Record<PathOf<typeof creditsGroup>, AdminHandler> {
   const { quota, clock } = deps;
 
   return {
@@ -42,6 +42,7 @@ export function creditsHandlers(deps: AdminDeps, { change, record }: AdminTools)
     'credits/allowance': handler(
       z.object({ member: snowflake, amount: integer(0, MAX_CREDITS) }),
       async (context, { member, amount }) => {
+        requireUnderCeiling('amount', amount, 'dailyCredits');
         await change(context, 'set a personal allowance', (settings) => {
           if (!(member in settings.memberAllowances) && Object.keys(settings.memberAllowances).length >= MAX_MEMBER_ALLOWANCES)
             throw new UserFacingError(`At most ${MAX_MEMBER_ALLOWANCES} members can have a personal allowance.`);

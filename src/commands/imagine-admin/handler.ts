@@ -5,6 +5,7 @@
 import type { ApplicationCommandOptionType, ChatInputCommandInteraction, CommandInteractionOption } from 'discord.js';
 import type { z } from 'zod';
 import type { Clock } from '../../clock.js';
+import { UserFacingError } from '../../errors.js';
 import type { AuditLog } from '../../services/usage/audit-log.js';
 import type { GuildSettings, GuildSettingsRepository } from '../../services/usage/guild-settings.js';
 import type { PromptHistory } from '../../services/results/prompt-history.js';
@@ -77,8 +78,22 @@ export function createAdminTools(deps: AdminDeps) {
     await audit.record(context.guildId, context.settings.logChannelId, { actorId: context.actorId, action, details });
   }
   const effective = (settings: GuildSettings) => policy.limitsFor(ANYONE, settings);
+  /**
+   * Refuses a value above the operator's ceiling (0 = none) before anything is stored: the policy would hold it at
+   * the ceiling anyway, and moderators should know why.
+   */
+  function requireUnderCeiling(option: string, value: number | undefined, ceiling: 'dailyCredits' | 'guildDailyCap'): void {
+    const limit = policy.ceilings[ceiling];
+    if (value === undefined || limit === 0 || value <= limit) return;
+    const variable = ceiling === 'dailyCredits' ? 'MAX_DAILY_CREDITS' : 'MAX_GUILD_DAILY_CREDITS';
+    const unit = ceiling === 'dailyCredits' ? 'credits per member per UTC day' : 'images per server per UTC day';
+    throw new UserFacingError(
+      `\`${option}\` can be at most **${limit}** here: the bot's operator set a ceiling of ${limit} ${unit} (\`${variable}\`) that no server setting can exceed.`,
+      'above_ceiling',
+    );
+  }
 
-  return { change, record, effective };
+  return { change, record, effective, requireUnderCeiling };
 }
 
 // Changes replace lists and records instead of editing them in place: a fresh record's empty defaults may be shared.

@@ -22,7 +22,7 @@ export const roleGroup = group('role', 'Allowances for members with a role', [
 
 const roleOnly = z.object({ role: snowflake });
 
-export function roleHandlers({ change }: AdminTools): Record<PathOf<typeof roleGroup>, AdminHandler> {
+export function roleHandlers({ change, requireUnderCeiling }: AdminTools): Record<PathOf<typeof roleGroup>, AdminHandler> {
   return {
     'role/set': handler(
       z.object({
@@ -35,6 +35,7 @@ export function roleHandlers({ change }: AdminTools): Record<PathOf<typeof roleG
           throw new UserFacingError('Give `daily_credits` and/or `cooldown_seconds` for the role.', 'invalid_options');
         if (options.role === context.guildId)
           throw new UserFacingError('For everyone, use `/imagine-admin settings set` instead of a role override.', 'invalid_options');
+        requireUnderCeiling('daily_credits', options.daily_credits, 'dailyCredits');
         const details = await change(context, 'set a role override', (settings) => {
           const current = settings.roleOverrides[options.role];
           if (!current && Object.keys(settings.roleOverrides).length >= MAX_ROLE_OVERRIDES)

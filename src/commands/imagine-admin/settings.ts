@@ -85,12 +85,14 @@ const settingsSetSchema = z.object({
 });
 type SettingsChange = z.output<typeof settingsSetSchema>;
 
-export function settingsHandlers(deps: AdminDeps, { change, effective }: AdminTools): Record<PathOf<typeof settingsGroup>, AdminHandler> {
+export function settingsHandlers(deps: AdminDeps, { change, effective, requireUnderCeiling }: AdminTools): Record<PathOf<typeof settingsGroup>, AdminHandler> {
   const { settings: repository, policy } = deps;
   const botDefaults = () => policy.limitsFor(ANYONE, newGuildSettings());
 
   return {
-    'settings/view': handler(none, ({ settings }) => Promise.resolve(describeSettings(settings, effective(settings), botDefaults()))),
+    'settings/view': handler(none, ({ settings }) =>
+      Promise.resolve(describeSettings(settings, effective(settings), botDefaults(), policy.ceilings)),
+    ),
 
     'settings/set': handler(settingsSetSchema, async (context, options) => {
       if (Object.values(options).every((value) => value === undefined))
@@ -98,6 +100,8 @@ export function settingsHandlers(deps: AdminDeps, { change, effective }: AdminTo
       if (options.moderator_role === context.guildId)
         throw new UserFacingError('@everyone cannot be the moderator role: pick a role only moderators have.', 'invalid_options');
       requireChannelType(context.options, 'log_channel', LOG_CHANNEL_TYPES);
+      requireUnderCeiling('daily_credits', options.daily_credits, 'dailyCredits');
+      requireUnderCeiling('server_daily_cap', options.server_daily_cap, 'guildDailyCap');
       const details = await change(context, 'changed settings', (settings) => applySettings(settings, options));
       return `✅ Changed ${details}.`;
     }),
@@ -137,13 +141,28 @@ const SHOWN = {
   max_steps: (l: Limits) => `at most **${l.maxSteps}** steps per image`,
 } as const;
 
-export function describeSettings(settings: GuildSettings, effective: Limits, defaults: Limits): string {
+/** The operator's ceilings (0 = none), shown so moderators know what no setting of theirs can exceed. */
+interface Ceilings {
+  dailyCredits: number;
+  guildDailyCap: number;
+}
+
+function describeCeilings({ dailyCredits, guildDailyCap }: Ceilings): string {
+  const parts = [
+    dailyCredits > 0 ? `**${dailyCredits}** credits per member per UTC day` : null,
+    guildDailyCap > 0 ? `**${guildDailyCap}** images per UTC day for the server` : null,
+  ].filter((part) => part !== null);
+  return parts.length === 0 ? 'none' : `at most ${parts.join(' and ')}, whatever is set here`;
+}
+
+export function describeSettings(settings: GuildSettings, effective: Limits, defaults: Limits, ceilings: Ceilings = { dailyCredits: 0, guildDailyCap: 0 }): string {
   const origin = (value: unknown, defaultText: string) => (value === null ? ' _(bot default)_' : ` _(server setting; bot default ${defaultText})_`);
   const lines = [
     '**/imagine settings in this server**',
     `Daily credits: ${SHOWN.daily_credits(effective)}${origin(settings.dailyCredits, String(defaults.dailyCredits))}`,
     `Cooldown: ${SHOWN.cooldown_seconds(effective)}${origin(settings.cooldownSeconds, `${defaults.cooldownSeconds} s`)}`,
     `Server cap: ${SHOWN.server_daily_cap(effective)}${origin(settings.guildDailyCap, defaults.guildDailyCap > 0 ? String(defaults.guildDailyCap) : 'no cap')}`,
+    `Operator's ceilings: ${describeCeilings(ceilings)}`,
     `Samples: ${SHOWN.max_samples(effective)}${origin(settings.maxSamples, String(defaults.maxSamples))}`,
     `Steps: ${SHOWN.max_steps(effective)}${origin(settings.maxSteps, String(defaults.maxSteps))}`,
     `Moderators: members with Manage Server${settings.moderatorRoleId ? ` and ${roleMention(settings.moderatorRoleId)}` : ' (no moderator role set)'}`,
