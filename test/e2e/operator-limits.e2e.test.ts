@@ -72,14 +72,16 @@ describe("the operator's ceilings and server allow-list", () => {
     ).toContain('`daily_credits` can be at most **3** here');
     // at the ceiling is fine
     expect(await admin(h, 'settings set', [int('daily_credits', 3)])).toBe('✅ Changed `daily_credits` → 3.');
+    expect(await admin(h, 'settings set', [int('server_daily_cap', 0)])).toBe(
+      "✅ Changed `server_daily_cap` → no cap. The operator's ceiling of **5** images per UTC day still applies.",
+    );
 
     const settings = new GuildSettingsRepository(h.storage, createLogger({ level: 'silent', secrets: [] }));
-    expect(await settings.get(h.discord.guildId)).toMatchObject({ dailyCredits: 3, guildDailyCap: null, memberAllowances: {}, roleOverrides: {} });
+    expect(await settings.get(h.discord.guildId)).toMatchObject({ dailyCredits: 3, guildDailyCap: 0, memberAllowances: {}, roleOverrides: {} });
 
-    // Values stored before the operator set the ceilings: a personal allowance of 50 and "no server cap".
+    // A value stored before the operator set the ceilings: a personal allowance of 50.
     await settings.update(h.discord.guildId, (s) => {
       s.memberAllowances = { [member]: 50 };
-      s.guildDailyCap = 0;
     });
     const view = await admin(h, 'settings view', []);
     expect(view).toContain("Operator's ceilings: at most **3** credits per member per UTC day and **5** images per UTC day for the server, whatever is set here");

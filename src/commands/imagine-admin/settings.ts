@@ -103,7 +103,10 @@ export function settingsHandlers(deps: AdminDeps, { change, effective, requireUn
       requireUnderCeiling('daily_credits', options.daily_credits, 'dailyCredits');
       requireUnderCeiling('server_daily_cap', options.server_daily_cap, 'guildDailyCap');
       const details = await change(context, 'changed settings', (settings) => applySettings(settings, options));
-      return `✅ Changed ${details}.`;
+      const ceiling = policy.ceilings.guildDailyCap;
+      // "No cap" cannot lift the operator's ceiling: say what applies instead.
+      const note = options.server_daily_cap === 0 && ceiling > 0 ? ` The operator's ceiling of **${ceiling}** images per UTC day still applies.` : '';
+      return `✅ Changed ${details}.${note}`;
     }),
 
     'settings/reset': handler(z.object({ setting: z.enum(SETTING_NAMES, { error: 'is not a setting' }) }), async (context, { setting }) => {
