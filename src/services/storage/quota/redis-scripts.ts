@@ -50,6 +50,31 @@ local function keepMember(key, bonus, reserved)
 end
 `;
 
+/**
+ * Gives a reservation's credits back to its member (`m` = HMGET day, used, bonus): bonus first (`toBonus`), the rest
+ * to the daily allowance and the server's total, both only on the reservation's own day. Returns the member's bonus.
+ * Shared by SETTLE (the undelivered part) and CANCEL (all of it).
+ */
+const GIVE_BACK = `
+local function giveBack(member, m, guild, day, sameDay, toBonus, toDaily)
+  local bonus = math.max(0, tonumber(m[3]) or 0)
+  if toBonus > 0 then
+    bonus = bonus + toBonus
+    redis.call('HSET', member, 'bonus', bonus)
+  end
+  if toDaily > 0 and sameDay and tonumber(m[1]) == day then
+    redis.call('HSET', member, 'used', math.max(0, (tonumber(m[2]) or 0) - toDaily))
+  end
+  if sameDay and toBonus + toDaily > 0 then
+    local g = redis.call('HMGET', guild, 'day', 'used')
+    if tonumber(g[1]) == day then
+      redis.call('HSET', guild, 'used', math.max(0, (tonumber(g[2]) or 0) - toBonus - toDaily))
+    end
+  end
+  return bonus
+end
+`;
+
 /** EVALSHA, loading the script with EVAL when this server has not seen it yet (restart, SCRIPT FLUSH). */
 export async function runLua(
   client: { sendCommand(args: string[]): Promise<unknown> },
@@ -138,7 +163,7 @@ return {'ok', fromDaily, fromBonus, used, bonus}
  */
 export const SETTLE = lua(
   'settle',
-  `${KEEP_MEMBER}
+  `${KEEP_MEMBER}${GIVE_BACK}
 local r = redis.call('HMGET', KEYS[1], 'userId', 'credits', 'fromBonus', 'day')
 if not r[1] then
   return {0, 0, 0}
@@ -158,21 +183,7 @@ local sameDay = day == today
 if refund > 0 then
   local member = ARGV[1] .. r[1]
   local m = redis.call('HMGET', member, 'day', 'used', 'bonus')
-  local bonus = math.max(0, tonumber(m[3]) or 0)
-  if toBonus > 0 then
-    bonus = bonus + toBonus
-    redis.call('HSET', member, 'bonus', bonus)
-  end
-  if toDaily > 0 and sameDay and tonumber(m[1]) == day then
-    redis.call('HSET', member, 'used', math.max(0, (tonumber(m[2]) or 0) - toDaily))
-  end
-  keepMember(member, bonus, false)
-  if sameDay then
-    local g = redis.call('HMGET', KEYS[2], 'day', 'used')
-    if tonumber(g[1]) == day then
-      redis.call('HSET', KEYS[2], 'used', math.max(0, (tonumber(g[2]) or 0) - refund))
-    end
-  end
+  keepMember(member, giveBack(member, m, KEYS[2], day, sameDay, toBonus, toDaily), false)
 end
 return {1, delivered, refund}
 `,
@@ -190,7 +201,7 @@ return {1, delivered, refund}
  */
 export const CANCEL = lua(
   'cancel',
-  `${KEEP_MEMBER}
+  `${KEEP_MEMBER}${GIVE_BACK}
 local r = redis.call('HMGET', KEYS[1], 'userId', 'credits', 'fromBonus', 'day', 'createdAt', 'lastBefore')
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'cancelled', 1)
@@ -207,14 +218,7 @@ local sameDay = day == tonumber(ARGV[2])
 
 local member = ARGV[1] .. r[1]
 local m = redis.call('HMGET', member, 'day', 'used', 'bonus', 'last')
-local bonus = math.max(0, tonumber(m[3]) or 0)
-if toBonus > 0 then
-  bonus = bonus + toBonus
-  redis.call('HSET', member, 'bonus', bonus)
-end
-if toDaily > 0 and sameDay and tonumber(m[1]) == day then
-  redis.call('HSET', member, 'used', math.max(0, (tonumber(m[2]) or 0) - toDaily))
-end
+local bonus = giveBack(member, m, KEYS[2], day, sameDay, toBonus, toDaily)
 if m[4] and m[4] == r[5] then
   if r[6] then
     redis.call('HSET', member, 'last', r[6])
@@ -223,12 +227,6 @@ if m[4] and m[4] == r[5] then
   end
 end
 keepMember(member, bonus, false)
-if sameDay and credits > 0 then
-  local g = redis.call('HMGET', KEYS[2], 'day', 'used')
-  if tonumber(g[1]) == day then
-    redis.call('HSET', KEYS[2], 'used', math.max(0, (tonumber(g[2]) or 0) - credits))
-  end
-end
 return {1, credits}
 `,
 );
