@@ -11,6 +11,9 @@
  *   apiKey is configured) → 401; body not JSON → 400; invalid flux-dev parameters (when `validate`) → 400;
  *   then the scenario: respondWith(fn) if set, else the next queued one, else the default.
  * Requests rejected before the scenario step do not consume a queued scenario.
+ *
+ * GET /v1/get-user-credits answers `{"credits": n, "free-credits": n}` (setBalance), after the same x-api-key check;
+ * failBalance() makes it answer an error, reset or hang instead, without touching the image scenarios.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, STATUS_CODES } from 'node:http';
@@ -65,6 +68,9 @@ export type SegmindScenario =
   | { kind: 'notAnImage'; contentType?: string; body?: string | Buffer }
   /** 200 with image bytes of another format than requested, content-type claiming the requested one */
   | { kind: 'wrongFormat' };
+
+/** What the balance route can play instead of answering the balance. */
+export type BalanceFailure = Extract<SegmindScenario, { kind: 'error' | 'reset' | 'hang' }>;
 
 export interface RecordedSegmindRequest {
   /** 1-based arrival order since start/reset */
@@ -228,6 +234,8 @@ export class FakeSegmind {
   private defaultScenario: SegmindScenario = DEFAULT_SCENARIO;
   private queue: SegmindScenario[] = [];
   private responder: ((req: RecordedSegmindRequest) => SegmindScenario) | null = null;
+  private balance = { credits: Number(DEFAULT_CREDITS), freeCredits: 0 };
+  private balanceFailure: BalanceFailure | null = null;
   private seq = 0;
   private current = 0;
   private max = 0;
@@ -266,6 +274,21 @@ export class FakeSegmind {
 
   enqueue(...s: SegmindScenario[]): void {
     this.queue.push(...s);
+  }
+
+  /** What GET /v1/get-user-credits answers from now on, in dollars. */
+  setBalance(credits: number, freeCredits = 0): void {
+    this.balance = { credits, freeCredits };
+  }
+
+  /** GET /v1/get-user-credits plays this instead (e.g. `{kind: 'error', status: 401}`); null answers the balance again. */
+  failBalance(failure: BalanceFailure | null): void {
+    this.balanceFailure = failure;
+  }
+
+  /** Balance requests recorded so far. */
+  balanceRequests(): RecordedSegmindRequest[] {
+    return this.requests.filter((r) => r.path.split('?', 1)[0] === CREDITS_PATH);
   }
 
   /** Scenarios still queued. */
@@ -319,12 +342,14 @@ export class FakeSegmind {
     g?.open();
   }
 
-  /** Clear records, queue, respondWith and maxInFlight; also restores the default scenario and resumes. */
+  /** Clear records, queue, respondWith and maxInFlight; also restores the default scenario and balance, and resumes. */
   reset(): void {
     this.requests.length = 0;
     this.queue = [];
     this.responder = null;
     this.defaultScenario = DEFAULT_SCENARIO;
+    this.balance = { credits: Number(DEFAULT_CREDITS), freeCredits: 0 };
+    this.balanceFailure = null;
     this.seq = 0;
     this.max = this.current;
     this.resume();
@@ -426,7 +451,9 @@ export class FakeSegmind {
 
     if (pathname === CREDITS_PATH && req.method === 'GET') {
       if (!this.authorised(req)) return this.sendError(res, 401, requestId);
-      return this.send(res, 200, { 'content-type': 'application/json', 'x-request-id': requestId }, JSON.stringify({ credits: Number(DEFAULT_CREDITS), 'free-credits': 0 }));
+      if (this.balanceFailure) return this.play(this.balanceFailure, record, req, res, requestId);
+      const answer = { credits: this.balance.credits, 'free-credits': this.balance.freeCredits };
+      return this.send(res, 200, { 'content-type': 'application/json', 'x-request-id': requestId }, JSON.stringify(answer));
     }
     if (pathname !== MODEL_PATH) return this.sendError(res, 404, requestId);
     if (req.method !== 'POST') return this.sendError(res, 405, requestId);

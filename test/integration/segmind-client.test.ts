@@ -351,3 +351,35 @@ describe('SegmindClient reading the body', () => {
     expect(error.retryable).toBe(true);
   });
 });
+
+describe('SegmindClient.balance', () => {
+  it('GETs /v1/get-user-credits with the x-api-key header and returns paid, free and total dollars', async () => {
+    segmind.setBalance(4.25, 0.5);
+    const balance = await client().balance();
+    expect(balance).toEqual({ credits: 4.25, freeCredits: 0.5, total: 4.75 });
+    const [request] = segmind.balanceRequests();
+    expect(request).toMatchObject({ method: 'GET', path: '/v1/get-user-credits' });
+    expect(request!.headers['x-api-key']).toBe(KEY);
+  });
+
+  it('reports a rejected key as bad_api_key, with Segmind\'s reason and without the key', async () => {
+    const error = await failure(client({ apiKey: 'SG_wrong_key_0000000' }).balance());
+    expect(error.kind).toBe('bad_api_key');
+    expect(error.status).toBe(401);
+    expect(error.detail.reason).toContain('Invalid API key');
+    expect(JSON.stringify({ message: error.message, detail: error.detail })).not.toContain('SG_wrong_key_0000000');
+  });
+
+  it('tells an unreachable Segmind (connection) from a bad answer (bad_response), and never retries', async () => {
+    segmind.failBalance({ kind: 'reset' });
+    expect((await failure(client().balance())).kind).toBe('connection');
+    expect(segmind.balanceRequests()).toHaveLength(1);
+    segmind.failBalance({ kind: 'error', status: 200, body: '{"balance": "lots"}' });
+    expect((await failure(client().balance())).kind).toBe('bad_response');
+    segmind.failBalance({ kind: 'error', status: 200, body: '<html>maintenance</html>', contentType: 'text/html' });
+    expect((await failure(client().balance())).kind).toBe('bad_response');
+    segmind.failBalance(null);
+    segmind.setBalance(0);
+    expect((await client().balance()).total).toBe(0);
+  });
+});

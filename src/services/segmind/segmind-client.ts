@@ -48,7 +48,25 @@ const jsonImageSchema = z.union([
   z.object({ images: z.array(z.string().min(1)).min(1) }),
 ]);
 
+/** `GET /v1/get-user-credits`: dollars; Segmind has been seen to send numbers as strings, so both are accepted. */
+const balanceSchema = z.object({
+  credits: z.coerce.number(),
+  'free-credits': z.coerce.number().optional(),
+});
+
+export interface SegmindBalance {
+  /** Paid balance, in dollars. */
+  credits: number;
+  freeCredits: number;
+  /** What can still be spent: paid plus free credits. */
+  total: number;
+}
+
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
+/** A balance answer is a few bytes; anything longer is not one. */
+const MAX_BALANCE_BODY_BYTES = 16 * 1024;
+/** The balance call is one small GET: it must not hold up start-up or a probe for the image timeout's minutes. */
+const BALANCE_TIMEOUT_MS = 10_000;
 /** Below this much time left before the deadline, another attempt cannot finish: give up instead. */
 const MIN_USEFUL_ATTEMPT_MS = 5_000;
 
@@ -57,6 +75,7 @@ export class SegmindClient {
   private readonly dispatcher: Dispatcher;
   private readonly ownsDispatcher: boolean;
   private readonly path: string;
+  private readonly balancePath: string;
   private readonly random: () => number;
   /** Last balance Segmind reported, for logs and (later) metrics. */
   lastRemainingCredits: number | undefined;
@@ -64,6 +83,7 @@ export class SegmindClient {
   constructor(private readonly options: SegmindClientOptions) {
     const url = new URL(`${options.baseUrl.replace(/\/+$/, '')}/v1/flux-dev`);
     this.path = url.pathname;
+    this.balancePath = new URL(`${options.baseUrl.replace(/\/+$/, '')}/v1/get-user-credits`).pathname;
     this.random = options.random ?? Math.random;
     this.ownsDispatcher = options.dispatcher === undefined;
     this.dispatcher =
@@ -107,6 +127,47 @@ export class SegmindClient {
           throw new SegmindError('cancelled');
         }
       }
+    }
+  }
+
+  /**
+   * The account balance (`GET /v1/get-user-credits`), one attempt, never retried: callers ask again on their own
+   * schedule. Errors are the same `SegmindError`s as `generate()` (401 → `bad_api_key`, a network failure →
+   * `connection`), so callers can tell a rejected key from an unreachable Segmind.
+   */
+  async balance(opts: { log?: Logger } = {}): Promise<SegmindBalance> {
+    const { clock, apiKey } = this.options;
+    const log = opts.log ?? this.options.logger;
+    const signal = AbortSignal.timeout(Math.min(BALANCE_TIMEOUT_MS, this.options.timeoutMs));
+    try {
+      const res = await this.dispatcher.request({
+        origin: new URL(this.options.baseUrl).origin,
+        path: this.balancePath,
+        method: 'GET',
+        headers: { 'x-api-key': apiKey, accept: 'application/json', 'user-agent': 'flux-discord-bot' },
+        signal,
+      });
+      const contentType = header(res.headers, 'content-type')?.toLowerCase();
+      const text = (await readCapped(res.body, MAX_BALANCE_BODY_BYTES, true)).toString('utf8');
+      if (res.statusCode < 200 || res.statusCode >= 300)
+        throw classifySegmindResponse(res.statusCode, contentType, text, header(res.headers, 'retry-after'), clock.now());
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        throw new SegmindError('bad_response', { status: res.statusCode, reason: 'balance answer is not JSON' });
+      }
+      const result = balanceSchema.safeParse(parsed);
+      if (!result.success)
+        throw new SegmindError('bad_response', { status: res.statusCode, reason: 'balance answer without a credits number' });
+      const credits = result.data.credits;
+      const freeCredits = result.data['free-credits'] ?? 0;
+      const balance = { credits, freeCredits, total: credits + freeCredits };
+      this.lastRemainingCredits = balance.total;
+      log.debug(balance, 'segmind balance read');
+      return balance;
+    } catch (caught) {
+      throw this.toSegmindError(caught, undefined);
     }
   }
 
