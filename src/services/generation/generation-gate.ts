@@ -6,7 +6,7 @@ export type BreakerState = 'closed' | 'open' | 'half_open';
 
 /** Failures that say Segmind itself is in trouble (not our request): these trip the breaker. */
 const OUTAGE_KINDS: ReadonlySet<SegmindErrorKind> = new Set(['server_error', 'timeout', 'connection']);
-/** Failures an operator has to fix: generation pauses bot-wide until the bot is restarted with a fix. */
+/** Failures an operator has to fix: generation pauses bot-wide until a probe sees Segmind accept the account again. */
 const OPERATOR_KINDS: ReadonlySet<SegmindErrorKind> = new Set(['bad_api_key', 'out_of_credits']);
 
 export interface GateOptions {
@@ -20,7 +20,23 @@ export interface GateOptions {
   onBreakerChange?(state: BreakerState): void;
   /** Called once when generation pauses bot-wide (to tell operators and servers' log channels). */
   onOperatorPause?(kind: SegmindErrorKind, message: string): void;
+  /**
+   * Asked every `pauseProbeMs` while paused: whether Segmind would take work again (the key is accepted; for
+   * `out_of_credits`, there are credits). Throwing counts as "not yet". Without it the pause lasts until a restart.
+   */
+  probeOperatorPause?(kind: SegmindErrorKind): Promise<boolean>;
+  /** Default 3 minutes: soon enough that members barely notice, rare enough to cost Segmind nothing. */
+  pauseProbeMs?: number;
+  /** Called once when a probe lifts the pause. */
+  onOperatorResume?(kind: SegmindErrorKind): void;
 }
+
+export const DEFAULT_PAUSE_PROBE_MS = 3 * 60_000;
+
+const PAUSE_LOG: Partial<Record<SegmindErrorKind, string>> = {
+  bad_api_key: 'SEGMIND_API_KEY was rejected by Segmind',
+  out_of_credits: 'the Segmind account is out of credits',
+};
 
 export type GateBlock =
   | { reason: 'restarting' }
@@ -39,6 +55,9 @@ export class GenerationGate {
   private probeOut = false;
   private operatorPause: { kind: SegmindErrorKind; at: number } | undefined;
   private accepting = true;
+  /** Ends the pause probe's wait at shutdown, so no timer outlives the bot. */
+  private readonly closed = new AbortController();
+  private probing: Promise<void> | undefined;
 
   constructor(private readonly opts: GateOptions) {
     this.currentOpenMs = opts.openMs;
@@ -77,13 +96,8 @@ export class GenerationGate {
       }
       return;
     }
-    if (OPERATOR_KINDS.has(error.kind) && !this.operatorPause) {
-      this.operatorPause = { kind: error.kind, at: this.opts.clock.now() };
-      this.opts.logger.error(
-        { kind: error.kind, status: error.status },
-        'generation paused bot-wide: the Segmind account needs an operator (fix the key or add credits, then restart the bot)',
-      );
-      this.opts.onOperatorPause?.(error.kind, error.message);
+    if (OPERATOR_KINDS.has(error.kind)) {
+      this.pause(error);
       return;
     }
     if (!OUTAGE_KINDS.has(error.kind)) return;
@@ -96,8 +110,34 @@ export class GenerationGate {
     }
   }
 
+  /**
+   * Pauses generation bot-wide for an error only the operator can fix (a rejected key, an empty account): from a
+   * Segmind call, or from the balance read at start-up. Once; then probes until Segmind accepts work again.
+   */
+  pause(error: SegmindError): void {
+    if (this.operatorPause || this.closed.signal.aborted) return;
+    const kind = OPERATOR_KINDS.has(error.kind) ? error.kind : 'bad_api_key';
+    this.operatorPause = { kind, at: this.opts.clock.now() };
+    const probeMs = this.opts.pauseProbeMs ?? DEFAULT_PAUSE_PROBE_MS;
+    const next = this.opts.probeOperatorPause
+      ? `generation paused bot-wide; Segmind is asked again every ${Math.round(probeMs / 1000)} s and generation resumes by itself`
+      : 'generation paused bot-wide until the bot is restarted';
+    this.opts.logger.error(
+      { kind, status: error.status, reason: error.detail.reason },
+      `${PAUSE_LOG[kind] ?? 'Segmind refused the account'}${error.detail.reason ? `: ${error.detail.reason}` : ''} — ${next}`,
+    );
+    this.opts.onOperatorPause?.(kind, error.message);
+    if (this.opts.probeOperatorPause) this.probing = this.probeUntilResumed(this.operatorPause, probeMs);
+  }
+
   get paused(): boolean {
     return this.operatorPause !== undefined;
+  }
+
+  /** Stops the pause probe (shutdown). */
+  async close(): Promise<void> {
+    this.closed.abort();
+    await this.probing;
   }
 
   state(): BreakerState {
@@ -107,6 +147,32 @@ export class GenerationGate {
 
   stopAccepting(): void {
     this.accepting = false;
+  }
+
+  private async probeUntilResumed(pause: { kind: SegmindErrorKind; at: number }, probeMs: number): Promise<void> {
+    const { clock, logger } = this.opts;
+    while (this.operatorPause === pause) {
+      try {
+        await clock.sleep(probeMs, this.closed.signal);
+      } catch {
+        return; // closed
+      }
+      let recovered = false;
+      try {
+        recovered = await this.opts.probeOperatorPause!(pause.kind);
+      } catch (error) {
+        logger.debug({ err: error, kind: pause.kind }, 'pause probe failed; asking again later');
+      }
+      if (this.closed.signal.aborted || this.operatorPause !== pause) return;
+      if (!recovered) {
+        logger.info({ kind: pause.kind, retryInMs: probeMs }, 'Segmind still refuses the account: generation stays paused');
+        continue;
+      }
+      this.operatorPause = undefined;
+      logger.info({ kind: pause.kind, pausedForMs: clock.now() - pause.at }, 'Segmind accepts the account again: generation resumed');
+      this.opts.onOperatorResume?.(pause.kind);
+      return;
+    }
   }
 
   private open(): void {
