@@ -10,6 +10,22 @@ const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'must be true or false' })
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 
+/** Discord's own webhook URLs (any host Discord has used, with or without an API version). */
+const DISCORD_WEBHOOK_URL = /^https:\/\/(?:(?:ptb|canary)\.)?discord(?:app)?\.com\/api(?:\/v\d+)?\/webhooks\/(\d{17,20})\/([\w-]{10,})\/?$/;
+
+/**
+ * The id and token of a Discord webhook URL: Discord's own, or the same path under `DISCORD_API_URL` (a proxy, or the
+ * fake Discord in tests). Undefined when it is neither.
+ */
+export function parseWebhookUrl(url: string, discordApiUrl: string): { id: string; token: string } | undefined {
+  const official = DISCORD_WEBHOOK_URL.exec(url);
+  if (official) return { id: official[1]!, token: official[2]! };
+  const base = discordApiUrl.replace(/\/+$/, '');
+  if (!url.startsWith(`${base}/`)) return undefined;
+  const local = /^(?:v\d+\/)?webhooks\/(\d{17,20})\/([\w-]{10,})\/?$/.exec(url.slice(base.length + 1));
+  return local ? { id: local[1]!, token: local[2]! } : undefined;
+}
+
 export const configSchema = z.object({
   DISCORD_TOKEN: z.string({ error: 'is required' }).trim().min(50, 'does not look like a bot token (too short)'),
   SEGMIND_API_KEY: z.string({ error: 'is required' }).trim().min(8, 'does not look like a Segmind API key (too short)'),
@@ -57,6 +73,21 @@ export const configSchema = z.object({
   IMAGE_CHECK_THRESHOLD: z.coerce.number('must be a number').min(0).max(1).default(0.6),
   /** What a server does with a flagged image until its moderators choose (`/imagine-admin settings set image_check`). */
   DEFAULT_IMAGE_CHECK: z.enum(['off', 'spoiler', 'block']).default('spoiler'),
+  /** How often the Segmind balance is read into the gauge and the log (and checked against SEGMIND_LOW_BALANCE). */
+  SEGMIND_BALANCE_CHECK_MINUTES: intFrom(1, 1440).default(15),
+  /** Dollars: below this, log channels and the operator alert get one warning per crossing. 0 = off. */
+  SEGMIND_LOW_BALANCE: z.coerce.number('must be a number').min(0).max(100_000).default(1),
+  /** A Discord webhook for operator alerts (pause, resume, low balance, storage down); unset = the log only. */
+  OPERATOR_WEBHOOK_URL: z.string().trim().optional(),
+}).superRefine((config, ctx) => {
+  // Checked against DISCORD_API_URL, so a proxy or a test's fake Discord can receive the alerts. The message never
+  // quotes the URL: its token lets anyone post there.
+  if (config.OPERATOR_WEBHOOK_URL !== undefined && !parseWebhookUrl(config.OPERATOR_WEBHOOK_URL, config.DISCORD_API_URL))
+    ctx.addIssue({
+      code: 'custom',
+      path: ['OPERATOR_WEBHOOK_URL'],
+      message: 'must be a Discord webhook URL: https://discord.com/api/webhooks/<id>/<token>',
+    });
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -199,6 +199,16 @@ export interface SentInteraction {
   originalMessage(): APIMessage | undefined;
 }
 
+/** A POST to a webhook made with createWebhook() (an operator alert, say). */
+export interface WebhookExecution {
+  id: string;
+  token: string;
+  /** Parsed JSON body (or payload_json of a multipart one). */
+  body: unknown;
+  query: URLSearchParams;
+  at: number;
+}
+
 export interface FaultResponse {
   status: number;
   body?: unknown;
@@ -410,6 +420,9 @@ export class FakeDiscord {
   private stopPromise: Promise<void> | undefined;
   private stopped = false;
   private readonly users = new Map<string, APIUser>();
+  /** Incoming webhooks made with createWebhook(), by id. */
+  private readonly webhookTokens = new Map<string, { token: string; channelId: string }>();
+  private readonly executions: WebhookExecution[] = [];
 
   static async start(opts: FakeDiscordOptions = {}): Promise<FakeDiscord> {
     const server = createServer();
@@ -1586,7 +1599,7 @@ export class FakeDiscord {
 
   private routeWebhooks(rec: RecordedRequest, s: string[], it: InteractionState | undefined): Resp {
     // webhooks/{app}/{token}[/messages/{id}]
-    if (!it) return unknownWebhook();
+    if (!it) return this.executeWebhook(rec, s);
     if (rec.at - it.createdAt > this.opts.tokenLifetimeMs) return err(401, 50027, 'Invalid Webhook Token');
     const m = rec.method;
     const body = isRecord(rec.json) ? rec.json : {};
@@ -1623,6 +1636,22 @@ export class FakeDiscord {
       }
     }
     return notFound();
+  }
+
+  /** POST /webhooks/{id}/{token}[?wait=true] to a webhook from createWebhook(): recorded, answered like Discord. */
+  private executeWebhook(rec: RecordedRequest, s: string[]): Resp {
+    const [, id = '', token = ''] = s;
+    const hook = this.webhookTokens.get(id);
+    if (hook === undefined) return unknownWebhook();
+    if (hook.token !== token) return err(401, 50027, 'Invalid Webhook Token');
+    if (s.length !== 3 || rec.method !== 'POST') return notFound();
+    const body = isRecord(rec.json) ? rec.json : {};
+    if (body.content === undefined && body.embeds === undefined && rec.files.length === 0) return err(400, 50006, 'Cannot send an empty message');
+    this.executions.push({ id, token, body: rec.json, query: rec.query, at: rec.at });
+    const msg = this.blankMessage(snowflake(), hook.channelId, MessageType.Default, false);
+    msg.webhook_id = id;
+    this.applyBody(msg, rec, body, false);
+    return rec.query.get('wait') === 'true' ? { status: 200, body: msg } : { status: 204 };
   }
 
   private routeChannels(rec: RecordedRequest, s: string[]): Resp {
@@ -1792,6 +1821,22 @@ export class FakeDiscord {
   }
 
   /** Current state of a message the bot created or edited (interaction responses, follow-ups, channel messages). */
+  /**
+   * An incoming webhook in the default channel, as a server admin makes one (Server Settings → Integrations); its
+   * `url` is under this fake's API, the form `OPERATOR_WEBHOOK_URL` accepts for a configured `DISCORD_API_URL`.
+   */
+  createWebhook(channelId: string = this.channelId): { id: string; token: string; url: string; channelId: string } {
+    const id = snowflake();
+    const token = `fakeWebhookToken_${randomBytes(24).toString('base64url')}`;
+    this.webhookTokens.set(id, { token, channelId });
+    return { id, token, url: `${this.apiUrl}/webhooks/${id}/${token}`, channelId };
+  }
+
+  /** Every execution of a webhook made with createWebhook(), in order. */
+  webhookExecutions(): WebhookExecution[] {
+    return [...this.executions];
+  }
+
   message(id: string): APIMessage | undefined {
     return this.messages.get(id);
   }
