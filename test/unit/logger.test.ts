@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { DiscordAPIError } from 'discord.js';
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/logger.js';
+import { createLogger, defaultLogFormat, formatPretty } from '../../src/logger.js';
 
 function capture() {
   const lines: string[] = [];
@@ -79,5 +79,36 @@ describe('logger: Discord interaction tokens in URLs', () => {
     const log = createLogger({ level: 'info', secrets: [], destination });
     log.info({ url: `https://discord.com/api/v10/channels/${appId}/messages`, webhook: `/webhooks/${appId}` }, 'posted');
     expect(lines.join('')).not.toContain('[redacted]');
+  });
+});
+
+describe('log format', () => {
+  it('is pretty at a terminal and JSON when stdout is a file, a pipe or a container log', () => {
+    expect(defaultLogFormat({ isTTY: true })).toBe('pretty');
+    expect(defaultLogFormat({ isTTY: false })).toBe('json');
+    expect(defaultLogFormat({})).toBe('json');
+  });
+
+  it('writes one readable line per entry: time, level, component, message, fields, and the stack below', () => {
+    const { lines, destination } = capture();
+    const log = createLogger({ level: 'info', secrets: ['SG_supersecretkey'], destination, format: 'pretty' });
+    log.child({ component: 'segmind' }).warn({ attempt: 2, kind: 'timeout', reason: 'took too long' }, 'segmind request failed');
+    log.error({ err: new Error('boom with SG_supersecretkey') }, 'crashed');
+    const [first, second] = lines;
+    expect(first).toMatch(/^\d\d:\d\d:\d\d\.\d{3} WARN {2}\[segmind\] segmind request failed {2}attempt=2 kind=timeout reason="took too long"\n$/);
+    expect(first).not.toContain('{');
+    expect(second).toMatch(/ERROR crashed {2}err="Error: boom with \[redacted\]"\n {4}Error: boom with \[redacted\]\n +at /);
+    expect(second).not.toContain('SG_supersecretkey');
+  });
+
+  it('stays JSON lines with a destination unless told otherwise', () => {
+    const { lines, destination } = capture();
+    createLogger({ level: 'info', secrets: [], destination }).info({ a: 1 }, 'hello');
+    expect(JSON.parse(lines[0]!)).toMatchObject({ level: 30, msg: 'hello', a: 1 });
+  });
+
+  it('passes through anything that is not a pino line', () => {
+    expect(formatPretty('not json')).toBe('not json\n');
+    expect(formatPretty('{"level":30,"time":0,"msg":"x","nested":{"b":[1,2]}}', true)).toContain('nested={"b":[1,2]}');
   });
 });
