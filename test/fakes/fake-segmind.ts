@@ -13,7 +13,9 @@
  * Requests rejected before the scenario step do not consume a queued scenario.
  *
  * GET /v1/get-user-credits answers `{"credits": n, "free-credits": n}` (setBalance), after the same x-api-key check;
- * failBalance() makes it answer an error, reset or hang instead, without touching the image scenarios.
+ * failBalance() makes it answer an error, reset or hang instead, without touching the image scenarios. Balance
+ * requests are recorded apart (balanceRequests()): the bot reads the balance on its own schedule, and they must not
+ * shift the image requests' records, counts or in-flight numbers that tests wait on.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, STATUS_CODES } from 'node:http';
@@ -236,6 +238,7 @@ export class FakeSegmind {
   private responder: ((req: RecordedSegmindRequest) => SegmindScenario) | null = null;
   private balance = { credits: Number(DEFAULT_CREDITS), freeCredits: 0 };
   private balanceFailure: BalanceFailure | null = null;
+  private readonly balanceRecords: RecordedSegmindRequest[] = [];
   private seq = 0;
   private current = 0;
   private max = 0;
@@ -286,9 +289,9 @@ export class FakeSegmind {
     this.balanceFailure = failure;
   }
 
-  /** Balance requests recorded so far. */
+  /** Balance requests (GET /v1/get-user-credits) recorded since start/reset, apart from `requests`. */
   balanceRequests(): RecordedSegmindRequest[] {
-    return this.requests.filter((r) => r.path.split('?', 1)[0] === CREDITS_PATH);
+    return [...this.balanceRecords];
   }
 
   /** Scenarios still queued. */
@@ -350,6 +353,7 @@ export class FakeSegmind {
     this.defaultScenario = DEFAULT_SCENARIO;
     this.balance = { credits: Number(DEFAULT_CREDITS), freeCredits: 0 };
     this.balanceFailure = null;
+    this.balanceRecords.length = 0;
     this.seq = 0;
     this.max = this.current;
     this.resume();
@@ -411,6 +415,7 @@ export class FakeSegmind {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     req.on('error', () => {});
     res.on('error', () => {});
+    if ((req.url ?? '').split('?', 1)[0] === CREDITS_PATH && req.method === 'GET') return this.handleBalance(req, res);
     this.current++;
     if (this.current > this.max) this.max = this.current;
     let counted = true;
@@ -449,12 +454,6 @@ export class FakeSegmind {
     const requestId = randomUUID();
     const pathname = (req.url ?? '').split('?', 1)[0];
 
-    if (pathname === CREDITS_PATH && req.method === 'GET') {
-      if (!this.authorised(req)) return this.sendError(res, 401, requestId);
-      if (this.balanceFailure) return this.play(this.balanceFailure, record, req, res, requestId);
-      const answer = { credits: this.balance.credits, 'free-credits': this.balance.freeCredits };
-      return this.send(res, 200, { 'content-type': 'application/json', 'x-request-id': requestId }, JSON.stringify(answer));
-    }
     if (pathname !== MODEL_PATH) return this.sendError(res, 404, requestId);
     if (req.method !== 'POST') return this.sendError(res, 405, requestId);
     if (!this.authorised(req)) return this.sendError(res, 401, requestId);
@@ -466,6 +465,26 @@ export class FakeSegmind {
 
     const scenario = this.responder ? this.responder(record) : (this.queue.shift() ?? this.defaultScenario);
     await this.play(scenario, record, req, res, requestId);
+  }
+
+  private async handleBalance(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const raw = await this.readBody(req, res);
+    if (raw === undefined) return;
+    const record: RecordedSegmindRequest = {
+      seq: this.balanceRecords.length + 1,
+      at: Date.now(),
+      method: req.method ?? '',
+      path: req.url ?? '',
+      headers: flattenHeaders(req.headers),
+      body: raw.toString('utf8'),
+      remotePort: req.socket.remotePort,
+    };
+    this.balanceRecords.push(record);
+    const requestId = randomUUID();
+    if (!this.authorised(req)) return this.sendError(res, 401, requestId);
+    if (this.balanceFailure) return this.play(this.balanceFailure, record, req, res, requestId);
+    const answer = { credits: this.balance.credits, 'free-credits': this.balance.freeCredits };
+    return this.send(res, 200, { 'content-type': 'application/json', 'x-request-id': requestId }, JSON.stringify(answer));
   }
 
   private authorised(req: IncomingMessage): boolean {
