@@ -5,13 +5,15 @@ import { systemClock, type Clock } from './clock.js';
 import { createCancelButton } from './commands/cancel-button.js';
 import { createResultControls } from './commands/result-controls.js';
 import { commandDefinitions, createCommands } from './commands/index.js';
-import type { Config } from './config.js';
+import { parseWebhookUrl, type Config } from './config.js';
 import { createInteractionRouter } from './commands/interaction-router.js';
 import type { Logger } from './logger.js';
 import { AuditLog } from './services/usage/audit-log.js';
 import { syncCommands } from './services/discord/command-sync.js';
 import { DiscordResponder } from './services/discord/discord-responder.js';
-import { GenerationGate } from './services/generation/generation-gate.js';
+import { DEFAULT_PAUSE_PROBE_MS, GenerationGate } from './services/generation/generation-gate.js';
+import { inviteUrl } from './services/discord/invite.js';
+import { OperatorAlerts } from './services/discord/operator-alerts.js';
 import { GuildSettingsRepository } from './services/usage/guild-settings.js';
 import { ImaginePipeline } from './services/generation/imagine-pipeline.js';
 import { Metrics } from './services/metrics.js';
@@ -21,6 +23,7 @@ import { FairScheduler } from './services/generation/fair-scheduler.js';
 import { Journal } from './services/generation/journal.js';
 import { createSegmindLimiter } from './services/generation/create-segmind-limiter.js';
 import { SegmindClient } from './services/segmind/segmind-client.js';
+import { SegmindError, type SegmindErrorKind } from './services/segmind/segmind-errors.js';
 import type { Storage } from './services/storage/storage.js';
 import { UsagePolicy } from './services/usage/usage-policy.js';
 import { createImageChecker, DEFAULT_MAX_QUEUED } from './services/safety/classifier-pool.js';
@@ -50,7 +53,15 @@ export interface BotDeps {
   breaker?: { failureThreshold: number; openMs: number; maxOpenMs: number };
   /** Checks every generated image before it is posted (tests inject one); the bot builds its own otherwise. */
   imageChecker?: ImageChecker;
+  /** While a rejected key or an empty account pauses generation, how often Segmind is asked again. */
+  pauseProbeMs?: number;
 }
+
+/** What the operator is told a pause means (technical: it goes to the log and the operator's webhook). */
+const PAUSE_CAUSE: Partial<Record<SegmindErrorKind, string>> = {
+  bad_api_key: 'Segmind rejected SEGMIND_API_KEY',
+  out_of_credits: 'the Segmind account is out of credits',
+};
 
 export interface Bot {
   readonly client: Client;
@@ -83,6 +94,11 @@ export function createBot(deps: BotDeps): Bot {
     await channelRest.post(Routes.channelMessages(channelId), { body: { content: text, allowed_mentions: { parse: [] } } });
   };
 
+  const webhook = config.OPERATOR_WEBHOOK_URL ? parseWebhookUrl(config.OPERATOR_WEBHOOK_URL, config.DISCORD_API_URL) : undefined;
+  const alerts = new OperatorAlerts({ rest: channelRest, ...(webhook ? { webhook } : {}), logger: logger.child({ component: 'operator-alerts' }) });
+  const balanceCheckMs = config.SEGMIND_BALANCE_CHECK_MINUTES * 60_000;
+  // A paused bot asks at least as often as a running one reads its balance.
+  const pauseProbeMs = deps.pauseProbeMs ?? Math.min(DEFAULT_PAUSE_PROBE_MS, balanceCheckMs);
   const segmind = new SegmindClient({
     baseUrl: config.SEGMIND_API_URL,
     apiKey: config.SEGMIND_API_KEY,
@@ -112,9 +128,26 @@ export function createBot(deps: BotDeps): Bot {
     logger: logger.child({ component: 'gate' }),
     ...(deps.breaker ?? { failureThreshold: 5, openMs: 30_000, maxOpenMs: 5 * 60_000 }),
     onBreakerChange: (state) => metrics.setBreakerState(state),
-    onOperatorPause: (_kind, message) => {
+    pauseProbeMs,
+    // The balance call is the probe: it answers 401 while the key is rejected and tells whether credits came back.
+    probeOperatorPause: async (kind) => {
+      const balance = await segmind.balance();
+      metrics.setRemainingCredits(balance.total);
+      return kind !== 'out_of_credits' || balance.total > 0;
+    },
+    onOperatorPause: (kind, message, detail) => {
       metrics.setGenerationPaused(true);
       void notifyLogChannels(`⚠️ Image generation is paused for the whole bot: ${message}`);
+      const cause = `${PAUSE_CAUSE[kind] ?? `Segmind refused the account (${kind})`}${detail.reason ? ` (“${detail.reason}”)` : ''}`;
+      void alerts.send(
+        'generation_paused',
+        `⚠️ **Generation paused** for the whole bot: ${cause}. Members are refused, nothing is charged. The bot asks Segmind again every ${minutes(pauseProbeMs)} and resumes by itself once it works.`,
+      );
+    },
+    onOperatorResume: (kind) => {
+      metrics.setGenerationPaused(false);
+      void notifyLogChannels('✅ Image generation is running again.');
+      void alerts.send('generation_resumed', `✅ **Generation resumed**: Segmind accepts the account again (it was paused because ${PAUSE_CAUSE[kind] ?? kind}).`);
     },
   });
   const limiter = createSegmindLimiter(storage, {
@@ -181,8 +214,13 @@ export function createBot(deps: BotDeps): Bot {
     logger,
   );
 
-  /** Tells every server with a log channel, once, that generation stopped bot-wide. */
+  /** Resolved once the gateway is ready: before that the bot knows no servers, so log channel notices wait for it. */
+  let markDiscordReady!: () => void;
+  const discordReady = new Promise<void>((resolve) => (markDiscordReady = resolve));
+
+  /** Tells every server with a log channel, once, what concerns the whole bot (paused, resumed, low balance). */
   async function notifyLogChannels(text: string): Promise<void> {
+    await discordReady;
     for (const guildId of client.guilds.cache.keys()) {
       try {
         const { logChannelId } = await settings.get(guildId);
@@ -205,11 +243,62 @@ export function createBot(deps: BotDeps): Bot {
         }
       }
       metrics.setStorageUp(true);
+      void alerts.storageAnswered(true);
     } catch (error) {
       metrics.setStorageUp(false);
       logger.warn({ err: error }, 'refund sweep failed; will retry');
+      void alerts.storageAnswered(false, error instanceof Error ? error.message : undefined);
     }
   };
+
+  /** Below SEGMIND_LOW_BALANCE and not back above it since the last warning: one warning per crossing. */
+  let balanceLow = false;
+  /**
+   * Reads the Segmind balance into the gauge and the log, and warns once per crossing of SEGMIND_LOW_BALANCE. A
+   * failure is logged and changes nothing, except at start-up, where a rejected key pauses generation at once (members
+   * are refused plainly instead of finding out with their first image).
+   */
+  const checkBalance = async (atStartUp: boolean): Promise<void> => {
+    let balance;
+    try {
+      balance = await segmind.balance();
+    } catch (error) {
+      const segmindError = error instanceof SegmindError ? error : undefined;
+      if (atStartUp && (segmindError?.kind === 'bad_api_key' || segmindError?.kind === 'forbidden')) {
+        gate.pause(segmindError); // logs the one error line and tells the operator
+        return;
+      }
+      logger.warn(
+        { kind: segmindError?.kind, status: segmindError?.status, reason: segmindError?.detail.reason ?? String(error) },
+        'could not read the Segmind balance; generation carries on',
+      );
+      return;
+    }
+    metrics.setRemainingCredits(balance.total);
+    logger.info({ credits: balance.credits, freeCredits: balance.freeCredits }, 'Segmind balance');
+    const threshold = config.SEGMIND_LOW_BALANCE;
+    if (threshold <= 0 || balance.total >= threshold) {
+      balanceLow = false;
+      return;
+    }
+    if (balanceLow) return;
+    balanceLow = true;
+    await Promise.all([
+      notifyLogChannels(
+        `⚠️ The bot's image budget is running low (${dollars(balance.total)} left). Image generation stops when it runs out; the bot's operator needs to top it up.`,
+      ),
+      alerts.send(
+        'low_balance',
+        `⚠️ **Segmind balance low**: ${dollars(balance.total)} left, below SEGMIND_LOW_BALANCE (${dollars(threshold)}). Generation pauses when it runs out: add credits in Segmind's console.`,
+      ),
+    ]);
+  };
+  let balanceChecking: Promise<void> | undefined;
+  const runBalanceCheck = (atStartUp: boolean) =>
+    (balanceChecking ??= checkBalance(atStartUp).finally(() => {
+      balanceChecking = undefined;
+    }));
+  let balanceTimer: NodeJS.Timeout | undefined;
   let sweeper: NodeJS.Timeout | undefined;
   /** keyv deletes an expired record only when it is read: without this, results and statistics stay for ever. */
   let purging: Promise<void> | undefined;
@@ -286,6 +375,10 @@ export function createBot(deps: BotDeps): Bot {
           logger: logger.child({ component: 'image-check' }),
           clock,
         });
+      // Before Discord: a rejected key pauses generation before the first member can ask for an image.
+      await runBalanceCheck(true);
+      balanceTimer = setInterval(() => void runBalanceCheck(false), balanceCheckMs);
+      balanceTimer.unref();
       await sweep();
       sweeper = setInterval(() => void sweep(), SWEEP_INTERVAL_MS);
       sweeper.unref();
@@ -296,9 +389,13 @@ export function createBot(deps: BotDeps): Bot {
       await client.login(config.DISCORD_TOKEN);
       await ready;
       metrics.setGatewayUp(true);
+      markDiscordReady();
       logger.info({ user: client.user?.tag, guilds: client.guilds.cache.size, instance: config.INSTANCE_ID }, 'connected to Discord');
       // Servers the bot was added to before ALLOWED_GUILD_IDS was set (or while it was offline).
       await Promise.all([...client.guilds.cache.values()].map((guild) => leaveIfNotAllowed(guild, 'start-up')));
+      // A first start (or one whose servers are all outside ALLOWED_GUILD_IDS): say how to add the bot.
+      if (![...client.guilds.cache.keys()].some(isAllowedGuild) && client.application)
+        logger.warn({ inviteUrl: inviteUrl(client.application.id) }, 'the bot is in no server it may serve: open inviteUrl to add it to yours');
       if (config.SYNC_COMMANDS_ON_START) {
         await syncCommands({
           rest: client.rest,
@@ -326,6 +423,9 @@ export function createBot(deps: BotDeps): Bot {
         }
         clearInterval(sweeper);
         clearInterval(purger);
+        clearInterval(balanceTimer);
+        await gate.close();
+        await balanceChecking; // the Segmind connections close next
         await purging; // the storage is closed next
         clearInterval(queueGauges);
         await limiter.close();
@@ -339,4 +439,13 @@ export function createBot(deps: BotDeps): Bot {
       return stopping;
     },
   };
+}
+
+function dollars(amount: number): string {
+  return `$${amount.toFixed(2)}`;
+}
+
+function minutes(ms: number): string {
+  const value = ms / 60_000;
+  return value >= 1 ? `${Number(value.toFixed(1))} min` : `${Math.round(ms / 1000)} s`;
 }

@@ -1822,12 +1822,14 @@ export class FakeDiscord {
 
   /** Current state of a message the bot created or edited (interaction responses, follow-ups, channel messages). */
   /**
-   * An incoming webhook in the default channel, as a server admin makes one (Server Settings → Integrations); its
-   * `url` is under this fake's API, the form `OPERATOR_WEBHOOK_URL` accepts for a configured `DISCORD_API_URL`.
+   * An incoming webhook (in the default channel unless told), as a server admin makes one (Server Settings →
+   * Integrations); its `url` is under this fake's API, the form `OPERATOR_WEBHOOK_URL` accepts for a configured
+   * `DISCORD_API_URL`. A test that must name the webhook before the fake starts passes its own id and token.
    */
-  createWebhook(channelId: string = this.channelId): { id: string; token: string; url: string; channelId: string } {
-    const id = snowflake();
-    const token = `fakeWebhookToken_${randomBytes(24).toString('base64url')}`;
+  createWebhook(spec: { channelId?: string; id?: string; token?: string } = {}): { id: string; token: string; url: string; channelId: string } {
+    const id = spec.id ?? snowflake();
+    const token = spec.token ?? `fakeWebhookToken_${randomBytes(24).toString('base64url')}`;
+    const channelId = spec.channelId ?? this.channelId;
     this.webhookTokens.set(id, { token, channelId });
     return { id, token, url: `${this.apiUrl}/webhooks/${id}/${token}`, channelId };
   }

@@ -18,8 +18,11 @@ export interface GateOptions {
   openMs: number;
   maxOpenMs: number;
   onBreakerChange?(state: BreakerState): void;
-  /** Called once when generation pauses bot-wide (to tell operators and servers' log channels). */
-  onOperatorPause?(kind: SegmindErrorKind, message: string): void;
+  /**
+   * Called once when generation pauses bot-wide (to tell operators and servers' log channels): `message` is the
+   * member-facing text, `detail` Segmind's status and reason for the operator.
+   */
+  onOperatorPause?(kind: SegmindErrorKind, message: string, detail: { status?: number; reason?: string }): void;
   /**
    * Asked every `pauseProbeMs` while paused: whether Segmind would take work again (the key is accepted; for
    * `out_of_credits`, there are credits). Throwing counts as "not yet". Without it the pause lasts until a restart.
@@ -120,13 +123,16 @@ export class GenerationGate {
     this.operatorPause = { kind, at: this.opts.clock.now() };
     const probeMs = this.opts.pauseProbeMs ?? DEFAULT_PAUSE_PROBE_MS;
     const next = this.opts.probeOperatorPause
-      ? `generation paused bot-wide; Segmind is asked again every ${Math.round(probeMs / 1000)} s and generation resumes by itself`
-      : 'generation paused bot-wide until the bot is restarted';
+      ? `Segmind is asked again every ${Math.round(probeMs / 1000)} s and generation resumes by itself once it works`
+      : 'fix it, then restart the bot';
     this.opts.logger.error(
       { kind, status: error.status, reason: error.detail.reason },
-      `${PAUSE_LOG[kind] ?? 'Segmind refused the account'}${error.detail.reason ? `: ${error.detail.reason}` : ''} — ${next}`,
+      `generation paused bot-wide: ${PAUSE_LOG[kind] ?? 'Segmind refused the account'}${error.detail.reason ? `: ${error.detail.reason}` : ''} — ${next}`,
     );
-    this.opts.onOperatorPause?.(kind, error.message);
+    this.opts.onOperatorPause?.(kind, error.message, {
+      ...(error.status !== undefined ? { status: error.status } : {}),
+      ...(error.detail.reason !== undefined ? { reason: error.detail.reason } : {}),
+    });
     if (this.opts.probeOperatorPause) this.probing = this.probeUntilResumed(this.operatorPause, probeMs);
   }
 

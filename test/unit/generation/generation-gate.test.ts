@@ -81,7 +81,7 @@ describe('GenerationGate operator pause', () => {
     expect(gate.beforeCall()?.kind).toBe('bad_api_key');
     expect(events).toEqual(['paused:bad_api_key']);
     const error = lines.find((l) => l.level === 50)!;
-    expect(error.msg).toContain('SEGMIND_API_KEY was rejected by Segmind: Invalid API key');
+    expect(error.msg).toContain('generation paused bot-wide: SEGMIND_API_KEY was rejected by Segmind: Invalid API key');
     expect(error.msg).toContain('resumes by itself');
     expect(error.msg).not.toContain('restart');
 
@@ -147,7 +147,7 @@ describe('GenerationGate operator pause', () => {
     gate.afterCall(new SegmindError('out_of_credits', { status: 406 }));
     await clock.advance(3_600_000);
     expect(gate.paused).toBe(true);
-    expect(lines.find((l) => l.level === 50)?.msg).toContain('the Segmind account is out of credits — generation paused bot-wide until the bot is restarted');
+    expect(lines.find((l) => l.level === 50)?.msg).toBe('generation paused bot-wide: the Segmind account is out of credits — fix it, then restart the bot');
   });
 
   it('does not pause for errors that are not the operator\'s (the breaker handles outages)', () => {
