@@ -6,6 +6,7 @@ import {
 } from 'discord.js';
 import { memberContextOf } from './member-context.js';
 import { UserFacingError } from '../errors.js';
+import { plural } from '../plural.js';
 import type { UsagePolicy, UsageView } from '../services/usage/usage-policy.js';
 import type { SlashCommand } from './types.js';
 
@@ -18,15 +19,31 @@ export const definition = {
 
 const relative = (ms: number) => `<t:${Math.ceil(ms / 1000)}:R>`;
 
+/** Images the member can still make today: today's allowance plus bonus, held to the server's remaining budget. */
+export function imagesLeftToday(view: UsageView): { images: number; heldByServer: boolean } {
+  const own = view.remainingToday + view.bonus;
+  if (view.guildCap <= 0) return { images: own, heldByServer: false };
+  const server = Math.max(0, view.guildCap - view.guildUsedToday);
+  return server < own ? { images: server, heldByServer: true } : { images: own, heldByServer: false };
+}
+
 export function describeUsage(view: UsageView): string {
+  const { images, heldByServer } = imagesLeftToday(view);
+  const headline =
+    images > 0
+      ? `You can make **${plural(images, 'more image')}** today${heldByServer ? ": that is what is left of this server's budget" : ''}.`
+      : heldByServer
+        ? `This server has used its image budget for today: no more images until it resets ${relative(view.resetsAt)}.`
+        : `You have no images left today. Your allowance resets ${relative(view.resetsAt)}.`;
   const lines = [
     '**Your image credits in this server**',
-    `Today: **${view.remainingToday}** of ${view.allowance} left — resets ${relative(view.resetsAt)}`,
-    `Bonus: **${view.bonus}** (granted by moderators, never expire)`,
+    headline,
+    `Today's allowance: **${view.remainingToday}** of ${view.allowance} left — resets ${relative(view.resetsAt)}`,
+    `Bonus: **${plural(view.bonus, 'credit')}** (granted by moderators, never expire, spent after today's allowance)`,
     `Cooldown: ${view.cooldownUntil === undefined ? 'none, you can generate now' : `ends ${relative(view.cooldownUntil)}`}`,
   ];
-  if (view.guildCap > 0) lines.push(`Server budget today: ${view.guildUsedToday} of ${view.guildCap} images used`);
-  lines.push('One credit = one image (`samples: 4` costs 4). Failed images are refunded.');
+  if (view.guildCap > 0) lines.push(`Server budget today: ${view.guildUsedToday} of ${plural(view.guildCap, 'image')} used`);
+  lines.push('One credit = one image (`samples: 4` costs 4). Images that fail are not charged.');
   return lines.join('\n');
 }
 

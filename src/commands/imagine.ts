@@ -82,7 +82,8 @@ export const definition = {
     {
       type: ApplicationCommandOptionType.Number,
       name: 'prompt_strength',
-      description: `Prompt strength, ${LIMITS.promptStrength.min}–${LIMITS.promptStrength.max} (default ${DEFAULTS.prompt_strength})`,
+      // Segmind's flux-dev takes no input image, and prompt strength weighs the prompt against one: say so plainly.
+      description: `No visible effect: it weighs an input image, which this command never sends (${LIMITS.promptStrength.min}–${LIMITS.promptStrength.max}, default ${DEFAULTS.prompt_strength})`,
       min_value: LIMITS.promptStrength.min,
       max_value: LIMITS.promptStrength.max,
     },

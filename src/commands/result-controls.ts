@@ -9,9 +9,11 @@ import {
   type StringSelectMenuInteraction,
 } from 'discord.js';
 import { memberContextOf } from './member-context.js';
+import { plural } from '../plural.js';
 import { UserFacingError } from '../errors.js';
 import { DEFAULTS, randomSeed, type FluxDevParams } from '../services/segmind/flux-params.js';
 import type { GuildSettingsRepository } from '../services/usage/guild-settings.js';
+import { RESULT_DELETED, resultDeletedDetails, type AuditLog } from '../services/usage/audit-log.js';
 import { parseResultCustomId, RESULT_PREFIX, resultCustomId } from '../services/results/result-components.js';
 import { ResultReports } from '../services/results/result-reports.js';
 import type { ResultRecord, ResultStore } from '../services/results/result-store.js';
@@ -32,6 +34,8 @@ export interface ResultControlsDeps extends SubmitDeps {
   retentionDays: number;
   /** Posts to a server's log channel (the Report button); throws when Discord refuses. */
   postToChannel: (channelId: string, text: string) => Promise<void>;
+  /** Where a moderator's deletion of someone else's result is recorded. */
+  audit: Pick<AuditLog, 'record'>;
 }
 
 type Control =
@@ -42,6 +46,8 @@ type Control =
 const EXPIRED =
   'The settings of this result are no longer kept (results are kept for a limited time, or it was deleted). Use `/imagine` again.';
 const NOT_ANY_MORE = 'This button does not work any more.';
+/** Older results' menus still offer "Reproduce image N alone" (`repro-<index>`), which is gone. */
+const REPRODUCE_GONE = 'Reproducing one image alone is no longer available. Pick ✏️ Remix for that image instead: it keeps its seed.';
 
 /**
  * The buttons, menu and remix modal under every result. Each reads the result back from storage by the id in its
@@ -68,6 +74,8 @@ export function createResultControls(deps: ResultControlsDeps): ButtonHandler {
         await interaction.deferReply({ flags: MessageFlags.Ephemeral });
         return report(interaction, parsed.id, reports, deps, log);
       }
+      if (parsed.action === 'pick' && interaction.isStringSelectMenu() && (interaction.values[0] ?? '').startsWith('repro-'))
+        throw new UserFacingError(REPRODUCE_GONE);
       const generate = generation(interaction, parsed.action, parsed.extra, deps);
       if (generate) return submitImagine(interaction, async () => generate(await load()), deps, log);
       // A form must be the first answer, so its read is bounded to stay inside Discord's 3 s.
@@ -107,8 +115,7 @@ async function beforeFormDeadline<T>(read: Promise<T>): Promise<T> {
 }
 
 /**
- * The controls that make new images, told apart without storage: Re-roll, "Reproduce image N" in the menu, and a
- * remix form's submission (its fields are checked at once, as `/imagine` options are). Returns how to make the
+ * The controls that make new images, told apart without storage: Re-roll and a remix form's submission (its fields are checked at once, as `/imagine` options are). Returns how to make the
  * parameters from the result once it is read back, or undefined for any other control.
  */
 function generation(
@@ -119,15 +126,6 @@ function generation(
 ): ((record: ResultRecord) => FluxDevParams) | undefined {
   if (action === 'reroll' && interaction.isButton())
     return (record) => ({ ...record.params, seed: randomSeed(deps.random) });
-  if (action === 'pick' && interaction.isStringSelectMenu()) {
-    const [kind, indexText] = (interaction.values[0] ?? '').split('-');
-    if (kind !== 'repro') return undefined;
-    return (record) => {
-      const image = record.images.find((i) => String(i.index) === indexText);
-      if (!image) throw new UserFacingError(NOT_ANY_MORE);
-      return { ...record.params, seed: image.seed, samples: 1 };
-    };
-  }
   if (action === 'modal' && interaction.isModalSubmit()) {
     // Every field is checked on its own, so valid fields stay valid over any result's values.
     parseRemix(interaction, VALIDATION_BASE, extra);
@@ -172,6 +170,13 @@ async function deleteResult(interaction: Control, record: ResultRecord, deps: Re
     if (!(error instanceof DiscordAPIError && error.code === 10008)) throw error;
   });
   await deps.results.delete(record.id);
+  // A moderator removing someone else's images is a moderator action: kept with its prompt, the only trace left.
+  if (interaction.user.id !== record.ownerId)
+    await deps.audit.record(record.guildId, settings.logChannelId, {
+      actorId: interaction.user.id,
+      action: RESULT_DELETED,
+      details: resultDeletedDetails({ ownerId: record.ownerId, channelId: record.channelId, prompt: record.params.prompt }),
+    });
   await interaction.editReply({ content: '🗑️ Deleted.' });
 }
 
@@ -237,7 +242,8 @@ async function showRemixModal(interaction: Control, record: ResultRecord, seed: 
   });
   await interaction.showModal({
     custom_id: resultCustomId('modal', record.id, seed === undefined ? `n${params.samples}` : `s${seed}`),
-    title: seed === undefined ? 'Remix' : `Remix the image with seed ${seed}`,
+    // What it costs, in the title (≤ 45 characters: "Remix · 1 image (seed 4294967295)" is 33).
+    title: seed === undefined ? `Remix · ${plural(params.samples, 'image')}` : `Remix · 1 image (seed ${seed})`,
     components: [
       input('prompt', 'Prompt', params.prompt, TextInputStyle.Paragraph, 2000),
       input('aspect_ratio', 'Aspect ratio (e.g. 1:1, 16:9, 2:3, 9:16)', params.aspect_ratio),

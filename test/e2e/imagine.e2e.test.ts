@@ -3,8 +3,9 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { describeImage } from '../fakes/images.js';
 import { snowflake, type RecordedRequest } from '../fakes/fake-discord.js';
 import { eventually, startHarness, TEST_DISCORD_TOKEN, TEST_SEGMIND_KEY, type Harness } from '../support/harness.js';
-import { fieldsOf, messageOf, sendImagine } from '../support/imagine.js';
+import { messageOf, sendImagine } from '../support/imagine.js';
 import { expectConsistentLedger } from '../support/ledger.js';
+import { refusalAfterDeferral as privateAnswer } from '../support/refusals.js';
 
 /** These tests are about generation, not usage limits. */
 const NO_LIMITS = { DEFAULT_DAILY_CREDITS: '100000', DEFAULT_COOLDOWN_SECONDS: '0' };
@@ -47,15 +48,7 @@ describe('/imagine end to end, through the real discord.js client', () => {
       expect(message.embeds).toHaveLength(1);
       const embed = message.embeds![0]!;
       expect(embed.image?.url).toBe(`attachment://flux-42.${format}`);
-      expect(embed.description).toBe('a red fox in the snow');
-      expect(fieldsOf(embed)).toMatchObject({
-        Seed: '`42`',
-        Steps: '25',
-        Guidance: '3.5',
-        'Aspect ratio': '1:1',
-        Format: format === 'png' ? 'png' : `${format} (quality 80)`,
-      });
-      expect(fieldsOf(embed).Time).toMatch(/^\d+\.\d s$/);
+      expect(message.content).toMatch(new RegExp(`^\\*\\*a red fox in the snow\\*\\* — <@${h.discord.defaultUserId}>\nseed 42 · 1:1 · 25 steps · guidance 3\\.5 · \\d+\\.\\d s$`));
     },
   );
 
@@ -85,13 +78,7 @@ describe('/imagine end to end, through the real discord.js client', () => {
       prompt_strength: 0.35,
     });
     expect(await describeImage(edit.files[0]!.bytes)).toEqual({ format: 'jpg', width: 64, height: 36 });
-    expect(fieldsOf(messageOf(edit.json).embeds![0])).toMatchObject({
-      'Aspect ratio': '16:9',
-      Guidance: '7.25',
-      Steps: '40',
-      'Prompt strength': '0.35',
-      Format: 'jpg (quality 65)',
-    });
+    expect(messageOf(edit.json).content).toContain('\nseed 123456 · 16:9 · 40 steps · guidance 7.25 · ');
   });
 
   it('uses the defaults for omitted options and reports the random seed it chose', async () => {
@@ -110,7 +97,7 @@ describe('/imagine end to end, through the real discord.js client', () => {
       prompt_strength: 0.8,
     });
     expect(Number.isInteger(body.seed) && body.seed >= 0 && body.seed < 2 ** 32).toBe(true);
-    expect(fieldsOf(messageOf(edit.json).embeds![0]).Seed).toBe(`\`${body.seed}\``);
+    expect(messageOf(edit.json).content).toContain(`\nseed ${body.seed} · `);
     expect(edit.files[0]!.name).toBe(`flux-${body.seed}.webp`);
   });
 
@@ -129,7 +116,7 @@ describe('/imagine end to end, through the real discord.js client', () => {
     expect(decoded.every((d) => d.format === 'png')).toBe(true);
     const message = messageOf(edit.json);
     expect(message.embeds!.map((e) => e.image?.url)).toEqual(edit.files.map((f) => `attachment://${f.name}`));
-    expect(fieldsOf(message.embeds![0]).Seeds).toBe('1: `1000`\n2: `1001`\n3: `1002`\n4: `1003`');
+    expect(message.content).toContain('\nseeds 1000–1003 · ');
     expect(h.discord.requests.filter((r) => r.path.includes(interaction.token) && isEdit(r))).toHaveLength(1);
   });
 
@@ -141,32 +128,30 @@ describe('/imagine end to end, through the real discord.js client', () => {
     const edit = await interaction.waitForRequest(isEdit);
     expect(edit.files.map((f) => f.name)).toEqual(['flux-500.webp', 'flux-502.webp']);
     const message = messageOf(edit.json);
-    expect(message.content).toBe('⚠️ Image 2 of 3 (seed 501) failed: Segmind had a server error. Try again in a moment.');
-    expect(fieldsOf(message.embeds![0]).Seeds).toContain('2: `501` (failed)');
+    expect((message.content ?? '').split('\n').slice(2)).toEqual(['⚠️ Image 2 of 3 (seed 501) failed, not charged: The image service had a problem — try again in a moment.']);
     // the failing seed was retried once (SEGMIND_MAX_RETRIES=1), the others asked once
     expect(h.segmind.requests.filter((r) => (r.body as { seed: number }).seed === 501)).toHaveLength(2);
   });
 
   it.each([
-    [400, 1, 'Segmind rejected these parameters. Segmind said: “Invalid parameter: prompt”'],
-    [403, 1, "Segmind refused this request for the bot's account."],
-    [404, 1, 'The FLUX.1 [dev] model is not available on Segmind right now.'],
-    [422, 1, 'Segmind rejected these parameters.'],
-    [429, 2, 'Segmind is rate-limiting the bot right now. Try again in a minute.'],
-    [500, 2, 'Segmind had a server error. Try again in a moment.'],
-    [502, 2, 'Segmind had a server error. Try again in a moment.'],
-    [503, 2, 'Segmind had a server error. Try again in a moment.'],
-    [504, 2, 'Segmind took too long to answer. Try again in a moment.'],
-  ])('tells the member what HTTP %i from Segmind means (%i call(s))', async (status, calls, text) => {
+    [400, 1, 'The image service did not accept these settings. Change them and try again. It said: “Invalid parameter: prompt”'],
+    [403, 1, 'The image service refused this request.'],
+    [404, 1, 'The image model is not available right now. Try again later.'],
+    [422, 1, 'The image service did not accept these settings.'],
+    [429, 2, 'The image service is busy — try again in a minute.'],
+    [500, 2, 'The image service had a problem — try again in a moment.'],
+    [502, 2, 'The image service had a problem — try again in a moment.'],
+    [503, 2, 'The image service had a problem — try again in a moment.'],
+    [504, 2, 'The image service took too long to answer — try again in a moment.'],
+  ])('tells the member privately and plainly what HTTP %i from Segmind means (%i calls)', async (status, calls, text) => {
     h.segmind.setDefault(
       status === 400 ? { kind: 'error', status, body: '{"error":"Invalid parameter: prompt"}' } : { kind: 'error', status },
     );
-    const interaction = sendImagine(h.discord, { prompt: 'a storm' });
-    const edit = await interaction.waitForRequest(isEdit);
-    const message = messageOf(edit.json);
-    expect(message.content).toContain('❌ No image could be generated.');
-    expect(message.content).toContain(text);
-    expect(edit.files).toHaveLength(0);
+    const content = await privateAnswer(sendImagine(h.discord, { prompt: 'a storm' }));
+    expect(content).toContain('❌ No image could be generated.');
+    expect(content).toContain(text);
+    expect(content).toContain('Nothing was charged.');
+    expect(content).not.toMatch(/segmind/i);
     expect(h.segmind.requests).toHaveLength(calls);
   });
 
@@ -177,19 +162,18 @@ describe('/imagine end to end, through the real discord.js client', () => {
       contentType: 'text/html',
       body: '<html><body><h1>502 Bad Gateway</h1></body></html>',
     });
-    const edit = await sendImagine(h.discord, { prompt: 'x' }).waitForRequest(isEdit);
-    expect(messageOf(edit.json).content).toContain('Segmind had a server error');
+    expect(await privateAnswer(sendImagine(h.discord, { prompt: 'x' }))).toContain('The image service had a problem');
   });
 
   it.each([
-    [{ kind: 'notAnImage' as const }, 'Segmind sent back something that is not a valid image.'],
-    [{ kind: 'wrongFormat' as const }, 'Segmind sent back something that is not a valid image.'],
-    [{ kind: 'image' as const, contentType: 'text/plain' }, 'Segmind sent back something that is not a valid image.'],
+    [{ kind: 'notAnImage' as const }, 'The image service sent back something that is not an image'],
+    [{ kind: 'wrongFormat' as const }, 'The image service sent back something that is not an image'],
+    [{ kind: 'image' as const, contentType: 'text/plain' }, 'The image service sent back something that is not an image'],
   ])('refuses to post a bad response (%j)', async (scenario, text) => {
     h.segmind.setDefault(scenario);
-    const edit = await sendImagine(h.discord, { prompt: 'x' }).waitForRequest(isEdit);
-    expect(messageOf(edit.json).content).toContain(text);
-    expect(edit.files).toHaveLength(0);
+    const interaction = sendImagine(h.discord, { prompt: 'x' });
+    expect(await privateAnswer(interaction)).toContain(text);
+    expect(interaction.requests().flatMap((r) => r.files)).toHaveLength(0);
   });
 
   it.each([
@@ -251,8 +235,7 @@ describe('/imagine when Segmind does not answer in time', () => {
   it('gives up after the timeout and its retry, and says so', async () => {
     h.segmind.setDefault({ kind: 'hang' });
     const interaction = sendImagine(h.discord, { prompt: 'slow' });
-    const edit = await interaction.waitForRequest(isEdit, 5_000);
-    expect(messageOf(edit.json).content).toContain('Segmind took too long to answer.');
+    expect(await privateAnswer(interaction)).toContain('The image service took too long to answer');
     expect(h.segmind.requests).toHaveLength(2);
   });
 
@@ -281,13 +264,12 @@ describe('/imagine when the Segmind account needs its operator', () => {
   });
 
   it.each([
-    [401, "The bot's Segmind API key was rejected.", 'Segmind rejected the bot', 'bad_api_key'],
-    [406, "The bot's Segmind account is out of credits.", 'out of credits', 'out_of_credits'],
+    [401, "Image generation is paused until the bot's owner fixes its account.", "paused until the bot's owner fixes its account", 'bad_api_key'],
+    [406, "Image generation is paused until the bot's owner tops up its account.", "paused until the bot's owner tops up its account", 'out_of_credits'],
   ])('pauses generation bot-wide after HTTP %i and refuses new requests for free', async (status, firstText, pausedText, kind) => {
     h = await startHarness({ env: NO_LIMITS });
     h.segmind.setDefault({ kind: 'error', status });
-    const first = await sendImagine(h.discord, { prompt: 'first' }).waitForRequest(isEdit);
-    expect(messageOf(first.json).content).toContain(firstText);
+    expect(await privateAnswer(sendImagine(h.discord, { prompt: 'first' }))).toContain(firstText);
 
     const second = sendImagine(h.discord, { prompt: 'second' }, { userId: '222222222222222222' });
     const callback = await second.waitForCallback();
@@ -362,10 +344,7 @@ describe('/imagine when the Segmind account needs its operator', () => {
     const second = sendImagine(harness.discord, { prompt: 'second' }, { userId: bob, guildId, channelId: general });
     await harness.segmind.waitForInFlight(2);
     harness.segmind.resume();
-    for (const job of [first, second]) {
-      const edit = await job.waitForRequest(isEdit);
-      expect(messageOf(edit.json).content).toContain("The bot's Segmind API key was rejected.");
-    }
+    for (const job of [first, second]) expect(await privateAnswer(job)).toContain("Image generation is paused until the bot's owner fixes its account.");
     const post = await harness.discord.waitForRequest((r) => isLogPost(r) && !auditPosts.includes(r));
     expect(post.status).toBe(200);
     expect(messageOf(post.json).content).toMatch(/^⚠️ Image generation is paused for the whole bot: .*Segmind/);
@@ -375,7 +354,7 @@ describe('/imagine when the Segmind account needs its operator', () => {
     const refused = await third.waitForCallback();
     expect(refused.json).toMatchObject({ type: 4 });
     expect(messageOf(refused.json).content).toContain('Image generation is paused');
-    expect(messageOf(refused.json).content).toContain('Segmind rejected the bot');
+    expect(messageOf(refused.json).content).toContain("paused until the bot's owner fixes its account");
 
     const jobs = [first.id, second.id];
     await eventually(

@@ -170,7 +170,7 @@ describe('the job queue, end to end', () => {
     await expectConsistentLedger(h.storage, { [ALICE]: 1, [CAROL]: 1, [BOB]: 1 }, { guildId: h.discord.guildId });
   });
 
-  it('cancels a queued request for its member: “Cancelled”, never sent to Segmind, every credit refunded', async () => {
+  it('cancels a queued request for its member: “Cancelled” privately (the public reply deleted), never sent to Segmind, every credit refunded', async () => {
     const h = await start({
       env: { DEFAULT_DAILY_CREDITS: '10', DEFAULT_COOLDOWN_SECONDS: '0', SEGMIND_CONCURRENCY: '1' },
       progress: PROGRESS,
@@ -186,9 +186,10 @@ describe('the job queue, end to end', () => {
     const callback = await press.waitForCallback();
     expect(callback.json).toMatchObject({ type: 6 }); // DEFERRED_UPDATE_MESSAGE
     expect(callback.status).toBe(204);
-    const cancelled = await bob.waitForRequest((r) => isEdit(r) && textOf(r).startsWith('🚫'));
+    const cancelled = await bob.waitForRequest((r) => r.method === 'POST' && textOf(r).startsWith('🚫'));
     expect(textOf(cancelled)).toBe('🚫 Cancelled. Nothing was charged.');
-    expect(buttonsOf(cancelled.json)).toEqual([]);
+    expect((messageOf(cancelled.json).flags ?? 0) & 64, 'the answer is private').toBe(64);
+    expect(bob.requests().some((r) => r.method === 'DELETE' && r.seq < cancelled.seq), 'the queue message deleted first').toBe(true);
     expect(await settlementOf(h, bob)).toMatchObject({ committed: 0, refunded: 2 });
     expect(await usedToday(h, BOB)).toBe(0);
 
@@ -196,10 +197,10 @@ describe('the job queue, end to end', () => {
     await imageEdit(alice);
     await jobFinished(h, alice);
     expect(seedsSent(h)).toEqual([100]); // neither 500 nor 501 ever reached Segmind
-    expect(bob.edits().at(-1)).toBe(cancelled);
-    expect(bob.originalMessage()?.content).toBe('🚫 Cancelled. Nothing was charged.');
+    expect(bob.edits().every((r) => textOf(r).startsWith('⏳')), 'the public reply only ever showed the queue').toBe(true);
+    expect(bob.originalMessage(), 'no public message of the request remains').toBeUndefined();
     const credits = h.discord.sendSlashCommand({ name: 'credits', userId: BOB });
-    expect(messageOf((await credits.waitForCallback()).json).content).toContain('Today: **10** of 10 left');
+    expect(messageOf((await credits.waitForCallback()).json).content).toContain("Today's allowance: **10** of 10 left");
   });
 
   it('refuses, privately, a Cancel pressed by another member, and the request goes on', async () => {
@@ -265,7 +266,7 @@ describe('the job queue, end to end', () => {
 
     const third = sendImagine(h.discord, { prompt: 'third', samples: 4, seed: 300 }, { userId: ALICE });
     expect(await immediateRefusal(third)).toBe(
-      '❌ You already have 2 request(s) waiting or generating. Wait for one to finish (or cancel it) — nothing was charged.',
+      '❌ You already have 2 requests waiting or generating. Wait for one to finish (or cancel it) — nothing was charged.',
     );
     expect(await usedToday(h, ALICE)).toBe(3); // the refused request reserved nothing
     // another member is not affected by Alice's queue
@@ -357,7 +358,7 @@ describe('the job queue, end to end', () => {
     expect(await refusalAfterDeferral(sendImagine(h.discord, { prompt: 'too soon' }, { userId: ALICE }))).toMatch(/on cooldown/);
     h.segmind.setDefault({ kind: 'error', status: 500 });
     const failed = sendImagine(h.discord, { prompt: 'failed', samples: 2, seed: 10 }, { userId: BOB });
-    expect(textOf(await failed.waitForRequest(isEdit))).toContain('❌ No image could be generated.');
+    expect(await refusalAfterDeferral(failed)).toContain('❌ No image could be generated.');
     expect(await jobFinished(h, failed)).toMatchObject({ outcome: 'failed' });
 
     const expected = {

@@ -28,7 +28,7 @@ describe('circuit breaker around Segmind', () => {
     const openedAt = Date.now();
 
     const text = await immediateRefusal(sendImagine(harness.discord, { prompt: 'three' }));
-    expect(text).toMatch(/^❌ Segmind is having trouble right now\. Try again <t:\d+:R> — nothing was charged\.$/);
+    expect(text).toMatch(/^❌ The image service is having trouble right now\. Try again <t:\d+:R> — nothing was charged\.$/);
     expect(harness.segmind.requests).toHaveLength(2);
     expect(harness.bot.metrics.health().breaker).toBe('open');
     expect(await harness.bot.metrics.render().then((m) => m.body)).toContain('flux_bot_breaker_state 2');
@@ -100,7 +100,7 @@ describeWithRedis('storage outage', () => {
 
       await proxy.stop();
       const text = await refusalAfterDeferral(sendImagine(h.discord, { prompt: 'during' }));
-      expect(text).toContain('Image generation is temporarily unavailable');
+      expect(text).toContain('The bot is having trouble on its side and cannot take requests right now.');
       expect(h.segmind.requests).toHaveLength(1);
       expect(h.bot.metrics.health().storage).toBe(false);
 

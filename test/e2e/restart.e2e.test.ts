@@ -34,6 +34,16 @@ const summary = (r: RecordedRequest) => [r.status, ...r.files.map((f) => f.name)
 const about = (msg: string, jobId: string) => (l: LogLine) => l.msg === msg && l.jobId === jobId;
 /** Messages posted in a channel rather than on a reply: the fallback once a token is dead. */
 const channelPosts = (discord: FakeDiscord) => discord.requests.filter((r) => r.method === 'POST' && r.path.startsWith('/channels/'));
+
+/** A request ended with no image: its public reply deleted, then `text` as an ephemeral follow-up. */
+async function privateAnswer(job: SentInteraction, text: string): Promise<RecordedRequest> {
+  const followUp = await job.waitForRequest((r) => r.method === 'POST' && r.path.startsWith('/webhooks/') && contentOf(r) === text);
+  expect((messageOf(followUp.json).flags ?? 0) & 64, 'the answer is private').toBe(64);
+  const deletion = job.requests().find((r) => r.method === 'DELETE' && r.path.endsWith('/messages/@original'));
+  expect(deletion?.status, 'the public reply deleted').toBe(204);
+  expect(deletion!.seq).toBeLessThan(followUp.seq);
+  return followUp;
+}
 const seedsAsked = (segmind: FakeSegmind) => segmind.requests.map((r) => (r.body as { seed?: unknown }).seed);
 
 // Each test starts the bot two or three times (about a second each through tsx).
@@ -142,7 +152,7 @@ describe('crash and restart of the real bot process', { timeout: 30_000 }, () =>
     const third = await startBot();
     await third.waitForLog((l) => l.msg === 'slash commands already up to date');
     const credits = discord.sendSlashCommand({ name: 'credits', userId: member });
-    expect(contentOf(await credits.waitForCallback())).toContain('Today: **9** of 10 left');
+    expect(contentOf(await credits.waitForCallback())).toContain("Today's allowance: **9** of 10 left");
     expect(await stopGracefully(third)).toEqual({ code: 0, signal: null });
     expect(third.logsWith(RESUMING)).toEqual([]);
     expect(segmind.requestCount()).toBe(2);
@@ -214,7 +224,7 @@ describe('crash and restart of the real bot process', { timeout: 30_000 }, () =>
     expect(await ledger([alice, bob])).toEqual({ usedToday: { [alice]: 1, [bob]: 1 }, openReservations: [], journal: [] });
   });
 
-  it('after a SIGKILL while the image was being posted but before Discord took it, tells the member and refunds it', async () => {
+  it('after a SIGKILL while the image was being posted but before Discord took it, tells the member privately and refunds it', async () => {
     const member = snowflake();
     const first = await startBot();
     segmind.pause();
@@ -235,21 +245,20 @@ describe('crash and restart of the real bot process', { timeout: 30_000 }, () =>
 
     const second = await startBot();
     expect(await second.waitForLog(about('settling a job interrupted while delivering', job.id))).toMatchObject({ delivered: 0 });
-    const told = await job.waitForRequest((r) => isEdit(r) && contentOf(r) === NOT_POSTED_TEXT);
-    expect(told.status).toBe(200);
+    const told = await privateAnswer(job, NOT_POSTED_TEXT);
+    expect(told.status).toBeLessThan(300);
     const settled = await second.waitForLog((l) => l.msg === SETTLED && l.reservationId === job.id);
     expect(settled).toMatchObject({ settled: true, committed: 0, refunded: 1 });
     expect(await stopGracefully(second)).toEqual({ code: 0, signal: null });
 
-    expect(job.originalMessage()?.content).toBe(NOT_POSTED_TEXT);
-    expect(job.originalMessage()?.attachments).toEqual([]);
+    expect(job.originalMessage(), 'the public "Generating…" reply is gone').toBeUndefined();
     expect(segmind.requestCount()).toBe(1);
     expect(channelPosts(discord)).toEqual([]);
     expect(second.logsWith(RESUMING)).toEqual([]);
     await expectLedger({ [member]: 0 });
   });
 
-  it('refunds and tells the member when the interaction token is too close to expiry to resume', async () => {
+  it('refunds and tells the member privately when the interaction token is too close to expiry to resume', async () => {
     const member = snowflake();
     const first = await startBot();
     segmind.pause();
@@ -262,14 +271,13 @@ describe('crash and restart of the real bot process', { timeout: 30_000 }, () =>
 
     const second = await startBot();
     await second.waitForLog(about(TOO_LATE, job.id));
-    const told = await job.waitForRequest((r) => isEdit(r) && contentOf(r) === TOO_LATE_TEXT);
-    expect(told.status).toBe(200);
+    const told = await privateAnswer(job, TOO_LATE_TEXT);
+    expect(told.status).toBeLessThan(300);
     const settled = await second.waitForLog((l) => l.msg === SETTLED && l.reservationId === job.id);
     expect(settled).toMatchObject({ settled: true, committed: 0, refunded: 1 });
     expect(await stopGracefully(second)).toEqual({ code: 0, signal: null });
 
-    expect(job.originalMessage()?.content).toBe(TOO_LATE_TEXT);
-    expect(job.originalMessage()?.attachments).toEqual([]);
+    expect(job.originalMessage(), 'the public "thinking…" reply is gone').toBeUndefined();
     expect(segmind.requestCount()).toBe(1);
     expect(channelPosts(discord)).toEqual([]);
     expect(second.logsWith(RESUMING)).toEqual([]);
@@ -344,17 +352,16 @@ describe('crash and restart of the real bot process', { timeout: 30_000 }, () =>
     await second.waitForLog(about(TOO_LATE, job.id));
     const settled = await second.waitForLog((l) => l.msg === SETTLED && l.reservationId === job.id);
     expect(settled).toMatchObject({ settled: true, committed: 0, refunded: 1 });
-    const post = await discord.waitForRequest((r) => r.method === 'POST' && r.path === `/channels/${discord.channelId}/messages`);
+    // No private reply is possible through a dead token: the member gets a direct message instead.
+    await eventually(() => discord.directMessages(member).length > 0, 'the direct message');
     expect(await stopGracefully(second)).toEqual({ code: 0, signal: null });
 
-    expect(post.status).toBe(200);
-    const message = messageOf(post.json) as { content?: string; allowed_mentions?: { users?: string[]; parse?: string[] } };
-    expect(message.content).toContain(`<@${member}>`);
-    expect(message.content).toContain('could not finish this request in time');
-    expect(message.content).toContain('Nothing was charged');
-    expect(message.allowed_mentions?.users).toEqual([member]);
-    expect(post.files).toEqual([]);
-    expect(channelPosts(discord)).toHaveLength(1);
+    const [dm, ...more] = discord.directMessages(member);
+    expect(more).toEqual([]);
+    expect(dm!.content).toContain(`About your \`/imagine\` request in <#${discord.channelId}>:`);
+    expect(dm!.content).toContain('could not finish this request in time');
+    expect(dm!.content).toContain('Nothing was charged');
+    expect(channelPosts(discord).filter((r) => r.path === `/channels/${discord.channelId}/messages`), 'nothing posted in the channel').toEqual([]);
     // Nothing more asked of Segmind, and nothing written on the dead reply.
     expect(segmind.requestCount()).toBe(segmindCallsBefore);
     expect(second.logsWith(RESUMING)).toEqual([]);

@@ -77,7 +77,7 @@ function controlsOf(rows: SentRow[]): Controls {
   };
 }
 
-/** The menu value whose label starts with `label` (e.g. 'Reproduce image 2'), as the bot offered it. */
+/** The menu value whose label starts with `label` (e.g. 'Remix image 2'), as the bot offered it. */
 function choice(controls: Controls, label: string): string {
   const option = controls.pick?.options.find((o) => o.label.includes(label));
   if (!option) throw new Error(`no menu option "${label}"`);
@@ -318,7 +318,7 @@ describe('the buttons under a delivered result', () => {
     expect(result.controls.pick).toBeUndefined();
   });
 
-  it('adds a menu with a remix and a reproduce choice for each image when there are several', async () => {
+  it('adds a menu with a remix choice for each image when there are several, and no reproduce choice', async () => {
     const result = await imagine(h, { prompt: 'three owls', samples: 3, seed: 500 }, user());
     const rows = rowsOf(result.edit.json);
     expect(rows).toHaveLength(2);
@@ -327,12 +327,9 @@ describe('the buttons under a delivered result', () => {
     const menu = rows[1]!.components[0]!;
     expect(menu.type).toBe(3);
     expect(menu.custom_id!.length).toBeLessThanOrEqual(100);
-    expect(menu.options).toHaveLength(6);
-    expect(menu.options!.map((o) => o.value)).toEqual(['remix-0', 'repro-0', 'remix-1', 'repro-1', 'remix-2', 'repro-2']);
-    for (const [i, seed] of [500, 501, 502].entries()) {
-      expect(menu.options![2 * i]!.label).toContain(`Remix image ${i + 1} (seed ${seed})`);
-      expect(menu.options![2 * i + 1]!.label).toContain(`Reproduce image ${i + 1} alone (seed ${seed})`);
-    }
+    expect(menu.options!.map((o) => o.value)).toEqual(['remix-0', 'remix-1', 'remix-2']);
+    for (const [i, seed] of [500, 501, 502].entries()) expect(menu.options![i]!.label).toBe(`✏️ Remix image ${i + 1} (seed ${seed})`);
+    expect(JSON.stringify(menu)).not.toMatch(/reproduce|repro-/i);
     for (const option of menu.options!) expect(option.label.length).toBeLessThanOrEqual(100);
   });
 
@@ -490,15 +487,15 @@ describe('the buttons under a delivered result', () => {
     expectUntouched(h, result);
   });
 
-  it('the menu reproduces one chosen image alone: its seed, samples 1', async () => {
+  it('an older result\'s "Reproduce image N alone" choice says it is gone and points to Remix, for free', async () => {
     const owner = user();
     const result = await imagine(h, { prompt: 'three foxes', samples: 3, seed: 700, steps: 12 }, owner);
     const segmindBefore = h.segmind.requests.length;
-    const repro = pick(h, result, 'Reproduce image 2', owner);
-    const again = await delivered(h, repro, segmindBefore);
-    expect(again.bodies).toStrictEqual([result.bodies.find((b) => b.seed === 701)]);
-    expect(again.edit.files).toHaveLength(1);
-    expect(await usedToday(h, owner.userId)).toBe(4);
+    // what the menu of a result posted before the change still sends
+    const old = h.discord.sendSelect({ customId: result.controls.pick!.customId, values: ['repro-1'], messageId: result.messageId, ...owner });
+    expect(await ephemeral(old)).toBe('❌ Reproducing one image alone is no longer available. Pick ✏️ Remix for that image instead: it keeps its seed.');
+    expect(h.segmind.requests).toHaveLength(segmindBefore);
+    expect(await usedToday(h, owner.userId)).toBe(3);
     expectUntouched(h, result);
   });
 
@@ -664,7 +661,6 @@ describe('the buttons under a delivered result', () => {
       h.discord.sendButton({ customId: result.controls.pick!.customId, messageId: result.messageId, ...owner }),
       h.discord.sendButton({ customId: `res:modal:${id}:n2`, messageId: result.messageId, ...owner }),
       // menu values the menu never offered
-      h.discord.sendSelect({ customId: result.controls.pick!.customId, values: ['repro-9'], messageId: result.messageId, ...owner }),
       h.discord.sendSelect({ customId: result.controls.pick!.customId, values: ['steal-0'], messageId: result.messageId, ...owner }),
       h.discord.sendSelect({ customId: result.controls.pick!.customId, values: ['remix-x'], messageId: result.messageId, ...owner }),
       // remixes submitted for a forged id, or for one that was never a modal's
@@ -675,10 +671,7 @@ describe('the buttons under a delivered result', () => {
       h.discord.sendSelect({ customId: result.controls.report, values: ['remix-0'], messageId: result.messageId, ...owner }),
       h.discord.sendModalSubmit({ customId: result.controls.report, fields: { prompt: 'x' }, ...owner }),
     ];
-    // a "Reproduce" choice is acknowledged before the result is read back: only then is the image found missing
-    const afterDeferral = new Set([2]);
-    for (const [i, sent] of answers.entries())
-      expect(await (afterDeferral.has(i) ? refusalAfterDeferral(sent) : ephemeral(sent)), `answer #${i}`).toBe(NOT_ANY_MORE);
+    for (const [i, sent] of answers.entries()) expect(await ephemeral(sent), `answer #${i}`).toBe(NOT_ANY_MORE);
     expect(h.segmind.requests).toHaveLength(2);
     expectUntouched(h, result);
   });
@@ -701,14 +694,14 @@ describe('the buttons under a delivered result', () => {
       details: press(h, result, 'details', presser),
       remix: press(h, result, 'remix', presser),
       delete: press(h, result, 'delete', presser),
-      repro: pick(h, result, 'Reproduce image 1', presser),
+      pick: pick(h, result, 'Remix image 1', presser),
     };
     const callbacks = await Promise.all(Object.values(presses).map((p) => p.waitForCallback()));
     for (const callback of callbacks) {
       expect(callback.status).toBe(204); // the fake answers 10062 past Discord's 3 s
       expect(callback.at - sentAt).toBeLessThan(3_000);
     }
-    expect(callbacks.map((c) => (c.json as { type: number }).type)).toEqual([5, 5, 9, 5, 5]);
+    expect(callbacks.map((c) => (c.json as { type: number }).type)).toEqual([5, 5, 9, 5, 9]);
     // all answered while Segmind still held every call
     expect(h.segmind.inFlight()).toBe(4);
     expect(h.segmind.requests).toHaveLength(segmindBefore);
@@ -716,18 +709,14 @@ describe('the buttons under a delivered result', () => {
     const journaled = await until(async () => {
       // A fresh reader each time: a Journal keeps the index it loaded (its process is the only writer).
       const entries = await new Journal(h.storage, h.config.INSTANCE_ID).list();
-      return entries.some((e) => e.id === presses.reroll.id) && entries.some((e) => e.id === presses.repro.id) ? entries : undefined;
-    }, 'the presses to be journaled');
-    expect(journaled.filter((e) => e.id === presses.reroll.id || e.id === presses.repro.id).map((e) => [e.userId, e.params.samples])).toEqual([
-      [presser.userId, 2],
-      [presser.userId, 1],
-    ]);
+      return entries.some((e) => e.id === presses.reroll.id) ? entries : undefined;
+    }, 'the press to be journaled');
+    expect(journaled.filter((e) => e.id === presses.reroll.id).map((e) => [e.userId, e.params.samples])).toEqual([[presser.userId, 2]]);
 
     h.segmind.resume();
-    for (const sent of [...queued, presses.reroll, presses.repro]) await settled(h, sent.id);
+    for (const sent of [...queued, presses.reroll]) await settled(h, sent.id);
     expect((await presses.reroll.waitForRequest(isResultEdit)).files).toHaveLength(2);
-    expect((await presses.repro.waitForRequest(isResultEdit)).files).toHaveLength(1);
-    expect(await usedToday(h, presser.userId)).toBe(3);
+    expect(await usedToday(h, presser.userId)).toBe(2);
     expectUntouched(h, result);
   });
 
@@ -740,8 +729,8 @@ describe('the buttons under a delivered result', () => {
     const again = await delivered(h, press(h, result, 'reroll', owner), h.segmind.requests.length);
     expect(again.bodies.map((b) => b.seed)).toEqual([CHOSEN_SEED, CHOSEN_SEED + 1]);
     expect(again.bodies.map((b) => b.prompt)).toEqual(['before the restart', 'before the restart']);
-    const repro = await delivered(h, pick(h, result, 'Reproduce image 2', owner), h.segmind.requests.length);
-    expect(repro.bodies).toStrictEqual([result.bodies.find((b) => b.seed === 91)]);
+    const modal = await modalOf(pick(h, result, 'Remix image 2', owner));
+    expect(modalFields(modal)).toMatchObject({ prompt: 'before the restart', seed: '91' });
     expectUntouched(h, result);
   });
 });

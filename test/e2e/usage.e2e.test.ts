@@ -62,7 +62,7 @@ describe('credits and cooldowns on /imagine', () => {
     h = await startHarness({ env: { DEFAULT_DAILY_CREDITS: '5', DEFAULT_COOLDOWN_SECONDS: '0' } });
     await delivered(sendImagine(h.discord, { prompt: 'one', samples: 4 }));
     const text = await refusal(sendImagine(h.discord, { prompt: 'two', samples: 2 }));
-    expect(text).toContain('You asked for 2 image(s) but have 1 credit(s) left today.');
+    expect(text).toContain('You asked for 2 images but have 1 credit left today.');
     expect(text).toMatch(/<t:\d+:R>/);
     await delivered(sendImagine(h.discord, { prompt: 'three' }));
     expect(await refusal(sendImagine(h.discord, { prompt: 'four' }))).toContain("You've used all your image credits for today.");
@@ -70,8 +70,8 @@ describe('credits and cooldowns on /imagine', () => {
 
     const reply = messageOf((await credits(h).waitForCallback()).json);
     expect(reply.flags! & 64).toBe(64);
-    expect(reply.content).toMatch(/^Today: \*\*0\*\* of 5 left — resets <t:\d+:R>$/m);
-    expect(reply.content).toContain('\nBonus: **0** (granted by moderators, never expire)\n');
+    expect(reply.content).toMatch(/^Today's allowance: \*\*0\*\* of 5 left — resets <t:\d+:R>$/m);
+    expect(reply.content).toContain("\nBonus: **0 credits** (granted by moderators, never expire, spent after today's allowance)\n");
   });
 
   it('shows the bonus balance and when the allowance resets in /credits, and spends the bonus after the allowance', async () => {
@@ -85,22 +85,25 @@ describe('credits and cooldowns on /imagine', () => {
     expect(reply.flags! & 64).toBe(64);
     const lines = reply.content!.split('\n');
     expect(lines[0]).toBe('**Your image credits in this server**');
-    const today = /^Today: \*\*3\*\* of 3 left — resets <t:(\d+):R>$/.exec(lines[1]!);
-    expect(today, lines[1]).not.toBeNull();
+    // today's 3 and the bonus 5, counted together
+    expect(lines[1]).toBe('You can make **8 more images** today.');
+    const today = /^Today's allowance: \*\*3\*\* of 3 left — resets <t:(\d+):R>$/.exec(lines[2]!);
+    expect(today, lines[2]).not.toBeNull();
     // the next midnight UTC, in whole seconds
     const nextMidnight = (ms: number) => (Math.floor(ms / 86_400_000) + 1) * 86_400;
     expect([nextMidnight(before), nextMidnight(after)]).toContain(Number(today![1]));
-    expect(lines[2]).toBe('Bonus: **5** (granted by moderators, never expire)');
-    expect(lines[3]).toBe('Cooldown: none, you can generate now');
+    expect(lines[3]).toBe("Bonus: **5 credits** (granted by moderators, never expire, spent after today's allowance)");
+    expect(lines[4]).toBe('Cooldown: none, you can generate now');
 
     await delivered(sendImagine(h.discord, { prompt: 'four of them', samples: 4 }));
     await eventually(() => h!.logs.find((l) => l.msg === 'credits settled'), 'the settlement');
     const spent = messageOf((await credits(h).waitForCallback()).json).content!;
-    expect(spent).toMatch(/^Today: \*\*0\*\* of 3 left — resets <t:\d+:R>$/m);
-    expect(spent).toContain('\nBonus: **4** (granted by moderators, never expire)\n');
+    expect(spent).toContain('\nYou can make **4 more images** today.\n');
+    expect(spent).toMatch(/^Today's allowance: \*\*0\*\* of 3 left — resets <t:\d+:R>$/m);
+    expect(spent).toContain("\nBonus: **4 credits** (granted by moderators, never expire, spent after today's allowance)\n");
     // another member has no bonus
     expect(messageOf((await credits(h, '222222222222222222').waitForCallback()).json).content).toContain(
-      '\nBonus: **0** (granted by moderators, never expire)\n',
+      "\nBonus: **0 credits** (granted by moderators, never expire, spent after today's allowance)\n",
     );
   });
 
@@ -116,7 +119,7 @@ describe('credits and cooldowns on /imagine', () => {
     await delivered(sendImagine(h.discord, { prompt: 'someone else' }, { userId: '222222222222222222' }));
     expect(h.segmind.requests).toHaveLength(2);
     const reply = messageOf((await credits(h).waitForCallback()).json).content!;
-    expect(reply).toContain('Today: **9** of 10 left');
+    expect(reply).toContain("Today's allowance: **9** of 10 left");
     expect(reply).toMatch(/Cooldown: ends <t:\d+:R>/);
   });
 
@@ -131,7 +134,7 @@ describe('credits and cooldowns on /imagine', () => {
     h = await startHarness({ env: { DEFAULT_GUILD_DAILY_CREDITS: '3', DEFAULT_COOLDOWN_SECONDS: '0' } });
     await delivered(sendImagine(h.discord, { prompt: 'a', samples: 2 }, { userId: '111111111111111111' }));
     const text = await refusal(sendImagine(h.discord, { prompt: 'b', samples: 2 }, { userId: '222222222222222222' }));
-    expect(text).toContain('This server has only 1 image(s) left in today');
+    expect(text).toContain('This server has only 1 image left in today');
     await delivered(sendImagine(h.discord, { prompt: 'c' }, { userId: '222222222222222222' }));
     expect(await refusal(sendImagine(h.discord, { prompt: 'd' }, { userId: '333333333333333333' }))).toContain(
       'This server has used its image budget for today.',
@@ -160,34 +163,36 @@ describe('credits and cooldowns on /imagine', () => {
   // rate limits, server errors, timeouts and connection failures are retried. A hanging Segmind is given up on after
   // a quarter of a second (set past the config's 5 s minimum, as the fast timeout tests in imagine.e2e do).
   it.each([
-    [{ kind: 'error' as const, status: 500 }, 'Segmind had a server error.', true],
-    [{ kind: 'error' as const, status: 406 }, 'out of credits', false],
-    [{ kind: 'error' as const, status: 401 }, 'API key', false],
-    [{ kind: 'error' as const, status: 400 }, 'rejected these parameters', false],
-    [{ kind: 'error' as const, status: 403 }, "Segmind refused this request for the bot's account.", false],
-    [{ kind: 'error' as const, status: 404 }, 'The FLUX.1 [dev] model is not available on Segmind right now.', false],
-    [{ kind: 'error' as const, status: 422 }, 'Segmind rejected these parameters. Segmind said: “Invalid parameter: steps', false],
-    [{ kind: 'error' as const, status: 429 }, 'Segmind is rate-limiting the bot right now.', true],
-    [{ kind: 'error' as const, status: 502 }, 'Segmind had a server error.', true],
-    [{ kind: 'error' as const, status: 503 }, 'Segmind had a server error.', true],
-    [{ kind: 'error' as const, status: 504 }, 'Segmind took too long to answer.', true],
-    [{ kind: 'hang' as const }, 'Segmind took too long to answer.', true],
-    [{ kind: 'notAnImage' as const }, 'not a valid image', false],
-    [{ kind: 'reset' as const }, 'Could not reach Segmind', true],
+    [{ kind: 'error' as const, status: 500 }, 'The image service had a problem', true],
+    [{ kind: 'error' as const, status: 406 }, "paused until the bot's owner tops up its account", false],
+    [{ kind: 'error' as const, status: 401 }, "paused until the bot's owner fixes its account", false],
+    [{ kind: 'error' as const, status: 400 }, 'did not accept these settings', false],
+    [{ kind: 'error' as const, status: 403 }, 'The image service refused this request.', false],
+    [{ kind: 'error' as const, status: 404 }, 'The image model is not available right now.', false],
+    [{ kind: 'error' as const, status: 422 }, 'The image service did not accept these settings. Change them and try again. It said: “Invalid parameter: steps', false],
+    [{ kind: 'error' as const, status: 429 }, 'The image service is busy — try again in a minute.', true],
+    [{ kind: 'error' as const, status: 502 }, 'The image service had a problem', true],
+    [{ kind: 'error' as const, status: 503 }, 'The image service had a problem', true],
+    [{ kind: 'error' as const, status: 504 }, 'The image service took too long to answer.', true],
+    [{ kind: 'hang' as const }, 'The image service took too long to answer.', true],
+    [{ kind: 'notAnImage' as const }, 'not an image', false],
+    [{ kind: 'reset' as const }, 'The image service could not be reached', true],
   ])('refunds every credit when Segmind fails (%j)', async (scenario, text, retried) => {
     h = await startHarness({
       env: { DEFAULT_DAILY_CREDITS: '4', DEFAULT_COOLDOWN_SECONDS: '0', SEGMIND_MAX_RETRIES: '1' },
       config: { SEGMIND_TIMEOUT_SECONDS: 0.25 },
     });
     h.segmind.setDefault(scenario);
-    const edit = await delivered(sendImagine(h.discord, { prompt: 'doomed', samples: 4 }));
-    expect(messageOf(edit.json).content).toContain(text);
-    expect(edit.files).toEqual([]);
+    // answered privately, the public "thinking…" reply deleted (refusalAfterDeferral checks both)
+    const answer = await refusal(sendImagine(h.discord, { prompt: 'doomed', samples: 4 }));
+    expect(answer).toContain(text);
+    expect(answer).toContain('Nothing was charged.');
+    expect(answer).not.toMatch(/segmind/i);
     await eventually(() => h!.logs.find((l) => l.msg === 'credits settled'), 'the settlement');
     expect(h.logs.find((l) => l.msg === 'credits settled')).toMatchObject({ committed: 0, refunded: 4 });
     expect(h.segmind.requests, retried ? 'every image tried twice' : 'no retry').toHaveLength(retried ? 8 : 4);
     const reply = messageOf((await credits(h).waitForCallback()).json).content!;
-    expect(reply).toContain('Today: **4** of 4 left');
+    expect(reply).toContain("Today's allowance: **4** of 4 left");
     expect(reply).toContain('Cooldown: none, you can generate now');
   });
 
@@ -198,7 +203,7 @@ describe('credits and cooldowns on /imagine', () => {
     expect(edit.files).toHaveLength(2);
     await eventually(() => h!.logs.find((l) => l.msg === 'credits settled'), 'the settlement');
     expect(h.logs.find((l) => l.msg === 'credits settled')).toMatchObject({ committed: 2, refunded: 1 });
-    expect(messageOf((await credits(h).waitForCallback()).json).content).toContain('Today: **2** of 4 left');
+    expect(messageOf((await credits(h).waitForCallback()).json).content).toContain("Today's allowance: **2** of 4 left");
   });
 
   it('posts what fits the upload limit, explains the rest, and refunds it', async () => {
@@ -223,14 +228,14 @@ describe('credits and cooldowns on /imagine', () => {
     await interaction.waitForCallback();
     await eventually(() => h!.logs.find((l) => l.msg === 'credits settled'), 'the settlement');
     expect(h.logs.find((l) => l.msg === 'credits settled')).toMatchObject({ committed: 0, refunded: 1 });
-    expect(messageOf((await credits(h).waitForCallback()).json).content).toContain('Today: **2** of 2 left');
+    expect(messageOf((await credits(h).waitForCallback()).json).content).toContain("Today's allowance: **2** of 2 left");
   });
 
   it('fails closed when storage is down: refused, nothing sent to Segmind, nothing charged', async () => {
     h = await startHarness({ env: { DEFAULT_COOLDOWN_SECONDS: '0' } });
     await h.storage.close();
     const text = await refusal(sendImagine(h.discord, { prompt: 'no storage' }));
-    expect(text).toContain('Image generation is temporarily unavailable');
+    expect(text).toContain('The bot is having trouble on its side and cannot take requests right now.');
     expect(text).toContain('Nothing was charged');
     expect(h.segmind.requests).toHaveLength(0);
   });
@@ -259,7 +264,7 @@ describe('credits and cooldowns on /imagine', () => {
     expect((await quota.usage(h.discord.guildId, h.discord.defaultUserId, Date.now())).usedToday).toBe(1);
   });
 
-  it('acknowledges at once when storage hangs, then refuses privately as "temporarily unavailable", for free', async () => {
+  it('acknowledges at once when storage hangs, then refuses privately ("cannot take requests right now"), for free', async () => {
     h = await startHarness({ env: { DEFAULT_COOLDOWN_SECONDS: '0', STORAGE_TIMEOUT_MS: '300' } });
     const quota = h.storage.quota;
     const hanging = vi.spyOn(quota, 'reserve').mockImplementation(() => new Promise(() => undefined));
@@ -267,7 +272,7 @@ describe('credits and cooldowns on /imagine', () => {
     const callback = await sent.waitForCallback();
     expect(callback.json).toMatchObject({ type: 5 });
     const text = await refusal(sent);
-    expect(text).toContain('Image generation is temporarily unavailable');
+    expect(text).toContain('The bot is having trouble on its side and cannot take requests right now.');
     expect(text).toContain('Nothing was charged');
     // the refusal came only once storage had been given up on
     expect(sent.followUps()[0]!.at - callback.at).toBeGreaterThanOrEqual(250);
@@ -299,7 +304,7 @@ describe('credits and cooldowns on /imagine', () => {
     });
     await delivered(sendImagine(h.discord, { prompt: 'before restart', samples: 2 }));
     await h.restartBot();
-    expect(await refusal(sendImagine(h.discord, { prompt: 'after restart', samples: 2 }))).toContain('have 1 credit(s) left');
+    expect(await refusal(sendImagine(h.discord, { prompt: 'after restart', samples: 2 }))).toContain('have 1 credit left');
   });
 
   it('refunds, at start-up, a request whose process died before it finished', async () => {

@@ -34,7 +34,9 @@ import {
   type APIApplicationCommandInteractionDataOption,
   type APIAttachment,
   type APIChannel,
+  type APIApplicationCommandAutocompleteGuildInteraction,
   type APIChatInputApplicationCommandGuildInteraction,
+  type APIMessageApplicationCommandGuildInteraction,
   type APIComponentInMessageActionRow,
   type APIEmbed,
   type APIGuildMember,
@@ -166,6 +168,21 @@ export interface ButtonSpec extends InteractionUserSpec {
   message?: object;
 }
 
+/** A message context-menu command (type 2, `data.type` 3) used on a message: Apps → `name`. */
+export interface MessageCommandSpec extends InteractionUserSpec {
+  name: string;
+  /** The message it was used on. If the fake knows it (the bot sent it), it is sent as is in `resolved.messages`. */
+  targetMessageId: string;
+  /** Fields merged over the target message (or a generated one by another author, when the fake does not know it). */
+  message?: object;
+}
+
+/** An APPLICATION_COMMAND_AUTOCOMPLETE interaction (type 4): the options typed so far, one of them `focused`. */
+export interface AutocompleteSpec extends InteractionUserSpec {
+  name: string;
+  options: SlashCommandOption[];
+}
+
 export interface SelectSpec extends ButtonSpec {
   /** The values the member picked (`data.values`). */
   values: string[];
@@ -197,6 +214,8 @@ export interface SentInteraction {
   waitForRequest(pred: (r: RecordedRequest) => boolean, timeoutMs?: number): Promise<RecordedRequest>;
   /** Current state of the original response message (after defer/reply/edits), if any. */
   originalMessage(): APIMessage | undefined;
+  /** The choices of an accepted autocomplete result (callback type 8), once the bot has answered. */
+  autocompleteChoices(): Array<{ name: string; value: string | number }> | undefined;
 }
 
 /** A POST to a webhook made with createWebhook() (an operator alert, say). */
@@ -348,6 +367,8 @@ interface InteractionState {
   /** Message carrying the component (component interactions, modal submits from a component). */
   sourceMessage?: APIMessage;
   followUps: Map<string, APIMessage>;
+  /** The choices of the autocomplete result (callback type 8) accepted for this interaction. */
+  autocompleteChoices?: Array<{ name: string; value: string | number }>;
   requests: RecordedRequest[];
   payload: Record<string, unknown>;
 }
@@ -423,6 +444,10 @@ export class FakeDiscord {
   /** Incoming webhooks made with createWebhook(), by id. */
   private readonly webhookTokens = new Map<string, { token: string; channelId: string }>();
   private readonly executions: WebhookExecution[] = [];
+  /** DM channels opened through `POST /users/@me/channels`: channel id → the member. */
+  private readonly dmChannels = new Map<string, string>();
+  /** Members who accept no direct messages from the bot (see `closeDirectMessages`). */
+  private readonly closedDms = new Set<string>();
 
   static async start(opts: FakeDiscordOptions = {}): Promise<FakeDiscord> {
     const server = createServer();
@@ -736,6 +761,10 @@ export class FakeDiscord {
       rate_limit_per_user: 0,
       parent_id: null,
       flags: 0 as ChannelFlags,
+      // Forum and media channels hold only threads (posts), and carry their tags and defaults.
+      ...(c.type === ChannelType.GuildForum || c.type === ChannelType.GuildMedia
+        ? { available_tags: [], default_reaction_emoji: null, default_sort_order: null, default_thread_rate_limit_per_user: 0, default_forum_layout: 0 }
+        : {}),
     } as APIChannel;
   }
 
@@ -827,6 +856,31 @@ export class FakeDiscord {
     };
     for (const s of this.sessions) if (s.ready) this.dispatch(s, GatewayDispatchEvents.ThreadCreate, payload);
     return thread.id;
+  }
+
+  /**
+   * Someone deletes a channel (or thread): it is gone from the fake, and CHANNEL_DELETE (THREAD_DELETE for a thread)
+   * goes to every live session, so discord.js forgets it as it does on Discord.
+   */
+  deleteChannel(id: string): void {
+    const channel = this.channels.get(id);
+    if (!channel) throw new Error(`FakeDiscord: no channel ${id} to delete`);
+    this.channels.delete(id);
+    const guild = this.guilds.get(channel.guildId);
+    if (guild) guild.channels = guild.channels.filter((c) => c.id !== id);
+    const thread = channel.parentId !== undefined;
+    const payload = thread
+      ? { id, guild_id: channel.guildId, parent_id: channel.parentId, type: channel.type }
+      : this.channelObject(channel);
+    for (const s of this.sessions) if (s.ready) this.dispatch(s, thread ? GatewayDispatchEvents.ThreadDelete : GatewayDispatchEvents.ChannelDelete, payload);
+  }
+
+  /** Someone deletes a role: it is gone from the fake, and GUILD_ROLE_DELETE goes to every live session. */
+  deleteRole(guildId: string, roleId: string): void {
+    const guild = this.guilds.get(guildId);
+    if (!guild?.roles.some((r) => r.id === roleId)) throw new Error(`FakeDiscord: no role ${roleId} in ${guildId}`);
+    guild.roles = guild.roles.filter((r) => r.id !== roleId);
+    for (const s of this.sessions) if (s.ready) this.dispatch(s, GatewayDispatchEvents.GuildRoleDelete, { guild_id: guildId, role_id: roleId });
   }
 
   /** Servers the bot left through `DELETE /users/@me/guilds/{id}`, in order. */
@@ -989,6 +1043,7 @@ export class FakeDiscord {
       waitForRequest: (pred, timeoutMs) =>
         this.waitIn(state.requests, (r) => r.interactionId === state.id && pred(r), timeoutMs, `request of ${state.id}`),
       originalMessage: () => state.original,
+      autocompleteChoices: () => state.autocompleteChoices,
     };
   }
 
@@ -1012,6 +1067,62 @@ export class FakeDiscord {
       ...base,
       type: InteractionType.ApplicationCommand,
       data,
+    };
+    return this.deliver(state, payload, spec.connection);
+  }
+
+  /**
+   * Dispatch a message context-menu command (type 2 with `data.type` 3, `target_id`, `resolved.messages`), as when a
+   * member right-clicks a message → Apps → `name`.
+   */
+  sendMessageCommand(spec: MessageCommandSpec): SentInteraction {
+    const { state, base } = this.baseInteraction(spec, InteractionType.ApplicationCommand);
+    state.commandName = spec.name;
+    const isMessageCommand = (c: APIApplicationCommand) => c.name === spec.name && c.type === ApplicationCommandType.Message;
+    const registered = this.commands.get(state.guildId)?.find(isMessageCommand) ?? this.commands.get('global')?.find(isMessageCommand);
+    const known = this.messages.get(spec.targetMessageId);
+    const target: APIMessage = {
+      ...(known ?? {
+        ...this.blankMessage(spec.targetMessageId, state.channelId, MessageType.Default, false),
+        author: this.userFor({ userId: snowflake() }),
+      }),
+      ...(spec.message as Partial<APIMessage> | undefined),
+    };
+    const payload: APIMessageApplicationCommandGuildInteraction = {
+      ...base,
+      type: InteractionType.ApplicationCommand,
+      data: {
+        id: registered?.id ?? this.commandId('global', ApplicationCommandType.Message, spec.name),
+        name: spec.name,
+        type: ApplicationCommandType.Message,
+        target_id: target.id,
+        resolved: { messages: { [target.id]: target } },
+        ...(registered?.guild_id ? { guild_id: registered.guild_id } : {}),
+      },
+    };
+    return this.deliver(state, payload, spec.connection);
+  }
+
+  /**
+   * Dispatch an APPLICATION_COMMAND_AUTOCOMPLETE interaction (type 4) for a slash command while the member types: the
+   * bot answers with callback type 8, whose choices `autocompleteChoices()` returns.
+   */
+  sendAutocomplete(spec: AutocompleteSpec): SentInteraction {
+    const { state, base } = this.baseInteraction(spec, InteractionType.ApplicationCommandAutocomplete);
+    state.commandName = spec.name;
+    const isSlash = (c: APIApplicationCommand) =>
+      c.name === spec.name && (c.type ?? ApplicationCommandType.ChatInput) === ApplicationCommandType.ChatInput;
+    const registered = this.commands.get(state.guildId)?.find(isSlash) ?? this.commands.get('global')?.find(isSlash);
+    const payload: APIApplicationCommandAutocompleteGuildInteraction = {
+      ...base,
+      type: InteractionType.ApplicationCommandAutocomplete,
+      data: {
+        id: registered?.id ?? this.commandId('global', ApplicationCommandType.ChatInput, spec.name),
+        name: spec.name,
+        type: ApplicationCommandType.ChatInput,
+        options: spec.options as APIApplicationCommandInteractionDataOption[],
+        ...(registered?.guild_id ? { guild_id: registered.guild_id } : {}),
+      },
     };
     return this.deliver(state, payload, spec.connection);
   }
@@ -1437,6 +1548,7 @@ export class FakeDiscord {
       case 'users':
         if (m === 'GET' && n === 2 && s[1] === '@me') return { status: 200, body: this.botUser };
         if (m === 'DELETE' && n === 4 && s[1] === '@me' && s[2] === 'guilds' && s[3]) return this.leaveGuild(s[3]);
+        if (m === 'POST' && n === 3 && s[1] === '@me' && s[2] === 'channels') return this.openDm(rec);
         if (m === 'GET' && n === 2 && s[1]) {
           const u = this.users.get(s[1]);
           return u ? { status: 200, body: u } : err(404, 10013, 'Unknown User');
@@ -1546,11 +1658,20 @@ export class FakeDiscord {
     const cbType = type as InteractionResponseType;
     const flags = typeof data.flags === 'number' ? data.flags : 0;
     const isComponent = it.type === InteractionType.MessageComponent || (it.type === InteractionType.ModalSubmit && it.sourceMessage);
+    // Autocomplete interactions take an autocomplete result only, and only they take one.
+    const isAutocomplete = it.type === InteractionType.ApplicationCommandAutocomplete;
+    if (isAutocomplete !== (cbType === InteractionResponseType.ApplicationCommandAutocompleteResult))
+      return invalidBody('Interaction response type not valid for this interaction');
     let message: APIMessage | undefined;
     switch (cbType) {
       case InteractionResponseType.Pong:
-      case InteractionResponseType.ApplicationCommandAutocompleteResult:
         break;
+      case InteractionResponseType.ApplicationCommandAutocompleteResult: {
+        const choices = Array.isArray(data.choices) ? data.choices.filter(isRecord) : undefined;
+        if (!choices || choices.length > 25) return invalidBody('choices: at most 25');
+        it.autocompleteChoices = choices.map((c) => ({ name: String(c.name), value: typeof c.value === 'number' ? c.value : String(c.value) }));
+        break;
+      }
       case InteractionResponseType.ChannelMessageWithSource:
         message = this.newInteractionMessage(it, rec, data, flags & EPHEMERAL_FLAG);
         it.original = message;
@@ -1666,6 +1787,8 @@ export class FakeDiscord {
       if (body.content === undefined && body.embeds === undefined && rec.files.length === 0 && body.components === undefined) {
         return err(400, 50006, 'Cannot send an empty message');
       }
+      const recipient = this.dmChannels.get(ch.id);
+      if (recipient !== undefined && this.closedDms.has(recipient)) return err(403, 50007, 'Cannot send messages to this user');
       const msg = this.blankMessage(snowflake(), ch.id, MessageType.Default, false);
       this.applyBody(msg, rec, body, false);
       this.messages.set(msg.id, msg);
@@ -1818,6 +1941,38 @@ export class FakeDiscord {
       }
     }
     return out;
+  }
+
+  /** `POST /users/@me/channels {recipient_id}`: the DM channel with that user (one per user, as Discord). */
+  private openDm(rec: RecordedRequest): Resp {
+    const recipientId = isRecord(rec.json) && typeof rec.json.recipient_id === 'string' ? rec.json.recipient_id : undefined;
+    if (recipientId === undefined) return err(400, 50035, 'Invalid Form Body');
+    let id = [...this.dmChannels].find(([, userId]) => userId === recipientId)?.[0];
+    if (id === undefined) {
+      id = snowflake();
+      this.dmChannels.set(id, recipientId);
+      this.channels.set(id, { id, guildId: '', name: '', type: ChannelType.DM, nsfw: false, position: 0 });
+    }
+    return { status: 200, body: { id, type: ChannelType.DM, last_message_id: null, recipients: [this.userFor({ userId: recipientId })] } };
+  }
+
+  /** From now on the bot's direct messages to this member are refused (50007), as when they close their DMs. */
+  closeDirectMessages(userId: string): void {
+    this.closedDms.add(userId);
+  }
+
+  /** The messages the bot sent a member directly, oldest first. */
+  directMessages(userId: string): APIMessage[] {
+    const channels = new Set([...this.dmChannels].filter(([, id]) => id === userId).map(([channelId]) => channelId));
+    return [...this.messages.values()].filter((msg) => channels.has(msg.channel_id));
+  }
+
+  /**
+   * What everyone in a channel sees now: its messages that still exist (interaction replies, follow-ups, channel
+   * posts), ephemeral ones excluded, oldest first.
+   */
+  publicMessages(channelId: string): APIMessage[] {
+    return [...this.messages.values()].filter((msg) => msg.channel_id === channelId && ((msg.flags ?? 0) & EPHEMERAL_FLAG) === 0);
   }
 
   /** Current state of a message the bot created or edited (interaction responses, follow-ups, channel messages). */

@@ -105,17 +105,13 @@ export class DiscordResponder {
     return new PreparedMessage(rest, names, boundary, body, filesEnd);
   }
 
-  async editOriginal(to: InteractionAddress, message: OutgoingMessage | PreparedMessage): Promise<void> {
+  /** Resolves with the edited message's id, as Discord's answer gives it (undefined if it did not). */
+  async editOriginal(to: InteractionAddress, message: OutgoingMessage | PreparedMessage): Promise<string | undefined> {
     const route = Routes.webhookMessage(to.applicationId, to.token, '@original');
-    if (message instanceof PreparedMessage) {
-      await withoutBytes(this.rest.webhooks.patch(route, { auth: false, ...multipart(message.body, message.contentType) }));
-      return;
-    }
-    if (message.files?.length) {
-      await this.editOriginal(to, this.prepare(message));
-      return;
-    }
-    await withoutBytes(this.rest.webhooks.patch(route, { auth: false, body: editJson(message, []) }));
+    if (message instanceof PreparedMessage)
+      return idOf(await withoutBytes(this.rest.webhooks.patch(route, { auth: false, ...multipart(message.body, message.contentType) })));
+    if (message.files?.length) return this.editOriginal(to, this.prepare(message));
+    return idOf(await withoutBytes(this.rest.webhooks.patch(route, { auth: false, body: editJson(message, []) })));
   }
 
   /** What the original reply shows now (after a restart: was the result already posted?). */
@@ -133,9 +129,9 @@ export class DiscordResponder {
 
   /**
    * A normal channel message mentioning the member: for results that outlive the 15-minute token. `preface` goes
-   * before the message's own content.
+   * before the message's own content. Resolves with the posted message's id (undefined if Discord's answer had none).
    */
-  async postInChannel(to: InteractionAddress, message: OutgoingMessage | PreparedMessage, preface?: string): Promise<void> {
+  async postInChannel(to: InteractionAddress, message: OutgoingMessage | PreparedMessage, preface?: string): Promise<string | undefined> {
     const prepared = message instanceof PreparedMessage ? message : message.files?.length ? this.prepare(message) : undefined;
     const base = prepared ? prepared.message : (message as OutgoingMessage);
     const content = [preface, base.content].filter((text) => text !== undefined && text !== '').join('\n');
@@ -145,8 +141,8 @@ export class DiscordResponder {
       allowed_mentions: { users: [to.userId] },
     };
     const route = Routes.channelMessages(to.channelId);
-    if (prepared) await withoutBytes(this.rest.channels.post(route, multipart(prepared.withPayload(json), prepared.contentType)));
-    else await withoutBytes(this.rest.channels.post(route, { body: json }));
+    if (prepared) return idOf(await withoutBytes(this.rest.channels.post(route, multipart(prepared.withPayload(json), prepared.contentType))));
+    return idOf(await withoutBytes(this.rest.channels.post(route, { body: json })));
   }
 
   /** A message only the member sees, through the interaction webhook: needs the token alive (15 minutes). */
@@ -157,6 +153,38 @@ export class DiscordResponder {
         body: { content, flags: MessageFlags.Ephemeral, allowed_mentions: { parse: [] } },
       }),
     );
+  }
+
+  /**
+   * Replaces the public "thinking…" reply with an answer only the member sees (a request that ended with no image,
+   * a refusal): the reply deleted, then an ephemeral follow-up. Deleting first matters: Discord turns the first
+   * follow-up after a deferral into the deferred message itself, public. If the delete fails while the token lives,
+   * the text is written into the public reply instead (never silence). Rejects when the token is dead (`isDeadToken`).
+   */
+  async answerPrivately(to: InteractionAddress, content: string): Promise<'private' | 'public'> {
+    try {
+      await withoutBytes(this.rest.webhooks.delete(Routes.webhookMessage(to.applicationId, to.token, '@original'), { auth: false }));
+    } catch (error) {
+      if (isDeadToken(error)) throw error;
+      // 10008: already gone (a restart after a delete): nothing public is left, the follow-up is private.
+      if (!(error instanceof DiscordAPIError && error.code === 10008)) {
+        this.log.warn({ err: error }, 'could not delete the deferred reply; answering in it instead');
+        await this.editOriginal(to, { content, embeds: [], components: [] });
+        return 'public';
+      }
+    }
+    await this.followUpPrivately(to, content);
+    return 'private';
+  }
+
+  /**
+   * A direct message to the member (no mention needed, nobody else sees it). Rejects when Discord refuses, e.g. the
+   * member does not accept direct messages from server members (50007).
+   */
+  async sendDirectMessage(userId: string, content: string): Promise<void> {
+    const channel = (await this.rest.channels.post(Routes.userChannels(), { body: { recipient_id: userId } })) as { id?: unknown };
+    if (typeof channel.id !== 'string') throw new Error('Discord answered the DM channel request without an id');
+    await withoutBytes(this.rest.channels.post(Routes.channelMessages(channel.id), { body: { content, allowed_mentions: { parse: [] } } }));
   }
 
   /** A message in any channel (a server's log channel), mentioning nobody; files as they are named. */
@@ -173,6 +201,12 @@ export class DiscordResponder {
     }
     await withoutBytes(this.rest.channels.post(route, { body: editJson(message, []) }));
   }
+}
+
+/** The `id` of a message object Discord answered with. */
+function idOf(answer: unknown): string | undefined {
+  const id = (answer as { id?: unknown } | null | undefined)?.id;
+  return typeof id === 'string' ? id : undefined;
 }
 
 function editJson(message: Omit<OutgoingMessage, 'files'>, fileNames: readonly string[]) {
@@ -215,9 +249,9 @@ function escapeQuoted(text: string): string {
  * discord.js errors keep the request body (`requestBody.json`, here the multipart buffer with every image): dropped,
  * so that an error which is logged or kept does not hold megabytes of images, nor write them into the log.
  */
-async function withoutBytes(request: Promise<unknown>): Promise<void> {
+async function withoutBytes(request: Promise<unknown>): Promise<unknown> {
   try {
-    await request;
+    return await request;
   } catch (error) {
     if ((error instanceof DiscordAPIError || error instanceof HTTPError) && Buffer.isBuffer(error.requestBody.json)) {
       error.requestBody = { files: undefined, json: `(multipart body of ${error.requestBody.json.length} bytes)` };

@@ -1,6 +1,6 @@
 import type { Clock } from '../../clock.js';
 import type { Logger } from '../../logger.js';
-import { isDeadToken, type DiscordResponder, type InteractionAddress, type OutgoingMessage, type PreparedMessage } from '../discord/discord-responder.js';
+import { isDeadToken, type DiscordResponder, type InteractionAddress, type PreparedMessage } from '../discord/discord-responder.js';
 import { splitIntoSingleImageRequests } from '../segmind/flux-params.js';
 import type { GenerationGate } from './generation-gate.js';
 import type { Metrics } from '../metrics.js';
@@ -24,6 +24,7 @@ import {
   type ImageRules,
 } from './flagged-images.js';
 import type { SegmindClient } from '../segmind/segmind-client.js';
+import { plural } from '../../plural.js';
 import { SegmindError } from '../segmind/segmind-errors.js';
 import type { Reservation, SettleResult } from '../storage/quota/quota-store.js';
 
@@ -37,8 +38,11 @@ const EDIT_MARGIN_MS = 10_000;
 const RESUME_MIN_TOKEN_MS = 2 * 60_000;
 /** Segmind calls stop this long before the reservation expires (the sweeper refunds it then). */
 const GENERATION_MARGIN_MS = 5 * 60_000;
-/** A job that waited through a long storage outage (the Segmind limiter lives in it) and generated nothing. */
-const STORAGE_DOWN_TEXT = "❌ The bot's storage is unavailable right now, so your request could not be run. Nothing was charged — please try again later.";
+/**
+ * A job that waited through a long storage outage (the Segmind limiter lives in it) and generated nothing. The member
+ * is told what happened to their request, not which part of the bot failed (the log says that).
+ */
+const STORAGE_DOWN_TEXT = '❌ The bot had trouble on its side and could not run your request. Nothing was charged — please try again in a few minutes.';
 /** The bot restarted after the images were generated and before they were posted. */
 const NOT_POSTED_TEXT = '❌ The bot restarted before your images could be posted. Nothing was charged — please try again.';
 
@@ -71,6 +75,20 @@ export interface PipelineDeps {
   progress: { firstEditDelayMs: number; minIntervalMs: number };
   /** Waits between tries of a settlement or journal close that storage refused: doubling from `firstMs` to `maxMs`. */
   storageRetry?: { firstMs: number; maxMs: number };
+  /**
+   * Called once a result has been posted (the generation log channel): never awaited before settling, and whatever it
+   * throws or rejects is only logged.
+   */
+  onDelivered?: ((delivery: DeliveredResult) => void | Promise<void>) | undefined;
+}
+
+/** A result just posted: who asked, what, and where the message is. */
+export interface DeliveredResult {
+  guildId: string;
+  channelId: string;
+  userId: string;
+  prompt: string;
+  messageId: string;
 }
 
 /**
@@ -146,7 +164,7 @@ export class ImaginePipeline {
         const delivered = Math.min(original?.attachments ?? 0, job.params.samples);
         jobLog.warn({ delivered }, 'settling a job interrupted while delivering');
         // The reply was read and has no images: the post never landed, and the member still sees "Generating…".
-        if (original !== undefined && delivered === 0) await this.tell(job, { content: NOT_POSTED_TEXT, components: [] }, jobLog);
+        if (original !== undefined && delivered === 0) await this.endPrivately(job, NOT_POSTED_TEXT, jobLog);
         await this.finish(job, delivered, jobLog);
         continue;
       }
@@ -155,7 +173,7 @@ export class ImaginePipeline {
         void this.track(this.execute(job, jobLog)).catch((error: unknown) => jobLog.error({ err: error }, 'resumed job failed'));
       } else {
         jobLog.warn('refunding a request left unfinished by the last run: too late to resume');
-        await this.tell(job, { content: '❌ The bot restarted and could not finish this request in time. Nothing was charged — please try again.' }, jobLog);
+        await this.endPrivately(job, '❌ The bot restarted and could not finish this request in time. Nothing was charged — please try again.', jobLog);
         await this.finish(job, 0, jobLog);
         this.deps.metrics?.jobFinished('expired');
       }
@@ -170,7 +188,7 @@ export class ImaginePipeline {
     const failures: BatchFailure[] = [];
     const verdicts = new Map<number, ImageVerdict>();
     const started = clock.now();
-    const reporter = new ProgressReporter((message) => this.deps.responder.editOriginal(address, message), {
+    const reporter = new ProgressReporter(async (message) => void (await this.deps.responder.editOriginal(address, message)), {
       ...this.deps.progress,
       now: () => clock.now(),
     });
@@ -207,11 +225,11 @@ export class ImaginePipeline {
 
     if (end === 'stopped' && images.length === 0) {
       // Nothing generated: left in the journal, the next start resumes it while its token lives, or refunds it.
-      await this.tell(job, { content: '⏸️ The bot is restarting. Your request is saved and will continue when it is back.', components: [] }, log);
+      await this.noteOnReply(job, '⏸️ The bot is restarting. Your request is saved and will continue when it is back.', log);
       return { kind: 'suspended', delivered: 0, failed: 0 };
     }
     if (end === 'cancelled') {
-      await this.tell(job, { content: '🚫 Cancelled. Nothing was charged.', components: [] }, log);
+      await this.endPrivately(job, '🚫 Cancelled. Nothing was charged.', log);
       await this.finish(job, 0, log);
       this.deps.metrics?.jobFinished('cancelled');
       return { kind: 'cancelled', delivered: 0, failed: job.params.samples };
@@ -239,15 +257,15 @@ export class ImaginePipeline {
       const reason = failures[0]?.error.message ?? '';
       const content =
         screened.withheld.length > 0
-          ? [`❌ No image was posted: this server's image check withheld ${screened.withheld.length === 1 ? 'it' : 'them'}. Nothing was charged.`, result.content, notice]
+          ? [`❌ No image was posted: this server's image check withheld ${screened.withheld.length === 1 ? 'it' : 'them'}. Nothing was charged.`, result.notes, notice]
               .filter((line) => line !== undefined && line !== '')
               .join('\n')
           : end === 'unavailable' && failures.length === 0 && result.oversized === 0
           ? STORAGE_DOWN_TEXT
-          : [`❌ No image could be generated. ${reason}${result.oversized > 0 ? `\n${result.content}` : ''}`.trim(), notice]
+          : [`❌ No image could be generated. ${reason} Nothing was charged.`.replace(/\s+/g, ' '), result.oversized > 0 ? result.notes : undefined, notice]
               .filter((line) => line !== undefined)
               .join('\n');
-      await this.tell(job, { content, components: [] }, log);
+      await this.endPrivately(job, content, log);
       kind = 'failed';
     } else {
       // Both before posting, and independent of each other, so side by side (the images wait in memory meanwhile):
@@ -311,11 +329,16 @@ export class ImaginePipeline {
     notice: string | undefined,
     withheld: WithheldImage[],
   ):
-    | { kind: 'nothing'; content: string; oversized: number }
+    | { kind: 'nothing'; notes: string; oversized: number }
     | { kind: 'images'; message: PreparedMessage; posted: Array<{ index: number; seed: number }> } {
-    const message = buildResultMessage(job.params, { images, failures, durationMs: generationMs, withheld }, job.attachmentSizeLimit);
-    if (message.files.length === 0) return { kind: 'nothing', content: message.content, oversized: message.oversized.length };
-    const content = notice === undefined ? message.content : [message.content, notice].filter((line) => line !== '').join('\n');
+    const message = buildResultMessage(
+      job.params,
+      { images, failures, durationMs: generationMs, withheld },
+      job.attachmentSizeLimit,
+      { ownerId: job.userId, ...(notice === undefined ? {} : { extraNotes: [notice] }) },
+    );
+    if (message.files.length === 0) return { kind: 'nothing', notes: message.notes, oversized: message.oversized.length };
+    const { content } = message;
     const posted = images
       .filter((image) => message.files.some((file) => file.data === image.bytes))
       .map((image) => ({ index: image.index, seed: image.seed }));
@@ -417,6 +440,21 @@ export class ImaginePipeline {
     }
   }
 
+  /**
+   * Tells `onDelivered` (the generation log) about a result just posted. Not awaited and never throwing: the job's
+   * settlement must not wait for, nor fail because of, a log line.
+   */
+  private announce(job: JournalEntry, messageId: string | undefined, log: Logger): void {
+    const { onDelivered } = this.deps;
+    if (!onDelivered || messageId === undefined) return;
+    const delivery = { guildId: job.guildId, channelId: job.channelId, userId: job.userId, prompt: job.params.prompt, messageId };
+    try {
+      void Promise.resolve(onDelivered(delivery)).catch((error: unknown) => log.warn({ err: error }, 'the delivery callback failed'));
+    } catch (error) {
+      log.warn({ err: error }, 'the delivery callback failed');
+    }
+  }
+
   /** Posts the images (the job is marked as delivering), then lets go of them (the job still has its settling to do). */
   private async deliver(job: JournalEntry, address: InteractionAddress, message: PreparedMessage, log: Logger): Promise<number> {
     try {
@@ -432,22 +470,23 @@ export class ImaginePipeline {
     const files = message.fileNames.length;
     if (clock.now() < job.tokenExpiresAt - EDIT_MARGIN_MS) {
       try {
-        await responder.editOriginal(address, message);
+        this.announce(job, await responder.editOriginal(address, message), log);
         return files;
       } catch (error) {
         metrics?.deliveryError(statusOf(error));
         if (!isDeadToken(error)) {
           log.error({ err: error }, 'could not deliver the images to Discord');
-          await responder
-            .editOriginal(address, { content: '❌ The images were generated but Discord refused them. Nothing was charged.', components: [] })
-            .catch(() => undefined);
+          const what = job.params.samples === 1 ? 'Your image was generated but could not' : 'Your images were generated but could not';
+          await this.endPrivately(job, `❌ ${what} be posted here. Nothing was charged — please try again.`, log);
           return 0;
         }
         log.warn('interaction token is no longer valid: posting in the channel instead');
       }
     }
     try {
-      await responder.postInChannel(address, message, "here are your images (your request outlived Discord's 15-minute reply window).");
+      // The one deliberate ping (postInChannel mentions the member): they may have stopped watching long ago.
+      const messageId = await responder.postInChannel(address, message, `your ${job.params.samples === 1 ? 'image' : 'images'} took a while, so here ${job.params.samples === 1 ? 'it is' : 'they are'} in a new message.`);
+      this.announce(job, messageId, log);
       return files;
     } catch (error) {
       metrics?.deliveryError(statusOf(error));
@@ -512,9 +551,26 @@ export class ImaginePipeline {
   }
 
   /**
-   * A notice only the member sees (a follow-up through the interaction webhook). Once the token is dead no private
-   * message can reach them from here, so it goes to the channel, mentioning them, like a late result.
+   * The end of a request that posted no image (every image failed, cancelled, storage down, the restart notices):
+   * the member's business only, like a refusal. While the token lives the public "thinking…" reply is deleted and
+   * the text sent privately (the responder's one delete-then-follow-up path); after that, see `tellLate`.
    */
+  private async endPrivately(job: JournalEntry, content: string, log: Logger): Promise<void> {
+    if (this.deps.clock.now() < job.tokenExpiresAt - EDIT_MARGIN_MS) {
+      try {
+        await this.deps.responder.answerPrivately(addressOf(job), content);
+        return;
+      } catch (error) {
+        if (!isDeadToken(error)) {
+          log.warn({ err: error }, 'could not answer the member privately');
+          return;
+        }
+      }
+    }
+    await this.tellLate(job, content, log);
+  }
+
+  /** A notice only the member sees (a follow-up through the interaction webhook), or `tellLate` once the token is dead. */
   private async tellPrivately(job: JournalEntry, content: string, log: Logger): Promise<void> {
     const address = addressOf(job);
     if (this.deps.clock.now() < job.tokenExpiresAt - EDIT_MARGIN_MS) {
@@ -528,24 +584,37 @@ export class ImaginePipeline {
         }
       }
     }
-    await this.deps.responder.postInChannel(address, { content }).catch((error: unknown) => log.warn({ err: error }, 'could not tell the member in the channel'));
+    await this.tellLate(job, content, log);
   }
 
-  /** A text-only answer on the original reply, or in the channel once the token is dead. */
-  private async tell(job: JournalEntry, message: OutgoingMessage, log: Logger): Promise<void> {
-    const address = addressOf(job);
+  /**
+   * Once the interaction token is dead, nothing sent through it can reach the member, and no ephemeral message exists
+   * outside it. A direct message is the only private route left, so it is tried first (it names the channel, as the
+   * DM has no other context); members who accept no DMs from the server (Discord answers 50007) are told in the
+   * channel with a mention instead of not at all: a request must never end in silence.
+   */
+  private async tellLate(job: JournalEntry, content: string, log: Logger): Promise<void> {
     try {
-      if (this.deps.clock.now() < job.tokenExpiresAt - EDIT_MARGIN_MS) {
-        await this.deps.responder.editOriginal(address, { embeds: [], ...message });
-        return;
-      }
+      await this.deps.responder.sendDirectMessage(job.userId, `About your \`/imagine\` request in <#${job.channelId}>:\n${content}`);
+      return;
     } catch (error) {
-      if (!isDeadToken(error)) {
-        log.warn({ err: error }, 'could not update the reply');
-        return;
-      }
+      log.info({ err: error }, 'could not send the member a direct message: telling them in the channel');
     }
-    await this.deps.responder.postInChannel(address, message).catch((error: unknown) => log.warn({ err: error }, 'could not tell the member in the channel'));
+    await this.deps.responder
+      .postInChannel(addressOf(job), { content })
+      .catch((error: unknown) => log.warn({ err: error }, 'could not tell the member in the channel'));
+  }
+
+  /**
+   * A passing note written into the public reply, which stays the request's reply (the resumed job's result replaces
+   * it). With a dead token there is nothing to write into, and nothing is posted: the next start refunds the job and
+   * tells the member then.
+   */
+  private async noteOnReply(job: JournalEntry, content: string, log: Logger): Promise<void> {
+    if (this.deps.clock.now() >= job.tokenExpiresAt - EDIT_MARGIN_MS) return;
+    await this.deps.responder
+      .editOriginal(addressOf(job), { content, embeds: [], components: [] })
+      .catch((error: unknown) => log.warn({ err: error }, 'could not update the reply'));
   }
 }
 
@@ -578,8 +647,8 @@ function statusOf(error: unknown): string {
 
 /** The line added to a delivery cut short: how many images were never generated, why, and that they cost nothing. */
 function notGeneratedNotice(count: number, end: 'stopped' | 'unavailable'): string {
-  const why = end === 'stopped' ? 'because the bot is restarting' : "because the bot's storage is unavailable";
-  return `⚠️ ${count === 1 ? '1 image was' : `${count} images were`} not generated ${why}. Nothing was charged for ${count === 1 ? 'it' : 'them'}.`;
+  const why = end === 'stopped' ? 'because the bot is restarting' : 'because the bot had trouble on its side';
+  return `⚠️ ${plural(count, 'image')} ${count === 1 ? 'was' : 'were'} not generated ${why}. Nothing was charged for ${count === 1 ? 'it' : 'them'}.`;
 }
 
 function truncate(text: string, max: number): string {

@@ -26,7 +26,8 @@ export function parseResultCustomId(customId: string): { action: ResultAction; i
 
 /**
  * 🔁 ✏️ 🔍 🗑️ 🚩 under every result (one row: five is Discord's most per row), and with several images a menu to remix
- * or reproduce one of them.
+ * one of them. (No "reproduce image N alone": it charged a credit for an image already posted; a remix keeps the
+ * seed and lets the member change something.)
  */
 export function resultComponents(
   id: string,
@@ -58,11 +59,8 @@ export function resultComponents(
         {
           type: ComponentType.StringSelect,
           custom_id: resultCustomId('pick', id),
-          placeholder: 'Remix or reproduce one image…',
-          options: images.flatMap((image, position) => [
-            { label: `✏️ Remix image ${position + 1} (seed ${image.seed})`, value: `remix-${image.index}` },
-            { label: `📌 Reproduce image ${position + 1} alone (seed ${image.seed})`, value: `repro-${image.index}` },
-          ]),
+          placeholder: 'Remix one image…',
+          options: images.map((image, position) => ({ label: `✏️ Remix image ${position + 1} (seed ${image.seed})`, value: `remix-${image.index}` })),
         },
       ],
     });

@@ -3,6 +3,7 @@ import { escapeMarkdown } from 'discord.js';
 import type { FluxDevParams } from '../segmind/flux-params.js';
 import type { GeneratedImage } from '../segmind/segmind-client.js';
 import type { SegmindError } from '../segmind/segmind-errors.js';
+import { plural } from '../../plural.js';
 
 export interface BatchImage extends GeneratedImage {
   /** 0-based position in the request: image `index` used seed `seed + index`. */
@@ -36,19 +37,38 @@ export interface ResultFile {
   data: Buffer;
 }
 
+/** Who the result is for, and notes the caller adds under the image notes (e.g. images never started). */
+export interface ResultContext {
+  /** The member who asked: named in the content by a mention, which the message's allowed_mentions keep from pinging. */
+  ownerId: string;
+  extraNotes?: readonly string[];
+}
+
 export interface ResultMessage {
+  /** The prompt and its author, the settings line, then the notes: everything a member reads. */
   content: string;
+  /** Only the notes (failures, spoilers, sizes, extra notes), '' when there are none. */
+  notes: string;
   embeds: APIEmbed[];
   files: ResultFile[];
   /** Images generated but not posted because Discord would refuse the file. */
   oversized: BatchImage[];
 }
 
-/** Embeds sharing one `url` render as a single gallery post in Discord clients. */
-const GALLERY_URL = 'https://www.segmind.com/models/flux-dev';
+/**
+ * Embeds sharing one `url` render as a single gallery post in Discord clients. Not shown (the embeds have no title),
+ * so any stable page will do: the model's own.
+ */
+const GALLERY_URL = 'https://huggingface.co/black-forest-labs/FLUX.1-dev';
 const EMBED_COLOR = 0x5865f2;
+/** Named once per result, under the first image. */
+const MODEL_NAME = 'FLUX.1 [dev]';
 /** Discord refuses a message whose files add up to more than 25 MiB; keep room for the JSON payload. */
 export const MAX_UPLOAD_BYTES = 25 * 1024 * 1024 - 256 * 1024;
+/** Discord's limit on a message's content. */
+export const MAX_CONTENT_LENGTH = 2000;
+/** Kept free for what a late channel post puts before the content: a mention and one short sentence. */
+export const LATE_POST_ROOM = 120;
 
 export function fileNameFor(image: Pick<BatchImage, 'seed' | 'format'>): string {
   return `flux-${image.seed}.${image.format}`;
@@ -60,13 +80,16 @@ export function spoilerFileNameFor(image: Pick<BatchImage, 'seed' | 'format'>): 
 }
 
 /**
- * Builds the final reply: the images as attachments, shown through `attachment://` embeds with every parameter. A
- * spoilered image is attached under a `SPOILER_` name and kept out of every embed: an embed would show it unblurred.
+ * Builds the final reply. The content names the prompt (escaped, shortened to fit) and its author, then one line of
+ * settings, then notes on what went wrong; the images are attachments shown through `attachment://` embeds sharing
+ * one url (a gallery). Format, quality and prompt strength are in Details. A spoilered image is attached under a
+ * `SPOILER_` name and kept out of every embed: an embed would show it unblurred.
  */
 export function buildResultMessage(
   params: FluxDevParams,
   result: BatchResult,
   attachmentSizeLimit: number,
+  context: ResultContext,
 ): ResultMessage {
   // Each file must fit the interaction's limit, and all of them one request (Discord: 25 MiB in all).
   const fits: BatchImage[] = [];
@@ -80,42 +103,65 @@ export function buildResultMessage(
   }
   const files = fits.map((image) => ({ name: image.spoiler ? spoilerFileNameFor(image) : fileNameFor(image), data: image.bytes }));
 
-  const seeds = Array.from({ length: params.samples }, (_, i) => (params.seed + i) % 2 ** 32);
-  const posted = new Set(fits.map((image) => image.index));
-  const spoilered = new Set(fits.filter((image) => image.spoiler).map((image) => image.index));
-  const withheld = new Set((result.withheld ?? []).map((image) => image.index));
-  const mark = (i: number) => (spoilered.has(i) ? ' (spoiler)' : posted.has(i) ? '' : withheld.has(i) ? ' (withheld)' : ' (failed)');
-  const seedText = seeds.map((seed, i) => (params.samples > 1 ? `${i + 1}: \`${seed}\`` : `\`${seed}\``) + mark(i)).join('\n');
-
-  const main: APIEmbed = {
-    title: 'FLUX.1 [dev]',
-    url: GALLERY_URL,
-    color: EMBED_COLOR,
-    description: escapeMarkdown(params.prompt),
-    fields: [
-      { name: params.samples > 1 ? 'Seeds' : 'Seed', value: seedText, inline: true },
-      { name: 'Steps', value: String(params.steps), inline: true },
-      { name: 'Guidance', value: String(params.guidance), inline: true },
-      { name: 'Aspect ratio', value: params.aspect_ratio, inline: true },
-      {
-        name: 'Format',
-        value: params.output_format === 'png' ? 'png' : `${params.output_format} (quality ${params.output_quality})`,
-        inline: true,
-      },
-      { name: 'Prompt strength', value: String(params.prompt_strength), inline: true },
-      { name: 'Time', value: formatSeconds(result.durationMs), inline: true },
-    ],
-    footer: { text: 'Generated with FLUX.1 [dev] on Segmind' },
-  };
+  const main: APIEmbed = { url: GALLERY_URL, color: EMBED_COLOR, footer: { text: MODEL_NAME } };
   const shown = files.filter((file) => !file.name.startsWith('SPOILER_'));
   const embeds: APIEmbed[] = shown.map((file, i) =>
     i === 0 ? { ...main, image: { url: `attachment://${file.name}` } } : { url: GALLERY_URL, image: { url: `attachment://${file.name}` } },
   );
   if (embeds.length === 0) embeds.push(main);
 
-  const problems = describeProblems(params.samples, result.failures, oversized, attachmentSizeLimit);
-  const note = spoilerNote(params.samples, fits.filter((image) => image.spoiler));
-  return { content: [note, problems].filter((line) => line !== '').join('\n'), embeds, files, oversized };
+  const notes = [
+    spoilerNote(params.samples, fits.filter((image) => image.spoiler)),
+    describeProblems(params.samples, result.failures, oversized, attachmentSizeLimit),
+    ...(context.extraNotes ?? []),
+  ]
+    .filter((line) => line !== '')
+    .join('\n');
+  const content = resultContent(params, context.ownerId, settingsLine(params, result.durationMs), notes);
+  return { content, notes, embeds, files, oversized };
+}
+
+/** "seed 42 · 16:9 · 28 steps · guidance 3.5 · 6.1 s"; several images show their seeds' range. */
+export function settingsLine(params: FluxDevParams, durationMs: number): string {
+  const seeds = Array.from({ length: params.samples }, (_, i) => (params.seed + i) % 2 ** 32);
+  const first = seeds[0]!;
+  const last = seeds.at(-1)!;
+  const seedText = seeds.length === 1 ? `seed ${first}` : last > first ? `seeds ${first}–${last}` : `seeds ${seeds.join(', ')}`;
+  return [seedText, params.aspect_ratio, plural(params.steps, 'step'), `guidance ${params.guidance}`, formatSeconds(durationMs)].join(' · ');
+}
+
+/**
+ * `**prompt** — @author`, the settings line, the notes, within Discord's 2000 characters less the room a late post
+ * needs: the prompt gives way (shortened with "…"), then, only if the notes alone are too long, the notes.
+ */
+function resultContent(params: FluxDevParams, ownerId: string, settings: string, notes: string): string {
+  const max = MAX_CONTENT_LENGTH - LATE_POST_ROOM;
+  const author = ` — <@${ownerId}>`;
+  const fixed = 4 + author.length + 1 + settings.length;
+  const keptNotes = notes === '' ? '' : shorten(notes, max - fixed - 40 - 1);
+  const budget = max - fixed - (keptNotes === '' ? 0 : keptNotes.length + 1);
+  const prompt = escapedPrefix(params.prompt.replace(/\s+/g, ' ').trim(), budget);
+  return [`**${prompt}**${author}`, settings, keptNotes].filter((line) => line !== '').join('\n');
+}
+
+/** The prompt escaped for markdown, cut (whole characters, then "…") so the escaped text is at most `max` long. */
+function escapedPrefix(prompt: string, max: number): string {
+  const full = escapeMarkdown(prompt);
+  if (full.length <= max) return full;
+  const characters = Array.from(prompt);
+  // Escaping is per character, so every prefix escapes to a prefix: find the longest that fits with its "…".
+  let low = 0;
+  let high = characters.length;
+  while (low < high) {
+    const mid = Math.ceil((low + high) / 2);
+    if (escapeMarkdown(characters.slice(0, mid).join('')).length + 1 <= max) low = mid;
+    else high = mid - 1;
+  }
+  return `${escapeMarkdown(characters.slice(0, low).join('').trimEnd())}…`;
+}
+
+function shorten(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, Math.max(0, max - 1))}…`;
 }
 
 /** The short content note above spoilered images. */
@@ -138,12 +184,14 @@ function describeProblems(
 ): string {
   const lines: string[] = [];
   for (const failure of failures)
-    lines.push(`⚠️ Image ${failure.index + 1} of ${total} (seed ${failure.seed}) failed: ${failure.error.message}`);
+    lines.push(`⚠️ Image ${failure.index + 1} of ${total} (seed ${failure.seed}) failed, not charged: ${failure.error.message}`);
   for (const image of oversized.filter((i) => i.bytes.length <= limit))
-    lines.push(`⚠️ Image ${image.index + 1} of ${total} (seed ${image.seed}) did not fit in one message with the others (Discord takes 25 MiB per message): reproduce it alone with its seed.`);
+    lines.push(
+      `⚠️ Image ${image.index + 1} of ${total} (seed ${image.seed}) did not fit in one message with the others (Discord takes 25 MiB per message), not charged: make it alone with \`/imagine\` and \`seed:${image.seed}\`.`,
+    );
   for (const image of oversized.filter((i) => i.bytes.length > limit))
     lines.push(
-      `⚠️ Image ${image.index + 1} of ${total} (seed ${image.seed}) is ${formatMiB(image.bytes.length)}, over this server's ${formatMiB(limit)} upload limit: try \`output_format: webp\` or a lower \`output_quality\`.`,
+      `⚠️ Image ${image.index + 1} of ${total} (seed ${image.seed}) is ${formatMiB(image.bytes.length)}, over this server's ${formatMiB(limit)} upload limit, not charged: try \`output_format: webp\` or a lower \`output_quality\`.`,
     );
   return lines.join('\n');
 }

@@ -13,18 +13,23 @@ export type SegmindErrorKind =
   | 'bad_response'
   | 'cancelled';
 
+/**
+ * What a member reads, about their own request: what happened and what to do, in plain words. No service names, keys
+ * or accounts: the log line carries those (kind, status, Segmind's reason). Whether anything was charged is said by
+ * the text around these (a whole request or one image of it).
+ */
 const USER_MESSAGES: Record<SegmindErrorKind, string> = {
-  invalid_parameters: 'Segmind rejected these parameters.',
-  bad_api_key: "The bot's Segmind API key was rejected. The bot's operator has to fix it.",
-  forbidden: "Segmind refused this request for the bot's account. The bot's operator has to check it.",
-  model_not_found: 'The FLUX.1 [dev] model is not available on Segmind right now.',
-  out_of_credits: "The bot's Segmind account is out of credits. Ask the bot's operator to top it up.",
-  rate_limited: 'Segmind is rate-limiting the bot right now. Try again in a minute.',
-  server_error: 'Segmind had a server error. Try again in a moment.',
-  timeout: 'Segmind took too long to answer. Try again in a moment.',
-  connection: 'Could not reach Segmind. Try again in a moment.',
-  bad_response: 'Segmind sent back something that is not a valid image. Try again in a moment.',
-  cancelled: 'The request was cancelled before Segmind answered.',
+  invalid_parameters: 'The image service did not accept these settings. Change them and try again.',
+  bad_api_key: "Image generation is paused until the bot's owner fixes its account.",
+  forbidden: "The image service refused this request. Try again later; if it keeps happening, tell the bot's owner.",
+  model_not_found: 'The image model is not available right now. Try again later.',
+  out_of_credits: "Image generation is paused until the bot's owner tops up its account.",
+  rate_limited: 'The image service is busy — try again in a minute.',
+  server_error: 'The image service had a problem — try again in a moment.',
+  timeout: 'The image service took too long to answer — try again in a moment.',
+  connection: 'The image service could not be reached — try again in a moment.',
+  bad_response: 'The image service sent back something that is not an image — try again in a moment.',
+  cancelled: 'The request was stopped before the image was ready.',
 };
 
 const RETRYABLE: ReadonlySet<SegmindErrorKind> = new Set(['rate_limited', 'server_error', 'timeout', 'connection']);
@@ -55,7 +60,7 @@ export class SegmindError extends UserFacingError {
 function userMessage(kind: SegmindErrorKind, reason: string | undefined): string {
   const base = USER_MESSAGES[kind];
   // Only a parameter complaint is worth quoting to the member: it tells them what to change.
-  return kind === 'invalid_parameters' && reason ? `${base} Segmind said: “${reason}”` : base;
+  return kind === 'invalid_parameters' && reason ? `${base} It said: “${reason}”` : base;
 }
 
 export function kindForStatus(status: number): SegmindErrorKind {

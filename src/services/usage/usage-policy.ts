@@ -1,6 +1,7 @@
 import type { Clock } from '../../clock.js';
 import { UserFacingError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
+import { plural } from '../../plural.js';
 import {
   allowanceUnderCeiling,
   effectiveSettings,
@@ -70,7 +71,7 @@ export class Refusal extends UserFacingError {
 
 export class StorageUnavailableError extends Refusal {
   constructor(cause?: unknown) {
-    super('unavailable', 'Image generation is temporarily unavailable (the bot cannot reach its storage). Nothing was charged — try again in a minute.');
+    super('unavailable', 'The bot is having trouble on its side and cannot take requests right now. Nothing was charged — try again in a minute.');
     if (cause !== undefined) this.cause = cause;
   }
 }
@@ -375,20 +376,20 @@ export class UsagePolicy {
       return new Refusal(
         'operator_pause',
         block.kind === 'out_of_credits'
-          ? "Image generation is paused: the bot's Segmind account is out of credits. The bot's operator has been told."
-          : "Image generation is paused: Segmind rejected the bot's API key. The bot's operator has been told.",
+          ? "Image generation is paused until the bot's owner tops up its account. Nothing was charged."
+          : "Image generation is paused until the bot's owner fixes its account. Nothing was charged.",
       );
     if (block?.reason === 'breaker_open')
       return new Refusal(
         'segmind_down',
-        `Segmind is having trouble right now. Try again ${relative(block.retryAt)} — nothing was charged.`,
+        `The image service is having trouble right now. Try again ${relative(block.retryAt)} — nothing was charged.`,
         block.retryAt,
       );
     const max = this.deps.maxOpenPerUser;
     if (max !== undefined && (this.open.get(member.userId) ?? 0) >= max)
       return new Refusal(
         'queue_full',
-        `You already have ${max} request(s) waiting or generating. Wait for one to finish (or cancel it) — nothing was charged.`,
+        `You already have ${plural(max, 'request')} waiting or generating. Wait for one to finish (or cancel it) — nothing was charged.`,
       );
     return undefined;
   }
@@ -425,7 +426,7 @@ export class UsagePolicy {
     }
     const limits = effectiveSettings(settings, this.deps.defaults);
     if (params.samples > limits.maxSamples)
-      throw new Refusal('limits', `This server allows at most ${limits.maxSamples} image(s) per request (\`samples\`).`);
+      throw new Refusal('limits', `This server allows at most ${plural(limits.maxSamples, 'image')} per request (\`samples\`).`);
     if (params.steps > limits.maxSteps)
       throw new Refusal('limits', `This server allows at most ${limits.maxSteps} \`steps\` per image.`);
   }
@@ -438,7 +439,7 @@ export class UsagePolicy {
         return new Refusal(
           'allowance',
           result.available > 0
-            ? `You asked for ${asked} image(s) but have ${result.available} credit(s) left today. Ask for fewer (\`samples\`), or wait for your allowance to reset ${relative(result.retryAt)}.`
+            ? `You asked for ${plural(asked, 'image')} but have ${plural(result.available, 'credit')} left today. Ask for fewer (\`samples\`), or wait for your allowance to reset ${relative(result.retryAt)}.`
             : `You've used all your image credits for today. Your allowance resets ${relative(result.retryAt)}.`,
           result.retryAt,
         );
@@ -446,7 +447,7 @@ export class UsagePolicy {
         return new Refusal(
           'guild_cap',
           result.available > 0
-            ? `This server has only ${result.available} image(s) left in today's budget. Try fewer \`samples\`, or after it resets ${relative(result.retryAt)}.`
+            ? `This server has only ${plural(result.available, 'image')} left in today's budget. Try fewer \`samples\`, or after it resets ${relative(result.retryAt)}.`
             : `This server has used its image budget for today. It resets ${relative(result.retryAt)}.`,
           result.retryAt,
         );

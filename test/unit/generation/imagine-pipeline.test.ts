@@ -66,7 +66,14 @@ type Settle = PipelineDeps['policy']['settle'];
 async function pipelineWithOfflineLimiter(opts: { settle: Settle; journal?: (storage: Storage) => Journal; storageRetry?: PipelineDeps['storageRetry'] }) {
   const storage = await openStorage('memory://', { logger: log });
   const edits: unknown[] = [];
-  const webhooks = { patch: vi.fn((_route: string, options: { body?: unknown }) => (edits.push(options.body), Promise.resolve(undefined))) };
+  /** Every webhook request, in order: [method, route, body]. */
+  const requests: Array<[string, string, unknown]> = [];
+  const record = (method: string) => (route: string, options: { body?: unknown }) => {
+    requests.push([method, route, options.body]);
+    if (method === 'PATCH') edits.push(options.body);
+    return Promise.resolve(undefined);
+  };
+  const webhooks = { patch: vi.fn(record('PATCH')), delete: vi.fn(record('DELETE')), post: vi.fn(record('POST')) };
   const segmind = { generate: vi.fn() };
   const journal = opts.journal?.(storage) ?? new Journal(storage, 'main');
   const pipeline = new ImaginePipeline({
@@ -87,7 +94,7 @@ async function pipelineWithOfflineLimiter(opts: { settle: Settle; journal?: (sto
     progress: { firstEditDelayMs: 3_600_000, minIntervalMs: 3_600_000 },
     ...(opts.storageRetry ? { storageRetry: opts.storageRetry } : {}),
   });
-  return { storage, edits, segmind, journal, pipeline };
+  return { storage, edits, requests, segmind, journal, pipeline };
 }
 
 describe('ImaginePipeline', () => {
@@ -113,19 +120,27 @@ describe('ImaginePipeline', () => {
     await storage.close();
   });
 
-  it('tells the member plainly that storage is unavailable and refunds, for a job failed closed by a long limiter outage', async () => {
+  it('tells the member plainly and privately that their request could not run, and refunds, for a job failed closed by a long limiter outage', async () => {
     const settle = vi.fn<Settle>(() => Promise.resolve({ settled: true, committed: 0, refunded: 2 }));
-    const { storage, edits, segmind, journal, pipeline } = await pipelineWithOfflineLimiter({ settle });
+    const { storage, edits, requests, segmind, journal, pipeline } = await pipelineWithOfflineLimiter({ settle });
     const job = entry(2);
 
     await expect(pipeline.run(job, log)).resolves.toEqual({ kind: 'failed', delivered: 0, failed: 2 });
 
     expect(segmind.generate).not.toHaveBeenCalled();
-    expect(edits).toEqual([
-      expect.objectContaining({
-        content: "❌ The bot's storage is unavailable right now, so your request could not be run. Nothing was charged — please try again later.",
-        components: [],
-      }),
+    // the public "thinking…" reply deleted, then the answer as an ephemeral follow-up; the reply never written to
+    expect(edits).toEqual([]);
+    expect(requests).toEqual([
+      ['DELETE', '/webhooks/app/interaction-token/messages/%40original', undefined],
+      [
+        'POST',
+        '/webhooks/app/interaction-token',
+        {
+          content: '❌ The bot had trouble on its side and could not run your request. Nothing was charged — please try again in a few minutes.',
+          flags: 64,
+          allowed_mentions: { parse: [] },
+        },
+      ],
     ]);
     expect(settle).toHaveBeenCalledWith(job.reservation, 0);
     expect(await journal.list()).toEqual([]);

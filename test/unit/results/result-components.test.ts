@@ -35,7 +35,7 @@ describe('result controls', () => {
     expect(rows.map((r) => r.components.length)).toEqual([5, 1]);
   });
 
-  it('adds the per-image menu only for several images, two choices per image', () => {
+  it('adds the per-image menu only for several images: one remix choice per image, no reproduce choice', () => {
     expect(resultComponents('1', [{ index: 0, seed: 5 }])).toHaveLength(1);
     const rows = resultComponents('1', [
       { index: 0, seed: 5 },
@@ -43,7 +43,8 @@ describe('result controls', () => {
     ]);
     expect(rows).toHaveLength(2);
     const menu = rows[1]!.components[0] as { options: Array<{ value: string; label: string }> };
-    expect(menu.options.map((o) => o.value)).toEqual(['remix-0', 'repro-0', 'remix-2', 'repro-2']);
-    expect(menu.options[3]!.label).toContain('image 2 alone (seed 7)');
+    expect(menu.options.map((o) => o.value)).toEqual(['remix-0', 'remix-2']);
+    expect(menu.options[1]!.label).toBe('✏️ Remix image 2 (seed 7)');
+    expect(JSON.stringify(rows)).not.toMatch(/repro/i);
   });
 });

@@ -3,7 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../../src/logger.js';
 import { DiscordResponder, type InteractionAddress } from '../../../src/services/discord/discord-responder.js';
 import type { FluxDevParams } from '../../../src/services/segmind/flux-params.js';
-import { buildResultMessage, type BatchImage, type BatchResult } from '../../../src/services/results/result-message.js';
+import { buildResultMessage, LATE_POST_ROOM, MAX_CONTENT_LENGTH, settingsLine, type BatchImage, type BatchResult } from '../../../src/services/results/result-message.js';
+import { LIMITS } from '../../../src/services/segmind/flux-params.js';
+import { plural } from '../../../src/plural.js';
 import { SegmindError } from '../../../src/services/segmind/segmind-errors.js';
 
 const params: FluxDevParams = {
@@ -22,10 +24,13 @@ function image(index: number, size = 10): BatchImage {
   return { index, seed: 100 + index, bytes: Buffer.alloc(size), format: 'png', status: 200, attempts: 1, durationMs: 5 };
 }
 
+const OWNER = '33333333333333333';
+const ctx = { ownerId: OWNER };
+
 describe('result message', () => {
-  it('attaches every image and shows it through an attachment:// embed', () => {
+  it('names the prompt (escaped) and its author, then one settings line; the images as a gallery of attachment:// embeds', () => {
     const result: BatchResult = { images: [image(0), image(1), image(2)], failures: [], durationMs: 21_340 };
-    const message = buildResultMessage({ ...params }, result, 1000);
+    const message = buildResultMessage({ ...params }, result, 1000, ctx);
     expect(message.files.map((f) => f.name)).toEqual(['flux-100.png', 'flux-101.png', 'flux-102.png']);
     expect(message.embeds.map((e) => e.image?.url)).toEqual([
       'attachment://flux-100.png',
@@ -34,25 +39,56 @@ describe('result message', () => {
     ]);
     // same url on every embed: Discord renders them as one gallery
     expect(new Set(message.embeds.map((e) => e.url)).size).toBe(1);
-    const fields = Object.fromEntries(message.embeds[0]!.fields!.map((f) => [f.name, f.value]));
-    expect(fields).toMatchObject({
-      Seeds: '1: `100`\n2: `101`\n3: `102`',
-      Steps: '30',
-      Guidance: '3.5',
-      'Aspect ratio': '16:9',
-      Format: 'png',
-      Time: '21.3 s',
-    });
-    expect(message.embeds[0]!.description).toBe('a \\*bold\\* fox');
-    expect(message.content).toBe('');
+    expect(message.content).toBe(`**a \\*bold\\* fox** — <@${OWNER}>\nseeds 100–102 · 16:9 · 30 steps · guidance 3.5 · 21.3 s`);
+    expect(message.notes).toBe('');
   });
 
-  it('posts what succeeded and says which image failed and why', () => {
+  it('names the model once, and leaves format, quality and prompt strength to Details', () => {
+    const message = buildResultMessage({ ...params, output_format: 'webp' }, { images: [image(0), image(1), image(2)], failures: [], durationMs: 1 }, 1000, ctx);
+    const everything = JSON.stringify({ content: message.content, embeds: message.embeds });
+    expect(everything.match(/FLUX\.1 \[dev\]/g)).toHaveLength(1);
+    expect(message.embeds[0]!.footer?.text).toBe('FLUX.1 [dev]');
+    expect(message.embeds.some((e) => e.title !== undefined || e.description !== undefined || e.fields !== undefined)).toBe(false);
+    expect(message.content).not.toMatch(/webp|quality|strength/i);
+  });
+
+  it('shows one seed for one image, and lists seeds that wrap past 2^32', () => {
+    expect(settingsLine({ ...params, samples: 1, seed: 42, aspect_ratio: '1:1', steps: 1, guidance: 0 }, 6_140)).toBe('seed 42 · 1:1 · 1 step · guidance 0 · 6.1 s');
+    expect(settingsLine({ ...params, samples: 3, seed: 2 ** 32 - 2 }, 0)).toBe('seeds 4294967294, 4294967295, 0 · 16:9 · 30 steps · guidance 3.5 · 0.0 s');
+  });
+
+  it('keeps the content within Discord’s 2000 characters, with room for a late post, for the longest prompt and every note', () => {
+    const longest = '*_'.repeat(LIMITS.promptMaxLength / 2); // every character escaped: 4000 characters once escaped
+    const failures = [1, 2, 3].map((index) => ({ index, seed: 100 + index, error: new SegmindError('invalid_parameters', { reason: 'x'.repeat(200) }) }));
+    const message = buildResultMessage(
+      { ...params, prompt: longest, samples: 4 },
+      { images: [{ ...image(0), spoiler: true }], failures, durationMs: 1 },
+      1000,
+      { ownerId: OWNER, extraNotes: ['⚠️ 1 image was not generated because the bot is restarting. Nothing was charged for it.'] },
+    );
+    expect(message.content.length).toBeLessThanOrEqual(MAX_CONTENT_LENGTH - LATE_POST_ROOM);
+    const [first, settings, ...notes] = message.content.split('\n');
+    expect(first).toMatch(/^\*\*(\\\*\\_)+…\*\* — <@33333333333333333>$/);
+    expect(settings).toBe('seeds 100–103 · 16:9 · 30 steps · guidance 3.5 · 0.0 s');
+    expect(notes.join('\n')).toBe(message.notes);
+    expect(notes).toHaveLength(5);
+  });
+
+  it('leaves a prompt that fits whole, and cuts a long one between whole characters', () => {
+    const fits = 'a fox '.repeat(250).trim();
+    expect(buildResultMessage({ ...params, prompt: fits }, { images: [image(0)], failures: [], durationMs: 1 }, 1000, ctx).content).toContain(`**${fits}**`);
+    const emoji = '🦊'.repeat(2000);
+    const cut = buildResultMessage({ ...params, prompt: emoji }, { images: [image(0)], failures: [], durationMs: 1 }, 1000, ctx).content;
+    expect(cut).toMatch(/^\*\*(🦊)+…\*\*/u);
+    expect(cut.length).toBeLessThanOrEqual(MAX_CONTENT_LENGTH - LATE_POST_ROOM);
+  });
+
+  it('posts what succeeded and says which image failed, why, and that it cost nothing', () => {
     const failure = { index: 1, seed: 101, error: new SegmindError('server_error', { status: 500 }) };
-    const message = buildResultMessage(params, { images: [image(0), image(2)], failures: [failure], durationMs: 1 }, 1000);
+    const message = buildResultMessage(params, { images: [image(0), image(2)], failures: [failure], durationMs: 1 }, 1000, ctx);
     expect(message.files).toHaveLength(2);
-    expect(message.content).toBe('⚠️ Image 2 of 3 (seed 101) failed: Segmind had a server error. Try again in a moment.');
-    expect(message.embeds[0]!.fields![0]!.value).toContain('2: `101` (failed)');
+    expect(message.notes).toBe('⚠️ Image 2 of 3 (seed 101) failed, not charged: The image service had a problem — try again in a moment.');
+    expect(message.content.endsWith(`\n${message.notes}`)).toBe(true);
   });
 
   it('leaves out an image over the upload limit and explains it', () => {
@@ -60,16 +96,11 @@ describe('result message', () => {
       { ...params, samples: 2 },
       { images: [image(0, 10), image(1, 3 * 1024 * 1024)], failures: [], durationMs: 1 },
       2 * 1024 * 1024,
+      ctx,
     );
     expect(message.files.map((f) => f.name)).toEqual(['flux-100.png']);
     expect(message.oversized.map((i) => i.seed)).toEqual([101]);
-    expect(message.content).toContain("3.0 MiB, over this server's 2.0 MiB upload limit");
-  });
-
-  it('mentions the quality only for lossy formats', () => {
-    const webp = buildResultMessage({ ...params, samples: 1, output_format: 'webp', output_quality: 55 }, { images: [{ ...image(0), format: 'webp' }], failures: [], durationMs: 1 }, 1000);
-    expect(webp.embeds[0]!.fields!.find((f) => f.name === 'Format')!.value).toBe('webp (quality 55)');
-    expect(webp.embeds[0]!.fields!.find((f) => f.name === 'Seed')!.value).toBe('`100`');
+    expect(message.content).toContain("3.0 MiB, over this server's 2.0 MiB upload limit, not charged");
   });
 
   it('keeps one message under Discord’s 25 MiB in all, and says which image did not fit', () => {
@@ -78,36 +109,51 @@ describe('result message', () => {
       { ...params, samples: 3 },
       { images: [image(0, nine), image(1, nine), image(2, nine)], failures: [], durationMs: 1 },
       10 * 1024 * 1024,
+      ctx,
     );
     expect(message.files.map((f) => f.name)).toEqual(['flux-100.png', 'flux-101.png']);
     expect(message.oversized.map((i) => i.seed)).toEqual([102]);
     expect(message.content).toContain('Image 3 of 3 (seed 102) did not fit in one message');
+    expect(message.content).toContain('`seed:102`');
   });
 
   it('attaches a spoilered image under a SPOILER_ name, keeps it out of every embed, and says why in a short note', () => {
-    const message = buildResultMessage(params, { images: [image(0), { ...image(1), spoiler: true }, image(2)], failures: [], durationMs: 1 }, 1000);
+    const message = buildResultMessage(params, { images: [image(0), { ...image(1), spoiler: true }, image(2)], failures: [], durationMs: 1 }, 1000, ctx);
     expect(message.files.map((f) => f.name)).toEqual(['flux-100.png', 'SPOILER_flux-101.png', 'flux-102.png']);
     expect(message.embeds.map((e) => e.image?.url)).toEqual(['attachment://flux-100.png', 'attachment://flux-102.png']);
     expect(JSON.stringify(message.embeds)).not.toContain('SPOILER_');
-    expect(message.embeds[0]!.fields![0]!.value).toBe('1: `100`\n2: `101` (spoiler)\n3: `102`');
-    expect(message.content).toBe('⚠️ Image 2 of 3 (seed 101) may show sensitive content, so it is hidden behind a spoiler: click to show.');
+    expect(message.notes).toBe('⚠️ Image 2 of 3 (seed 101) may show sensitive content, so it is hidden behind a spoiler: click to show.');
   });
 
   it('shows no image in the embed when the only image is spoilered', () => {
     const one = { ...params, samples: 1 };
-    const message = buildResultMessage(one, { images: [{ ...image(0), spoiler: true }], failures: [], durationMs: 1 }, 1000);
+    const message = buildResultMessage(one, { images: [{ ...image(0), spoiler: true }], failures: [], durationMs: 1 }, 1000, ctx);
     expect(message.files.map((f) => f.name)).toEqual(['SPOILER_flux-100.png']);
     expect(message.embeds).toHaveLength(1);
     expect(message.embeds[0]!.image).toBeUndefined();
-    expect(message.embeds[0]!.description).toBe('a \\*bold\\* fox');
-    expect(message.content).toBe('⚠️ This image may show sensitive content, so it is hidden behind a spoiler: click to show.');
+    expect(message.notes).toBe('⚠️ This image may show sensitive content, so it is hidden behind a spoiler: click to show.');
   });
 
-  it('marks a withheld image in the seed list and attaches nothing of it', () => {
-    const message = buildResultMessage(params, { images: [image(0), image(2)], failures: [], durationMs: 1, withheld: [{ index: 1, seed: 101 }] }, 1000);
+  it('attaches nothing of a withheld image (the member is told privately)', () => {
+    const message = buildResultMessage(params, { images: [image(0), image(2)], failures: [], durationMs: 1, withheld: [{ index: 1, seed: 101 }] }, 1000, ctx);
     expect(message.files.map((f) => f.name)).toEqual(['flux-100.png', 'flux-102.png']);
-    expect(message.embeds[0]!.fields![0]!.value).toBe('1: `100`\n2: `101` (withheld)\n3: `102`');
-    expect(message.content).toBe('');
+    expect(message.notes).toBe('');
+  });
+});
+
+describe('plural', () => {
+  it.each([
+    [0, 'image', '0 images'],
+    [1, 'image', '1 image'],
+    [4, 'image', '4 images'],
+    [1, 'step', '1 step'],
+  ] as const)('%i %s → %s', (count, noun, text) => {
+    expect(plural(count, noun)).toBe(text);
+  });
+
+  it('takes an irregular plural', () => {
+    expect(plural(2, 'person', 'people')).toBe('2 people');
+    expect(plural(1, 'person', 'people')).toBe('1 person');
   });
 });
 

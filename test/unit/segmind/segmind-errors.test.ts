@@ -32,6 +32,17 @@ describe('Segmind error classification', () => {
     expect(auth.detail.reason).toBe('Invalid API key SG_abc');
   });
 
+  it.each([400, 401, 403, 404, 405, 406, 429, 500, 504])('tells the member about HTTP %i in plain words, naming no service, key or storage', (status) => {
+    const error = classifySegmindResponse(status, 'application/json', '{"error":"bad key SG_abc for segmind"}', undefined, 0);
+    const text = status === 400 ? error.message.replace(/ It said: “.*”$/, '') : error.message;
+    expect(text).not.toMatch(/segmind|api key|storage|operator|\(s\)/i);
+    expect(text).toMatch(/[.!]$/);
+  });
+
+  it('says what 429 means and what to do', () => {
+    expect(classifySegmindResponse(429, undefined, '', undefined, 0).message).toBe('The image service is busy — try again in a minute.');
+  });
+
   it('reads the auth variant with error_description', () => {
     expect(extractReason('application/json', '{"error":"unauthorized","error_description":"key revoked"}')).toBe(
       'unauthorized — key revoked',
