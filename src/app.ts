@@ -4,6 +4,7 @@ import type { Dispatcher } from 'undici';
 import { systemClock, type Clock } from './clock.js';
 import { createCancelButton } from './commands/cancel-button.js';
 import { createResultControls } from './commands/result-controls.js';
+import { createModeratorButtons } from './commands/generation-info.js';
 import { commandDefinitions, createCommands } from './commands/index.js';
 import { parseWebhookUrl, type Config } from './config.js';
 import { createInteractionRouter } from './commands/interaction-router.js';
@@ -18,6 +19,7 @@ import { GuildSettingsRepository } from './services/usage/guild-settings.js';
 import { ImaginePipeline } from './services/generation/imagine-pipeline.js';
 import { Metrics } from './services/metrics.js';
 import { PromptHistory } from './services/results/prompt-history.js';
+import { GenerationLog } from './services/results/generation-log.js';
 import { ResultStore } from './services/results/result-store.js';
 import { FairScheduler } from './services/generation/fair-scheduler.js';
 import { Journal } from './services/generation/journal.js';
@@ -180,6 +182,12 @@ export function createBot(deps: BotDeps): Bot {
   });
   const history = new PromptHistory(storage);
   const results = new ResultStore(storage, clock, config.RESULT_RETENTION_DAYS);
+  const generationLog = new GenerationLog({
+    channelOf: async (guildId) => (await settings.get(guildId)).generationLogChannelId,
+    post: postToChannel,
+    clock,
+    log: logger.child({ component: 'generation-log' }),
+  });
   const pipeline = new ImaginePipeline({
     results,
     segmind,
@@ -193,8 +201,13 @@ export function createBot(deps: BotDeps): Bot {
     clock,
     metrics,
     progress: deps.progress ?? { firstEditDelayMs: 1_500, minIntervalMs: 3_000 },
+    onDelivered: (delivery) => generationLog.onDelivered(delivery),
   });
-  const commands = createCommands({ pipeline, policy, random, settings, audit, history, quota: storage.quota, clock });
+  const deleteChannelMessage = async (channelId: string, messageId: string) => {
+    await channelRest.delete(Routes.channelMessage(channelId, messageId));
+  };
+  const commandDeps = { pipeline, policy, random, settings, audit, history, quota: storage.quota, clock, postToChannel, results, deleteChannelMessage };
+  const commands = createCommands(commandDeps);
   const route = createInteractionRouter(
     commands,
     [
@@ -208,8 +221,10 @@ export function createBot(deps: BotDeps): Bot {
         storage,
         clock,
         postToChannel,
+        audit,
         retentionDays: config.RESULT_RETENTION_DAYS,
       }),
+      createModeratorButtons(commandDeps),
     ],
     logger,
   );

@@ -1,23 +1,26 @@
-import type { RESTPostAPIChatInputApplicationCommandsJSONBody } from 'discord.js';
+import type { RESTPostAPIApplicationCommandsJSONBody } from 'discord.js';
 import * as credits from './credits.js';
+import * as generationInfo from './generation-info.js';
 import * as imagineAdmin from './imagine-admin/index.js';
 import * as imagine from './imagine.js';
-import type { SlashCommand } from './types.js';
+import type { Command } from './types.js';
 
 /** Every command the bot registers, in the order Discord shows them. */
-export const commandDefinitions: RESTPostAPIChatInputApplicationCommandsJSONBody[] = [
+export const commandDefinitions: RESTPostAPIApplicationCommandsJSONBody[] = [
   imagine.definition,
   credits.definition,
   imagineAdmin.definition,
+  generationInfo.definition,
 ];
 
-export type CommandDeps = imagine.ImagineDeps & imagineAdmin.AdminDeps;
+export type CommandDeps = imagine.ImagineDeps & imagineAdmin.AdminDeps & generationInfo.GenerationInfoDeps;
 
-export function createCommands(deps: CommandDeps): Map<string, SlashCommand> {
-  const commands = [
+export function createCommands(deps: CommandDeps): Map<string, Command> {
+  const commands: Command[] = [
     imagine.createImagineCommand(deps),
     credits.createCreditsCommand(deps),
     imagineAdmin.createImagineAdminCommand(deps),
+    generationInfo.createGenerationInfoCommand(deps),
   ];
   return new Map(commands.map((command) => [command.definition.name, command]));
 }

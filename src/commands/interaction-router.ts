@@ -1,19 +1,26 @@
-import { MessageFlags, type ChatInputCommandInteraction, type Interaction } from 'discord.js';
+import {
+  MessageFlags,
+  type AutocompleteInteraction,
+  type ChatInputCommandInteraction,
+  type Interaction,
+  type MessageContextMenuCommandInteraction,
+} from 'discord.js';
 import type { ButtonHandler, ComponentInteraction } from './cancel-button.js';
 import { UserFacingError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { SlashCommand } from './types.js';
+import type { Command } from './types.js';
 
 /** Routes interactions to their command or button and owns every error reply (one central error handler). */
 export function createInteractionRouter(
-  commands: ReadonlyMap<string, SlashCommand>,
+  commands: ReadonlyMap<string, Command>,
   buttons: readonly ButtonHandler[],
   logger: Logger,
 ) {
   return async function onInteraction(interaction: Interaction): Promise<void> {
     if (interaction.isButton() || interaction.isStringSelectMenu() || interaction.isModalSubmit())
       return routeComponent(interaction);
-    if (!interaction.isChatInputCommand()) return;
+    if (interaction.isAutocomplete()) return routeAutocomplete(interaction);
+    if (!interaction.isChatInputCommand() && !interaction.isMessageContextMenuCommand()) return;
     const log = logger.child({
       interactionId: interaction.id,
       command: interaction.commandName,
@@ -22,17 +29,34 @@ export function createInteractionRouter(
       userId: interaction.user.id,
     });
     const command = commands.get(interaction.commandName);
-    if (!command) {
+    // A slash command and a context-menu command may share a name: each runs only for its own kind of interaction.
+    const isMessageCommand = command !== undefined && 'kind' in command;
+    if (!command || isMessageCommand !== interaction.isMessageContextMenuCommand()) {
       log.warn('unknown command');
       await replyWithError(interaction, new UserFacingError('This command is not available any more.'), log);
       return;
     }
     try {
-      await command.execute(interaction, log);
+      if ('kind' in command) {
+        if (interaction.isMessageContextMenuCommand()) await command.execute(interaction, log);
+      } else if (interaction.isChatInputCommand()) await command.execute(interaction, log);
     } catch (error) {
       await replyWithError(interaction, error, log);
     }
   };
+
+  /** Suggestions have no error message of their own: a failure shows no choices, and is logged. */
+  async function routeAutocomplete(interaction: AutocompleteInteraction): Promise<void> {
+    const log = logger.child({ interactionId: interaction.id, command: interaction.commandName, guildId: interaction.guildId, userId: interaction.user.id });
+    const command = commands.get(interaction.commandName);
+    try {
+      if (command && !('kind' in command) && command.autocomplete) await command.autocomplete(interaction, log);
+      else await interaction.respond([]);
+    } catch (error) {
+      log.warn({ err: error }, 'autocomplete failed');
+      if (!interaction.responded) await interaction.respond([]).catch(() => undefined);
+    }
+  }
 
   async function routeComponent(interaction: ComponentInteraction): Promise<void> {
     const log = logger.child({
@@ -52,7 +76,7 @@ export function createInteractionRouter(
 }
 
 export async function replyWithError(
-  interaction: ChatInputCommandInteraction | ComponentInteraction,
+  interaction: ChatInputCommandInteraction | MessageContextMenuCommandInteraction | ComponentInteraction,
   error: unknown,
   log: Logger,
 ): Promise<void> {
@@ -86,7 +110,7 @@ export async function replyWithError(
  * message itself, public. If the delete fails, the text is written into the public message instead.
  */
 async function replacePublicDeferral(
-  interaction: ChatInputCommandInteraction | ComponentInteraction,
+  interaction: ChatInputCommandInteraction | MessageContextMenuCommandInteraction | ComponentInteraction,
   content: string,
   log: Logger,
 ): Promise<void> {

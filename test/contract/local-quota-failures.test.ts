@@ -2,13 +2,13 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import KeyvSqlite from '@keyv/sqlite';
 import Keyv from 'keyv';
+import Database from 'libsql';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LocalQuotaStore } from '../../src/services/storage/quota/local-quota-store.js';
 import { openStorage } from '../../src/services/storage/open-storage.js';
-import { CachedSqliteStore } from '../../src/services/storage/cached-sqlite-store.js';
+import { LibsqlStore } from '../../src/services/storage/libsql-store.js';
 import { listRecords } from '../../src/services/storage/local-storage.js';
 import { KeyedMutex } from '../../src/services/storage/keyed-mutex.js';
 import { T0, granted, quotaLimits, reserveInput } from './quota-store.contract.js';
@@ -20,15 +20,14 @@ import { T0, granted, quotaLimits, reserveInput } from './quota-store.contract.j
  */
 describe('LocalQuotaStore on SQLite when writes fail', () => {
   let dir: string;
-  let store: CachedSqliteStore;
-  let blocker: KeyvSqlite;
+  let store: LibsqlStore;
+  let blocker: Database.Database;
   let quota: LocalQuotaStore;
 
-  beforeEach(async () => {
+  beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'quota-failures-'));
-    const uri = `sqlite://${join(dir, 'bot.sqlite')}`;
-    store = new CachedSqliteStore({ uri, busyTimeout: 30 });
-    await store.query('PRAGMA journal_mode=WAL');
+    const file = join(dir, 'bot.sqlite');
+    store = new LibsqlStore({ file, busyTimeoutMs: 30 });
     const kv = new Keyv({ store, namespace: 'bot', throwOnErrors: true });
     kv.on('error', () => undefined);
     quota = new LocalQuotaStore({
@@ -37,24 +36,25 @@ describe('LocalQuotaStore on SQLite when writes fail', () => {
       logger: pino({ level: 'silent' }),
       listRecords: listRecords(kv, store, 'bot'),
     });
-    blocker = new KeyvSqlite({ uri, busyTimeout: 5000 });
+    blocker = openBlocker(file);
   });
   afterEach(async () => {
-    await blocker.query('ROLLBACK').catch(() => undefined);
-    await Promise.all([store.disconnect(), blocker.disconnect()]);
+    if (blocker.inTransaction) blocker.exec('ROLLBACK');
+    blocker.close();
+    await store.disconnect();
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const blockWrites = () => blocker.query('BEGIN EXCLUSIVE');
-  const allowWrites = () => blocker.query('COMMIT');
+  const blockWrites = () => blocker.exec('BEGIN EXCLUSIVE');
+  const allowWrites = () => blocker.exec('COMMIT');
 
   it('grants none of the reservations whose writes failed, and charges nothing for them', async () => {
     granted(await quota.reserve(reserveInput({ reservationId: 'ok', credits: 2 })));
-    await blockWrites();
+    blockWrites();
     const attempts = await Promise.allSettled(
       [1, 2, 3].map((i) => quota.reserve(reserveInput({ reservationId: `failed${i}`, credits: 1, now: T0 + i }))),
     );
-    await allowWrites();
+    allowWrites();
     expect(attempts.map((a) => a.status)).toEqual(['rejected', 'rejected', 'rejected']);
     expect(await quota.usage('g1', 'u1', T0 + 10)).toMatchObject({ usedToday: 2, lastAcceptedAt: T0 });
     expect(await quota.guildUsage('g1', T0 + 10)).toBe(2);
@@ -64,22 +64,22 @@ describe('LocalQuotaStore on SQLite when writes fail', () => {
   });
 
   it('starts the cooldown from the last stored request, not from one that failed', async () => {
-    await blockWrites();
+    blockWrites();
     const failing = quota.reserve(reserveInput({ reservationId: 'failed', credits: 1, now: T0 + 5 }));
     await expect(failing).rejects.toThrow();
-    await allowWrites();
+    allowWrites();
     granted(await quota.reserve(reserveInput({ reservationId: 'stored', credits: 1, now: T0 + 10 })));
-    await blockWrites();
+    blockWrites();
     await expect(quota.reserve(reserveInput({ reservationId: 'failed-again', credits: 1, now: T0 + 20 }))).rejects.toThrow();
-    await allowWrites();
+    allowWrites();
     expect(await quota.usage('g1', 'u1', T0 + 30)).toMatchObject({ usedToday: 1, lastAcceptedAt: T0 + 10 });
   });
 
   it('keeps a reservation whose refund could not be stored, and refunds it exactly once later', async () => {
     granted(await quota.reserve(reserveInput({ reservationId: 'r', credits: 3 })));
-    await blockWrites();
+    blockWrites();
     await expect(quota.settle('g1', 'r', 0, T0 + 1)).rejects.toThrow();
-    await allowWrites();
+    allowWrites();
     expect(await quota.usage('g1', 'u1', T0 + 2)).toMatchObject({ usedToday: 3 });
     expect(await quota.settle('g1', 'r', 0, T0 + 3)).toEqual({ settled: true, committed: 0, refunded: 3 });
     expect(await quota.settle('g1', 'r', 0, T0 + 4)).toEqual({ settled: false, committed: 0, refunded: 0 });
@@ -91,9 +91,9 @@ describe('LocalQuotaStore on SQLite when writes fail', () => {
     await quota.adjustBonus('g1', 'u1', 4);
     const limits = quotaLimits({ dailyAllowance: 0 });
     granted(await quota.reserve(reserveInput({ reservationId: 'r', credits: 4, limits, expiresAt: T0 + 1000 })));
-    await blockWrites();
+    blockWrites();
     await expect(quota.settle('g1', 'r', 0, T0 + 1)).rejects.toThrow();
-    await allowWrites();
+    allowWrites();
     expect(await quota.expiredReservations(T0 + 2000, 10)).toEqual([{ guildId: 'g1', id: 'r' }]);
     expect(await quota.settle('g1', 'r', 0, T0 + 2000)).toEqual({ settled: true, committed: 0, refunded: 4 });
     expect(await quota.usage('g1', 'u1', T0 + 2000)).toMatchObject({ bonus: 4 });
@@ -102,25 +102,24 @@ describe('LocalQuotaStore on SQLite when writes fail', () => {
 
   it('leaves bonus credits as they were when a moderator grant could not be stored', async () => {
     await quota.adjustBonus('g1', 'u1', 5);
-    await blockWrites();
+    blockWrites();
     await expect(quota.adjustBonus('g1', 'u1', 10)).rejects.toThrow();
-    await allowWrites();
+    allowWrites();
     expect(await quota.usage('g1', 'u1', T0)).toMatchObject({ bonus: 5 });
   });
 });
 
 describe('LocalQuotaStore on SQLite when the first reads fail', () => {
   let dir: string;
-  let store: CachedSqliteStore;
-  let blocker: KeyvSqlite;
+  let store: LibsqlStore;
+  let blocker: Database.Database;
   let quota: LocalQuotaStore;
 
-  beforeEach(async () => {
+  beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'quota-first-read-'));
-    const uri = `sqlite://${join(dir, 'bot.sqlite')}`;
+    const file = join(dir, 'bot.sqlite');
     // A rollback journal (not WAL): a connection holding the exclusive lock makes every read fail with SQLITE_BUSY.
-    store = new CachedSqliteStore({ uri, busyTimeout: 30 });
-    await store.query('SELECT 1');
+    store = new LibsqlStore({ file, busyTimeoutMs: 30, wal: false });
     const kv = new Keyv({ store, namespace: 'bot', throwOnErrors: true });
     kv.on('error', () => undefined);
     quota = new LocalQuotaStore({
@@ -129,32 +128,33 @@ describe('LocalQuotaStore on SQLite when the first reads fail', () => {
       logger: pino({ level: 'silent' }),
       listRecords: listRecords(kv, store, 'bot'),
     });
-    blocker = new KeyvSqlite({ uri, busyTimeout: 5000 });
+    blocker = openBlocker(file);
   });
   afterEach(async () => {
-    await blocker.query('ROLLBACK').catch(() => undefined);
-    await Promise.all([store.disconnect(), blocker.disconnect()]);
+    if (blocker.inTransaction) blocker.exec('ROLLBACK');
+    blocker.close();
+    await store.disconnect();
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const blockReads = async () => {
-    await blocker.query('BEGIN EXCLUSIVE');
-    await blocker.set('held', 'by another connection');
+  const blockReads = () => {
+    blocker.exec('BEGIN EXCLUSIVE');
+    blocker.prepare("INSERT INTO keyv (key, value) VALUES ('held', 'by another connection')").run();
   };
-  const allowReads = () => blocker.query('COMMIT');
+  const allowReads = () => blocker.exec('COMMIT');
 
   it('serves the next reserve once a failed first read is over (SQLITE_BUSY at start-up)', async () => {
-    await blockReads();
+    blockReads();
     await expect(quota.reserve(reserveInput({ reservationId: 'refused' }))).rejects.toThrow(/SQLITE_BUSY|locked/);
-    await allowReads();
+    allowReads();
     granted(await quota.reserve(reserveInput({ reservationId: 'next', credits: 2 })));
     expect(await quota.usage('g1', 'u1', T0)).toMatchObject({ usedToday: 2 });
   });
 
   it('lets the refund sweep list expired reservations again after its first read failed', async () => {
-    await blockReads();
+    blockReads();
     await expect(quota.expiredReservations(T0, 10)).rejects.toThrow(/SQLITE_BUSY|locked/);
-    await allowReads();
+    allowReads();
     granted(await quota.reserve(reserveInput({ reservationId: 'open', expiresAt: T0 + 1000 })));
     expect(await quota.expiredReservations(T0 + 2000, 10)).toEqual([{ guildId: 'g1', id: 'open' }]);
   });
@@ -243,6 +243,13 @@ describe('the open-reservation index of a SQLite store across restarts', () => {
 });
 
 const silent = pino({ level: 'silent' });
+
+/** A second connection to the file, as another process would hold it. */
+function openBlocker(file: string): Database.Database {
+  const db = new Database(file);
+  db.exec('PRAGMA busy_timeout = 5000');
+  return db;
+}
 const ROOT = resolve(import.meta.dirname, '../..');
 
 /** quota-kill-worker.ts in a process of its own (node --import tsx: one process, so SIGKILL reaches the bot itself). */

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import KeyvSqlite from '@keyv/sqlite';
+import Database from 'libsql';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { systemClock } from '../../src/clock.js';
@@ -53,23 +53,23 @@ describe('purging expired records', () => {
   it('removes results older than the retention from the SQLite file, and keeps fresh ones and untimed records', async () => {
     const file = join(dir, 'bot.sqlite');
     const storage = await openStorage(`sqlite://${file}`, { logger: silent });
-    const other = new KeyvSqlite({ uri: `sqlite://${file}`, busyTimeout: 5000 });
-    const keysInFile = async () =>
-      ((await other.query('SELECT key FROM keyv ORDER BY key')) as Array<{ key: string }>).map((row) => row.key);
+    const other = new Database(file);
+    const keysInFile = () =>
+      (other.prepare('SELECT key FROM keyv ORDER BY key').all() as Array<{ key: string }>).map((row) => row.key);
     try {
       await saveResultsAt(storage, RETENTION_DAYS + 1, ['old1', 'old2']);
       await saveResultsAt(storage, 1, ['fresh']);
       await storage.kv.set('settings:g1', { paused: false });
-      expect(await keysInFile()).toEqual(['flux:result:fresh', 'flux:result:old1', 'flux:result:old2', 'flux:settings:g1']);
+      expect(keysInFile()).toEqual(['flux:result:fresh', 'flux:result:old1', 'flux:result:old2', 'flux:settings:g1']);
 
       expect(await storage.purgeExpired(Date.now())).toBe(2);
 
-      expect(await keysInFile()).toEqual(['flux:result:fresh', 'flux:settings:g1']);
+      expect(keysInFile()).toEqual(['flux:result:fresh', 'flux:settings:g1']);
       const results = new ResultStore(storage, systemClock, RETENTION_DAYS);
       expect(await results.get('fresh')).toMatchObject({ id: 'fresh' });
       expect(await results.get('old1')).toBeUndefined();
     } finally {
-      await other.disconnect();
+      other.close();
       await storage.close();
     }
   });

@@ -249,7 +249,9 @@ describe('/imagine-admin end to end, through the real discord.js client', () => 
     expect((await admin(h, guild, 'block list', {}, roleHolder)).content).toBe('❌ Only moderators can use /imagine-admin.');
 
     const set = await admin(h, guild, 'settings set', { moderator_role: guild.moderatorRole });
-    expect(set.content).toBe(`✅ Changed \`moderator_role\` → <@&${guild.moderatorRole}>.`);
+    expect(set.content).toBe(
+      `✅ Changed \`moderator_role\` → <@&${guild.moderatorRole}>. Discord still hides \`/imagine-admin\` from this role until a server admin allows it: Server Settings → Integrations → this bot → \`/imagine-admin\`, add the role.`,
+    );
 
     const reply = await admin(h, guild, 'block list', {}, roleHolder);
     expect(reply.content).toBe('Nobody is blocked.');
@@ -485,6 +487,7 @@ describe('/imagine-admin end to end, through the real discord.js client', () => 
       allowed_mentions: { parse: [] },
     });
     expect(h.discord.requests.filter(isLogPost).map((r) => (r.json as { content: string }).content)).toEqual([
+      `🛠️ <@${moderator}> made this the log channel of \`/imagine\`: moderator actions and members' reports are posted here.`,
       `🛠️ <@${moderator}> changed settings: \`log_channel\` → <#${guild.modLog}>`,
       `🛠️ <@${moderator}> blocked a member: <@${member}> — spam`,
     ]);
@@ -496,7 +499,7 @@ describe('/imagine-admin end to end, through the real discord.js client', () => 
 
     await admin(h, guild, 'settings reset', { setting: 'log_channel' });
     await admin(h, guild, 'block remove', { member });
-    expect(h.discord.requests.filter(isLogPost)).toHaveLength(3); // the reset itself is the last post
+    expect(h.discord.requests.filter(isLogPost)).toHaveLength(4); // the test line, two actions, and the reset itself last
   });
 
   it('shows every setting and where it comes from, and resets one to the bot default', async () => {

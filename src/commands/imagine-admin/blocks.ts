@@ -1,8 +1,9 @@
 /** `/imagine-admin block add|remove|list`: members who may not use /imagine. */
 import { escapeMarkdown } from 'discord.js';
+import type { Clock } from '../../clock.js';
 import { UserFacingError } from '../../errors.js';
 import { fitList, relative, user } from './format.js';
-import { handler, without, type AdminDeps, type AdminHandler, type AdminTools, type PathOf } from './handler.js';
+import { handler, without, type AdminActor, type AdminDeps, type AdminHandler, type AdminTools, type PathOf } from './handler.js';
 import { group, member, memberOnly, none, optionalReason, reason, subcommand } from './options.js';
 
 export const blockGroup = group('block', 'Members who may not use /imagine', [
@@ -16,11 +17,7 @@ export function blockHandlers(deps: AdminDeps, { change }: AdminTools): Record<P
 
   return {
     'block/add': handler(memberOnly.extend(optionalReason.shape), async (context, { member, reason }) => {
-      if (member === context.actorId) throw new UserFacingError('You cannot block yourself.');
-      await change(context, 'blocked a member', (settings) => {
-        settings.blocked = { ...settings.blocked, [member]: { by: context.actorId, at: clock.now(), reason: reason ?? '' } };
-        return reason ? `${user(member)} — ${reason}` : user(member);
-      });
+      await blockMember({ change, clock }, context, member, reason);
       return `✅ Blocked ${user(member)} from \`/imagine\` in this server.${reason ? ` They will see: “${reason}”.` : ''}`;
     }),
 
@@ -42,4 +39,21 @@ export function blockHandlers(deps: AdminDeps, { change }: AdminTools): Record<P
       return Promise.resolve(`**Blocked members** (${entries.length})\n${fitList(lines, '\n', 1900)}`);
     }),
   };
+}
+
+/**
+ * Blocks a member from /imagine in the actor's server, recorded in the audit log: `block add` and the Block owner
+ * button of Generation info both go through here.
+ */
+export async function blockMember(
+  { change, clock }: { change: AdminTools['change']; clock: Clock },
+  actor: AdminActor,
+  member: string,
+  reason?: string,
+): Promise<void> {
+  if (member === actor.actorId) throw new UserFacingError('You cannot block yourself.');
+  await change(actor, 'blocked a member', (settings) => {
+    settings.blocked = { ...settings.blocked, [member]: { by: actor.actorId, at: clock.now(), reason: reason ?? '' } };
+    return reason ? `${user(member)} — ${reason}` : user(member);
+  });
 }

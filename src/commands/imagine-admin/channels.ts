@@ -3,26 +3,40 @@ import { ApplicationCommandOptionType, ChannelType } from 'discord.js';
 import { z } from 'zod';
 import { UserFacingError } from '../../errors.js';
 import { channel, fitList, plural } from './format.js';
-import { handler, type AdminHandler, type AdminTools, type PathOf } from './handler.js';
-import { group, none, requireChannelType, snowflake, subcommand } from './options.js';
+import { handler, type AdminDeps, type AdminHandler, type AdminTools, type Autocompleter, type PathOf } from './handler.js';
+import { group, none, requireChannelType, resolveStored, snowflake, storedChoices, storedId, storedIdOption, subcommand } from './options.js';
 
 const MAX_ALLOWED_CHANNELS = 50;
 
-/** Channels `/imagine` can be used in (voice channels have a text chat). */
-const IMAGINE_CHANNEL_TYPES = [ChannelType.GuildText, ChannelType.GuildAnnouncement, ChannelType.GuildVoice] as const;
+/**
+ * Channels `/imagine` can be used in: voice channels have a text chat; forum and media channels hold posts (threads),
+ * where the policy checks the post's parent against the list.
+ */
+const IMAGINE_CHANNEL_TYPES = [
+  ChannelType.GuildText,
+  ChannelType.GuildAnnouncement,
+  ChannelType.GuildVoice,
+  ChannelType.GuildForum,
+  ChannelType.GuildMedia,
+] as const;
 
 export const channelsGroup = group('channels', 'Channels where /imagine works (none listed = everywhere)', [
   subcommand('add', 'Allow /imagine in a channel', [
     { type: ApplicationCommandOptionType.Channel, name: 'channel', description: 'The channel', channel_types: [...IMAGINE_CHANNEL_TYPES], required: true },
   ]),
-  subcommand('remove', 'Remove a channel from the list', [
-    { type: ApplicationCommandOptionType.Channel, name: 'channel', description: 'The channel', required: true },
-  ]),
+  // A string with suggestions from the list, not a channel option: a deleted channel can still be picked and removed.
+  subcommand('remove', 'Remove a channel from the list', [storedIdOption('channel', 'A listed channel (deleted ones too)')]),
   subcommand('list', 'Show the allowed channels'),
   subcommand('clear', 'Allow /imagine everywhere again'),
 ]);
 
-export function channelsHandlers({ change }: AdminTools): Record<PathOf<typeof channelsGroup>, AdminHandler> {
+/** `channels remove`: the listed channels, by name while they exist, by id once deleted. */
+export const channelsAutocomplete: Partial<Record<PathOf<typeof channelsGroup>, Autocompleter>> = {
+  'channels/remove': ({ interaction, settings, typed }) =>
+    storedChoices(settings.allowedChannels, (id) => interaction.guild?.channels.cache.get(id)?.name, '#', typed),
+};
+
+export function channelsHandlers(_deps: AdminDeps, { change }: AdminTools): Record<PathOf<typeof channelsGroup>, AdminHandler> {
   return {
     'channels/add': handler(z.object({ channel: snowflake }), async (context, { channel: id }) => {
       requireChannelType(context.options, 'channel', IMAGINE_CHANNEL_TYPES);
@@ -36,7 +50,8 @@ export function channelsHandlers({ change }: AdminTools): Record<PathOf<typeof c
       return `✅ \`/imagine\` is allowed in ${details}; everywhere else it is refused.`;
     }),
 
-    'channels/remove': handler(z.object({ channel: snowflake }), async (context, { channel: id }) => {
+    'channels/remove': handler(z.object({ channel: storedId }), async (context, { channel: typed }) => {
+      const id = resolveStored(typed, context.settings.allowedChannels, (c) => context.interaction.guild?.channels.cache.get(c)?.name, 'channel');
       let left = 0;
       await change(context, 'removed an allowed channel', (settings) => {
         if (!settings.allowedChannels.includes(id)) throw new UserFacingError(`${channel(id)} is not in the list.`);

@@ -2,7 +2,12 @@
  * What the router (index.ts) and every subject share: the services a handler may use, what it is given when it runs,
  * and `change`/`record`, the two ways a moderator action reaches the settings and the audit log.
  */
-import type { ApplicationCommandOptionType, ChatInputCommandInteraction, CommandInteractionOption } from 'discord.js';
+import type {
+  ApplicationCommandOptionType,
+  AutocompleteInteraction,
+  ChatInputCommandInteraction,
+  CommandInteractionOption,
+} from 'discord.js';
 import type { z } from 'zod';
 import type { Clock } from '../../clock.js';
 import { UserFacingError } from '../../errors.js';
@@ -21,7 +26,12 @@ export interface AdminDeps {
   quota: QuotaStore;
   policy: UsagePolicy;
   clock: Clock;
+  /** Posts a line mentioning nobody in a channel of the server; rejects when Discord refuses (a log channel's test line). */
+  postToChannel: (channelId: string, text: string) => Promise<void>;
 }
+
+/** Who acts, where: all a change needs, whichever interaction it came from (a command, a moderator's button). */
+export type AdminActor = Pick<AdminContext, 'guildId' | 'actorId'>;
 
 export interface AdminContext {
   interaction: Interaction;
@@ -32,14 +42,32 @@ export interface AdminContext {
   options: readonly CommandInteractionOption[];
 }
 
+/** A reply: its text, with files attached when a handler exports something (a word list). */
+export type AdminReply = string | { content: string; files: Array<{ name: string; data: Buffer }> };
+
 export interface AdminHandler {
   readonly schema: z.ZodObject;
-  run(context: AdminContext, options: unknown): Promise<string>;
+  run(context: AdminContext, options: unknown): Promise<AdminReply>;
 }
 
-export function handler<S extends z.ZodObject>(schema: S, run: (context: AdminContext, options: z.output<S>) => Promise<string>): AdminHandler {
+export function handler<S extends z.ZodObject>(schema: S, run: (context: AdminContext, options: z.output<S>) => Promise<AdminReply>): AdminHandler {
   return { schema, run: (context, options) => run(context, options as z.output<S>) };
 }
+
+/** What an option's autocomplete is given: the moderator's server, its settings, and what they have typed so far. */
+export interface AutocompleteContext {
+  interaction: AutocompleteInteraction<'cached' | 'raw'>;
+  settings: GuildSettings;
+  typed: string;
+}
+
+export interface AutocompleteChoice {
+  name: string;
+  value: string;
+}
+
+/** Choices for the focused option of one subcommand (at most 25 are shown). */
+export type Autocompleter = (context: AutocompleteContext) => AutocompleteChoice[];
 
 /** `group/subcommand` or `subcommand` of a definition fragment, so each subject's handler table must cover every one. */
 export type PathOf<O> = O extends {
@@ -64,7 +92,7 @@ export function createAdminTools(deps: AdminDeps) {
    * Every change: under the settings lock, then into the audit log and the log channel (the old one when the change
    * removed it, so turning logging off is logged too).
    */
-  async function change(context: AdminContext, action: string, mutate: (settings: GuildSettings) => string): Promise<string> {
+  async function change(context: AdminActor, action: string, mutate: (settings: GuildSettings) => string): Promise<string> {
     let details = '';
     let previousLogChannel: string | null = null;
     const updated = await repository.update(context.guildId, (settings) => {
@@ -74,7 +102,7 @@ export function createAdminTools(deps: AdminDeps) {
     await audit.record(context.guildId, updated.logChannelId ?? previousLogChannel, { actorId: context.actorId, action, details });
     return details;
   }
-  async function record(context: AdminContext, action: string, details: string): Promise<void> {
+  async function record(context: Pick<AdminContext, 'guildId' | 'actorId' | 'settings'>, action: string, details: string): Promise<void> {
     await audit.record(context.guildId, context.settings.logChannelId, { actorId: context.actorId, action, details });
   }
   const effective = (settings: GuildSettings) => policy.limitsFor(ANYONE, settings);

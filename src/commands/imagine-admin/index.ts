@@ -14,6 +14,7 @@ import {
   InteractionContextType,
   MessageFlags,
   PermissionFlagsBits,
+  type AutocompleteInteraction,
   type CommandInteractionOption,
   type RESTPostAPIChatInputApplicationCommandsJSONBody,
 } from 'discord.js';
@@ -23,12 +24,12 @@ import { memberContextOf } from '../member-context.js';
 import type { SlashCommand } from '../types.js';
 import { auditHandlers, auditSubcommand } from './audit.js';
 import { blockGroup, blockHandlers } from './blocks.js';
-import { channelsGroup, channelsHandlers } from './channels.js';
+import { channelsAutocomplete, channelsGroup, channelsHandlers } from './channels.js';
 import { creditsGroup, creditsHandlers } from './credits.js';
 import { fitReply } from './format.js';
-import { createAdminTools, type AdminDeps, type AdminHandler, type PathOf } from './handler.js';
+import { createAdminTools, type AdminDeps, type AdminHandler, type Autocompleter, type PathOf } from './handler.js';
 import { pauseHandlers, pauseSubcommands } from './pause.js';
-import { roleGroup, roleHandlers } from './roles.js';
+import { roleAutocomplete, roleGroup, roleHandlers } from './roles.js';
 import { settingsGroup, settingsHandlers } from './settings.js';
 import { usageHandlers, usageSubcommand } from './usage.js';
 import { wordsGroup, wordsHandlers } from './words.js';
@@ -91,7 +92,7 @@ export function createAdminHandlers(deps: AdminDeps): Record<AdminPath, AdminHan
     ...creditsHandlers(deps, tools),
     ...roleHandlers(tools),
     ...blockHandlers(deps, tools),
-    ...channelsHandlers(tools),
+    ...channelsHandlers(deps, tools),
     ...wordsHandlers(tools),
     ...pauseHandlers(deps, tools),
     ...usageHandlers(deps, tools),
@@ -99,12 +100,28 @@ export function createAdminHandlers(deps: AdminDeps): Record<AdminPath, AdminHan
   };
 }
 
+/** The options that autocomplete, by subcommand: values stored in the settings, some of which Discord no longer knows. */
+const autocompleters: Partial<Record<AdminPath, Autocompleter>> = { ...channelsAutocomplete, ...roleAutocomplete };
+
 // ---------------------------------------------------------------------------------------------------------------------
 
 export function createImagineAdminCommand(deps: AdminDeps): SlashCommand {
   const handlers = new Map<string, AdminHandler>(Object.entries(createAdminHandlers(deps)));
   return {
     definition,
+    /** Offers what is stored to moderators only (nothing to anyone else): suggestions must not leak settings. */
+    async autocomplete(interaction: AutocompleteInteraction) {
+      if (!interaction.inGuild()) return interaction.respond([]);
+      const { path } = selectedSubcommand(interaction.options.data);
+      const complete = autocompleters[path as AdminPath];
+      const settings = await deps.settings.get(interaction.guildId);
+      const member = interaction.member;
+      const roleIds = Array.isArray(member.roles) ? member.roles : [...member.roles.cache.keys()];
+      const moderator = deps.policy.isModerator({ roleIds, canManageGuild: interaction.memberPermissions.has(PermissionFlagsBits.ManageGuild) }, settings);
+      const typed = String(interaction.options.getFocused());
+      const choices = complete && moderator ? complete({ interaction, settings, typed }) : [];
+      await interaction.respond(choices.slice(0, 25));
+    },
     async execute(interaction, log) {
       if (!interaction.inGuild()) throw new UserFacingError('`/imagine-admin` works in servers only.');
       // default_member_permissions only hides the command, and server admins can change who sees it: check again.
@@ -118,8 +135,13 @@ export function createImagineAdminCommand(deps: AdminDeps): SlashCommand {
       // Storage reads and the log-channel post may take a moment: acknowledge inside Discord's 3 s first.
       await interaction.deferReply({ flags: MessageFlags.Ephemeral });
       log.debug({ subcommand: path }, 'moderator command');
-      const content = await selected.run({ interaction, guildId: interaction.guildId, actorId: interaction.user.id, settings, options }, parsed);
-      await interaction.editReply({ content: fitReply(content), allowedMentions: { parse: [] } });
+      const reply = await selected.run({ interaction, guildId: interaction.guildId, actorId: interaction.user.id, settings, options }, parsed);
+      const { content, files } = typeof reply === 'string' ? { content: reply, files: [] } : reply;
+      await interaction.editReply({
+        content: fitReply(content),
+        ...(files.length > 0 ? { files: files.map((file) => ({ attachment: file.data, name: file.name })) } : {}),
+        allowedMentions: { parse: [] },
+      });
     },
   };
 }

@@ -81,3 +81,51 @@ export function requireChannelType(options: readonly CommandInteractionOption[],
   const resolved = options.find((option) => option.name === name)?.channel;
   if (resolved && !allowed.includes(resolved.type)) throw new UserFacingError(`${channel(resolved.id)} is not a channel this can use.`, 'invalid_options');
 }
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Values stored in the settings that Discord may no longer know (a deleted channel or role)
+
+/**
+ * A string option with suggestions from the settings: a channel or role option cannot name a deleted one, so the
+ * member could never remove it.
+ */
+export const storedIdOption = (name: string, description: string): BasicOption => ({
+  type: ApplicationCommandOptionType.String,
+  name,
+  description,
+  autocomplete: true,
+  min_length: 1,
+  max_length: 100,
+  required: true,
+});
+export const storedId = line(100);
+
+/** Suggestions for stored ids: `#name` (or `@name`) while Discord knows it, `<id> (deleted)` otherwise. */
+export function storedChoices(
+  ids: readonly string[],
+  nameOf: (id: string) => string | undefined,
+  sigil: string,
+  typed: string,
+): Array<{ name: string; value: string }> {
+  const needle = typed.trim().replace(/^[#@]/, '').toLowerCase();
+  return ids
+    .map((id) => {
+      const name = nameOf(id);
+      return { name: (name === undefined ? `${id} (deleted)` : `${sigil}${name}`).slice(0, 100), value: id };
+    })
+    .filter((choice) => needle === '' || choice.name.toLowerCase().includes(needle) || choice.value.includes(needle))
+    .slice(0, 25);
+}
+
+/**
+ * What the moderator picked or typed, as a stored id: a suggestion's id, a mention, or the name of a stored one that
+ * Discord still knows. Anything else is refused with how to pick.
+ */
+export function resolveStored(typed: string, stored: readonly string[], nameOf: (id: string) => string | undefined, kind: 'channel' | 'role'): string {
+  const id = /^(?:<(?:#|@&))?(\d{17,20})>?$/.exec(typed)?.[1];
+  if (id !== undefined) return id;
+  const name = typed.replace(/^[#@]/, '').toLowerCase();
+  const matches = stored.filter((candidate) => nameOf(candidate)?.toLowerCase() === name);
+  if (matches.length === 1) return matches[0]!;
+  throw new UserFacingError(`Pick the ${kind} from the suggestions, or give its id.`, 'invalid_options');
+}

@@ -3,8 +3,22 @@ import { ApplicationCommandOptionType } from 'discord.js';
 import { z } from 'zod';
 import { UserFacingError } from '../../errors.js';
 import { describeOverride, fitList, roleMention } from './format.js';
-import { handler, without, type AdminHandler, type AdminTools, type PathOf } from './handler.js';
-import { MAX_COOLDOWN_SECONDS, MAX_CREDITS, count, group, integer, none, snowflake, subcommand, type BasicOption } from './options.js';
+import { handler, without, type AdminHandler, type AdminTools, type Autocompleter, type PathOf } from './handler.js';
+import {
+  MAX_COOLDOWN_SECONDS,
+  MAX_CREDITS,
+  count,
+  group,
+  integer,
+  none,
+  resolveStored,
+  snowflake,
+  storedChoices,
+  storedId,
+  storedIdOption,
+  subcommand,
+  type BasicOption,
+} from './options.js';
 
 const MAX_ROLE_OVERRIDES = 50;
 
@@ -16,11 +30,16 @@ export const roleGroup = group('role', 'Allowances for members with a role', [
     count('daily_credits', 'Images per member per UTC day', 0, MAX_CREDITS),
     count('cooldown_seconds', 'Seconds between two requests', 0, MAX_COOLDOWN_SECONDS),
   ]),
-  subcommand('clear', 'Remove the override of a role', [role()]),
+  // A string with suggestions, not a role option: the override of a deleted role can still be picked and removed.
+  subcommand('clear', 'Remove the override of a role', [storedIdOption('role', 'A role with an override (deleted ones too)')]),
   subcommand('list', 'Show the role overrides'),
 ]);
 
-const roleOnly = z.object({ role: snowflake });
+/** `role clear`: the roles with an override, by name while they exist, by id once deleted. */
+export const roleAutocomplete: Partial<Record<PathOf<typeof roleGroup>, Autocompleter>> = {
+  'role/clear': ({ interaction, settings, typed }) =>
+    storedChoices(Object.keys(settings.roleOverrides), (id) => interaction.guild?.roles.cache.get(id)?.name, '@', typed),
+};
 
 export function roleHandlers({ change, requireUnderCeiling }: AdminTools): Record<PathOf<typeof roleGroup>, AdminHandler> {
   return {
@@ -51,7 +70,8 @@ export function roleHandlers({ change, requireUnderCeiling }: AdminTools): Recor
       },
     ),
 
-    'role/clear': handler(roleOnly, async (context, { role }) => {
+    'role/clear': handler(z.object({ role: storedId }), async (context, { role: typed }) => {
+      const role = resolveStored(typed, Object.keys(context.settings.roleOverrides), (id) => context.interaction.guild?.roles.cache.get(id)?.name, 'role');
       await change(context, 'cleared a role override', (settings) => {
         if (!(role in settings.roleOverrides)) throw new UserFacingError(`${roleMention(role)} has no override.`);
         settings.roleOverrides = without(settings.roleOverrides, role);

@@ -1,5 +1,5 @@
 /** `/imagine-admin settings view|set|reset`: the server's settings for /imagine. */
-import { ApplicationCommandOptionType, ChannelType, escapeMarkdown } from 'discord.js';
+import { ApplicationCommandOptionType, ChannelType, DiscordAPIError, escapeMarkdown } from 'discord.js';
 import { z } from 'zod';
 import { UserFacingError } from '../../errors.js';
 import { IMAGE_CHECK_ACTIONS, NSFW_POLICIES, newGuildSettings, type GuildSettings, type ImageCheckAction } from '../../services/usage/guild-settings.js';
@@ -21,6 +21,7 @@ const SETTING_NAMES = [
   'max_steps',
   'moderator_role',
   'log_channel',
+  'generation_log_channel',
   'nsfw_policy',
   'exempt_moderators',
   'image_check',
@@ -37,11 +38,21 @@ export const settingsGroup = group('settings', 'Server settings for /imagine', [
     count('server_daily_cap', 'Images the whole server may make per UTC day (0 = no cap)', 0, MAX_SERVER_CAP),
     count('max_samples', 'Most images per request', 1, 4),
     count('max_steps', 'Most denoising steps per image', 1, 50),
-    { type: ApplicationCommandOptionType.Role, name: 'moderator_role', description: 'Role that may use /imagine-admin' },
+    {
+      type: ApplicationCommandOptionType.Role,
+      name: 'moderator_role',
+      description: 'Role that may use /imagine-admin (an admin must also allow it: Server Settings → Integrations)',
+    },
     {
       type: ApplicationCommandOptionType.Channel,
       name: 'log_channel',
       description: 'Channel where moderator actions are posted',
+      channel_types: [...LOG_CHANNEL_TYPES],
+    },
+    {
+      type: ApplicationCommandOptionType.Channel,
+      name: 'generation_log_channel',
+      description: 'Channel that gets one line per image result: who, prompt, link (no pings)',
       channel_types: [...LOG_CHANNEL_TYPES],
     },
     {
@@ -77,6 +88,7 @@ const settingsSetSchema = z.object({
   max_steps: integer(1, 50).optional(),
   moderator_role: snowflake.optional(),
   log_channel: snowflake.optional(),
+  generation_log_channel: snowflake.optional(),
   nsfw_policy: z.enum(NSFW_POLICIES, { error: `must be one of ${NSFW_POLICIES.join(', ')}` }).optional(),
   exempt_moderators: z.boolean({ error: 'must be true or false' }).optional(),
   image_check: z.enum(IMAGE_CHECK_ACTIONS, { error: `must be one of ${IMAGE_CHECK_ACTIONS.join(', ')}` }).optional(),
@@ -86,7 +98,25 @@ const settingsSetSchema = z.object({
 type SettingsChange = z.output<typeof settingsSetSchema>;
 
 export function settingsHandlers(deps: AdminDeps, { change, effective, requireUnderCeiling }: AdminTools): Record<PathOf<typeof settingsGroup>, AdminHandler> {
-  const { settings: repository, policy } = deps;
+  const { settings: repository, policy, postToChannel } = deps;
+
+  /**
+   * A channel is taken only once a test line has reached it: a log channel the bot cannot post to would lose every
+   * report and action silently, and the moderator setting it is the one who can fix its permissions, now.
+   */
+  async function postTestLine(channelId: string, text: string): Promise<void> {
+    try {
+      await postToChannel(channelId, text);
+    } catch (error) {
+      const code = error instanceof DiscordAPIError ? Number(error.code) : undefined;
+      if (code === 50001 || code === 50013 || code === 10003)
+        throw new UserFacingError(
+          `The bot cannot post in ${channel(channelId)}, so nothing was changed. Give the bot **View Channel** and **Send Messages** there (Edit Channel → Permissions), then set it again.`,
+          'log_channel_unusable',
+        );
+      throw new UserFacingError(`A test line could not be posted in ${channel(channelId)} just now, so nothing was changed. Try again in a minute.`, 'log_channel_unusable');
+    }
+  }
   const botDefaults = () => policy.limitsFor(ANYONE, newGuildSettings());
 
   return {
@@ -100,13 +130,28 @@ export function settingsHandlers(deps: AdminDeps, { change, effective, requireUn
       if (options.moderator_role === context.guildId)
         throw new UserFacingError('@everyone cannot be the moderator role: pick a role only moderators have.', 'invalid_options');
       requireChannelType(context.options, 'log_channel', LOG_CHANNEL_TYPES);
+      requireChannelType(context.options, 'generation_log_channel', LOG_CHANNEL_TYPES);
       requireUnderCeiling('daily_credits', options.daily_credits, 'dailyCredits');
       requireUnderCeiling('server_daily_cap', options.server_daily_cap, 'guildDailyCap');
+      if (options.log_channel !== undefined)
+        await postTestLine(
+          options.log_channel,
+          `🛠️ ${user(context.actorId)} made this the log channel of \`/imagine\`: moderator actions and members' reports are posted here.`,
+        );
+      if (options.generation_log_channel !== undefined)
+        await postTestLine(
+          options.generation_log_channel,
+          `🛠️ ${user(context.actorId)} made this the generation log of \`/imagine\`: one line per image result is posted here (who, prompt, link).`,
+        );
       const details = await change(context, 'changed settings', (settings) => applySettings(settings, options));
       const ceiling = policy.ceilings.guildDailyCap;
       // "No cap" cannot lift the operator's ceiling: say what applies instead.
-      const note = options.server_daily_cap === 0 && ceiling > 0 ? ` The operator's ceiling of **${ceiling}** images per UTC day still applies.` : '';
-      return `✅ Changed ${details}.${note}`;
+      const notes = [
+        options.server_daily_cap === 0 && ceiling > 0 ? ` The operator's ceiling of **${ceiling}** images per UTC day still applies.` : '',
+        options.moderator_role !== undefined ? ` ${MODERATOR_ROLE_NOTE}` : '',
+        options.log_channel !== undefined || options.generation_log_channel !== undefined ? ' A test line was posted there.' : '',
+      ];
+      return `✅ Changed ${details}.${notes.join('')}`;
     }),
 
     'settings/reset': handler(z.object({ setting: z.enum(SETTING_NAMES, { error: 'is not a setting' }) }), async (context, { setting }) => {
@@ -144,6 +189,10 @@ const SHOWN = {
   max_steps: (l: Limits) => `at most **${l.maxSteps}** steps per image`,
 } as const;
 
+/** Discord's own permission gate stays in front of the moderator role: say so wherever the role is set or shown. */
+export const MODERATOR_ROLE_NOTE =
+  'Discord still hides `/imagine-admin` from this role until a server admin allows it: Server Settings → Integrations → this bot → `/imagine-admin`, add the role.';
+
 /** The operator's ceilings (0 = none), shown so moderators know what no setting of theirs can exceed. */
 interface Ceilings {
   dailyCredits: number;
@@ -168,9 +217,10 @@ export function describeSettings(settings: GuildSettings, effective: Limits, def
     `Operator's ceilings: ${describeCeilings(ceilings)}`,
     `Samples: ${SHOWN.max_samples(effective)}${origin(settings.maxSamples, String(defaults.maxSamples))}`,
     `Steps: ${SHOWN.max_steps(effective)}${origin(settings.maxSteps, String(defaults.maxSteps))}`,
-    `Moderators: members with Manage Server${settings.moderatorRoleId ? ` and ${roleMention(settings.moderatorRoleId)}` : ' (no moderator role set)'}`,
+    `Moderators: members with Manage Server${settings.moderatorRoleId ? ` and ${roleMention(settings.moderatorRoleId)} — ${MODERATOR_ROLE_NOTE}` : ' (no moderator role set)'}`,
     `Exempt from cooldown: ${settings.exemptModerators ? 'moderators' : 'nobody'}${settings.exemptModerators ? ' _(bot default)_' : ' _(server setting)_'}`,
     `Log channel: ${settings.logChannelId ? channel(settings.logChannelId) : 'none'}`,
+    `Generation log: ${settings.generationLogChannelId ? `${channel(settings.generationLogChannelId)} (one line per image result)` : 'none'}`,
     `NSFW prompts: ${describeNsfwPolicy(settings)}${settings.nsfwPolicy === 'off' ? ' _(bot default)_' : ' _(server setting)_'}`,
     `Image check: ${IMAGE_CHECK_SHOWN[effective.imageCheck]}${origin(settings.imageCheck, defaults.imageCheck)}${
       settings.nsfwPolicy === 'age_restricted' ? '; in age-restricted channels, as they are' : ''
@@ -229,6 +279,10 @@ function applySettings(settings: GuildSettings, change: SettingsChange): string 
     settings.logChannelId = change.log_channel;
     note('log_channel', channel(change.log_channel));
   }
+  if (change.generation_log_channel !== undefined) {
+    settings.generationLogChannelId = change.generation_log_channel;
+    note('generation_log_channel', channel(change.generation_log_channel));
+  }
   if (change.nsfw_policy !== undefined) {
     settings.nsfwPolicy = change.nsfw_policy;
     note('nsfw_policy', change.nsfw_policy);
@@ -275,6 +329,9 @@ function resetSetting(settings: GuildSettings, setting: SettingName): void {
       return;
     case 'log_channel':
       settings.logChannelId = null;
+      return;
+    case 'generation_log_channel':
+      settings.generationLogChannelId = null;
       return;
     case 'nsfw_policy':
       settings.nsfwPolicy = defaults.nsfwPolicy;

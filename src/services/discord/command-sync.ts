@@ -1,4 +1,4 @@
-import { Routes, type REST, type RESTPostAPIChatInputApplicationCommandsJSONBody } from 'discord.js';
+import { Routes, type REST, type RESTPostAPIApplicationCommandsJSONBody } from 'discord.js';
 import type { Logger } from '../../logger.js';
 
 export type SyncResult = 'unchanged' | 'updated';
@@ -11,7 +11,7 @@ export async function syncCommands(opts: {
   rest: REST;
   applicationId: string;
   guildId?: string | undefined;
-  definitions: readonly RESTPostAPIChatInputApplicationCommandsJSONBody[];
+  definitions: readonly RESTPostAPIApplicationCommandsJSONBody[];
   log: Logger;
 }): Promise<SyncResult> {
   const { rest, applicationId, guildId, definitions, log } = opts;

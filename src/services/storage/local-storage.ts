@@ -4,12 +4,18 @@ import Keyv from 'keyv';
 import type { Logger } from '../../logger.js';
 import { LocalQuotaStore, type ListRecords } from './quota/local-quota-store.js';
 import { assembleStorage, logKeyvErrors, reasonOf } from './assemble-storage.js';
-import { CachedSqliteStore } from './cached-sqlite-store.js';
 import { KeyedMutex } from './keyed-mutex.js';
+import { LibsqlStore } from './libsql-store.js';
 import { StorageConfigError } from './storage-config-error.js';
 import type { Storage } from './storage.js';
 
 const PROBE_KEY = '__storage_probe__';
+/**
+ * The driver is synchronous: waiting for a lock blocks the whole process. Only another process (a backup, a sqlite3
+ * shell) can hold it, since the bot has one connection; a second is long enough for such a statement, and short
+ * enough that Discord's heartbeats and 3-second interaction deadline are not missed while waiting.
+ */
+const SQLITE_BUSY_TIMEOUT_MS = 1_000;
 
 /**
  * A Map that refuses every operation once closed, so a closed memory store fails closed like the others instead of
@@ -140,8 +146,15 @@ export async function openSqliteStorage(path: string, opts: { logger: Logger; na
       { cause: error },
     );
   }
-  // `new Keyv('sqlite://…')` would silently be an in-memory Map: the adapter is built explicitly.
-  const store = new CachedSqliteStore({ uri: `sqlite://${file}`, busyTimeout: 5000 });
+  let store: LibsqlStore;
+  try {
+    store = new LibsqlStore({ file, busyTimeoutMs: SQLITE_BUSY_TIMEOUT_MS, synchronous: 'NORMAL' });
+  } catch (error) {
+    throw new StorageConfigError(`STORE_URL: cannot open the SQLite database ${file} (${reasonOf(error)})`, {
+      cause: error,
+    });
+  }
+  // `new Keyv('sqlite://…')` would silently be an in-memory Map: the store is built explicitly.
   const kv = new Keyv({ store, namespace: opts.namespace, throwOnErrors: true });
   let opened = false;
   kv.on('error', (error: unknown) => {
@@ -149,10 +162,6 @@ export async function openSqliteStorage(path: string, opts: { logger: Logger; na
     if (opened) opts.logger.error({ err: error }, 'storage operation failed');
   });
   try {
-    // WAL with synchronous=NORMAL: a commit no longer waits for an fsync (a killed process loses nothing; only a power
-    // cut can lose the last commits, never corrupt the file). Without it every credit reservation costs an fsync.
-    await store.query('PRAGMA journal_mode=WAL');
-    await store.query('PRAGMA synchronous=NORMAL');
     // A write, so a read-only file or directory is found now rather than on the first request.
     await kv.set(PROBE_KEY, Date.now());
     await kv.delete(PROBE_KEY);

@@ -1,3 +1,4 @@
+import { escapeMarkdown } from 'discord.js';
 import { z } from 'zod';
 import type { Clock } from '../../clock.js';
 import type { Logger } from '../../logger.js';
@@ -12,6 +13,22 @@ const entrySchema = z.object({
 export type AuditEntry = z.infer<typeof entrySchema>;
 
 const KEEP = 200;
+/** Discord refuses a message over 2000 characters: a long entry is cut in the log channel (kept whole here). */
+const MAX_POST = 2000;
+/** How much of a deleted result's prompt the audit keeps. */
+const MAX_PROMPT = 300;
+
+export const RESULT_DELETED = 'deleted a result';
+
+/**
+ * What the audit keeps of a result a moderator deleted: whose it was, where, and its prompt (the images are gone, so
+ * this is all that is left to judge the deletion by). Whitespace is folded and Markdown escaped to keep one line.
+ */
+export function resultDeletedDetails(result: { ownerId: string; channelId: string; prompt: string }): string {
+  const prompt = result.prompt.replace(/\s+/g, ' ').trim();
+  const cut = prompt.length > MAX_PROMPT ? `${prompt.slice(0, MAX_PROMPT - 1)}…` : prompt;
+  return `<@${result.ownerId}>'s result in <#${result.channelId}> — “${escapeMarkdown(cut)}”`;
+}
 
 /** Posts a line to a server's log channel; failures are logged, never thrown (the action already happened). */
 export type LogChannelPoster = (channelId: string, text: string) => Promise<void>;
@@ -33,7 +50,8 @@ export class AuditLog {
     });
     this.log.info({ guildId, moderatorId: entry.actorId, action: entry.action, details: entry.details }, 'moderator action');
     if (logChannelId) {
-      const text = `🛠️ <@${entry.actorId}> ${entry.action}: ${entry.details}`;
+      const line = `🛠️ <@${entry.actorId}> ${entry.action}: ${entry.details}`;
+      const text = line.length > MAX_POST ? `${line.slice(0, MAX_POST - 1)}…` : line;
       await this.post(logChannelId, text).catch((error: unknown) =>
         this.log.warn({ err: error, guildId, logChannelId }, 'could not post to the log channel'),
       );

@@ -46,6 +46,8 @@ const settingsSchema = z.object({
   maxSteps: z.number().int().min(1).max(50).nullable().catch(null),
   moderatorRoleId: id.nullable().catch(null),
   logChannelId: id.nullable().catch(null),
+  /** Where one line per delivered result is posted (who, prompt, link); null: nowhere. */
+  generationLogChannelId: id.nullable().catch(null),
   nsfwPolicy: z.enum(NSFW_POLICIES).catch('off'),
   exemptModerators: z.boolean().catch(true),
   paused: actorStamp.nullable().catch(null),
