@@ -57,7 +57,7 @@ export class Metrics {
   );
   private readonly remainingCredits = this.gauge(
     'segmind_remaining_credits',
-    'Segmind account balance in dollars, from the last x-remaining-credits header.',
+    'Segmind account balance in dollars (paid plus free credits), from the periodic balance read and every image response.',
   );
 
   private readonly jobs = new Counter({
