@@ -752,7 +752,6 @@ describe('a press is checked and charged exactly like /imagine', () => {
     const result = await imagine(h, { prompt: 'a slow snail', samples: 2, seed: 1 }, owner);
 
     expect(await refusalAfterDeferral(press(h, result, 'reroll', owner))).toMatch(/^❌ You're on cooldown\. Try again <t:\d+:R>\.$/);
-    expect(await refusalAfterDeferral(pick(h, result, 'Reproduce image 1', owner))).toMatch(/^❌ You're on cooldown\./);
     const modal = await modalOf(press(h, result, 'remix', owner)); // opening the form is free…
     const submit = h.discord.sendModalSubmit({ customId: modal.custom_id, fields: { ...modalFields(modal), prompt: 'a fast snail' }, ...owner });
     expect(await refusalAfterDeferral(submit)).toMatch(/^❌ You're on cooldown\./); // …generating is not
@@ -771,7 +770,6 @@ describe('a press is checked and charged exactly like /imagine', () => {
     const owner = user();
     const result = await imagine(h, { prompt: 'two pebbles', samples: 2, seed: 101 }, owner);
     expect(await refusalAfterDeferral(press(h, result, 'reroll', owner))).toMatch(/^❌ You've used all your image credits for today\./);
-    expect(await refusalAfterDeferral(pick(h, result, 'Reproduce image 2', owner))).toMatch(/^❌ You've used all your image credits for today\./);
     expect(await privateAnswer(press(h, result, 'details', owner))).toContain('`102`');
     expect(h.segmind.requests).toHaveLength(2);
 
@@ -842,8 +840,7 @@ describe('a press is checked and charged exactly like /imagine', () => {
     ];
     for (const sent of expired) expect(await privateAnswer(sent)).toBe(NO_LONGER_KEPT);
     // the presses that generate are acknowledged before the result is read back
-    const expiredGenerations = [press(h, result, 'reroll', owner), pick(h, result, 'Reproduce image 1', owner)];
-    for (const sent of expiredGenerations) expect(await refusalAfterDeferral(sent)).toBe(NO_LONGER_KEPT);
+    expect(await refusalAfterDeferral(press(h, result, 'reroll', owner))).toBe(NO_LONGER_KEPT);
 
     // a record that no longer matches the schema is treated the same way
     await h.storage.kv.set(key, { ...stored, createdAt: Date.now(), params: { prompt: 42 } });
@@ -1012,8 +1009,10 @@ describe('the 🚩 Report button', () => {
     const owner = user();
     const reporter = user();
     const mod = moderator();
-    const gone = snowflake(); // a log channel deleted since it was set: Discord answers Unknown Channel
-    await admin(h, 'settings set', { log_channel: gone }, mod);
+    // A log channel deleted since it was set: Discord answers Unknown Channel. (`settings set` would refuse it now, as
+    // its test line cannot be posted, so the stored setting is written as a server set before the deletion left it.)
+    const gone = snowflake();
+    await h.storage.kv.set(`settings:${h.discord.guildId}`, { version: 1, logChannelId: gone });
     const result = await imagine(h, { prompt: 'a lost letter', seed: 8 }, owner);
 
     expect(await reportAnswer(press(h, result, 'report', reporter))).toBe(
