@@ -110,15 +110,16 @@ export function createGenerationInfoCommand(deps: GenerationInfoDeps): MessageCo
 /** Owner, prompt, settings and time of a result, in one private message (≤ 2000 characters). */
 export function describeResult(record: ResultRecord, ownerBlocked = false): string {
   const { params } = record;
-  const prompt = params.prompt.replace(/\s+/g, ' ').trim();
-  const cut = prompt.length > MAX_PROMPT ? `${prompt.slice(0, MAX_PROMPT - 1)}…` : prompt;
+  // Cut after escaping (escapes can double the length), never between a backslash and what it escapes.
+  const prompt = escapeMarkdown(params.prompt.replace(/\s+/g, ' ').trim());
+  const cut = prompt.length > MAX_PROMPT ? `${prompt.slice(0, MAX_PROMPT - 1).replace(/(?<!\\)\\$/, '')}…` : prompt;
   const at = Math.floor(record.createdAt / 1000);
   const seeds = record.images.map((image) => `\`${image.seed}\``).join(', ');
   const format = params.output_format === 'png' ? 'png' : `${params.output_format} (quality ${params.output_quality})`;
   return [
     '**Generation info**',
     `Made by <@${record.ownerId}> in <#${record.channelId}> · <t:${at}:f> (<t:${at}:R>)`,
-    `> ${escapeMarkdown(cut)}`,
+    `> ${cut}`,
     `${record.images.length === 1 ? 'Seed' : 'Seeds'}: ${seeds}`,
     `Steps: ${params.steps} · Guidance: ${params.guidance} · Aspect ratio: ${params.aspect_ratio} · Format: ${format}`,
     ...(ownerBlocked ? [`⛔ <@${record.ownerId}> is blocked from \`/imagine\` in this server.`] : []),
