@@ -8,7 +8,7 @@ import { ApplicationCommandOptionType } from 'discord.js';
 import { snowflake, type RecordedRequest, type SentInteraction, type SlashCommandOption } from '../fakes/fake-discord.js';
 import { describeImage } from '../fakes/images.js';
 import { eventually, startHarness, type Harness } from '../support/harness.js';
-import { fieldsOf, messageOf, sendImagine, type SentMessage } from '../support/imagine.js';
+import { messageOf, sendImagine, type SentMessage } from '../support/imagine.js';
 import { expectConsistentLedger } from '../support/ledger.js';
 import { refusalAfterDeferral } from '../support/refusals.js';
 
@@ -28,6 +28,8 @@ const MOD_LOG = snowflake();
 
 const quiet = createLogger({ level: 'silent', secrets: [] });
 const isEdit = (r: RecordedRequest) => r.method === 'PATCH' && r.path.endsWith('/messages/@original');
+/** A result's notes: what follows its prompt line and settings line. */
+const notesOf = (message: SentMessage) => (message.content ?? '').split('\n').slice(2).join('\n');
 
 interface SentRow {
   components: Array<{ type: number; label?: string; custom_id?: string }>;
@@ -124,8 +126,7 @@ describe('every image checked before it is posted, and the server’s policy for
     expect(message.embeds).toHaveLength(1);
     expect(message.embeds![0]!.image, 'no embed shows the spoilered image').toBeUndefined();
     expect(JSON.stringify(message.embeds)).not.toContain('attachment://');
-    expect(fieldsOf(message.embeds![0]).Seed).toBe('`42` (spoiler)');
-    expect(message.content).toBe('⚠️ This image may show sensitive content, so it is hidden behind a spoiler: click to show.');
+    expect(notesOf(message)).toBe('⚠️ This image may show sensitive content, so it is hidden behind a spoiler: click to show.');
     expect(message.attachments?.map((a) => a.filename)).toEqual(['SPOILER_flux-42.webp']);
 
     // the check's scores are in the job's log line, next to the image's seed
@@ -146,8 +147,8 @@ describe('every image checked before it is posted, and the server’s policy for
     expect(edit.files.map((f) => f.name)).toEqual(['flux-1000.png', 'SPOILER_flux-1001.png', 'flux-1002.png', 'flux-1003.png']);
     const message = messageOf(edit.json);
     expect(message.embeds!.map((e) => e.image?.url)).toEqual(['attachment://flux-1000.png', 'attachment://flux-1002.png', 'attachment://flux-1003.png']);
-    expect(fieldsOf(message.embeds![0]).Seeds).toBe('1: `1000`\n2: `1001` (spoiler)\n3: `1002`\n4: `1003`');
-    expect(message.content).toBe('⚠️ Image 2 of 4 (seed 1001) may show sensitive content, so it is hidden behind a spoiler: click to show.');
+    expect(JSON.stringify(message.embeds)).not.toContain('SPOILER_');
+    expect(notesOf(message)).toBe('⚠️ Image 2 of 4 (seed 1001) may show sensitive content, so it is hidden behind a spoiler: click to show.');
     expect(h.checker.checks.map((c) => c.seed).sort()).toEqual([1000, 1001, 1002, 1003]);
     const line = await finished(sent);
     expect(line.segmind.map((s) => [s.seed, s.check?.flagged])).toEqual([
@@ -164,14 +165,15 @@ describe('every image checked before it is posted, and the server’s policy for
     h.checker.set('flagged', 77);
     const sent = imagine({ prompt: 'a day at the beach', seed: 77 });
 
-    const edit = await sent.waitForRequest(isEdit);
-    expect(edit.files).toEqual([]);
-    expect(messageOf(edit.json).content).toBe("❌ No image was posted: this server's image check withheld it. Nothing was charged.");
-    const told = await eventually(() => privateFollowUps(sent)[0], 'the private notice');
+    // nothing was posted: the "thinking…" reply is deleted and both notices are private
+    const told = await eventually(() => privateFollowUps(sent)[1], 'the private notices');
+    expect(privateFollowUps(sent)[0]!.content).toBe("❌ No image was posted: this server's image check withheld it. Nothing was charged.");
     expect(told.content).toBe(
       "🔒 Withheld: your image (seed `77`) — this server withholds images its image check flags as possibly sexual content. It was not posted and not charged. The server's moderators can see the flag.",
     );
-    expect(sent.followUps(), 'nothing public besides the reply').toHaveLength(1);
+    expect(sent.edits(), 'the public reply never written to').toEqual([]);
+    expect(sent.originalMessage(), 'nothing public left').toBeUndefined();
+    expect(sent.followUps(), 'nothing but the two private notices').toHaveLength(2);
     expect((await finished(sent)).outcome).toBe('failed');
     await ledger(0);
   });
@@ -184,7 +186,8 @@ describe('every image checked before it is posted, and the server’s policy for
 
     expect(edit.files.map((f) => f.name)).toEqual(['flux-500.webp', 'flux-501.webp']);
     const message = messageOf(edit.json);
-    expect(fieldsOf(message.embeds![0]).Seeds).toBe('1: `500`\n2: `501`\n3: `502` (withheld)');
+    // the channel is not told which image was withheld: only the member is, privately
+    expect(notesOf(message)).toBe('');
     expect(JSON.stringify(message)).not.toContain('flux-502');
     const told = await eventually(() => privateFollowUps(sent)[0], 'the private notice');
     expect(told.content).toContain('🔒 Withheld: image 3 (seed `502`)');
@@ -199,7 +202,7 @@ describe('every image checked before it is posted, and the server’s policy for
     const edit = await sent.waitForRequest(isEdit);
     expect(edit.files.map((f) => f.name)).toEqual(['flux-5.webp']);
     expect(messageOf(edit.json).embeds![0]!.image?.url).toBe('attachment://flux-5.webp');
-    expect(messageOf(edit.json).content).toBe('');
+    expect(notesOf(messageOf(edit.json))).toBe('');
 
     // the same server's other channels still spoiler it
     const elsewhere = imagine({ prompt: 'a figure study', seed: 6 });
@@ -288,9 +291,10 @@ describe('every image checked before it is posted, and the server’s policy for
     await setServer({ imageCheck: 'block' });
     h.checker.set('worker_died', 14);
     const sent = imagine({ prompt: 'a quiet harbour', seed: 14 });
-    expect((await sent.waitForRequest(isEdit)).files).toEqual([]);
-    const told = await eventually(() => privateFollowUps(sent)[0], 'the private notice');
+    const told = await eventually(() => privateFollowUps(sent)[1], 'the private notices');
     expect(told.content).toContain('it could not be checked');
+    expect(sent.requests().flatMap((r) => r.files), 'nothing posted').toEqual([]);
+    expect(sent.originalMessage(), 'nothing public left').toBeUndefined();
     await finished(sent);
     await ledger(0);
   });
@@ -325,7 +329,6 @@ describe('every image checked before it is posted, and the server’s policy for
     h.checker.set('flagged', 31);
     const before = logPosts().length;
     const sent = imagine({ prompt: 'a day at the beach', seed: 31, output_format: 'png' });
-    await sent.waitForRequest(isEdit);
     await finished(sent);
 
     const posts = logPosts().slice(before);

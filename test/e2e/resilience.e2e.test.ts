@@ -23,8 +23,9 @@ describe('circuit breaker around Segmind', () => {
     });
     const harness = h;
     harness.segmind.setDefault({ kind: 'error', status: 503 });
-    await sendImagine(harness.discord, { prompt: 'one' }).waitForRequest(isEdit);
-    await sendImagine(harness.discord, { prompt: 'two' }).waitForRequest(isEdit);
+    // each failure is answered privately, in place of the "thinking…" reply
+    expect(await refusalAfterDeferral(sendImagine(harness.discord, { prompt: 'one' }))).toContain('No image could be generated');
+    expect(await refusalAfterDeferral(sendImagine(harness.discord, { prompt: 'two' }))).toContain('No image could be generated');
     const openedAt = Date.now();
 
     const text = await immediateRefusal(sendImagine(harness.discord, { prompt: 'three' }));

@@ -173,8 +173,8 @@ describe('credits and cooldowns on /imagine', () => {
     [{ kind: 'error' as const, status: 429 }, 'The image service is busy — try again in a minute.', true],
     [{ kind: 'error' as const, status: 502 }, 'The image service had a problem', true],
     [{ kind: 'error' as const, status: 503 }, 'The image service had a problem', true],
-    [{ kind: 'error' as const, status: 504 }, 'The image service took too long to answer.', true],
-    [{ kind: 'hang' as const }, 'The image service took too long to answer.', true],
+    [{ kind: 'error' as const, status: 504 }, 'The image service took too long to answer', true],
+    [{ kind: 'hang' as const }, 'The image service took too long to answer', true],
     [{ kind: 'notAnImage' as const }, 'not an image', false],
     [{ kind: 'reset' as const }, 'The image service could not be reached', true],
   ])('refunds every credit when Segmind fails (%j)', async (scenario, text, retried) => {
