@@ -56,7 +56,7 @@ describe('Generation info', () => {
     expect(resultIdOf({ components: [row(`res:details:${RESULT_ID}`)] } as never)).toBe(RESULT_ID);
     expect(resultIdOf({ components: [{ components: [row(`res:pick:${RESULT_ID}`)] }] } as never)).toBe(RESULT_ID);
     expect(resultIdOf({ components: [row('cancel:123'), row('res:nope:1')] } as never)).toBeUndefined();
-    expect(resultIdOf({ components: [] } as never)).toBeUndefined();
+    expect(resultIdOf({ components: [] })).toBeUndefined();
   });
 
   it('describes the longest prompt with four seeds within 2000 characters, on one escaped line', () => {
