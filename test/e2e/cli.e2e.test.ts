@@ -1,22 +1,25 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { commandDefinitions } from '../../src/commands/index.js';
 import { instanceLeaseKey } from '../../src/services/generation/instance-lease.js';
 import { FakeDiscord } from '../fakes/fake-discord.js';
 import { FakeSegmind } from '../fakes/fake-segmind.js';
 import { describeImage } from '../fakes/images.js';
-import { crashAllBotProcesses, startBotProcess, type BotExit, type BotProcess } from '../support/bot-process.js';
+import { buildDist, crashAllBotProcesses, startBotProcess, type BotExit, type BotProcess } from '../support/bot-process.js';
 import { TEST_DISCORD_TOKEN, TEST_SEGMIND_KEY, eventually } from '../support/harness.js';
 import { messageOf, sendImagine } from '../support/imagine.js';
 import { REDIS_URL, describeWithRedis, redisRunPrefix, withRedisClient } from '../support/redis.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
-const TSX = join(ROOT, 'node_modules/.bin/tsx');
 // An empty working directory: no .env from a developer's checkout leaks into these runs.
 const CWD = mkdtempSync(join(tmpdir(), 'flux-bot-cli-'));
+
+// The entry points as `npm start` and `npm run commands` run them: compiled JavaScript, plain node, source maps.
+beforeAll(buildDist, 180_000);
 
 interface Run {
   code: number | null;
@@ -29,9 +32,10 @@ function baseEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return env;
 }
 
-function run(script: string, env: Record<string, string>): Promise<Run> {
+/** `node --enable-source-maps dist/<script>`, as the package.json scripts run it. */
+function run(script: string, env: Record<string, string>, nodeOptions: string[] = ['--enable-source-maps']): Promise<Run> {
   return new Promise((resolveRun, reject) => {
-    const child = spawn(TSX, [join(ROOT, script)], { cwd: CWD, env: baseEnv(env) });
+    const child = spawn(process.execPath, [...nodeOptions, resolve(ROOT, script)], { cwd: CWD, env: baseEnv(env) });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -41,9 +45,35 @@ function run(script: string, env: Record<string, string>): Promise<Run> {
   });
 }
 
+describe('the compiled start', () => {
+  it('`npm start` and `npm run commands` run the compiled entry points with plain node, no tsx', () => {
+    const { scripts } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+    expect(scripts.start).toBe('node --enable-source-maps dist/index.js');
+    expect(scripts.commands).toBe('node --enable-source-maps dist/scripts/sync-commands.js');
+    expect(scripts.prepare, 'npm install builds dist/').toBe('node scripts/prepare.mjs');
+  });
+
+  it('points stack traces at the TypeScript lines', async () => {
+    // A ConfigError thrown inside dist/config.js, its stack printed as node prints it with the start's flags.
+    const probe = join(CWD, 'stack-probe.mjs');
+    writeFileSync(
+      probe,
+      `import { loadConfig } from ${JSON.stringify(pathToFileURL(join(ROOT, 'dist/config.js')).href)};\n` +
+        'try { loadConfig({}); } catch (error) { console.log(error.stack); }\n',
+    );
+    const mapped = await run(probe, {});
+    expect(mapped.stdout).toContain('Invalid configuration:');
+    expect(mapped.stdout).toMatch(/\bsrc\/config\.ts:\d+:\d+/);
+    expect(mapped.stdout).not.toMatch(/\bdist\/config\.js:\d+/);
+    // the flag is what does it: without it the same throw points into dist/
+    const unmapped = await run(probe, {}, []);
+    expect(unmapped.stdout).toMatch(/\bdist\/config\.js:\d+:\d+/);
+  });
+});
+
 describe('start-up configuration errors', () => {
   it('stops with one message naming every missing variable', async () => {
-    const result = await run('src/index.ts', {});
+    const result = await run('dist/index.js', {});
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('Invalid configuration:');
     expect(result.stderr).toContain('DISCORD_TOKEN is required');
@@ -51,7 +81,7 @@ describe('start-up configuration errors', () => {
   });
 
   it('names the variable and the rule, never the secret value', async () => {
-    const result = await run('src/index.ts', {
+    const result = await run('dist/index.js', {
       DISCORD_TOKEN: 'leaky-but-short-secret',
       SEGMIND_API_KEY: TEST_SEGMIND_KEY,
       SEGMIND_API_URL: 'not a url',
@@ -70,7 +100,7 @@ describe('start-up storage errors', () => {
     ['redis://bot:hunter2-store-password@127.0.0.1:1/3', '127.0.0.1:1'],
   ])('stops with exit code 1 and one message naming STORE_URL when Redis is unreachable (%s)', async (url, where) => {
     const started = Date.now();
-    const result = await run('src/index.ts', {
+    const result = await run('dist/index.js', {
       DISCORD_TOKEN: TEST_DISCORD_TOKEN,
       SEGMIND_API_KEY: TEST_SEGMIND_KEY,
       // nothing listens here either: the bot must stop before it tries Discord
@@ -115,18 +145,21 @@ describe('the real entry points against the fakes', () => {
   });
 
   it('`npm run commands` registers the commands once, then reports them up to date', async () => {
-    const first = await run('src/scripts/sync-commands.ts', env());
+    const first = await run('dist/scripts/sync-commands.js', env());
     expect(first.stderr).toBe('');
     expect(first.code).toBe(0);
     expect(first.stdout).toContain(`Registered ${commandDefinitions.length} command(s) in guild ${discord.guildId}`);
-    const second = await run('src/scripts/sync-commands.ts', env());
+    const second = await run('dist/scripts/sync-commands.js', env());
     expect(second.code).toBe(0);
     expect(second.stdout).toContain('Commands are already up to date; nothing was sent.');
     expect(discord.commandPuts).toHaveLength(1);
   });
 
   it('`npm start` connects, answers /imagine with an image, and exits cleanly on SIGTERM', async () => {
-    const child = spawn(TSX, [join(ROOT, 'src/index.ts')], { cwd: CWD, env: baseEnv({ ...env(), LOG_LEVEL: 'info' }) });
+    const child = spawn(process.execPath, ['--enable-source-maps', join(ROOT, 'dist/index.js')], {
+      cwd: CWD,
+      env: baseEnv({ ...env(), LOG_LEVEL: 'info' }),
+    });
     let stdout = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -168,18 +201,21 @@ describeWithRedis('one live process per INSTANCE_ID on a Redis', () => {
   });
 
   function startBot(): BotProcess {
-    const bot = startBotProcess({
-      DISCORD_TOKEN: TEST_DISCORD_TOKEN,
-      SEGMIND_API_KEY: TEST_SEGMIND_KEY,
-      DISCORD_API_URL: discord.apiUrl,
-      SEGMIND_API_URL: segmind.url,
-      DISCORD_GUILD_ID: discord.guildId,
-      STORE_URL: REDIS_URL,
-      INSTANCE_ID: instanceId,
-      HTTP_PORT: '0',
-      HTTP_HOST: '127.0.0.1',
-      LOG_LEVEL: 'info',
-    });
+    const bot = startBotProcess(
+      {
+        DISCORD_TOKEN: TEST_DISCORD_TOKEN,
+        SEGMIND_API_KEY: TEST_SEGMIND_KEY,
+        DISCORD_API_URL: discord.apiUrl,
+        SEGMIND_API_URL: segmind.url,
+        DISCORD_GUILD_ID: discord.guildId,
+        STORE_URL: REDIS_URL,
+        INSTANCE_ID: instanceId,
+        HTTP_PORT: '0',
+        HTTP_HOST: '127.0.0.1',
+        LOG_LEVEL: 'info',
+      },
+      { compiled: true },
+    );
     onTestFailed(() => console.log(`--- bot process ${bot.pid} ---\n${bot.output()}`));
     return bot;
   }

@@ -1,5 +1,5 @@
 /**
- * Run by `image-classifier.test.ts` the way `npm start` runs the bot (`tsx <file>`): starts the real image checker,
+ * Run by `image-classifier.test.ts` the way `npm run dev` runs the bot (tsx): starts the real image checker,
  * checks one generated image and prints the verdict as one JSON line, so the test sees that the worker's TypeScript
  * entry loads in a tsx process (not only under vitest).
  */

@@ -183,7 +183,7 @@ describe('the local image classifier (nsfwjs MobileNetV2Mid, WebAssembly, worker
     after.forEach((v, n) => expectProperScores(v, `after the crash ${n}`));
   }, 60_000);
 
-  it('runs its worker in a process started by tsx, as `npm start` runs the bot', async () => {
+  it('runs its worker in a process started by tsx, as `npm run dev` runs the bot (the compiled start: test/e2e/cli.e2e.test.ts)', async () => {
     const { stdout } = await promisify(execFile)(join(ROOT, 'node_modules/.bin/tsx'), [join(ROOT, 'test/integration/classify-under-tsx.ts')], {
       cwd: ROOT,
       timeout: 60_000,

@@ -1,28 +1,74 @@
 /**
- * The real entry point (`src/index.ts`) run as its own OS process through tsx, for crash and restart tests:
- * its JSON log lines are parsed as they arrive so a test can wait for events instead of sleeping.
+ * The real entry point run as its own OS process, for crash and restart tests: `src/index.ts` through tsx (as
+ * `npm run dev` runs it), or with `compiled: true` the `dist/index.js` that `npm start` runs, with plain node (call
+ * `buildDist()` first). Its JSON log lines are parsed as they arrive so a test can wait for events instead of sleeping.
  *
  * tsx runs the script in a child node process and relays SIGTERM/SIGINT to it, but a SIGKILL cannot be relayed.
  * So each bot gets its own process group (`detached`), and `crash()` kills the whole group: tsx and the bot die at
  * once, as in a power cut or an OOM kill.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
 import type { LogLine } from './harness.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const TSX = join(ROOT, 'node_modules/.bin/tsx');
 const ENTRY = join(ROOT, 'src/index.ts');
+/** What `npm start` runs (package.json), from the build `prepare` made. */
+export const COMPILED_START = ['--enable-source-maps', join(ROOT, 'dist/index.js')] as const;
+const BUILD_INFO = join(ROOT, 'dist/.tsbuildinfo');
+
+function newestSourceChange(dir: string): number {
+  return Math.max(
+    0,
+    ...readdirSync(dir, { withFileTypes: true }).map((entry) => {
+      const path = join(dir, entry.name);
+      return entry.isDirectory() ? newestSourceChange(path) : statSync(path).mtimeMs;
+    }),
+  );
+}
+
+/**
+ * Runs `npm run build`'s compiler unless dist/ is newer than every file in src/ and the build settings (CI's `npm ci`
+ * has just built it): a test of the compiled start must not run a dist/ older than the code it tests.
+ */
+export async function buildDist(): Promise<void> {
+  const built = (() => {
+    try {
+      return statSync(BUILD_INFO).mtimeMs;
+    } catch {
+      return 0;
+    }
+  })();
+  const settings = ['tsconfig.json', 'tsconfig.build.json'].map((file) => statSync(join(ROOT, file)).mtimeMs);
+  if (built > Math.max(newestSourceChange(join(ROOT, 'src')), ...settings)) return;
+  const tsc = join(ROOT, 'node_modules/typescript/bin/tsc');
+  await promisify(execFile)(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.build.json')], { cwd: ROOT });
+}
 
 export interface BotExit {
   code: number | null;
   signal: NodeJS.Signals | null;
 }
 
+export interface BotProcessOptions {
+  /** Run `dist/index.js` with plain node, as `npm start` does (build it first with `buildDist()`). Default: tsx. */
+  compiled?: boolean;
+  /** Any other command line (e.g. a container's ENTRYPOINT + CMD), run in `cwd`. */
+  command?: readonly [string, ...string[]];
+  /** Default: a new empty directory. */
+  cwd?: string;
+  /** Run as this user (the test must run as root), e.g. nobody, as a container's `USER` does. */
+  user?: { uid: number; gid: number };
+  /** Environment variables besides `env` (default: PATH and HOME from the test's environment). */
+  baseEnv?: Record<string, string>;
+}
+
 export interface BotProcess {
-  /** The tsx process; also the id of the process group holding the bot. */
+  /** The process started (tsx, or node for a compiled start); also the id of the process group holding the bot. */
   readonly pid: number;
   /** Every JSON log line written so far, parsed. */
   readonly logs: readonly LogLine[];
@@ -32,7 +78,7 @@ export interface BotProcess {
   logsWith(msg: string): LogLine[];
   /** Resolves with the first log line matching (one already written too); rejects if the process exits first. */
   waitForLog(match: string | ((line: LogLine) => boolean), timeoutMs?: number): Promise<LogLine>;
-  /** Graceful stop, as `docker stop` or systemd does it: SIGTERM to tsx, which relays it to the bot. */
+  /** Graceful stop, as `docker stop` or systemd does it: SIGTERM to the process (tsx relays it to the bot). */
   terminate(): void;
   /** kill -9 the bot and tsx; resolves once both are gone (their stdout pipe closed). */
   crash(): Promise<BotExit>;
@@ -42,12 +88,14 @@ export interface BotProcess {
 
 const running = new Set<BotProcess>();
 
-/** Starts `src/index.ts` in an empty working directory (no developer .env) with exactly `env` (plus PATH and HOME). */
-export function startBotProcess(env: Record<string, string>): BotProcess {
-  const cwd = mkdtempSync(join(tmpdir(), 'flux-bot-process-'));
-  const child: ChildProcess = spawn(TSX, [ENTRY], {
+/** Starts the bot in an empty working directory (no developer .env) with exactly `env` (plus PATH and HOME). */
+export function startBotProcess(env: Record<string, string>, options: BotProcessOptions = {}): BotProcess {
+  const cwd = options.cwd ?? mkdtempSync(join(tmpdir(), 'flux-bot-process-'));
+  const [command, ...args] = options.command ?? (options.compiled ? [process.execPath, ...COMPILED_START] : [TSX, ENTRY]);
+  const child: ChildProcess = spawn(command, args, {
     cwd,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    env: { ...(options.baseEnv ?? { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' }), ...env },
+    ...options.user,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

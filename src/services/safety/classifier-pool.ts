@@ -44,9 +44,10 @@ const DEFAULT_LOAD_TIMEOUT_MS = 60_000;
 const RESPAWN_MAX_DELAY_MS = 60_000;
 
 /**
- * The worker's entry is TypeScript, like the rest of the bot (run by tsx, no build step). A worker thread starts
- * without its parent's loader hooks, so this tiny CommonJS bootstrap registers tsx inside the thread, then imports the
- * entry; the paths come resolved from here, so the bot's working directory does not matter.
+ * The worker's entry sits next to this file: `classifier-worker.js` in dist/ (`npm start`), `classifier-worker.ts`
+ * under tsx (`npm run dev`, tests). A worker thread starts without its parent's loader hooks, so under tsx this tiny
+ * CommonJS bootstrap registers tsx inside the thread before importing the entry; the paths come resolved from here, so
+ * the bot's working directory does not matter.
  */
 const BOOTSTRAP = `
 const { workerData } = require('node:worker_threads');
