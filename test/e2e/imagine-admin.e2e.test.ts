@@ -536,7 +536,7 @@ describe('/imagine-admin end to end, through the real discord.js client', () => 
     expect((await admin(h, guild, 'settings set', { max_samples: 2 })).content).toBe('✅ Changed `max_samples` → 2.');
 
     const sent = sendImagine(h.discord, { prompt: 'three foxes', samples: 3 }, { guildId: guild.id, channelId: guild.general, userId: member });
-    expect(await refusalAfterDeferral(sent)).toBe('❌ This server allows at most 2 image(s) per request (`samples`).');
+    expect(await refusalAfterDeferral(sent)).toBe('❌ This server allows at most 2 images per request (`samples`).');
     expect(h.segmind.requests).toHaveLength(0);
     const usage = await h.storage.quota.usage(guild.id, member, Date.now());
     expect(usage.usedToday).toBe(0);

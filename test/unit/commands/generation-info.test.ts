@@ -69,6 +69,7 @@ describe('Generation info', () => {
   });
 
   it('names the owner and the time, and every setting', () => {
+    const format: string = DEFAULTS.output_format;
     const text = describeResult(record('a lighthouse'));
     expect(text).toBe(
       [
@@ -77,7 +78,7 @@ describe('Generation info', () => {
         '> a lighthouse',
         'Seed: `42`',
         `Steps: ${DEFAULTS.steps} · Guidance: ${DEFAULTS.guidance} · Aspect ratio: ${DEFAULTS.aspect_ratio} · Format: ${
-          DEFAULTS.output_format === 'png' ? 'png' : `${DEFAULTS.output_format} (quality ${DEFAULTS.output_quality})`
+          format === 'png' ? 'png' : `${DEFAULTS.output_format} (quality ${DEFAULTS.output_quality})`
         }`,
       ].join('\n'),
     );
