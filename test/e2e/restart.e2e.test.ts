@@ -334,7 +334,7 @@ describe('crash and restart of the real bot process', { timeout: 30_000 }, () =>
       journal: [],
     });
   });
-  it('tells the member in the channel, with a mention, when a journaled job’s token is already dead after a restart', async () => {
+  it('tells the member by direct message (no private reply is left) when a journaled job’s token is already dead after a restart', async () => {
     const member = snowflake();
     const first = await startBot();
     segmind.pause();
