@@ -60,6 +60,10 @@ export interface BotDeps {
 }
 
 /** What the operator is told a pause means (technical: it goes to the log and the operator's webhook). */
+const MODERATOR_PAUSE_CAUSE: Partial<Record<SegmindErrorKind, string>> = {
+  bad_api_key: "Segmind (the image service) rejected the bot's API key",
+  out_of_credits: "the bot's Segmind account (the image service) is out of credits",
+};
 const PAUSE_CAUSE: Partial<Record<SegmindErrorKind, string>> = {
   bad_api_key: 'Segmind rejected SEGMIND_API_KEY',
   out_of_credits: 'the Segmind account is out of credits',
@@ -137,9 +141,12 @@ export function createBot(deps: BotDeps): Bot {
       metrics.setRemainingCredits(balance.total);
       return kind !== 'out_of_credits' || balance.total > 0;
     },
-    onOperatorPause: (kind, message, detail) => {
+    onOperatorPause: (kind, _message, detail) => {
       metrics.setGenerationPaused(true);
-      void notifyLogChannels(`⚠️ Image generation is paused for the whole bot: ${message}`);
+      // Moderators get the cause (they can pass it on to the operator); members only read that generation is paused.
+      void notifyLogChannels(
+        `⚠️ Image generation is paused for the whole bot: ${MODERATOR_PAUSE_CAUSE[kind] ?? "the image service refused the bot's account"}. Members are refused and nothing is charged; it resumes by itself once the bot's operator has fixed the account.`,
+      );
       const cause = `${PAUSE_CAUSE[kind] ?? `Segmind refused the account (${kind})`}${detail.reason ? ` (“${detail.reason}”)` : ''}`;
       void alerts.send(
         'generation_paused',
