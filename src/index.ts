@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { createBot } from './app.js';
-import { ConfigError, loadConfig, type Config } from './config.js';
+import { ConfigError, loadConfig, parseWebhookUrl, type Config } from './config.js';
 import { startHealthServer } from './http/health-server.js';
 import { createLogger } from './logger.js';
 import { acquireInstanceLease, InstanceLeaseError, type InstanceLease } from './services/generation/instance-lease.js';
@@ -21,7 +21,13 @@ try {
 
 const logger = createLogger({
   level: config.LOG_LEVEL,
-  secrets: [config.DISCORD_TOKEN, config.SEGMIND_API_KEY, urlPassword(config.STORE_URL)].filter((s) => s !== ''),
+  secrets: [
+    config.DISCORD_TOKEN,
+    config.SEGMIND_API_KEY,
+    urlPassword(config.STORE_URL),
+    // whoever holds a webhook's token can post as it
+    config.OPERATOR_WEBHOOK_URL === undefined ? '' : (parseWebhookUrl(config.OPERATOR_WEBHOOK_URL, config.DISCORD_API_URL)?.token ?? ''),
+  ].filter((s) => s !== ''),
 });
 
 let storage: Storage;
