@@ -8,7 +8,9 @@ import {
   InstanceLease,
   InstanceLeaseError,
   acquireInstanceLease,
+  adoptedMarkerKey,
   instanceLeaseKey,
+  knownInstancesKey,
   type InstanceLeaseOptions,
 } from '../../src/services/generation/instance-lease.js';
 import { openStorage } from '../../src/services/storage/open-storage.js';
@@ -185,6 +187,41 @@ describeWithRedis('InstanceLease on Redis', () => {
     await withRedisClient((c) => c.del(key));
     expect(await lease.renew()).toBe(true);
     expect(await holderOf(key)).toBe(holder);
+  });
+
+  it('names itself in the set of known instances, where adopters look for orphaned journals', async () => {
+    const { instanceId } = instance();
+    await acquire(instanceId, { leaseMs: 30_000 });
+    expect(Number(await withRedisClient((c) => c.sIsMember(knownInstancesKey(namespace), instanceId)))).toBe(1);
+  });
+
+  it('does not take a lapsed lease back once another process adopted from it: it reports it lost', async () => {
+    const { instanceId, key } = instance();
+    const { logger, lines } = recordingLogger();
+    const lease = await acquire(instanceId, { leaseMs: 30_000, logger });
+    let lost = false;
+    void lease.lost.then(() => (lost = true));
+    await withRedisClient(async (c) => {
+      await c.del(key);
+      await c.set(adoptedMarkerKey(namespace, instanceId), 'adopter', { PX: 30_000 });
+    });
+    expect(await lease.renew()).toBe(false);
+    await until(() => lost, 'lost to resolve');
+    expect(await holderOf(key)).toBeNull();
+    expect(lines.at(-1)?.msg).toBe(
+      `INSTANCE_ID "${instanceId}" lease lapsed and another process adopted its unfinished jobs: this process stops ` +
+        '(a restart resumes only what is still its own)',
+    );
+    // a fresh start reads its journal anew: the marker no longer concerns it
+    await acquire(instanceId, { leaseMs: 30_000 });
+    expect(await withRedisClient((c) => c.exists(adoptedMarkerKey(namespace, instanceId)))).toBe(0);
+  });
+
+  it('lives 60 s by default and is renewed at least every 10 s', async () => {
+    const { instanceId, key } = instance();
+    const lease = await acquire(instanceId);
+    expect(lease.leaseMs).toBe(60_000);
+    expect(await ttlOf(key)).toBeGreaterThan(55_000);
   });
 });
 

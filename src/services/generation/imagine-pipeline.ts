@@ -154,29 +154,37 @@ export class ImaginePipeline {
 
   /** After a restart: resume what can still be answered, refund and tell the member about the rest. */
   async recover(log: Logger): Promise<void> {
-    const { journal, clock } = this.deps;
-    for (const job of await journal.list()) {
-      const jobLog = log.child({ jobId: job.id, guildId: job.guildId, userId: job.userId });
-      const address = addressOf(job);
-      if (job.state === 'delivering') {
-        // The result may already be posted: never post it twice.
-        const original = await this.deps.responder.fetchOriginal(address);
-        const delivered = Math.min(original?.attachments ?? 0, job.params.samples);
-        jobLog.warn({ delivered }, 'settling a job interrupted while delivering');
-        // The reply was read and has no images: the post never landed, and the member still sees "Generating…".
-        if (original !== undefined && delivered === 0) await this.endPrivately(job, NOT_POSTED_TEXT, jobLog);
-        await this.finish(job, delivered, jobLog);
-        continue;
-      }
-      if (job.tokenExpiresAt - clock.now() > RESUME_MIN_TOKEN_MS) {
-        jobLog.info('resuming a request left unfinished by the last run');
-        void this.track(this.execute(job, jobLog)).catch((error: unknown) => jobLog.error({ err: error }, 'resumed job failed'));
-      } else {
-        jobLog.warn('refunding a request left unfinished by the last run: too late to resume');
-        await this.endPrivately(job, '❌ The bot restarted and could not finish this request in time. Nothing was charged — please try again.', jobLog);
-        await this.finish(job, 0, jobLog);
-        this.deps.metrics?.jobFinished('expired');
-      }
+    for (const job of await this.deps.journal.list()) {
+      await this.recoverJob(job, log.child({ jobId: job.id, guildId: job.guildId, userId: job.userId }));
+    }
+  }
+
+  /**
+   * One unfinished job from the journal, whoever ran it last (this instance before a restart, or a dead one whose job
+   * this process adopted): resumed while its token has enough life left, else refunded and its member told; a job
+   * interrupted while delivering is settled from what Discord shows.
+   */
+  async recoverJob(job: JournalEntry, jobLog: Logger): Promise<void> {
+    const { clock } = this.deps;
+    const address = addressOf(job);
+    if (job.state === 'delivering') {
+      // The result may already be posted: never post it twice.
+      const original = await this.deps.responder.fetchOriginal(address);
+      const delivered = Math.min(original?.attachments ?? 0, job.params.samples);
+      jobLog.warn({ delivered }, 'settling a job interrupted while delivering');
+      // The reply was read and has no images: the post never landed, and the member still sees "Generating…".
+      if (original !== undefined && delivered === 0) await this.endPrivately(job, NOT_POSTED_TEXT, jobLog);
+      await this.finish(job, delivered, jobLog);
+      return;
+    }
+    if (job.tokenExpiresAt - clock.now() > RESUME_MIN_TOKEN_MS) {
+      jobLog.info('resuming a request left unfinished by the last run');
+      void this.track(this.execute(job, jobLog)).catch((error: unknown) => jobLog.error({ err: error }, 'resumed job failed'));
+    } else {
+      jobLog.warn('refunding a request left unfinished by the last run: too late to resume');
+      await this.endPrivately(job, '❌ The bot restarted and could not finish this request in time. Nothing was charged — please try again.', jobLog);
+      await this.finish(job, 0, jobLog);
+      this.deps.metrics?.jobFinished('expired');
     }
   }
 

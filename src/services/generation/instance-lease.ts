@@ -15,34 +15,49 @@ import type { Storage } from '../storage/storage.js';
  *
  * The lease is a key holding this process's token with an expiry: taken with SET NX PX, renewed by compare-and-extend,
  * deleted on a clean shutdown by compare-and-delete. A crashed process's lease expires on its own.
+ *
+ * The lease also says whose journal is orphaned: every INSTANCE_ID that ever took one is in the set
+ * `<prefix>:instances`, and once its lease is gone live processes adopt its unfinished jobs (journal-adoption.ts).
+ * An adoption leaves a marker (`<prefix>:instance-adopted:<id>`): a process whose lease lapsed (Redis unreachable
+ * longer than the lease) and was adopted from must not take its lease back and go on as if nothing happened, or it
+ * would run the adopted jobs a second time. It stops instead (`lost`); a fresh start reads only what is still its own.
  */
 
 const leaseLua = (source: string): LuaScript => lua('instance-lease', source);
 
 /**
- * KEYS: lease. ARGV: token, leaseMs.
- * Returns {1} when taken, else {0, holder's token, holder's remaining ms (PTTL)}.
+ * KEYS: lease, instances, adopted marker. ARGV: token, leaseMs, instanceId.
+ * Returns {1} when taken, else {0, holder's token, holder's remaining ms (PTTL)}. A fresh start reads its journal
+ * after this, so an older adoption marker no longer concerns it.
  */
 const TAKE = leaseLua(`
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  redis.call('SADD', KEYS[2], ARGV[3])
+  redis.call('DEL', KEYS[3])
   return {1}
 end
 return {0, redis.call('GET', KEYS[1]) or '', redis.call('PTTL', KEYS[1])}
 `);
 
 /**
- * KEYS: lease. ARGV: token, leaseMs.
+ * KEYS: lease, instances, adopted marker. ARGV: token, leaseMs, instanceId.
  * Extends the lease when this token holds it, takes it again when it is free (it expired during a Redis outage, or a
- * Redis restart lost it), returns 0 when another process holds it.
+ * Redis restart lost it) unless another process adopted jobs from it meanwhile (returns 2), returns 0 when another
+ * process holds it.
  */
 const RENEW = leaseLua(`
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  redis.call('SADD', KEYS[2], ARGV[3])
   return 1
 end
 if not holder then
+  if redis.call('EXISTS', KEYS[3]) == 1 then
+    return 2
+  end
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  redis.call('SADD', KEYS[2], ARGV[3])
   return 1
 end
 return 0
@@ -71,6 +86,21 @@ export function instanceLeaseKey(prefix: string, instanceId: string): string {
   return `${prefix}:instance:${instanceId}`;
 }
 
+/** Every INSTANCE_ID that took a lease on this Redis: where adopters look for orphaned journals. */
+export function knownInstancesKey(prefix: string): string {
+  return `${prefix}:instances`;
+}
+
+/** Set when another process adopted jobs from this INSTANCE_ID while its lease was gone. */
+export function adoptedMarkerKey(prefix: string, instanceId: string): string {
+  return `${prefix}:instance-adopted:${instanceId}`;
+}
+
+/** How long a lease lives without renewal unless configured: then its jobs are adopted by the live processes. */
+export const DEFAULT_LEASE_MS = 60_000;
+/** Renewals at most this far apart, so a second process with the same INSTANCE_ID is refused quickly. */
+const MAX_RENEW_EVERY_MS = 10_000;
+
 export interface InstanceLeaseOptions {
   client: RedisCommandSender;
   /** The storage namespace. */
@@ -78,9 +108,12 @@ export interface InstanceLeaseOptions {
   instanceId: string;
   logger: Logger;
   clock?: Clock;
-  /** How long the lease lives without renewal: how long a restart after a crash may wait. Default 30 s. */
+  /**
+   * How long the lease lives without renewal: how long a restart after a crash may wait, and how long a dead
+   * process's jobs wait before live processes adopt them. Default 60 s.
+   */
   leaseMs?: number;
-  /** Default a third of the lease. */
+  /** Default a third of the lease, at most 10 s. */
   renewEveryMs?: number;
   /** How often a process waiting for a previous holder's lease looks again. Default 1 s. */
   pollMs?: number;
@@ -102,6 +135,8 @@ export async function acquireInstanceLease(
 export class InstanceLease {
   readonly #client: RedisCommandSender;
   readonly #key: string;
+  readonly #instancesKey: string;
+  readonly #markerKey: string;
   readonly #token: string;
   readonly #instanceId: string;
   readonly #logger: Logger;
@@ -117,6 +152,8 @@ export class InstanceLease {
   private constructor(opts: InstanceLeaseOptions, token: string, leaseMs: number) {
     this.#client = opts.client;
     this.#key = instanceLeaseKey(opts.keyPrefix, opts.instanceId);
+    this.#instancesKey = knownInstancesKey(opts.keyPrefix);
+    this.#markerKey = adoptedMarkerKey(opts.keyPrefix, opts.instanceId);
     this.#token = token;
     this.#instanceId = opts.instanceId;
     this.#logger = opts.logger;
@@ -129,8 +166,8 @@ export class InstanceLease {
    * and this rejects with an InstanceLeaseError. A live holder is recognised within one renewal interval.
    */
   static async acquire(opts: InstanceLeaseOptions): Promise<InstanceLease> {
-    const leaseMs = opts.leaseMs ?? 30_000;
-    const renewEveryMs = opts.renewEveryMs ?? Math.floor(leaseMs / 3);
+    const leaseMs = opts.leaseMs ?? DEFAULT_LEASE_MS;
+    const renewEveryMs = opts.renewEveryMs ?? Math.min(MAX_RENEW_EVERY_MS, Math.floor(leaseMs / 3));
     const pollMs = opts.pollMs ?? 1_000;
     if (!Number.isInteger(leaseMs) || leaseMs < 1) throw new RangeError('leaseMs must be a positive integer');
     if (!(renewEveryMs > 0 && renewEveryMs < leaseMs)) {
@@ -144,7 +181,9 @@ export class InstanceLease {
     for (;;) {
       let reply: z.infer<typeof takeReply>;
       try {
-        reply = takeReply.parse(await runLua(opts.client, TAKE, [lease.#key], [token, String(leaseMs)]));
+        reply = takeReply.parse(
+          await runLua(opts.client, TAKE, lease.#keys(), [token, String(leaseMs), opts.instanceId]),
+        );
       } catch (error) {
         throw new InstanceLeaseError(`${name}: could not take its lease on Redis (${reasonOf(error)})`, { cause: error });
       }
@@ -182,13 +221,18 @@ export class InstanceLease {
     if (this.#released || this.#renewing) return !this.#released;
     this.#renewing = true;
     try {
-      const held = int.parse(await runLua(this.#client, RENEW, [this.#key], [this.#token, String(this.#leaseMs)])) === 1;
+      const reply = int.parse(
+        await runLua(this.#client, RENEW, this.#keys(), [this.#token, String(this.#leaseMs), this.#instanceId]),
+      );
+      const held = reply === 1;
       this.#failing = false;
       if (!held && !this.#released) {
         this.#stopRenewing();
         this.#logger.error(
           { instance: this.#instanceId },
-          `INSTANCE_ID "${this.#instanceId}" lease was taken by another process: this process stops`,
+          reply === 2
+            ? `INSTANCE_ID "${this.#instanceId}" lease lapsed and another process adopted its unfinished jobs: this process stops (a restart resumes only what is still its own)`
+            : `INSTANCE_ID "${this.#instanceId}" lease was taken by another process: this process stops`,
         );
         this.#resolveLost();
       }
@@ -215,6 +259,18 @@ export class InstanceLease {
     } catch (error) {
       this.#logger.warn({ err: error, instance: this.#instanceId }, 'could not release the INSTANCE_ID lease; it expires');
     }
+  }
+
+  get instanceId(): string {
+    return this.#instanceId;
+  }
+
+  get leaseMs(): number {
+    return this.#leaseMs;
+  }
+
+  #keys(): string[] {
+    return [this.#key, this.#instancesKey, this.#markerKey];
   }
 
   #stopRenewing(): void {

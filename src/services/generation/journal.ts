@@ -35,6 +35,11 @@ const entrySchema = z.object({
    * first run would. Absent in entries written before image checks: counts as not age-restricted (the safe side).
    */
   channelNsfw: z.boolean().optional(),
+  /**
+   * Set when a live process adopted the job from a dead one (journal-adoption.ts): the INSTANCE_ID that runs it now.
+   * Absent: the instance whose index it was first written to.
+   */
+  owner: z.string().optional(),
 });
 
 export type JournalEntry = z.infer<typeof entrySchema>;
@@ -88,10 +93,42 @@ export class Journal {
     return parsed.success ? parsed.data : undefined;
   }
 
-  /** Unfinished requests of this instance; unreadable entries are dropped (their reservation is swept and refunded). */
+  /**
+   * Unfinished requests of this instance; unreadable entries are dropped (their reservation is swept and refunded).
+   * An entry another instance adopted is not this one's any more, even if this index still names it (it was written
+   * back from memory by a process whose lease had lapsed): it leaves the index and is not run here.
+   */
   async list(): Promise<JournalEntry[]> {
-    const entries = await Promise.all([...(await this.#index())].map((id) => this.get(id)));
-    return entries.filter((e) => e !== undefined);
+    const ids = await this.#index();
+    const entries = await Promise.all([...ids].map((id) => this.get(id)));
+    const foreign = entries.filter((e) => e?.owner !== undefined && e.owner !== this.instanceId);
+    if (foreign.length > 0) {
+      for (const entry of foreign) ids.delete(entry!.id);
+      await this.#saveIndex();
+    }
+    return entries.filter((e): e is JournalEntry => e !== undefined && !foreign.includes(e));
+  }
+
+  /**
+   * Takes over a job from another instance's journal: `claim` moves its id from that index to this one's in storage
+   * (one atomic script, journal-adoption.ts). It runs while no write of this index is under way or can start, and a
+   * claimed id joins the index in memory before any later write, so no write from memory can drop it again.
+   */
+  async adopt(id: string, claim: () => Promise<boolean>): Promise<boolean> {
+    const ids = await this.#index();
+    for (let pending = this.#nextSave ?? this.#saving; pending; pending = this.#nextSave ?? this.#saving) {
+      await pending.catch(() => undefined);
+    }
+    const claiming = claim().then((claimed) => {
+      if (claimed) ids.add(id);
+      return claimed;
+    });
+    const asWrite = claiming.then(() => undefined);
+    this.#saving = asWrite;
+    void asWrite.catch(() => undefined).finally(() => {
+      if (this.#saving === asWrite) this.#saving = undefined;
+    });
+    return claiming;
   }
 
   async #index(): Promise<Set<string>> {
@@ -131,10 +168,18 @@ export class Journal {
   }
 
   private indexKey(): string {
-    return `journal:index:${this.instanceId}`;
+    return journalIndexKey(this.instanceId);
   }
 }
 
-function entryKey(id: string): string {
+/** The storage key of an instance's index (a JSON list of job ids). */
+export function journalIndexKey(instanceId: string): string {
+  return `journal:index:${instanceId}`;
+}
+
+/** The storage key of one job's entry. */
+export function journalEntryKey(id: string): string {
   return `journal:job:${id}`;
 }
+
+const entryKey = journalEntryKey;
