@@ -428,7 +428,14 @@ describeWithRedis('redis limiter', () => {
     expect(limiter).toBeInstanceOf(RedisLimiter);
     const permit = await limiter.acquire();
     const keys = redisLimiterKeys(keyPrefix);
-    expect(keys).toEqual({ holders: `${keyPrefix}:{limiter}:holders`, starts: `${keyPrefix}:{limiter}:starts` });
+    expect(keys).toEqual({
+      holders: `${keyPrefix}:{limiter}:holders`,
+      starts: `${keyPrefix}:{limiter}:starts`,
+      waiting: `${keyPrefix}:{limiter}:waiting`,
+      waitingUntil: `${keyPrefix}:{limiter}:waiting-until`,
+      served: `${keyPrefix}:{limiter}:served`,
+      turn: `${keyPrefix}:{limiter}:turn`,
+    });
     expect(await listRedisKeys(keyPrefix)).toEqual([keys.holders, keys.starts].sort());
     const [holdersTtl, startsTtl] = await withRedisClient((c) =>
       Promise.all([c.pTTL(keys.holders), c.pTTL(keys.starts)]),

@@ -27,6 +27,7 @@ export function createSegmindLimiter(storage: Storage, opts: LimiterOptions): Se
     ...(opts.leaseMs === undefined ? {} : { leaseMs: opts.leaseMs }),
     ...(opts.renewEveryMs === undefined ? {} : { renewEveryMs: opts.renewEveryMs }),
     ...(opts.pollMs === undefined ? {} : { pollMs: opts.pollMs }),
+    ...(opts.waitingTtlMs === undefined ? {} : { waitingTtlMs: opts.waitingTtlMs }),
   });
 }
 

@@ -171,7 +171,7 @@ export class FairScheduler {
       while (!this.stopped && this.hasWaitingTask()) {
         let permit: LimiterPermit;
         try {
-          permit = await this.limiter.acquire(this.stopController.signal);
+          permit = await this.limiter.acquire(this.stopController.signal, () => this.waitingMembers());
         } catch (error) {
           if (this.stopped) return;
           // An offline Redis client rejects at once: retrying without a pause would starve the event loop.
@@ -180,8 +180,9 @@ export class FairScheduler {
           continue;
         }
         this.limiterRecovered();
-        // Chosen after the permit: whoever is next in the ring *now* gets it (cancellations may have happened).
-        const next = this.pickNext();
+        // Chosen after the permit: the member the fleet-wide limiter granted it for if they still wait, else whoever
+        // is next in the ring *now* (cancellations may have happened).
+        const next = this.pickNext(permit.member);
         if (!next) {
           await permit.release();
           break;
@@ -284,8 +285,25 @@ export class FairScheduler {
     return false;
   }
 
-  /** The next user in the ring who has an image waiting, and that image. */
-  private pickNext(): { entry: Entry; index: number } | undefined {
+  /** Users with an image waiting, in the order the ring would serve them. */
+  private waitingMembers(): string[] {
+    const members: string[] = [];
+    for (let i = 0; i < this.ring.length; i++) {
+      const user = this.ring[(this.cursor + i) % this.ring.length]!;
+      if (this.queues.get(user)!.some((e) => waitingTasks(e) > 0)) members.push(user);
+    }
+    return members;
+  }
+
+  /** `preferred`'s next waiting image if they have one, else the next user's in the ring; and that image. */
+  private pickNext(preferred?: string): { entry: Entry; index: number } | undefined {
+    const at = preferred === undefined ? -1 : this.ring.indexOf(preferred);
+    const entry = at < 0 ? undefined : this.queues.get(preferred!)!.find((e) => waitingTasks(e) > 0);
+    if (entry) {
+      this.cursor = (at + 1) % this.ring.length;
+      this.lastServed = preferred;
+      return { entry, index: entry.dispatched++ };
+    }
     for (let i = 0; i < this.ring.length; i++) {
       const at = (this.cursor + i) % this.ring.length;
       const entry = this.queues.get(this.ring[at]!)!.find((e) => waitingTasks(e) > 0);

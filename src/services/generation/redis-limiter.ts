@@ -3,35 +3,39 @@ import { z } from 'zod';
 import type { Logger } from '../../logger.js';
 import type { RedisCommandSender } from '../storage/quota/redis-quota-store.js';
 import { lua, runLua, type LuaScript } from '../storage/quota/redis-scripts.js';
+import { EXTEND_TTL, SERVER_NOW, limiterKeyTag } from './redis-lua.js';
 import { LimiterClosedError, validateLimits, type LimiterPermit, type SegmindLimiter } from './segmind-limiter.js';
 
 const limiterLua = (source: string): LuaScript => lua('limiter', source);
 
+/** How many of a process's waiting members an attempt offers: its own round-robin order puts the likeliest first. */
+const MAX_OFFERED = 16;
+/** Members whose last turn is remembered; beyond it the oldest are forgotten (they count as newcomers again). */
+const SERVED_KEEP = 10_000;
 /**
- * Time comes from the Redis server (TIME), never from the bot: bot processes on several hosts may disagree by
- * seconds, and lease expiries and the rpm window are compared across all of them. One clock, no skew. (TIME before
- * writes is fine on Redis >= 5: scripts replicate their effects, not the script.)
+ * A member's place in the turn order is `grant number × SPAN`; newcomers seen since the latest grant fit in between
+ * (in the order they were first seen), so every member has a distinct place and ties never go to whoever polls first.
  */
-const SERVER_NOW = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-`;
-
-/** Sets the key's expiry to at least `ms` from now (never shortens it: limiters may run with different settings). */
-const EXTEND_TTL = `
-local function extendTtl(key, ms)
-  local ttl = redis.call('PTTL', key)
-  if ttl < ms then redis.call('PEXPIRE', key, ms) end
-end
-`;
+const SPAN = 2 ** 20;
+/** The turn order is forgotten a day after the last grant that used it. */
+const TURNS_TTL_MS = 24 * 60 * 60_000;
 
 /**
- * KEYS: holders (ZSET member = permit id, score = lease expiry), starts (ZSET member = permit id, score = start)
- * ARGV: permit id, concurrency, rpm (0 = none), leaseMs, windowMs
- * Returns {'ok', held} | {'busy', held} | {'rpm', msUntilTheOldestStartLeavesTheWindow}
+ * KEYS: holders (ZSET member = permit id, score = lease expiry), starts (ZSET member = permit id, score = start),
+ *       waiting (ZSET member = process id, score = the turn of its member who has waited longest),
+ *       waitingUntil (ZSET member = process id, score = when its place lapses), served (ZSET member = member id,
+ *       score = their place: grant number × SPAN of their last turn), turn (HASH: granted = grants made with turns;
+ *       seenAt, seen = newcomers numbered since that grant)
+ * ARGV: permit id, concurrency, rpm (0 = none), leaseMs, windowMs, process id, waitingTtlMs, members offered...
+ * Returns {'ok', held, member} | {'busy', held, ''} | {'rpm', msUntilTheOldestStartLeavesTheWindow, ''}
+ *       | {'turn', processesAhead, ''}
  *
- * Expired holders (crashed processes) and starts that left the window are dropped first; then both limits are
- * checked and, when both allow, the holder and its start are added, all in one atomic step.
+ * Expired holders (crashed processes), starts that left the window and lapsed places in the turn order are dropped
+ * first. With members offered, the process takes its place in the turn order under its member served least recently
+ * bot-wide (a member never seen is placed just before the latest grant, after earlier newcomers: after everyone
+ * already waiting, before whoever was served last). A free slot then goes to this process only if fewer processes wait under an older turn
+ * than there are free slots; the grant names the member, and it becomes their latest turn. With nobody else waiting
+ * this is still one round trip. All in one atomic step.
  */
 const ACQUIRE = limiterLua(`${SERVER_NOW}${EXTEND_TTL}
 local id = ARGV[1]
@@ -39,20 +43,72 @@ local concurrency = tonumber(ARGV[2])
 local rpm = tonumber(ARGV[3])
 local lease = tonumber(ARGV[4])
 local window = tonumber(ARGV[5])
+local proc = ARGV[6]
+local waitingTtl = tonumber(ARGV[7])
 
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
 
 if redis.call('ZSCORE', KEYS[1], id) then
-  return {'ok', redis.call('ZCARD', KEYS[1])}
+  return {'ok', redis.call('ZCARD', KEYS[1]), ''}
 end
+
+local lapsed = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now)
+for i = 1, #lapsed do
+  redis.call('ZREM', KEYS[3], lapsed[i])
+  redis.call('ZREM', KEYS[4], lapsed[i])
+end
+
+local member = nil
+local turn = nil
+if #ARGV > 7 then
+  local counts = redis.call('HMGET', KEYS[6], 'granted', 'seenAt', 'seen')
+  local latest = tonumber(counts[1]) or 0
+  local seen = 0
+  if tonumber(counts[2]) == latest then seen = tonumber(counts[3]) or 0 end
+  local seenBefore = seen
+  for i = 8, #ARGV do
+    local last = redis.call('ZSCORE', KEYS[5], ARGV[i])
+    if last then
+      last = tonumber(last)
+    else
+      seen = math.min(seen + 1, ${SPAN - 1})
+      last = (latest - 1) * ${SPAN} + seen
+      redis.call('ZADD', KEYS[5], last, ARGV[i])
+    end
+    if turn == nil or last < turn then
+      turn = last
+      member = ARGV[i]
+    end
+  end
+  if seen ~= seenBefore then redis.call('HSET', KEYS[6], 'seenAt', latest, 'seen', seen) end
+  redis.call('ZADD', KEYS[3], turn, proc)
+  redis.call('ZADD', KEYS[4], now + waitingTtl, proc)
+  extendTtl(KEYS[3], waitingTtl)
+  extendTtl(KEYS[4], waitingTtl)
+  extendTtl(KEYS[5], ${TURNS_TTL_MS})
+end
+
 local held = redis.call('ZCARD', KEYS[1])
 if held >= concurrency then
-  return {'busy', held}
+  return {'busy', held, ''}
 end
 if rpm > 0 and redis.call('ZCARD', KEYS[2]) >= rpm then
   local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-  return {'rpm', math.max(1, tonumber(oldest[2]) + window - now)}
+  local waitMs = math.max(1, tonumber(oldest[2]) + window - now)
+  if member then
+    -- The process sleeps until the window opens: its place must last that long.
+    redis.call('ZADD', KEYS[4], now + waitMs + waitingTtl, proc)
+    extendTtl(KEYS[3], waitMs + waitingTtl)
+    extendTtl(KEYS[4], waitMs + waitingTtl)
+  end
+  return {'rpm', waitMs, ''}
+end
+if member then
+  local ahead = redis.call('ZCOUNT', KEYS[3], '-inf', string.format('(%.17g', turn))
+  if ahead >= concurrency - held then
+    return {'turn', ahead, ''}
+  end
 end
 
 redis.call('ZADD', KEYS[1], now + lease, id)
@@ -61,7 +117,27 @@ if rpm > 0 then
   redis.call('ZADD', KEYS[2], now, id)
   extendTtl(KEYS[2], window)
 end
-return {'ok', held + 1}
+if not member then
+  return {'ok', held + 1, ''}
+end
+redis.call('ZREM', KEYS[3], proc)
+redis.call('ZREM', KEYS[4], proc)
+local granted = redis.call('HINCRBY', KEYS[6], 'granted', 1)
+redis.call('ZADD', KEYS[5], granted * ${SPAN}, member)
+local remembered = redis.call('ZCARD', KEYS[5])
+if remembered > ${SERVED_KEEP} then
+  redis.call('ZREMRANGEBYRANK', KEYS[5], 0, remembered - ${SERVED_KEEP} - 1)
+end
+redis.call('PEXPIRE', KEYS[5], ${TURNS_TTL_MS})
+redis.call('PEXPIRE', KEYS[6], ${TURNS_TTL_MS})
+return {'ok', held + 1, member}
+`);
+
+/** KEYS: waiting, waitingUntil. ARGV: process id. Gives up this process's place in the turn order. */
+const WITHDRAW = limiterLua(`
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
 `);
 
 /**
@@ -91,15 +167,23 @@ return redis.call('ZCOUNT', KEYS[1], string.format('(%d', now), '+inf')
 
 const int = z.coerce.number().int();
 const acquireReply = z.union([
-  z.tuple([z.literal('ok'), int]),
-  z.tuple([z.literal('busy'), int]),
-  z.tuple([z.literal('rpm'), int]),
+  z.tuple([z.literal('ok'), int, z.string()]),
+  z.tuple([z.literal('busy'), int, z.string()]),
+  z.tuple([z.literal('rpm'), int, z.string()]),
+  z.tuple([z.literal('turn'), int, z.string()]),
 ]);
 const idList = z.array(z.string());
 
 export function redisLimiterKeys(prefix: string) {
-  const tag = `${prefix}:{limiter}`;
-  return { holders: `${tag}:holders`, starts: `${tag}:starts` };
+  const tag = limiterKeyTag(prefix);
+  return {
+    holders: `${tag}:holders`,
+    starts: `${tag}:starts`,
+    waiting: `${tag}:waiting`,
+    waitingUntil: `${tag}:waiting-until`,
+    served: `${tag}:served`,
+    turn: `${tag}:turn`,
+  };
 }
 
 export interface RedisLimiterOptions {
@@ -115,9 +199,12 @@ export interface RedisLimiterOptions {
   renewEveryMs?: number;
   /** Mean retry delay while every slot is taken; default 50 ms (jittered to 25–75 ms). */
   pollMs?: number;
+  /** How long this process's place in the turn order outlives its last attempt; default 40 polls, at least 2 s. */
+  waitingTtlMs?: number;
 }
 
 interface Waiter {
+  wanting: (() => readonly string[]) | undefined;
   resolve(permit: LimiterPermit): void;
   reject(reason: unknown): void;
   cleanup(): void;
@@ -125,8 +212,10 @@ interface Waiter {
 
 /**
  * The limiter shared by every bot process on one Redis. Each process queues its own waiters (FIFO) and lets only the
- * head ask Redis; across processes it is first come, first served at each retry, with jittered polling. A release
- * in this process wakes the head at once; a release elsewhere is noticed at the next poll.
+ * head ask Redis, with jittered polling. A head that offers members (`wanting`) takes turns fleet-wide: a freed slot
+ * goes to the process whose member was served least recently bot-wide, so one member waiting on a quiet process is
+ * not starved by a busy one; a head that offers none is first come, first served. A release in this process wakes
+ * the head at once; a release elsewhere is noticed at the next poll.
  */
 export class RedisLimiter implements SegmindLimiter {
   readonly #client: RedisCommandSender;
@@ -136,6 +225,11 @@ export class RedisLimiter implements SegmindLimiter {
   readonly #leaseMs: number;
   readonly #renewEveryMs: number;
   readonly #pollMs: number;
+  readonly #waitingTtl: string;
+  /** This process's name in the turn order. */
+  readonly #processId = randomUUID();
+  /** This process holds a place in the turn order (its last attempt was not granted). */
+  #inTurnOrder = false;
   readonly #held = new Set<string>();
   readonly #waiters: Waiter[] = [];
   #driving = false;
@@ -158,6 +252,9 @@ export class RedisLimiter implements SegmindLimiter {
       throw new RangeError('renewEveryMs must be positive and shorter than the lease');
     }
     if (!(this.#pollMs > 0)) throw new RangeError('pollMs must be positive');
+    const waitingTtlMs = opts.waitingTtlMs ?? Math.max(2_000, Math.ceil(this.#pollMs * 40));
+    if (!Number.isInteger(waitingTtlMs) || waitingTtlMs < 1) throw new RangeError('waitingTtlMs must be a positive integer');
+    this.#waitingTtl = String(waitingTtlMs);
     this.#client = opts.client;
     this.#keys = redisLimiterKeys(opts.keyPrefix);
     this.#logger = opts.logger;
@@ -169,7 +266,7 @@ export class RedisLimiter implements SegmindLimiter {
     };
   }
 
-  acquire(signal?: AbortSignal): Promise<LimiterPermit> {
+  acquire(signal?: AbortSignal, wanting?: () => readonly string[]): Promise<LimiterPermit> {
     if (this.#closed) return Promise.reject(new LimiterClosedError());
     if (signal?.aborted) return Promise.reject(signal.reason as Error);
     const permit = new Promise<LimiterPermit>((resolve, reject) => {
@@ -179,7 +276,7 @@ export class RedisLimiter implements SegmindLimiter {
         // If it was the head, the next waiter need not sit out the head's poll delay.
         this.#wakeUp();
       };
-      const waiter: Waiter = { resolve, reject, cleanup: () => signal?.removeEventListener('abort', onAbort) };
+      const waiter: Waiter = { wanting, resolve, reject, cleanup: () => signal?.removeEventListener('abort', onAbort) };
       signal?.addEventListener('abort', onAbort, { once: true });
       this.#waiters.push(waiter);
     });
@@ -200,7 +297,7 @@ export class RedisLimiter implements SegmindLimiter {
       waiter.reject(new LimiterClosedError());
     }
     this.#wakeUp();
-    return Promise.resolve();
+    return this.#withdraw();
   }
 
   #startDriving(): void {
@@ -217,15 +314,33 @@ export class RedisLimiter implements SegmindLimiter {
         if (this.#closed || waiter === undefined) break; // the flag is cleared in the same tick (finally)
         const id = randomUUID();
         this.#wokenDuringAttempt = false;
+        const offered = [...new Set(waiter.wanting?.() ?? [])].slice(0, MAX_OFFERED);
         let reply: z.infer<typeof acquireReply>;
         try {
           reply = acquireReply.parse(
             await this.#run(
               ACQUIRE,
-              [this.#keys.holders, this.#keys.starts],
-              [id, this.#args.concurrency, this.#args.rpm, this.#args.lease, this.#args.window],
+              [
+                this.#keys.holders,
+                this.#keys.starts,
+                this.#keys.waiting,
+                this.#keys.waitingUntil,
+                this.#keys.served,
+                this.#keys.turn,
+              ],
+              [
+                id,
+                this.#args.concurrency,
+                this.#args.rpm,
+                this.#args.lease,
+                this.#args.window,
+                this.#processId,
+                this.#waitingTtl,
+                ...offered,
+              ],
             ),
           );
+          this.#inTurnOrder = offered.length > 0 && reply[0] !== 'ok';
         } catch (error) {
           // The outcome is unknown (a timeout may still have added the holder): take the id back, fail closed.
           void this.#forget(id);
@@ -236,7 +351,7 @@ export class RedisLimiter implements SegmindLimiter {
         }
         if (reply[0] === 'ok') {
           if (this.#remove(waiter) && !this.#closed) {
-            waiter.resolve(this.#grant(id));
+            waiter.resolve(this.#grant(id, reply[2] === '' ? undefined : reply[2]));
           } else {
             void this.#forget(id); // aborted (or closed) while Redis was answering
           }
@@ -252,10 +367,23 @@ export class RedisLimiter implements SegmindLimiter {
       }
     } finally {
       this.#driving = false;
+      // Nobody here waits any more (aborted, or failed): others need not wait for this place to lapse.
+      if (this.#inTurnOrder && this.#waiters.length === 0) void this.#withdraw();
     }
   }
 
-  #grant(id: string): LimiterPermit {
+  /** Best effort: a place that cannot be given up lapses after waitingTtlMs. */
+  async #withdraw(): Promise<void> {
+    if (!this.#inTurnOrder) return;
+    this.#inTurnOrder = false;
+    try {
+      await this.#run(WITHDRAW, [this.#keys.waiting, this.#keys.waitingUntil], [this.#processId]);
+    } catch (error) {
+      this.#logger.debug({ err: error }, 'could not leave the Segmind turn order in Redis; the place lapses by itself');
+    }
+  }
+
+  #grant(id: string, member: string | undefined): LimiterPermit {
     this.#held.add(id);
     if (this.#renewTimer === undefined) {
       this.#renewTimer = setInterval(() => void this.#renew(), this.#renewEveryMs);
@@ -264,6 +392,7 @@ export class RedisLimiter implements SegmindLimiter {
     let released: Promise<void> | undefined;
     return {
       id,
+      ...(member === undefined ? {} : { member }),
       release: () => (released ??= this.#release(id)),
     };
   }

@@ -4,6 +4,11 @@ import type { Logger } from '../../logger.js';
 /** The right to make one Segmind call: holds a concurrency slot until released. */
 export interface LimiterPermit {
   readonly id: string;
+  /**
+   * The member this slot was granted for, when the limiter takes turns between members itself (Redis: the member
+   * served least recently bot-wide among those the caller offered). Undefined: the caller picks (local limiter).
+   */
+  readonly member?: string;
   /** Frees the slot. Idempotent; never rejects (a Redis slot that cannot be freed expires with its lease). */
   release(): Promise<void>;
 }
@@ -16,8 +21,10 @@ export interface SegmindLimiter {
   /**
    * Resolves when a call may start (a concurrency slot is free AND the minute window has room); the permit holds the
    * slot until released. Rejects with the signal's reason if aborted while waiting (and then holds nothing).
+   * `wanting` (asked again at each attempt) lists the members this process has work waiting for, its own turn order
+   * first: a fleet-wide limiter uses it to serve members in turn across processes and names the one in the permit.
    */
-  acquire(signal?: AbortSignal): Promise<LimiterPermit>;
+  acquire(signal?: AbortSignal, wanting?: () => readonly string[]): Promise<LimiterPermit>;
   /** Calls in flight bot-wide right now (for metrics). */
   inFlight(): Promise<number>;
   /** Stops timers and rejects waiters; releases nothing (permits still held stay held, or expire on Redis). */
@@ -44,6 +51,8 @@ export interface LimiterOptions {
   renewEveryMs?: number;
   /** Redis only: mean delay between retries while every slot is taken (jittered ±50 %). */
   pollMs?: number;
+  /** Redis only: how long a process's place in the fleet-wide turn order outlives its last attempt (a dead one's lapses). */
+  waitingTtlMs?: number;
 }
 
 /** One-shot timers, injectable so a test can fire them together with a fake clock. Returns a cancel function. */

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Clock } from '../../clock.js';
 import { UserFacingError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
@@ -26,6 +27,7 @@ import {
 import { findBrokenRule } from './word-filter.js';
 import type { AuditLog } from './audit-log.js';
 import { autoBlockReason, type ImageRules } from '../generation/flagged-images.js';
+import type { FleetOpenRequests } from './open-requests.js';
 
 /** Who is asking, where: what the policy needs from the interaction. */
 export interface MemberContext {
@@ -95,6 +97,19 @@ export interface UsageView {
 
 const relative = (epochMs: number) => `<t:${Math.ceil(epochMs / 1000)}:R>`;
 
+/** One open request counted by `openRequest`; `fleet` is its fleet-wide place, once `reserve` asked for one. */
+interface OpenSlot {
+  readonly id: number;
+  readonly userId: string;
+  fleet?: Promise<boolean>;
+}
+
+const queueFullRefusal = (max: number) =>
+  new Refusal(
+    'queue_full',
+    `You already have ${plural(max, 'request')} waiting or generating. Wait for one to finish (or cancel it) — nothing was charged.`,
+  );
+
 /** Pauses between attempts to cancel a failed reservation while storage is down: doubling, up to the cap. */
 const CANCEL_RETRY_FIRST_MS = 1_000;
 const CANCEL_RETRY_MAX_MS = 30_000;
@@ -108,6 +123,11 @@ const CANCEL_RETRY_MAX_MS = 30_000;
 export class UsagePolicy {
   /** Requests admitted and not finished, per member: counted before the first await, so a burst cannot slip past. */
   private readonly open = new Map<string, number>();
+  /** Slots counted here that have not asked for their fleet-wide place yet, per member, oldest first. */
+  private readonly withoutFleetPlace = new Map<string, OpenSlot[]>();
+  private nextSlotId = 0;
+  /** Names this process's places in the fleet-wide count, unique across processes. */
+  private readonly slotPrefix = randomUUID();
 
   constructor(
     private readonly deps: {
@@ -122,6 +142,8 @@ export class UsagePolicy {
       gate?: Pick<GenerationGate, 'blockForNewRequest'>;
       /** How many requests a member may have admitted and not yet finished (waiting or generating). */
       maxOpenPerUser?: number;
+      /** With Redis: counts a member's open requests on every process (checked in `reserve`, after the acknowledgement). */
+      fleetOpen?: FleetOpenRequests;
       metrics?: Pick<Metrics, 'refused' | 'setStorageUp' | 'jobFinished'>;
       /** Where an automatic block (`flag_limit`) is recorded, like a moderator's. */
       audit?: Pick<AuditLog, 'record'>;
@@ -210,7 +232,11 @@ export class UsagePolicy {
     reservationExpiresAt: number,
   ): Promise<Omit<Admission, 'release'>> {
     const { clock, quota } = this.deps;
-    const settings = await this.withTimeout(this.deps.settings.get(member.guildId));
+    // The fleet-wide count and the settings in parallel: no extra round trip on the way to Segmind.
+    const [settings] = await Promise.all([
+      this.withTimeout(this.deps.settings.get(member.guildId)),
+      this.holdFleetPlace(member.userId),
+    ]);
     this.checkRules(request, member, settings);
     const input: ReserveInput = {
       reservationId: request.id,
@@ -264,6 +290,9 @@ export class UsagePolicy {
 
   private holdOpenSlot(userId: string): () => void {
     this.open.set(userId, (this.open.get(userId) ?? 0) + 1);
+    const slot: OpenSlot = { id: this.nextSlotId++, userId };
+    const fleetOpen = this.deps.fleetOpen;
+    if (fleetOpen) this.withoutFleetPlace.set(userId, [...(this.withoutFleetPlace.get(userId) ?? []), slot]);
     let released = false;
     return () => {
       if (released) return;
@@ -271,7 +300,39 @@ export class UsagePolicy {
       const left = (this.open.get(userId) ?? 1) - 1;
       if (left > 0) this.open.set(userId, left);
       else this.open.delete(userId);
+      if (!fleetOpen) return;
+      this.takeSlotWithoutFleetPlace(userId, slot);
+      // Given back even when the hold failed or timed out: it may have been taken all the same.
+      const giveBack = () => fleetOpen.release(userId, this.fleetSlotId(slot));
+      void slot.fleet?.then((held) => (held ? giveBack() : undefined), giveBack);
     };
+  }
+
+  /**
+   * Takes the member's place in the fleet-wide count (Redis), for one of their slots counted by `openRequest`: any
+   * one, since a place only counts. Refuses when the member already has their maximum open on all processes together.
+   */
+  private async holdFleetPlace(userId: string): Promise<void> {
+    const { fleetOpen, maxOpenPerUser: max } = this.deps;
+    if (!fleetOpen || max === undefined) return;
+    const slot = this.takeSlotWithoutFleetPlace(userId);
+    if (!slot) return;
+    slot.fleet = fleetOpen.hold(userId, this.fleetSlotId(slot), max);
+    if (!(await this.withTimeout(slot.fleet))) throw queueFullRefusal(max);
+  }
+
+  /** Removes `slot` (default: the member's oldest) from those without a fleet-wide place, and returns it. */
+  private takeSlotWithoutFleetPlace(userId: string, slot?: OpenSlot): OpenSlot | undefined {
+    const slots = this.withoutFleetPlace.get(userId);
+    if (!slots) return undefined;
+    const at = slot === undefined ? 0 : slots.indexOf(slot);
+    const [taken] = at < 0 ? [] : slots.splice(at, 1);
+    if (slots.length === 0) this.withoutFleetPlace.delete(userId);
+    return taken;
+  }
+
+  private fleetSlotId(slot: OpenSlot): string {
+    return `${this.slotPrefix}-${slot.id}`;
   }
 
   /** Commits what was delivered, refunds the rest, and counts it. Never throws: an open reservation is swept later. */
@@ -386,11 +447,7 @@ export class UsagePolicy {
         block.retryAt,
       );
     const max = this.deps.maxOpenPerUser;
-    if (max !== undefined && (this.open.get(member.userId) ?? 0) >= max)
-      return new Refusal(
-        'queue_full',
-        `You already have ${plural(max, 'request')} waiting or generating. Wait for one to finish (or cancel it) — nothing was charged.`,
-      );
+    if (max !== undefined && (this.open.get(member.userId) ?? 0) >= max) return queueFullRefusal(max);
     return undefined;
   }
 
