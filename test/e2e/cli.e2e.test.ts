@@ -165,7 +165,8 @@ describe('the real entry points against the fakes', () => {
     child.stderr.on('data', (d: Buffer) => (stdout += d.toString()));
     const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
     try {
-      await eventually(() => stdout.includes('connected to Discord'), 'the bot to connect', 15_000);
+      // generous: the classifier's model loads first, and CI runs test files side by side on 2 cores
+      await eventually(() => stdout.includes('connected to Discord'), 'the bot to connect', 30_000);
       const interaction = sendImagine(discord, { prompt: 'a tiny robot', output_format: 'png', seed: 9 });
       const edit = await interaction.waitForRequest((r) => r.method === 'PATCH', 10_000);
       expect(edit.files[0]!.name).toBe('flux-9.png');

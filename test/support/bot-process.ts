@@ -1,7 +1,9 @@
 /**
- * The real entry point run as its own OS process, for crash and restart tests: `src/index.ts` through tsx (as
- * `npm run dev` runs it), or with `compiled: true` the `dist/index.js` that `npm start` runs, with plain node (call
- * `buildDist()` first). Its JSON log lines are parsed as they arrive so a test can wait for events instead of sleeping.
+ * The real entry point run as its own OS process, for crash and restart tests: the `dist/index.js` that `npm start`
+ * runs, with plain node, when dist/ is up to date with src/ (in CI, `npm ci` has just built it), else `src/index.ts`
+ * through tsx (as `npm run dev` runs it), so a test never runs older code and a developer never waits for a build.
+ * `compiled: true` insists on dist/ (call `buildDist()` first). Its JSON log lines are parsed as they arrive so a test
+ * can wait for events instead of sleeping.
  *
  * tsx runs the script in a child node process and relays SIGTERM/SIGINT to it, but a SIGKILL cannot be relayed.
  * So each bot gets its own process group (`detached`), and `crash()` kills the whole group: tsx and the bot die at
@@ -31,20 +33,24 @@ function newestSourceChange(dir: string): number {
   );
 }
 
+/** dist/ was built (its build info written last) after every change to src/ and the build settings. */
+export function distIsFresh(): boolean {
+  let built: number;
+  try {
+    built = statSync(BUILD_INFO).mtimeMs;
+  } catch {
+    return false;
+  }
+  const settings = ['tsconfig.json', 'tsconfig.build.json'].map((file) => statSync(join(ROOT, file)).mtimeMs);
+  return built > Math.max(newestSourceChange(join(ROOT, 'src')), ...settings);
+}
+
 /**
- * Runs `npm run build`'s compiler unless dist/ is newer than every file in src/ and the build settings (CI's `npm ci`
- * has just built it): a test of the compiled start must not run a dist/ older than the code it tests.
+ * Runs `npm run build`'s compiler unless dist/ is fresh: a test of the compiled start must not run a dist/ older than
+ * the code it tests.
  */
 export async function buildDist(): Promise<void> {
-  const built = (() => {
-    try {
-      return statSync(BUILD_INFO).mtimeMs;
-    } catch {
-      return 0;
-    }
-  })();
-  const settings = ['tsconfig.json', 'tsconfig.build.json'].map((file) => statSync(join(ROOT, file)).mtimeMs);
-  if (built > Math.max(newestSourceChange(join(ROOT, 'src')), ...settings)) return;
+  if (distIsFresh()) return;
   const tsc = join(ROOT, 'node_modules/typescript/bin/tsc');
   await promisify(execFile)(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.build.json')], { cwd: ROOT });
 }
@@ -55,7 +61,10 @@ export interface BotExit {
 }
 
 export interface BotProcessOptions {
-  /** Run `dist/index.js` with plain node, as `npm start` does (build it first with `buildDist()`). Default: tsx. */
+  /**
+   * true: `dist/index.js` with plain node, as `npm start` runs it (build it first with `buildDist()`); false: tsx.
+   * Default: compiled when dist/ is fresh.
+   */
   compiled?: boolean;
   /** Any other command line (e.g. a container's ENTRYPOINT + CMD), run in `cwd`. */
   command?: readonly [string, ...string[]];
@@ -91,7 +100,7 @@ const running = new Set<BotProcess>();
 /** Starts the bot in an empty working directory (no developer .env) with exactly `env` (plus PATH and HOME). */
 export function startBotProcess(env: Record<string, string>, options: BotProcessOptions = {}): BotProcess {
   const cwd = options.cwd ?? mkdtempSync(join(tmpdir(), 'flux-bot-process-'));
-  const [command, ...args] = options.command ?? (options.compiled ? [process.execPath, ...COMPILED_START] : [TSX, ENTRY]);
+  const [command, ...args] = options.command ?? ((options.compiled ?? distIsFresh()) ? [process.execPath, ...COMPILED_START] : [TSX, ENTRY]);
   const child: ChildProcess = spawn(command, args, {
     cwd,
     env: { ...(options.baseEnv ?? { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' }), ...env },
