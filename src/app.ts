@@ -28,6 +28,7 @@ import { SegmindClient } from './services/segmind/segmind-client.js';
 import { SegmindError, type SegmindErrorKind } from './services/segmind/segmind-errors.js';
 import type { Storage } from './services/storage/storage.js';
 import { UsagePolicy } from './services/usage/usage-policy.js';
+import { RedisOpenRequests } from './services/usage/open-requests.js';
 import { createImageChecker, DEFAULT_MAX_QUEUED } from './services/safety/classifier-pool.js';
 import type { ImageChecker } from './services/safety/image-checker.js';
 
@@ -166,6 +167,10 @@ export function createBot(deps: BotDeps): Bot {
     logger: logger.child({ component: 'limiter' }),
   });
   const scheduler = new FairScheduler(limiter, logger.child({ component: 'scheduler' }), { clock });
+  // With Redis, a member's open requests are counted on every process, not only this one.
+  const fleetOpen = storage.redis
+    ? new RedisOpenRequests({ client: storage.redis, keyPrefix: storage.namespace, logger: logger.child({ component: 'open-requests' }) })
+    : undefined;
   const policy = new UsagePolicy({
     settings,
     quota: storage.quota,
@@ -184,6 +189,7 @@ export function createBot(deps: BotDeps): Bot {
     logger: logger.child({ component: 'policy' }),
     gate,
     maxOpenPerUser: config.MAX_QUEUED_PER_USER,
+    ...(fleetOpen ? { fleetOpen } : {}),
     metrics,
     audit,
   });
@@ -451,6 +457,7 @@ export function createBot(deps: BotDeps): Bot {
         await purging; // the storage is closed next
         clearInterval(queueGauges);
         await limiter.close();
+        fleetOpen?.close();
         await client.destroy();
         channelRest.clearHashSweeper();
         channelRest.clearHandlerSweeper();
