@@ -26,6 +26,73 @@ export function parseWebhookUrl(url: string, discordApiUrl: string): { id: strin
   return local ? { id: local[1]!, token: local[2]! } : undefined;
 }
 
+// --- Gateway shards (SHARD_COUNT, SHARDS) ---------------------------------------------------------------------
+
+/** Discord's own ceiling is far lower for almost every bot; this only stops `0-99999999` from building a huge list. */
+export const MAX_SHARD_COUNT = 100_000;
+
+export type ShardCountSetting = 'auto' | number;
+export type ShardsSetting = 'all' | readonly number[];
+
+export type ParsedShards = { ok: true; value: ShardsSetting } | { ok: false; problem: string };
+
+/**
+ * `all`, a list `0,1,2`, a range `0-3`, or both mixed (`0-3,8`). The problem, when there is one, reads after the
+ * variable's name ("SHARDS …").
+ */
+export function parseShards(text: string): ParsedShards {
+  const trimmed = text.trim();
+  if (trimmed.toLowerCase() === 'all') return { ok: true, value: 'all' };
+  const ids: number[] = [];
+  const seen = new Set<number>();
+  for (const part of trimmed.split(',').map((p) => p.trim())) {
+    const match = /^(\d+)(?:\s*-\s*(\d+))?$/.exec(part);
+    if (!match) return { ok: false, problem: 'must be all, a list of shard ids such as 0,1,2 or a range such as 0-3' };
+    const from = Number(match[1]);
+    const to = match[2] === undefined ? from : Number(match[2]);
+    if (to < from) return { ok: false, problem: `has a range that runs backwards (${part}): write it low-high, such as ${to}-${from}` };
+    if (to >= MAX_SHARD_COUNT) return { ok: false, problem: `names shard ${to}, more than any bot has (at most ${MAX_SHARD_COUNT - 1})` };
+    for (let id = from; id <= to; id++) {
+      if (seen.has(id)) return { ok: false, problem: `names shard ${id} twice` };
+      seen.add(id);
+      ids.push(id);
+    }
+  }
+  return { ok: true, value: ids.sort((a, b) => a - b) };
+}
+
+/**
+ * Why `SHARDS` does not fit `SHARD_COUNT`, or undefined when it does. With `auto` only `all` makes sense: processes
+ * splitting the shards must agree on a count, and Discord's recommendation changes as the bot grows.
+ */
+export function shardsProblem(count: ShardCountSetting, shards: ShardsSetting): string | undefined {
+  if (shards === 'all') return undefined;
+  if (count === 'auto')
+    return 'must be all while SHARD_COUNT is auto: to split the shards over processes, set SHARD_COUNT to the same number in every process';
+  const outside = shards.find((id) => id >= count);
+  if (outside !== undefined)
+    return `names shard ${outside}, but SHARD_COUNT is ${count}, so shard ids run from 0 to ${count - 1}`;
+  return undefined;
+}
+
+
+const shardCountSetting = z
+  .string()
+  .trim()
+  .transform((value, ctx): ShardCountSetting => {
+    if (value.toLowerCase() === 'auto') return 'auto';
+    const count = /^\d+$/.test(value) ? Number(value) : Number.NaN;
+    if (count >= 1 && count <= MAX_SHARD_COUNT) return count;
+    ctx.addIssue({ code: 'custom', message: `must be auto or a whole number of shards from 1 to ${MAX_SHARD_COUNT}` });
+    return z.NEVER;
+  });
+const shardsSetting = z.string().transform((value, ctx): ShardsSetting => {
+  const parsed = parseShards(value);
+  if (parsed.ok) return parsed.value;
+  ctx.addIssue({ code: 'custom', message: parsed.problem });
+  return z.NEVER;
+});
+
 export const configSchema = z.object({
   DISCORD_TOKEN: z.string({ error: 'is required' }).trim().min(50, 'does not look like a bot token (too short)'),
   SEGMIND_API_KEY: z.string({ error: 'is required' }).trim().min(8, 'does not look like a Segmind API key (too short)'),
@@ -65,6 +132,12 @@ export const configSchema = z.object({
   HTTP_HOST: z.string().min(1).default('127.0.0.1'),
   RESULT_RETENTION_DAYS: intFrom(1, 3650).default(90),
   INSTANCE_ID: z.string().regex(/^[\w.-]{1,64}$/, 'must be 1–64 letters, digits, dots, dashes or underscores').default('main'),
+  /**
+   * Redis only: how long this process's INSTANCE_ID lease lives without renewal. After that the process counts as dead
+   * and the live processes adopt its unfinished requests; shorter answers members sooner after a crash, longer
+   * tolerates longer Redis hiccups.
+   */
+  INSTANCE_LEASE_SECONDS: intFrom(2, 3_600).default(60),
   /** How long a storage operation may take before the request is refused (fail closed, inside Discord's 3 s). */
   STORAGE_TIMEOUT_MS: intFrom(100, 2_500).default(1_500),
   /** Worker threads classifying images (each loads its own model, about 0.2 s and tens of MiB). */
@@ -79,7 +152,13 @@ export const configSchema = z.object({
   SEGMIND_LOW_BALANCE: z.coerce.number('must be a number').min(0).max(100_000).default(1),
   /** A Discord webhook for operator alerts (pause, resume, low balance, storage down); unset = the log only. */
   OPERATOR_WEBHOOK_URL: z.string().trim().optional(),
+  /** The bot's total number of gateway shards (the same in every process), or Discord's recommendation. */
+  SHARD_COUNT: shardCountSetting.default('auto'),
+  /** Which of them this process runs. */
+  SHARDS: shardsSetting.default('all'),
 }).superRefine((config, ctx) => {
+  const shards = shardsProblem(config.SHARD_COUNT, config.SHARDS);
+  if (shards !== undefined) ctx.addIssue({ code: 'custom', path: ['SHARDS'], message: shards });
   // Checked against DISCORD_API_URL, so a proxy or a test's fake Discord can receive the alerts. The message never
   // quotes the URL: its token lets anyone post there.
   if (config.OPERATOR_WEBHOOK_URL !== undefined && !parseWebhookUrl(config.OPERATOR_WEBHOOK_URL, config.DISCORD_API_URL))

@@ -26,8 +26,9 @@ const CLOSE_GRACE_MS = 1_000;
 const ALLOWED_METHODS = 'GET, HEAD';
 
 /**
- * 'down' (503) when the bot cannot serve at all: no gateway or no storage. 'degraded' is still 200: the process is
- * alive and answers every interaction, if only with a refusal (breaker open, generation paused).
+ * 'down' (503) when the bot cannot serve at all: no storage, or a gateway shard of this process not ready yet or down
+ * past the grace period (see `HealthSnapshot.gateway`; the body names each shard). 'degraded' is still 200: the
+ * process is alive and answers every interaction, if only with a refusal (breaker open, generation paused).
  */
 export function healthStatus(health: HealthSnapshot): HealthStatus {
   if (!health.gateway || !health.storage) return 'down';

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { systemClock, type Clock } from '../clock.js';
 
 /** How a job ended; every outcome is exported from the start (at 0), so `rate()` works before the first one happens. */
 export const JOB_OUTCOMES = ['delivered', 'partial', 'failed', 'cancelled', 'refused', 'expired', 'delivery_failed'] as const;
@@ -7,9 +8,23 @@ export type JobOutcome = (typeof JOB_OUTCOMES)[number];
 export const BREAKER_STATES = ['closed', 'half_open', 'open'] as const;
 export type BreakerState = (typeof BREAKER_STATES)[number];
 
+/** One gateway shard this process runs; `downSeconds` only while it is down. */
+export interface ShardHealth {
+  id: number;
+  up: boolean;
+  downSeconds?: number;
+}
+
 /** What `/healthz` reports; kept next to the gauges so the probe never has to parse the registry. */
 export interface HealthSnapshot {
+  /**
+   * Every shard of this process is ready, or was ready and has been down less than the grace period (discord.js
+   * reconnects and resumes within seconds). A shard that has not been ready yet counts as down at once.
+   */
   gateway: boolean;
+  /** The bot's total shard count, and this process's shards. */
+  shardCount: number;
+  shards: ShardHealth[];
   storage: boolean;
   breaker: BreakerState;
   paused: boolean;
@@ -33,6 +48,21 @@ const OVERFLOW_LABEL = 'other';
 
 const BREAKER_VALUE: Record<BreakerState, number> = { closed: 0, half_open: 1, open: 2 };
 
+/** How long a shard that was ready may be down (reconnecting, resuming) before `/healthz` says 503. */
+export const GATEWAY_GRACE_MS = 30_000;
+
+export interface MetricsOptions {
+  clock?: Clock;
+  gatewayGraceMs?: number;
+}
+
+interface ShardState {
+  up: boolean;
+  /** When `up` last changed (or the shard was declared). */
+  since: number;
+  wasUp: boolean;
+}
+
 /**
  * The bot's Prometheus metrics behind small typed methods, so callers never touch prom-client.
  *
@@ -42,10 +72,20 @@ const BREAKER_VALUE: Record<BreakerState, number> = { closed: 0, half_open: 1, o
 export class Metrics {
   readonly registry = new Registry();
 
-  private readonly state: HealthSnapshot = { gateway: false, storage: false, breaker: 'closed', paused: false };
+  private readonly state: Omit<HealthSnapshot, 'gateway' | 'shardCount' | 'shards'> = { storage: false, breaker: 'closed', paused: false };
   private readonly labelValues = new Map<string, Set<string>>();
+  private readonly clock: Clock;
+  private readonly gatewayGraceMs: number;
+  /** This process's shards; an unsharded bot runs shard 0 of 1 until told otherwise. */
+  private shardCount = 1;
+  private readonly shards = new Map<number, ShardState>();
 
-  private readonly gatewayUp = this.gauge('gateway_up', 'Whether the Discord gateway connection is ready (1) or not (0).');
+  private readonly gatewayUp = new Gauge({
+    name: `${PREFIX}gateway_up`,
+    help: "Whether each of this process's gateway shards is ready (1) or not (0).",
+    labelNames: ['shard'] as const,
+    registers: [this.registry],
+  });
   private readonly storageUp = this.gauge('storage_up', 'Whether the storage backend answers (1) or not (0).');
   private readonly queueDepth = this.gauge('queue_depth', 'Image generation tasks waiting for a Segmind slot.');
   private readonly jobsQueued = this.gauge('jobs_queued', 'Jobs (one per /imagine) waiting to start.');
@@ -107,19 +147,38 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor() {
+  constructor(opts: MetricsOptions = {}) {
+    this.clock = opts.clock ?? systemClock;
+    this.gatewayGraceMs = opts.gatewayGraceMs ?? GATEWAY_GRACE_MS;
     collectDefaultMetrics({ register: this.registry });
     for (const outcome of JOB_OUTCOMES) this.jobs.labels({ outcome }).inc(0);
     for (const verdict of IMAGE_CHECK_VERDICTS) this.imagesChecked.labels({ verdict }).inc(0);
-    this.gatewayUp.set(0);
+    this.setShards({ count: 1, shards: [0] });
     this.storageUp.set(0);
     this.breakerState.set(BREAKER_VALUE.closed);
     this.generationPaused.set(0);
   }
 
+  /** Which shards this process runs (all down until they are ready); series of shards it no longer runs go away. */
+  setShards(plan: { count: number; shards: readonly number[] }): void {
+    this.shardCount = plan.count;
+    for (const id of [...this.shards.keys()]) {
+      if (plan.shards.includes(id)) continue;
+      this.shards.delete(id);
+      this.gatewayUp.remove({ shard: String(id) });
+    }
+    for (const id of plan.shards) if (!this.shards.has(id)) this.setShardUp(id, false);
+  }
+
+  setShardUp(shardId: number, up: boolean): void {
+    const known = this.shards.get(shardId);
+    if (!known || known.up !== up) this.shards.set(shardId, { up, since: this.clock.now(), wasUp: up || (known?.wasUp ?? false) });
+    this.gatewayUp.labels({ shard: String(shardId) }).set(up ? 1 : 0);
+  }
+
+  /** Every shard of this process at once (the client as a whole connected, or destroyed). */
   setGatewayUp(up: boolean): void {
-    this.state.gateway = up;
-    this.gatewayUp.set(up ? 1 : 0);
+    for (const id of this.shards.keys()) this.setShardUp(id, up);
   }
 
   setStorageUp(up: boolean): void {
@@ -191,7 +250,12 @@ export class Metrics {
   }
 
   health(): HealthSnapshot {
-    return { ...this.state };
+    const now = this.clock.now();
+    const shards = [...this.shards.entries()]
+      .sort(([a], [b]) => a - b)
+      .map(([id, shard]): ShardHealth => (shard.up ? { id, up: true } : { id, up: false, downSeconds: Math.max(0, Math.floor((now - shard.since) / 1000)) }));
+    const gateway = [...this.shards.values()].every((s) => s.up || (s.wasUp && now - s.since < this.gatewayGraceMs));
+    return { gateway, ...this.state, shardCount: this.shardCount, shards };
   }
 
   async render(): Promise<{ contentType: string; body: string }> {

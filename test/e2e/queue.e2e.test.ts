@@ -370,7 +370,7 @@ describe('the job queue, end to end', () => {
       flux_bot_credits_refunded_total: 2,
       'flux_bot_segmind_requests_total{status="200"}': 1,
       'flux_bot_segmind_requests_total{status="500"}': 2,
-      flux_bot_gateway_up: 1,
+      'flux_bot_gateway_up{shard="0"}': 1,
       flux_bot_storage_up: 1,
     };
     const names = Object.keys(expected);
@@ -385,7 +385,15 @@ describe('the job queue, end to end', () => {
     try {
       const health = await fetch(`http://127.0.0.1:${server.port}/healthz`);
       expect(health.status).toBe(200);
-      expect(await health.json()).toEqual({ status: 'ok', gateway: true, storage: true, breaker: 'closed', paused: false });
+      expect(await health.json()).toEqual({
+        status: 'ok',
+        gateway: true,
+        storage: true,
+        breaker: 'closed',
+        paused: false,
+        shardCount: 1,
+        shards: [{ id: 0, up: true }],
+      });
       const scrape = await fetch(`http://127.0.0.1:${server.port}/metrics`);
       expect(scrape.status).toBe(200);
       expect(scrape.headers.get('content-type')).toMatch(/^text\/plain/);

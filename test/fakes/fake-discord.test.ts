@@ -455,3 +455,105 @@ describe('FakeDiscord with a real discord.js Client', () => {
     expect(rec.status).toBe(404);
   });
 });
+
+describe('FakeDiscord gateway shards', () => {
+  let fake: FakeDiscord;
+  const clients: Client[] = [];
+  const A = FakeDiscord.guildIdOnShard(0, 2);
+  const B = FakeDiscord.guildIdOnShard(1, 2);
+
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.destroy()));
+    await fake.stop();
+  });
+
+  async function shardedClient(shards: number[], shardCount: number): Promise<Client> {
+    const c = new Client({ intents: [GatewayIntentBits.Guilds], rest: { api: fake.apiUrl, retries: 0, timeout: 5000 }, shards, shardCount });
+    clients.push(c);
+    const ready = nextEvent(c, Events.ClientReady);
+    await c.login('fake-token');
+    await ready;
+    return c;
+  }
+
+  /** A raw gateway connection: HELLO, then our IDENTIFY; resolves with the close code. */
+  async function rawIdentify(shard: unknown): Promise<number> {
+    const { WebSocket } = await import('ws');
+    const ws = new WebSocket(fake.gatewayUrl);
+    return new Promise<number>((resolve, reject) => {
+      ws.on('error', reject);
+      ws.on('message', (data: Buffer) => {
+        const msg = JSON.parse(data.toString()) as { op: number };
+        if (msg.op === 10) ws.send(JSON.stringify({ op: 2, d: { token: 'fake-token', intents: 1, properties: {}, shard } }));
+      });
+      ws.on('close', (code) => resolve(code));
+    });
+  }
+
+  it('maps a server to shard (guild_id >> 22) % count', async () => {
+    fake = await FakeDiscord.start();
+    expect(FakeDiscord.shardOf(A, 2)).toBe(0);
+    expect(FakeDiscord.shardOf(B, 2)).toBe(1);
+    expect(FakeDiscord.shardOf(FakeDiscord.guildIdOnShard(3, 4, 5), 4)).toBe(3);
+  });
+
+  it('answers GET /gateway/bot with the settable recommendation and max_concurrency', async () => {
+    fake = await FakeDiscord.start({ shards: 3, maxConcurrency: 4 });
+    const body = (await (await fetch(`${fake.apiUrl}/v10/gateway/bot`)).json()) as { shards: number; session_start_limit: { max_concurrency: number } };
+    expect(body.shards).toBe(3);
+    expect(body.session_start_limit.max_concurrency).toBe(4);
+    fake.recommendedShards = 5;
+    fake.maxConcurrency = 1;
+    expect(await (await fetch(`${fake.apiUrl}/v10/gateway/bot`)).json()).toMatchObject({ shards: 5, session_start_limit: { max_concurrency: 1 } });
+  });
+
+  it("sends each shard only its servers' GUILD_CREATE and interactions, and records the identifies", async () => {
+    fake = await FakeDiscord.start({ guilds: [{ id: A }, { id: B }], maxConcurrency: 2 });
+    const c = await shardedClient([0, 1], 2);
+    expect(fake.identifies.map((i) => [i.shardId, i.shardCount]).sort()).toEqual([[0, 2], [1, 2]]);
+    expect(c.guilds.cache.get(A)?.shardId).toBe(0);
+    expect(c.guilds.cache.get(B)?.shardId).toBe(1);
+    expect(fake.readyConnections()).toBe(2);
+
+    const shardOf = async (guildId: string) => {
+      const raw = nextEvent<[{ t: string }, number]>(c, Events.Raw, 5000, (packet) => packet.t === 'INTERACTION_CREATE');
+      fake.sendSlashCommand({ name: 'ping', guildId });
+      const [, shardId] = await raw;
+      return shardId;
+    };
+    expect(await shardOf(A)).toBe(0);
+    expect(await shardOf(B)).toBe(1);
+  });
+
+  it('gives two clients running one shard each only their own servers', async () => {
+    fake = await FakeDiscord.start({ guilds: [{ id: A }, { id: B }] });
+    const zero = await shardedClient([0], 2);
+    const one = await shardedClient([1], 2);
+    expect([...zero.guilds.cache.keys()]).toEqual([A]);
+    expect([...one.guilds.cache.keys()]).toEqual([B]);
+    const joined = FakeDiscord.guildIdOnShard(1, 2, 1);
+    const created = nextEvent(one, Events.GuildCreate);
+    fake.joinGuild({ id: joined });
+    await created;
+    expect(one.guilds.cache.has(joined)).toBe(true);
+    expect(zero.guilds.cache.has(joined)).toBe(false);
+  });
+
+  it('still runs an unsharded client as shard 0 of 1 with every server', async () => {
+    fake = await FakeDiscord.start({ guilds: [{ id: A }, { id: B }] });
+    const c = await startClient(fake);
+    clients.push(c);
+    expect(fake.identifies.map((i) => [i.shardId, i.shardCount])).toEqual([[0, 1]]);
+    expect(c.guilds.cache.size).toBe(2);
+  });
+
+  it('closes an invalid shard with 4010 and a too small shard count with 4011', async () => {
+    fake = await FakeDiscord.start({ minShardCount: 2 });
+    expect(await rawIdentify([2, 2])).toBe(4010);
+    expect(await rawIdentify([0, 0])).toBe(4010);
+    expect(await rawIdentify([0, 1])).toBe(4011);
+    expect(await rawIdentify(undefined)).toBe(4011); // unsharded = one shard
+    expect(fake.identifies).toHaveLength(4);
+    expect(fake.readyConnections()).toBe(0);
+  });
+});

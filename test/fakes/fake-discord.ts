@@ -92,6 +92,22 @@ export interface FakeDiscordOptions {
   tokenLifetimeMs?: number;
   /** Keep uploaded file bytes in RecordedFile.bytes (default true). A benchmark may set false to save memory. */
   recordFileBytes?: boolean;
+  /** `shards` of `GET /gateway/bot`, the count Discord recommends (default 1). Settable later: `recommendedShards`. */
+  shards?: number;
+  /** `session_start_limit.max_concurrency` of `GET /gateway/bot` (default 1). Settable later: `maxConcurrency`. */
+  maxConcurrency?: number;
+  /**
+   * An IDENTIFY with a shard count below this is closed with 4011 Sharding required, as Discord does once a session
+   * would hold too many servers (default 1: never).
+   */
+  minShardCount?: number;
+}
+
+/** One IDENTIFY the fake received: which shard of how many, and when (Date.now()). */
+export interface IdentifyRecord {
+  shardId: number;
+  shardCount: number;
+  at: number;
 }
 
 export interface RecordedFile {
@@ -339,6 +355,8 @@ interface ChannelState {
 interface Session {
   id: string;
   order: number;
+  /** `[shard_id, num_shards]` from its IDENTIFY; `[0, 1]` for an unsharded client. */
+  shard: [number, number];
   seq: number;
   socket: Conn | null;
   ready: boolean;
@@ -416,6 +434,14 @@ export class FakeDiscord {
   readonly requests: RecordedRequest[] = [];
   readonly commandPuts: Array<{ guildId?: string; body: unknown[] }> = [];
   readonly botUser: APIUser;
+  /** `shards` of `GET /gateway/bot`. */
+  recommendedShards: number;
+  /** `session_start_limit.max_concurrency` of `GET /gateway/bot`. */
+  maxConcurrency: number;
+  /** See FakeDiscordOptions.minShardCount. */
+  minShardCount: number;
+  /** Every IDENTIFY, in order, accepted or refused. */
+  readonly identifies: IdentifyRecord[] = [];
 
   private readonly server: Server;
   private readonly wss: WebSocketServer;
@@ -476,6 +502,9 @@ export class FakeDiscord {
       tokenLifetimeMs: opts.tokenLifetimeMs ?? 15 * 60_000,
       recordFileBytes: opts.recordFileBytes ?? true,
     };
+    this.recommendedShards = opts.shards ?? 1;
+    this.maxConcurrency = opts.maxConcurrency ?? 1;
+    this.minShardCount = opts.minShardCount ?? 1;
     this.applicationId = opts.applicationId ?? snowflake();
     this.botUserId = opts.botUserId ?? this.applicationId;
     this.botUser = {
@@ -590,7 +619,7 @@ export class FakeDiscord {
         this.sendOp(conn, { op: GatewayOpcodes.HeartbeatAck });
         return;
       case GatewayOpcodes.Identify:
-        this.identify(conn);
+        this.identify(conn, isRecord(msg.d) ? msg.d.shard : undefined);
         return;
       case GatewayOpcodes.Resume: {
         const d = isRecord(msg.d) ? msg.d : {};
@@ -602,15 +631,29 @@ export class FakeDiscord {
     }
   }
 
-  private identify(conn: Conn): void {
+  private identify(conn: Conn, shardField: unknown): void {
     if (conn.session) {
       conn.serverClosed = true;
       conn.ws.close(4005, 'Already authenticated');
       return;
     }
+    const shard: [number, number] = Array.isArray(shardField) ? [Number(shardField[0]), Number(shardField[1])] : [0, 1];
+    const [shardId, shardCount] = shard;
+    this.identifies.push({ shardId, shardCount, at: Date.now() });
+    if (!Number.isInteger(shardId) || !Number.isInteger(shardCount) || shardCount < 1 || shardId < 0 || shardId >= shardCount) {
+      conn.serverClosed = true;
+      conn.ws.close(4010, 'Invalid shard');
+      return;
+    }
+    if (shardCount < this.minShardCount) {
+      conn.serverClosed = true;
+      conn.ws.close(4011, 'Sharding required');
+      return;
+    }
     const session: Session = {
       id: randomBytes(16).toString('hex'),
       order: this.sessionOrder++,
+      shard,
       seq: 0,
       socket: conn,
       ready: false,
@@ -622,14 +665,15 @@ export class FakeDiscord {
     const ready: GatewayReadyDispatchData = {
       v: 10,
       user: { ...this.botUser, verified: true, mfa_enabled: false, email: null },
-      guilds: [...this.guilds.keys()].map((id) => ({ id, unavailable: true })),
+      guilds: [...this.guilds.keys()].filter((id) => this.sessionServes(session, id)).map((id) => ({ id, unavailable: true })),
       session_id: session.id,
       resume_gateway_url: this.gatewayUrl,
-      shard: [0, 1],
+      shard,
       application: { id: this.applicationId, flags: 0 as ApplicationFlags, flags_new: '0' },
     };
     this.dispatch(session, GatewayDispatchEvents.Ready, ready);
-    for (const g of this.guilds.values()) this.dispatch(session, GatewayDispatchEvents.GuildCreate, this.guildCreate(g));
+    for (const g of this.guilds.values())
+      if (this.sessionServes(session, g.id)) this.dispatch(session, GatewayDispatchEvents.GuildCreate, this.guildCreate(g));
     session.ready = true;
     this.checkReadyWaiters();
   }
@@ -854,7 +898,7 @@ export class FakeDiscord {
       newly_created: true,
       thread_metadata: { archived: false, auto_archive_duration: 1440, archive_timestamp: new Date().toISOString(), locked: false },
     };
-    for (const s of this.sessions) if (s.ready) this.dispatch(s, GatewayDispatchEvents.ThreadCreate, payload);
+    for (const s of this.sessionsOf(thread.guildId)) this.dispatch(s, GatewayDispatchEvents.ThreadCreate, payload);
     return thread.id;
   }
 
@@ -872,7 +916,7 @@ export class FakeDiscord {
     const payload = thread
       ? { id, guild_id: channel.guildId, parent_id: channel.parentId, type: channel.type }
       : this.channelObject(channel);
-    for (const s of this.sessions) if (s.ready) this.dispatch(s, thread ? GatewayDispatchEvents.ThreadDelete : GatewayDispatchEvents.ChannelDelete, payload);
+    for (const s of this.sessionsOf(channel.guildId)) this.dispatch(s, thread ? GatewayDispatchEvents.ThreadDelete : GatewayDispatchEvents.ChannelDelete, payload);
   }
 
   /** Someone deletes a role: it is gone from the fake, and GUILD_ROLE_DELETE goes to every live session. */
@@ -880,7 +924,7 @@ export class FakeDiscord {
     const guild = this.guilds.get(guildId);
     if (!guild?.roles.some((r) => r.id === roleId)) throw new Error(`FakeDiscord: no role ${roleId} in ${guildId}`);
     guild.roles = guild.roles.filter((r) => r.id !== roleId);
-    for (const s of this.sessions) if (s.ready) this.dispatch(s, GatewayDispatchEvents.GuildRoleDelete, { guild_id: guildId, role_id: roleId });
+    for (const s of this.sessionsOf(guildId)) this.dispatch(s, GatewayDispatchEvents.GuildRoleDelete, { guild_id: guildId, role_id: roleId });
   }
 
   /** Servers the bot left through `DELETE /users/@me/guilds/{id}`, in order. */
@@ -894,7 +938,7 @@ export class FakeDiscord {
     const id = spec.id ?? snowflake();
     this.addGuild({ ...spec, id });
     const guild = this.guilds.get(id)!;
-    for (const s of this.sessions) if (s.ready) this.dispatch(s, GatewayDispatchEvents.GuildCreate, this.guildCreate(guild));
+    for (const s of this.sessionsOf(id)) this.dispatch(s, GatewayDispatchEvents.GuildCreate, this.guildCreate(guild));
     return id;
   }
 
@@ -905,19 +949,50 @@ export class FakeDiscord {
     this.guilds.delete(id);
     for (const c of guild.channels) this.channels.delete(c.id);
     this.leftGuilds.push(id);
-    for (const s of this.sessions) if (s.ready) this.dispatch(s, GatewayDispatchEvents.GuildDelete, { id });
+    for (const s of this.sessionsOf(id)) this.dispatch(s, GatewayDispatchEvents.GuildDelete, { id });
     return { status: 204 };
   }
 
-  private pickSession(index: number | undefined): Session {
+  /**
+   * The session a dispatch goes to: session #`index` (identify order) when given; otherwise, for a server's event, the
+   * first ready one running that server's shard (every unsharded session runs shard 0 of 1, so: the first ready one).
+   */
+  private pickSession(index: number | undefined, guildId?: string): Session {
     if (index !== undefined) {
       const s = this.sessions[index];
       if (!s) throw new Error(`FakeDiscord: no gateway session #${index} (have ${this.sessions.length})`);
       return s;
     }
-    const s = this.sessions.find((x) => x.ready && x.socket) ?? this.sessions[0];
+    const serving = guildId === undefined ? this.sessions : this.sessions.filter((x) => this.sessionServes(x, guildId));
+    const s = serving.find((x) => x.ready && x.socket) ?? serving[0];
+    if (!s && guildId !== undefined && this.sessions.length > 0)
+      throw new Error(`FakeDiscord: no gateway session runs the shard of server ${guildId} (shard ${FakeDiscord.shardOf(guildId, this.sessions[0]!.shard[1])})`);
     if (!s) throw new Error('FakeDiscord: no gateway session; wait for the client to be ready first');
     return s;
+  }
+
+  /** Discord's rule: a server's events go to shard `(guild_id >> 22) % num_shards`. */
+  static shardOf(guildId: string, shardCount: number): number {
+    return Number((BigInt(guildId) >> 22n) % BigInt(shardCount));
+  }
+
+  private sessionServes(session: Session, guildId: string): boolean {
+    return FakeDiscord.shardOf(guildId, session.shard[1]) === session.shard[0];
+  }
+
+  /** The ready sessions receiving a server's events. */
+  private sessionsOf(guildId: string): Session[] {
+    return this.sessions.filter((s) => s.ready && this.sessionServes(s, guildId));
+  }
+
+  /**
+   * A server id that lands on `shardId` of `shardCount` (for tests that need a server on each shard). Its timestamp
+   * part is the shard number plus a multiple of the count, so ids stay distinct.
+   */
+  static guildIdOnShard(shardId: number, shardCount: number, nth = 0): string {
+    const base = BigInt(Date.now()) - DISCORD_EPOCH;
+    const aligned = base - (base % BigInt(shardCount)) + BigInt(shardId) + BigInt(nth * shardCount);
+    return ((aligned << 22n) | BigInt(Math.floor(Math.random() * 4096))).toString();
   }
 
   // -------------------------------------------------------------------------------------------------------------------
@@ -1015,7 +1090,7 @@ export class FakeDiscord {
   }
 
   private deliver(state: InteractionState, payload: object, connection: number | undefined): SentInteraction {
-    const session = this.pickSession(connection);
+    const session = this.pickSession(connection, state.guildId);
     this.interactionsById.set(state.id, state);
     this.interactionsByToken.set(state.token, state);
     state.sentAt = Date.now();
@@ -1539,8 +1614,8 @@ export class FakeDiscord {
             status: 200,
             body: {
               url: this.gatewayUrl,
-              shards: 1,
-              session_start_limit: { total: 1000, remaining: 1000, reset_after: 0, max_concurrency: 1 },
+              shards: this.recommendedShards,
+              session_start_limit: { total: 1000, remaining: 1000, reset_after: 0, max_concurrency: this.maxConcurrency },
             },
           };
         }

@@ -51,14 +51,22 @@ describe('health server: /healthz', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^application\/json/);
     expect(res.headers.get('cache-control')).toBe('no-store');
-    expect(await res.json()).toEqual({ status: 'ok', gateway: true, storage: true, breaker: 'closed', paused: false });
+    expect(await res.json()).toEqual({
+      status: 'ok',
+      gateway: true,
+      storage: true,
+      breaker: 'closed',
+      paused: false,
+      shardCount: 1,
+      shards: [{ id: 0, up: true }],
+    });
   });
 
   it('answers 200 degraded while the Segmind breaker is open', async () => {
     metrics.setBreakerState('open');
     expect(await healthz()).toEqual({
       status: 200,
-      body: { status: 'degraded', gateway: true, storage: true, breaker: 'open', paused: false },
+      body: { status: 'degraded', gateway: true, storage: true, breaker: 'open', paused: false, shardCount: 1, shards: [{ id: 0, up: true }] },
     });
   });
 
@@ -66,7 +74,7 @@ describe('health server: /healthz', () => {
     metrics.setGenerationPaused(true);
     expect(await healthz()).toEqual({
       status: 200,
-      body: { status: 'degraded', gateway: true, storage: true, breaker: 'closed', paused: true },
+      body: { status: 'degraded', gateway: true, storage: true, breaker: 'closed', paused: true, shardCount: 1, shards: [{ id: 0, up: true }] },
     });
   });
 
@@ -75,23 +83,46 @@ describe('health server: /healthz', () => {
     metrics.setBreakerState('half_open');
     expect(await healthz()).toEqual({
       status: 503,
-      body: { status: 'down', gateway: true, storage: false, breaker: 'half_open', paused: false },
+      body: { status: 'down', gateway: true, storage: false, breaker: 'half_open', paused: false, shardCount: 1, shards: [{ id: 0, up: true }] },
     });
   });
 
-  it('answers 503 down when the gateway is down', async () => {
-    metrics.setGatewayUp(false);
-    const { status, body } = await healthz();
-    expect(status).toBe(503);
-    expect(body).toMatchObject({ status: 'down', gateway: false });
+  it('answers 503 down when the gateway has not been ready yet', async () => {
+    const starting = new Metrics();
+    starting.setStorageUp(true);
+    const other = await startHealthServer({ port: 0, host: HOST, metrics: starting, logger });
+    try {
+      const res = await fetch(`http://${HOST}:${other.port}/healthz`);
+      expect(res.status).toBe(503);
+      expect(await res.json()).toMatchObject({ status: 'down', gateway: false, shards: [{ id: 0, up: false }] });
+    } finally {
+      await other.close();
+    }
   });
 
-  it('follows state changes between requests', async () => {
-    expect((await healthz()).status).toBe(200);
-    metrics.setGatewayUp(false);
-    expect((await healthz()).status).toBe(503);
-    metrics.setGatewayUp(true);
-    expect((await healthz()).status).toBe(200);
+  it("names this process's shards and answers 503 once one has been down past the grace period", async () => {
+    let now = 0;
+    const sharded = new Metrics({ clock: { now: () => now, sleep: () => Promise.resolve() }, gatewayGraceMs: 30_000 });
+    sharded.setStorageUp(true);
+    sharded.setShards({ count: 4, shards: [2, 3] });
+    sharded.setGatewayUp(true);
+    const other = await startHealthServer({ port: 0, host: HOST, metrics: sharded, logger });
+    const ask = async () => {
+      const res = await fetch(`http://${HOST}:${other.port}/healthz`);
+      return { status: res.status, body: await res.json() };
+    };
+    try {
+      expect(await ask()).toMatchObject({ status: 200, body: { status: 'ok', shardCount: 4, shards: [{ id: 2, up: true }, { id: 3, up: true }] } });
+      sharded.setShardUp(3, false);
+      now += 10_000;
+      expect(await ask()).toMatchObject({ status: 200, body: { status: 'ok', shards: [{ id: 2, up: true }, { id: 3, up: false, downSeconds: 10 }] } });
+      now += 20_000;
+      expect(await ask()).toMatchObject({ status: 503, body: { status: 'down', gateway: false } });
+      sharded.setShardUp(3, true);
+      expect((await ask()).status).toBe(200);
+    } finally {
+      await other.close();
+    }
   });
 
   it('ignores the query string', async () => {
@@ -109,7 +140,7 @@ describe('health server: /metrics', () => {
     expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
     const body = await res.text();
     expect(body).toContain('flux_bot_jobs_total{outcome="delivered"} 1');
-    expect(body).toContain('flux_bot_gateway_up 1');
+    expect(body).toContain('flux_bot_gateway_up{shard="0"} 1');
     expect(body).toMatch(/^process_cpu_user_seconds_total \S+$/m);
     expect(body).toMatch(/^nodejs_heap_size_used_bytes \S+$/m);
   });

@@ -61,6 +61,7 @@ describe('configuration', () => {
       SHUTDOWN_GRACE_SECONDS: 30,
       RESULT_RETENTION_DAYS: 90,
       INSTANCE_ID: 'main',
+      INSTANCE_LEASE_SECONDS: 60,
       HTTP_HOST: '127.0.0.1',
       DEFAULT_IMAGE_CHECK: 'spoiler',
       IMAGE_CHECK_THREADS: 1,
@@ -198,5 +199,43 @@ describe('configuration', () => {
     expect(loadConfig({ ...valid, SEGMIND_API_URL: 'http://127.0.0.1:9999/' }).SEGMIND_API_URL).toBe(
       'http://127.0.0.1:9999',
     );
+  });
+});
+
+describe('configuration: gateway shards', () => {
+  it('runs every shard Discord recommends unless told otherwise', () => {
+    expect(loadConfig(valid)).toMatchObject({ SHARD_COUNT: 'auto', SHARDS: 'all' });
+  });
+
+  it('takes a list, a range or both for SHARDS, with a SHARD_COUNT number', () => {
+    expect(loadConfig({ ...valid, SHARD_COUNT: '4', SHARDS: '2,0' })).toMatchObject({ SHARD_COUNT: 4, SHARDS: [0, 2] });
+    expect(loadConfig({ ...valid, SHARD_COUNT: '8', SHARDS: '0-3' }).SHARDS).toEqual([0, 1, 2, 3]);
+    expect(loadConfig({ ...valid, SHARD_COUNT: '8', SHARDS: ' 4-5, 7 ' }).SHARDS).toEqual([4, 5, 7]);
+    expect(loadConfig({ ...valid, SHARD_COUNT: '2', SHARDS: 'all' }).SHARDS).toBe('all');
+  });
+
+  it('refuses shards outside SHARD_COUNT, naming the valid ids', () => {
+    expect(problemsOf({ ...valid, SHARD_COUNT: '2', SHARDS: '1,2' })).toEqual([
+      'SHARDS names shard 2, but SHARD_COUNT is 2, so shard ids run from 0 to 1',
+    ]);
+  });
+
+  it('refuses a share of the shards while SHARD_COUNT is auto', () => {
+    expect(problemsOf({ ...valid, SHARDS: '0' })).toEqual([
+      'SHARDS must be all while SHARD_COUNT is auto: to split the shards over processes, set SHARD_COUNT to the same number in every process',
+    ]);
+  });
+
+  it('refuses malformed lists, backwards ranges and duplicates, one message each', () => {
+    const listHint = 'SHARDS must be all, a list of shard ids such as 0,1,2 or a range such as 0-3';
+    for (const bad of ['[0]', '0,,1', 'one', '0-', '-1', '1.5']) expect(problemsOf({ ...valid, SHARD_COUNT: '4', SHARDS: bad }), bad).toEqual([listHint]);
+    expect(problemsOf({ ...valid, SHARD_COUNT: '4', SHARDS: '3-1' })).toEqual(['SHARDS has a range that runs backwards (3-1): write it low-high, such as 1-3']);
+    expect(problemsOf({ ...valid, SHARD_COUNT: '4', SHARDS: '0-2,2' })).toEqual(['SHARDS names shard 2 twice']);
+    expect(problemsOf({ ...valid, SHARD_COUNT: '4', SHARDS: '0-99999999' })).toEqual(['SHARDS names shard 99999999, more than any bot has (at most 99999)']);
+  });
+
+  it('refuses a SHARD_COUNT that is neither auto nor a positive whole number', () => {
+    for (const bad of ['0', '-2', '1.5', 'many', '100001'])
+      expect(problemsOf({ ...valid, SHARD_COUNT: bad }), bad).toEqual(['SHARD_COUNT must be auto or a whole number of shards from 1 to 100000']);
   });
 });

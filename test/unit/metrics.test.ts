@@ -54,8 +54,15 @@ describe('Metrics', () => {
 
   it('starts with the gateway and storage down, the breaker closed and generation running', async () => {
     const metrics = new Metrics();
-    expect(metrics.health()).toEqual({ gateway: false, storage: false, breaker: 'closed', paused: false });
-    expect(await value(metrics, 'flux_bot_gateway_up')).toBe(0);
+    expect(metrics.health()).toEqual({
+      gateway: false,
+      storage: false,
+      breaker: 'closed',
+      paused: false,
+      shardCount: 1,
+      shards: [{ id: 0, up: false, downSeconds: 0 }],
+    });
+    expect(await value(metrics, 'flux_bot_gateway_up', { shard: '0' })).toBe(0);
     expect(await value(metrics, 'flux_bot_storage_up')).toBe(0);
     expect(await value(metrics, 'flux_bot_breaker_state')).toBe(0);
     expect(await value(metrics, 'flux_bot_generation_paused')).toBe(0);
@@ -65,7 +72,7 @@ describe('Metrics', () => {
     const metrics = new Metrics();
     metrics.setGatewayUp(true);
     metrics.setStorageUp(true);
-    expect(await value(metrics, 'flux_bot_gateway_up')).toBe(1);
+    expect(await value(metrics, 'flux_bot_gateway_up', { shard: '0' })).toBe(1);
     expect(await value(metrics, 'flux_bot_storage_up')).toBe(1);
     expect(metrics.health()).toMatchObject({ gateway: true, storage: true });
 
@@ -226,7 +233,7 @@ describe('Metrics', () => {
     a.segmindRequest('500', 3);
     expect(await value(a, 'flux_bot_jobs_total', { outcome: 'delivered' })).toBe(1);
     expect(await value(b, 'flux_bot_jobs_total', { outcome: 'delivered' })).toBe(0);
-    expect(await value(b, 'flux_bot_gateway_up')).toBe(0);
+    expect(await value(b, 'flux_bot_gateway_up', { shard: '0' })).toBe(0);
     expect(await value(b, 'flux_bot_segmind_requests_total', { status: '500' })).toBeUndefined();
     expect(b.health().gateway).toBe(false);
   });
@@ -236,5 +243,51 @@ describe('Metrics', () => {
     const snapshot = metrics.health();
     snapshot.gateway = true;
     expect(metrics.health().gateway).toBe(false);
+  });
+
+  describe('gateway shards', () => {
+    /** A clock the test moves by hand. */
+    function manualClock(start = 1_000_000) {
+      let now = start;
+      return { now: () => now, sleep: () => Promise.resolve(), advance: (ms: number) => (now += ms) };
+    }
+
+    it("exports one gateway_up series per shard of this process, and drops those it no longer runs", async () => {
+      const metrics = new Metrics();
+      metrics.setShards({ count: 4, shards: [1, 3] });
+      metrics.setShardUp(3, true);
+      expect(await value(metrics, 'flux_bot_gateway_up', { shard: '0' })).toBeUndefined();
+      expect(await value(metrics, 'flux_bot_gateway_up', { shard: '1' })).toBe(0);
+      expect(await value(metrics, 'flux_bot_gateway_up', { shard: '3' })).toBe(1);
+      expect(metrics.health()).toMatchObject({ shardCount: 4, shards: [{ id: 1, up: false }, { id: 3, up: true }] });
+    });
+
+    it('stays healthy while a shard that was ready is down for less than the grace period, then not', () => {
+      const clock = manualClock();
+      const metrics = new Metrics({ clock, gatewayGraceMs: 30_000 });
+      metrics.setShards({ count: 2, shards: [0, 1] });
+      metrics.setShardUp(0, true);
+      expect(metrics.health().gateway).toBe(false); // shard 1 was never ready: down at once
+      metrics.setShardUp(1, true);
+      expect(metrics.health().gateway).toBe(true);
+      metrics.setShardUp(1, false);
+      clock.advance(29_000);
+      expect(metrics.health()).toMatchObject({ gateway: true, shards: [{ id: 0, up: true }, { id: 1, up: false, downSeconds: 29 }] });
+      clock.advance(1_000);
+      expect(metrics.health().gateway).toBe(false);
+      metrics.setShardUp(1, true);
+      expect(metrics.health().gateway).toBe(true);
+    });
+
+    it('counts a second down report of the same shard from its first', () => {
+      const clock = manualClock();
+      const metrics = new Metrics({ clock, gatewayGraceMs: 10_000 });
+      metrics.setShardUp(0, true);
+      metrics.setShardUp(0, false);
+      clock.advance(6_000);
+      metrics.setShardUp(0, false); // reconnecting again: still the same outage
+      clock.advance(6_000);
+      expect(metrics.health().gateway).toBe(false);
+    });
   });
 });
