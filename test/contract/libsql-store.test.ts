@@ -114,6 +114,17 @@ describe('LibsqlStore (the SQLite keyv store of a single bot process)', () => {
     expect(other.get('member')).toBe('next');
   });
 
+  it('keeps no more committed values in memory than allowed, and reads the others from the file', async () => {
+    const store = open({ maxCachedKeys: 10 });
+    await Promise.all(Array.from({ length: 100 }, (_, i) => store.set(`k${i}`, `v${i}`)));
+    for (let i = 0; i < 100; i += 1) expect(await store.get(`k${i}`)).toBe(`v${i}`);
+    // The file edited behind its back shows through for a key it no longer keeps (k0), not for one it keeps (k99).
+    const other = peek();
+    other.db.prepare("UPDATE keyv SET value = 'edited' WHERE key IN ('k0', 'k99')").run();
+    expect(await store.get('k0')).toBe('edited');
+    expect(await store.get('k99')).toBe('v99');
+  });
+
   it('fails every call once closed instead of answering from memory', async () => {
     const store = open();
     await store.set('k', 'v');
@@ -136,17 +147,18 @@ describe('LibsqlStore (the SQLite keyv store of a single bot process)', () => {
     const b = keyvOn(open(), 'b');
     await a.set('x', { n: 1 });
     await b.set('x', { n: 2 });
-    await a.set('brief', 'soon gone', 20);
+    await a.set('brief', 'soon gone', 60_000);
     await a.setMany([
       { key: 'm1', value: 1 },
-      { key: 'm2', value: 2, ttl: 60_000 },
+      { key: 'm2', value: 2, ttl: 600_000 },
     ]);
     expect(await a.get('x')).toEqual({ n: 1 });
     expect(await b.get('x')).toEqual({ n: 2 });
     expect(await a.getMany(['m1', 'm2', 'missing'])).toEqual([1, 2, undefined]);
     expect(await a.has('brief')).toBe(true);
     expect(await a.hasMany(['m1', 'missing'])).toEqual([true, false]);
-    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 1_000 });
+    // Two minutes later, by keyv's clock: 'brief' has expired, 'm2' has not.
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 120_000 });
     try {
       expect(await a.has('brief')).toBe(false);
       expect(await a.get('brief')).toBeUndefined();

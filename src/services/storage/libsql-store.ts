@@ -11,7 +11,7 @@ const ROWS_PER_PURGE = 5_000;
 /**
  * `synchronous` levels with the write-ahead log. NORMAL: a commit is in the WAL file (the OS holds it) when the call
  * returns, so a killed process (SIGKILL, OOM) loses nothing; a power cut or kernel crash can lose the last commits,
- * never corrupt the file. FULL adds an fsync to every commit: measured here 1–3 ms a commit against 0.06–0.14 ms
+ * never corrupt the file. FULL adds an fsync to every commit: measured here 0.15–3 ms a commit against 0.04–0.11 ms
  * (bench/results/issue-13-sqlite-micro.md), and with a synchronous driver that time blocks the event loop.
  */
 export type SqliteSynchronous = 'NORMAL' | 'FULL';
@@ -28,6 +28,8 @@ export interface LibsqlStoreOptions {
   /** Write-ahead log: readers never wait for the writer. Default true; tests turn it off to make reads fail. */
   wal?: boolean;
   synchronous?: SqliteSynchronous;
+  /** Committed values kept in memory at most (least recently used dropped first). Default 2,000. */
+  maxCachedKeys?: number;
 }
 
 interface Waiter {
@@ -42,8 +44,9 @@ interface Waiter {
  * Writes are group-committed: those made in one turn of the event loop are stored in one transaction at the next
  * turn, so a credit reservation and what it charged, or a settle's delete and its refund, are stored together or not
  * at all even if the process is killed between them. A write resolves once committed and rejects if the commit
- * failed. Reads see the writes not committed yet; everything else is read from the file (a read is a few
- * microseconds: no cache in front of it).
+ * failed. Reads see the writes not committed yet, then the committed values kept in memory (the most recently used
+ * `maxCachedKeys`: a statement read costs 10–40 µs, and the credit path reads settings, totals and reservations for
+ * every request), then the file.
  */
 export class LibsqlStore extends EventEmitter {
   /** What keyv looks at: the dialect makes keyv use `iterator`. */
@@ -59,11 +62,15 @@ export class LibsqlStore extends EventEmitter {
   #pending = new Map<string, string | null>();
   #waiters: Waiter[] = [];
   #scheduled: NodeJS.Immediate | undefined;
+  readonly #maxCachedKeys: number;
+  /** Committed values (undefined: the file has no such key), least recently used first. */
+  readonly #cache = new Map<string, string | undefined>();
   #closed = false;
 
   constructor(options: LibsqlStoreOptions) {
     super();
     this.opts = { dialect: 'sqlite', url: `sqlite://${options.file}`, table: TABLE };
+    this.#maxCachedKeys = options.maxCachedKeys ?? 2_000;
     this.#db = openDatabase(options.file);
     try {
       this.#db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.trunc(options.busyTimeoutMs ?? 5_000))}`);
@@ -81,10 +88,14 @@ export class LibsqlStore extends EventEmitter {
     }
   }
 
-  /** Runs one statement on the store's connection (pragmas, tests). Writes made so far are committed first. */
+  /**
+   * Runs one statement on the store's connection (pragmas, tests). Writes made so far are committed first, and the
+   * memory of committed values is emptied, as the statement may change rows.
+   */
   query(sql: string, ...params: unknown[]): unknown[] {
     this.#checkOpen();
     this.#commitNow();
+    this.#cache.clear();
     const statement = this.#db.prepare(sql);
     if (statement.reader) return statement.all(...params);
     statement.run(...params);
@@ -141,6 +152,7 @@ export class LibsqlStore extends EventEmitter {
   clear(): Promise<void> {
     return this.#async(() => {
       this.#commitNow();
+      this.#cache.clear();
       const range = rangeOf(this.namespace === undefined ? '' : `${this.namespace}:`);
       if (range.end === undefined) this.#db.prepare(`DELETE FROM ${TABLE}`).run();
       else this.#db.prepare(`DELETE FROM ${TABLE} WHERE key >= ? AND key < ?`).run(range.start, range.end);
@@ -200,7 +212,8 @@ export class LibsqlStore extends EventEmitter {
     // CASE, not AND: json_extract fails on a value that is not JSON, and SQLite may evaluate AND either way round.
     const purge = this.#db.prepare(
       `DELETE FROM ${TABLE} WHERE rowid > ? AND rowid <= ?
-         AND (CASE WHEN json_valid(value) THEN json_extract(value, '$.expires') END) < ?`,
+         AND (CASE WHEN json_valid(value) THEN json_extract(value, '$.expires') END) < ?
+       RETURNING key`,
     );
     let after = 0;
     let deleted = 0;
@@ -208,7 +221,9 @@ export class LibsqlStore extends EventEmitter {
       const last = (bounds.get(after, ROWS_PER_PURGE) as { last: number | null } | undefined)?.last ?? null;
       if (last === null) break;
       // A write waiting for the next commit to a key deleted here still lands after it: it is the newer value.
-      deleted += purge.run(after, last, now).changes;
+      const keys = purge.all(after, last, now) as Array<{ key: string }>;
+      for (const { key } of keys) this.#cache.delete(key);
+      deleted += keys.length;
       after = last;
       await new Promise((resolve) => setImmediate(resolve));
     }
@@ -248,7 +263,20 @@ export class LibsqlStore extends EventEmitter {
 
   #read(key: string): string | undefined {
     if (this.#pending.has(key)) return this.#pending.get(key) ?? undefined;
-    return (this.#select.get(key) as { value: string } | undefined)?.value;
+    const value = this.#cache.has(key)
+      ? this.#cache.get(key)
+      : (this.#select.get(key) as { value: string } | undefined)?.value;
+    this.#remember(key, value);
+    return value;
+  }
+
+  #remember(key: string, value: string | undefined): void {
+    this.#cache.delete(key);
+    this.#cache.set(key, value);
+    for (const oldest of this.#cache.keys()) {
+      if (this.#cache.size <= this.#maxCachedKeys) break;
+      this.#cache.delete(oldest);
+    }
   }
 
   #write(key: string, value: string | null): void {
@@ -284,9 +312,12 @@ export class LibsqlStore extends EventEmitter {
     try {
       this.#store(batch);
     } catch (error) {
+      // Rolled back: memory holds what the file holds, unless the rollback failed too; read these keys again.
+      for (const key of batch.keys()) this.#cache.delete(key);
       for (const waiter of waiters) waiter.reject(error);
       return;
     }
+    for (const [key, value] of batch) this.#remember(key, value ?? undefined);
     for (const waiter of waiters) waiter.resolve();
   }
 
