@@ -23,6 +23,8 @@ import { GenerationLog } from './services/results/generation-log.js';
 import { ResultStore } from './services/results/result-store.js';
 import { FairScheduler } from './services/generation/fair-scheduler.js';
 import { Journal } from './services/generation/journal.js';
+import { JournalAdoption } from './services/generation/journal-adoption.js';
+import type { InstanceLease } from './services/generation/instance-lease.js';
 import { createSegmindLimiter } from './services/generation/create-segmind-limiter.js';
 import { SegmindClient } from './services/segmind/segmind-client.js';
 import { SegmindError, type SegmindErrorKind } from './services/segmind/segmind-errors.js';
@@ -58,6 +60,13 @@ export interface BotDeps {
   imageChecker?: ImageChecker;
   /** While a rejected key or an empty account pauses generation, how often Segmind is asked again. */
   pauseProbeMs?: number;
+  /**
+   * The Redis lease this process holds on its INSTANCE_ID (src/index.ts takes it). With one, the bot also adopts the
+   * unfinished jobs of processes whose lease is gone; without one (SQLite, memory, in-process tests) it never does.
+   */
+  instanceLease?: InstanceLease;
+  /** How often orphaned journals are looked for; default half the lease. */
+  adoptionScanMs?: number;
 }
 
 /** What the operator is told a pause means (technical: it goes to the log and the operator's webhook). */
@@ -201,13 +210,14 @@ export function createBot(deps: BotDeps): Bot {
     clock,
     log: logger.child({ component: 'generation-log' }),
   });
+  const journal = new Journal(storage, config.INSTANCE_ID);
   const pipeline = new ImaginePipeline({
     results,
     segmind,
     scheduler,
     gate,
     policy,
-    journal: new Journal(storage, config.INSTANCE_ID),
+    journal,
     history,
     responder: new DiscordResponder({ webhooks: client.rest, channels: channelRest }, logger.child({ component: 'discord' })),
     checker,
@@ -216,6 +226,19 @@ export function createBot(deps: BotDeps): Bot {
     progress: deps.progress ?? { firstEditDelayMs: 1_500, minIntervalMs: 3_000 },
     onDelivered: (delivery) => generationLog.onDelivered(delivery),
   });
+  const lease = deps.instanceLease;
+  const adoption =
+    lease && storage.redis
+      ? new JournalAdoption({
+          client: storage.redis,
+          namespace: storage.namespace,
+          instanceId: lease.instanceId,
+          journal,
+          recoverJob: (job, log) => pipeline.recoverJob(job, log),
+          logger: logger.child({ component: 'adoption' }),
+          scanEveryMs: deps.adoptionScanMs ?? Math.max(1, Math.floor(lease.leaseMs / 2)),
+        })
+      : undefined;
   const deleteChannelMessage = async (channelId: string, messageId: string) => {
     await channelRest.delete(Routes.channelMessage(channelId, messageId));
   };
@@ -435,12 +458,16 @@ export function createBot(deps: BotDeps): Bot {
       }
       recovering = pipeline.recover(logger.child({ component: 'recovery' }));
       await recovering;
+      // Once this process's own jobs are back: then those of processes that died.
+      if (!stopping) adoption?.start();
     },
     stop() {
       stopping ??= (async () => {
         gate.stopAccepting();
         // a start-up recovery still going must not find its storage closed under it
         await recovering?.catch(() => undefined);
+        // nothing adopted from now on; what was adopted is drained below with the rest
+        await adoption?.stop();
         scheduler.stop();
         // Running images finish, are delivered and settled; suspended jobs post their notice.
         const drained = await pipeline.drain(config.SHUTDOWN_GRACE_SECONDS * 1000);

@@ -42,14 +42,18 @@ logger.info({ store: storage.kind }, 'storage ready');
 // Before anything reads this instance's journal: one live process per INSTANCE_ID on a Redis (none needed otherwise).
 let lease: InstanceLease | undefined;
 try {
-  lease = await acquireInstanceLease(storage, { instanceId: config.INSTANCE_ID, logger: logger.child({ component: 'instance' }) });
+  lease = await acquireInstanceLease(storage, {
+    instanceId: config.INSTANCE_ID,
+    leaseMs: config.INSTANCE_LEASE_SECONDS * 1000,
+    logger: logger.child({ component: 'instance' }),
+  });
 } catch (error) {
   if (!(error instanceof InstanceLeaseError)) throw error;
   process.stderr.write(`${error.message}\n`);
   await storage.close();
   process.exit(1);
 }
-const bot = createBot({ config, logger, storage });
+const bot = createBot({ config, logger, storage, ...(lease ? { instanceLease: lease } : {}) });
 const health =
   config.HTTP_PORT === undefined
     ? undefined

@@ -124,6 +124,7 @@ export class JournalAdoption {
     if (this.#stopped || this.#timer) return;
     this.#timer = setInterval(() => void this.scan(), this.#opts.scanEveryMs);
     this.#timer.unref();
+    this.#opts.logger.info({ everyMs: this.#opts.scanEveryMs }, 'watching for unfinished jobs of instances whose lease is gone');
     void this.scan();
   }
 
