@@ -100,9 +100,13 @@ describeWithRedis('fleet-wide turns and open requests on Redis', () => {
     expect(sent).toHaveLength(1);
     expect(sent[0]?.[0]).toBe('EVALSHA');
     expect(permit.member).toBe('m1');
+    // An immediate grant takes no place in the turn order; the record of turns expires on its own.
+    const keys = redisLimiterKeys(keyPrefix);
+    expect(await withRedisClient((c) => c.exists([keys.waiting, keys.waitingUntil]))).toBe(0);
+    const ttls = await withRedisClient((c) => Promise.all([c.pTTL(keys.served), c.pTTL(keys.turn)]));
+    expect(ttls.every((ttl) => ttl > 0 && ttl <= 24 * 60 * 60_000)).toBe(true);
     await permit.release();
     expect(sent).toHaveLength(2); // the release: one ZREM
-    const keys = redisLimiterKeys(keyPrefix);
     expect(await withRedisClient((c) => c.zCard(keys.waiting))).toBe(0);
   });
 

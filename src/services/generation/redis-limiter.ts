@@ -81,32 +81,41 @@ if #ARGV > 7 then
       member = ARGV[i]
     end
   end
-  if seen ~= seenBefore then redis.call('HSET', KEYS[6], 'seenAt', latest, 'seen', seen) end
+  if seen ~= seenBefore then
+    redis.call('HSET', KEYS[6], 'seenAt', latest, 'seen', seen)
+    extendTtl(KEYS[5], ${TURNS_TTL_MS})
+    extendTtl(KEYS[6], ${TURNS_TTL_MS})
+  end
+end
+
+-- Only a process that has to wait takes (or keeps) a place: an immediate grant writes none.
+local function wait(ms)
+  if not member then return end
   redis.call('ZADD', KEYS[3], turn, proc)
-  redis.call('ZADD', KEYS[4], now + waitingTtl, proc)
-  extendTtl(KEYS[3], waitingTtl)
-  extendTtl(KEYS[4], waitingTtl)
-  extendTtl(KEYS[5], ${TURNS_TTL_MS})
+  redis.call('ZADD', KEYS[4], now + ms, proc)
+  extendTtl(KEYS[3], ms)
+  extendTtl(KEYS[4], ms)
 end
 
 local held = redis.call('ZCARD', KEYS[1])
 if held >= concurrency then
+  wait(waitingTtl)
   return {'busy', held, ''}
 end
 if rpm > 0 and redis.call('ZCARD', KEYS[2]) >= rpm then
   local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
   local waitMs = math.max(1, tonumber(oldest[2]) + window - now)
-  if member then
-    -- The process sleeps until the window opens: its place must last that long.
-    redis.call('ZADD', KEYS[4], now + waitMs + waitingTtl, proc)
-    extendTtl(KEYS[3], waitMs + waitingTtl)
-    extendTtl(KEYS[4], waitMs + waitingTtl)
-  end
+  -- The process sleeps until the window opens: its place must last that long.
+  wait(waitMs + waitingTtl)
   return {'rpm', waitMs, ''}
 end
 if member then
   local ahead = redis.call('ZCOUNT', KEYS[3], '-inf', string.format('(%.17g', turn))
+  -- Not behind itself: its own place may still hold an older turn (its member was served elsewhere meanwhile).
+  local mine = redis.call('ZSCORE', KEYS[3], proc)
+  if mine and tonumber(mine) < turn then ahead = ahead - 1 end
   if ahead >= concurrency - held then
+    wait(waitingTtl)
     return {'turn', ahead, ''}
   end
 end
