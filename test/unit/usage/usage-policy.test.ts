@@ -6,6 +6,7 @@ import { newGuildSettings, type GuildSettings, type GuildSettingsRepository } fr
 import type { ImagineRequest } from '../../../src/services/generation/imagine-request.js';
 import type { QuotaStore, ReserveInput, ReserveResult } from '../../../src/services/storage/quota/quota-store.js';
 import { Refusal, UsagePolicy, type MemberContext } from '../../../src/services/usage/usage-policy.js';
+import type { FleetOpenRequests } from '../../../src/services/usage/open-requests.js';
 import { DEFAULTS } from '../../../src/services/segmind/flux-params.js';
 import { openStorage } from '../../../src/services/storage/open-storage.js';
 
@@ -87,7 +88,14 @@ describe('admitting a request in two steps: no storage before the acknowledgemen
     attachmentSizeLimit: 10 * 1024 * 1024,
   });
 
-  function setup(options: { block?: GateBlock; settings?: GuildSettings; reserve?: (input: ReserveInput) => Promise<ReserveResult> } = {}) {
+  function setup(
+    options: {
+      block?: GateBlock;
+      settings?: GuildSettings;
+      reserve?: (input: ReserveInput) => Promise<ReserveResult>;
+      fleetOpen?: FleetOpenRequests;
+    } = {},
+  ) {
     const storage = { settingsReads: 0, reserves: 0 };
     const stats: Array<Record<string, number>> = [];
     const metrics = { refused: vi.fn(), jobFinished: vi.fn(), setStorageUp: vi.fn() };
@@ -125,6 +133,7 @@ describe('admitting a request in two steps: no storage before the acknowledgemen
       gate: { blockForNewRequest: () => options.block },
       maxOpenPerUser: 2,
       metrics,
+      ...(options.fleetOpen ? { fleetOpen: options.fleetOpen } : {}),
     });
     return { policy, storage, stats, metrics };
   }
@@ -185,6 +194,66 @@ describe('admitting a request in two steps: no storage before the acknowledgemen
     expect(reservation).toMatchObject({ id: '13', credits: 1, expiresAt: 3_600_000 });
     expect(admitted.metrics.refused).not.toHaveBeenCalled();
     expect(metrics.refused.mock.calls).toEqual([['allowance']]);
+  });
+
+  /** The places every process holds, as Redis would count them; `down` makes every call fail. */
+  function fleet() {
+    const places = new Map<string, Set<string>>();
+    const released: string[] = [];
+    const state = { down: false };
+    const fleetOpen: FleetOpenRequests = {
+      hold: (userId, slotId, max) => {
+        if (state.down) return Promise.reject(new Error('Redis is down'));
+        const held = places.get(userId) ?? new Set<string>();
+        places.set(userId, held);
+        if (held.size >= max) return Promise.resolve(false);
+        held.add(slotId);
+        return Promise.resolve(true);
+      },
+      release: (userId, slotId) => {
+        released.push(slotId);
+        places.get(userId)?.delete(slotId);
+        return Promise.resolve();
+      },
+      close: () => undefined,
+    };
+    return { fleetOpen, places, released, state };
+  }
+
+  it('counts the member’s open requests on every process in the second step, before any credit is reserved', async () => {
+    const { fleetOpen, places, released } = fleet();
+    const { policy, storage, metrics } = setup({ fleetOpen });
+    places.set(asker.userId, new Set(['other-process-1', 'other-process-2'])); // at the limit elsewhere
+    const refusedRelease = policy.openRequest(asker); // this process alone has room
+    await expect(policy.reserve(request('30'), asker)).rejects.toMatchObject({
+      reason: 'queue_full',
+      message: 'You already have 2 requests waiting or generating. Wait for one to finish (or cancel it) — nothing was charged.',
+    });
+    expect(storage.reserves).toBe(0);
+    expect(metrics.refused.mock.calls).toEqual([['queue_full']]);
+    refusedRelease();
+    await Promise.resolve();
+    expect(released).toEqual([]); // it held no place
+
+    places.get(asker.userId)!.delete('other-process-2');
+    const release = policy.openRequest(asker);
+    await policy.reserve(request('31'), asker);
+    expect(places.get(asker.userId)!.size).toBe(2);
+    release();
+    release();
+    await vi.waitFor(() => expect(released).toHaveLength(1));
+    expect(places.get(asker.userId)).toEqual(new Set(['other-process-1']));
+  });
+
+  it('fails closed when the fleet-wide count cannot be reached, and still gives back a place it may have taken', async () => {
+    const { fleetOpen, released, state } = fleet();
+    const { policy, storage } = setup({ fleetOpen });
+    state.down = true;
+    const release = policy.openRequest(asker);
+    await expect(policy.reserve(request('32'), asker)).rejects.toMatchObject({ reason: 'unavailable' });
+    expect(storage.reserves).toBe(0);
+    release();
+    await vi.waitFor(() => expect(released).toHaveLength(1));
   });
 
   it('admit does both steps and gives the slot back when refused', async () => {
