@@ -1,5 +1,16 @@
 import { once } from 'node:events';
-import { Client, Events, GatewayIntentBits, MessageFlags, REST, Routes, type ClientOptions, type Guild } from 'discord.js';
+import {
+  Client,
+  Events,
+  GatewayIntentBits,
+  MessageFlags,
+  REST,
+  Routes,
+  type ClientOptions,
+  type Guild,
+  type RESTGetAPIGatewayBotResult,
+  type WebSocketOptions,
+} from 'discord.js';
 import type { Dispatcher } from 'undici';
 import { systemClock, type Clock } from './clock.js';
 import { createCancelButton } from './commands/cancel-button.js';
@@ -11,6 +22,8 @@ import { createInteractionRouter } from './commands/interaction-router.js';
 import type { Logger } from './logger.js';
 import { AuditLog } from './services/usage/audit-log.js';
 import { syncCommands } from './services/discord/command-sync.js';
+import { RedisIdentifyThrottler } from './services/discord/identify-throttler.js';
+import { describeShards, shardPlan, type ShardPlan } from './services/discord/shards.js';
 import { DiscordResponder } from './services/discord/discord-responder.js';
 import { DEFAULT_PAUSE_PROBE_MS, GenerationGate } from './services/generation/generation-gate.js';
 import { inviteUrl } from './services/discord/invite.js';
@@ -60,6 +73,8 @@ export interface BotDeps {
   imageChecker?: ImageChecker;
   /** While a rejected key or an empty account pauses generation, how often Segmind is asked again. */
   pauseProbeMs?: number;
+  /** Tests only: the Redis identify window (Discord's 5 s, plus a margin, otherwise). */
+  identifyWindowMs?: number;
   /**
    * The Redis lease this process holds on its INSTANCE_ID (src/index.ts takes it). With one, the bot also adopts the
    * unfinished jobs of processes whose lease is gone; without one (SQLite, memory, in-process tests) it never does.
@@ -87,6 +102,9 @@ export interface Bot {
   stop(): Promise<void>;
 }
 
+/** @discordjs/ws's manager, which discord.js hands to `ws.buildIdentifyThrottler` (its own class has the same name). */
+type GatewayManager = Parameters<NonNullable<WebSocketOptions['buildIdentifyThrottler']>>[0];
+
 /** After the grace period, how long the aborted jobs get to return before the connections close. */
 const ABANDON_WAIT_MS = 2_000;
 
@@ -95,16 +113,36 @@ export function createBot(deps: BotDeps): Bot {
   const { config, logger, storage } = deps;
   const clock = deps.clock ?? systemClock;
   const random = deps.random ?? Math.random;
-  const metrics = deps.metrics ?? new Metrics();
+  const metrics = deps.metrics ?? new Metrics({ clock });
   metrics.setStorageUp(true);
 
   // Discord exempts interaction callbacks and webhook edits from its 50 requests/s global limit, but discord.js
   // counts every request against one: under a burst, acknowledgements queued behind it missed the 3 s deadline. The
   // client (interactions, webhooks) gets a high ceiling; everything else goes through `channelRest`, held to 50/s.
+  // This process's shards: known now for a fixed SHARD_COUNT; with `auto`, once start() has asked Discord.
+  let shards: ShardPlan | undefined = config.SHARD_COUNT === 'auto' ? undefined : shardPlan(config.SHARD_COUNT, config.SHARDS, 1);
+  if (shards) metrics.setShards(shards);
   const client = new Client({
     intents: [GatewayIntentBits.Guilds],
     rest: { api: config.DISCORD_API_URL, globalRequestsPerSecond: INTERACTION_REQUESTS_PER_SECOND, ...deps.restOptions },
+    // Always explicit: left at their defaults, discord.js reads SHARDS and SHARD_COUNT from the environment (its
+    // ShardingManager's hand-over, in another syntax than ours). With `auto` the count here is a stand-in other than
+    // the default 1, replaced in start() before login.
+    ...(shards ? { shards: [...shards.shards], shardCount: shards.count } : { shards: 'auto' as const, shardCount: 2 }),
+    // With Redis, identifies are spaced across every process of the fleet; otherwise discord.js's own throttle.
+    ...(storage.redis ? { ws: { buildIdentifyThrottler: buildRedisIdentifyThrottler } } : {}),
   });
+  async function buildRedisIdentifyThrottler(manager: GatewayManager): Promise<RedisIdentifyThrottler> {
+    const info = await manager.fetchGatewayInformation();
+    return new RedisIdentifyThrottler({
+      client: storage.redis!,
+      keyPrefix: storage.namespace,
+      maxConcurrency: info.session_start_limit.max_concurrency,
+      clock,
+      logger: logger.child({ component: 'identify' }),
+      ...(deps.identifyWindowMs === undefined ? {} : { windowMs: deps.identifyWindowMs }),
+    });
+  }
   const channelRest = new REST({ api: config.DISCORD_API_URL, ...deps.restOptions }).setToken(config.DISCORD_TOKEN);
   const postToChannel = async (channelId: string, text: string) => {
     await channelRest.post(Routes.channelMessages(channelId), { body: { content: text, allowed_mentions: { parse: [] } } });
@@ -401,13 +439,19 @@ export function createBot(deps: BotDeps): Bot {
   });
   client.on(Events.Error, (error) => logger.error({ err: error }, 'discord client error'));
   client.on(Events.Warn, (message) => logger.warn({ discord: message }, 'discord client warning'));
-  client.on(Events.ShardReady, () => metrics.setGatewayUp(true));
-  client.on(Events.ShardResume, () => metrics.setGatewayUp(true));
-  client.on(Events.ShardDisconnect, (_event, shardId) => {
-    metrics.setGatewayUp(false);
-    logger.warn({ shardId }, 'gateway disconnected');
+  client.on(Events.ShardReady, (shardId) => {
+    metrics.setShardUp(shardId, true);
+    logger.info({ shardId }, 'gateway shard ready');
   });
-  client.on(Events.ShardReconnecting, () => metrics.setGatewayUp(false));
+  client.on(Events.ShardResume, (shardId) => metrics.setShardUp(shardId, true));
+  client.on(Events.ShardDisconnect, (event, shardId) => {
+    metrics.setShardUp(shardId, false);
+    logger.warn({ shardId, code: event.code }, 'gateway shard disconnected for good');
+  });
+  client.on(Events.ShardReconnecting, (shardId) => {
+    metrics.setShardUp(shardId, false);
+    logger.warn({ shardId }, 'gateway shard reconnecting');
+  });
 
   let stopping: Promise<void> | undefined;
   let recovering: Promise<void> | undefined;
@@ -436,18 +480,34 @@ export function createBot(deps: BotDeps): Bot {
       void purge();
       purger = setInterval(() => void purge(), PURGE_INTERVAL_MS);
       purger.unref();
+      if (!shards) {
+        // SHARD_COUNT=auto: every shard Discord recommends (config allows no other SHARDS with auto).
+        const gateway = (await channelRest.get(Routes.gatewayBot())) as RESTGetAPIGatewayBotResult;
+        shards = shardPlan(config.SHARD_COUNT, config.SHARDS, gateway.shards);
+        metrics.setShards(shards);
+        client.options.shards = [...shards.shards];
+        client.options.shardCount = shards.count;
+      }
+      const plan = shards;
+      logger.info({ shards: describeShards(plan.shards), shardCount: plan.count }, 'connecting to Discord');
       const ready = once(client, Events.ClientReady);
       await client.login(config.DISCORD_TOKEN);
       await ready;
       metrics.setGatewayUp(true);
       markDiscordReady();
-      logger.info({ user: client.user?.tag, guilds: client.guilds.cache.size, instance: config.INSTANCE_ID }, 'connected to Discord');
+      logger.info(
+        { user: client.user?.tag, guilds: client.guilds.cache.size, instance: config.INSTANCE_ID, shards: describeShards(plan.shards), shardCount: plan.count },
+        'connected to Discord',
+      );
       // Servers the bot was added to before ALLOWED_GUILD_IDS was set (or while it was offline).
       await Promise.all([...client.guilds.cache.values()].map((guild) => leaveIfNotAllowed(guild, 'start-up')));
       // A first start (or one whose servers are all outside ALLOWED_GUILD_IDS): say how to add the bot.
       if (![...client.guilds.cache.keys()].some(isAllowedGuild) && client.application)
         logger.warn({ inviteUrl: inviteUrl(client.application.id) }, 'the bot is in no server it may serve: open inviteUrl to add it to yours');
-      if (config.SYNC_COMMANDS_ON_START) {
+      // One process per fleet registers the commands: the one running shard 0 (every bot has one).
+      if (config.SYNC_COMMANDS_ON_START && !plan.shards.includes(0))
+        logger.info({ shards: describeShards(plan.shards) }, 'slash commands are synced by the process running shard 0');
+      else if (config.SYNC_COMMANDS_ON_START) {
         await syncCommands({
           rest: client.rest,
           applicationId: client.application!.id,

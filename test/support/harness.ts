@@ -35,9 +35,10 @@ export interface Harness {
   restartBot(): Promise<void>;
   /**
    * Starts one more bot on the same fakes with its own storage connection to the same STORE_URL and namespace:
-   * what a second bot process is. It receives interactions sent with `connection: 1` (then 2, …).
+   * what a second bot process is. It receives interactions sent with `connection: 1` (then 2, …), or those of its
+   * servers when it runs other shards. `config` overrides settings of this bot only (e.g. `SHARDS`, `INSTANCE_ID`).
    */
-  addBot(): Promise<Bot>;
+  addBot(config?: Partial<Config>): Promise<Bot>;
   stop(): Promise<void>;
 }
 
@@ -55,6 +56,8 @@ export interface HarnessOptions {
   restOptions?: { retries?: number; timeout?: number };
   /** Checks the bot's images instead of the harness's FakeImageChecker. */
   imageChecker?: ImageChecker;
+  /** The Redis identify window (gateway shards), shortened so tests need not wait Discord's 5 s. */
+  identifyWindowMs?: number;
   /** Let the test arrange the fakes (e.g. pre-registered commands) before the bot starts. */
   beforeStart?: (fakes: { discord: FakeDiscord; segmind: FakeSegmind }) => void;
 }
@@ -92,9 +95,9 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     openStorage(config.STORE_URL, { logger, ...(options.storageNamespace ? { namespace: options.storageNamespace } : {}) });
   const storage = await openStore();
   const extra: Array<{ bot: Bot; storage: Storage }> = [];
-  const makeBot = (store: Storage = storage) =>
+  const makeBot = (store: Storage = storage, botConfig: Config = config) =>
     createBot({
-      config,
+      config: botConfig,
       logger,
       storage: store,
       ...(options.random ? { random: options.random } : {}),
@@ -102,6 +105,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       progress: options.progress ?? { firstEditDelayMs: 3_600_000, minIntervalMs: 3_600_000 },
       ...(options.breaker ? { breaker: options.breaker } : {}),
       imageChecker: options.imageChecker ?? checker,
+      ...(options.identifyWindowMs === undefined ? {} : { identifyWindowMs: options.identifyWindowMs }),
     });
 
   options.beforeStart?.({ discord, segmind });
@@ -132,9 +136,9 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       bot = makeBot();
       await bot.start();
     },
-    async addBot() {
+    async addBot(overrides = {}) {
       const store = await openStore();
-      const another = makeBot(store);
+      const another = makeBot(store, { ...config, ...overrides });
       extra.push({ bot: another, storage: store });
       await another.start();
       return another;
