@@ -148,6 +148,15 @@ describe('gateway shards without Redis', () => {
     expect([...h.bot.client.guilds.cache.keys()]).toEqual([ON_SHARD_1]);
     expect(commandPutCount(h)).toBe(0);
     expect(h.discord.requests.some((r) => r.path.endsWith('/commands'))).toBe(false);
+    expect(h.bot.metrics.health()).toMatchObject({ gateway: true, shardCount: 2, shards: [{ id: 1, up: true }] });
+
+    // a dropped connection: shard 1 reconnects and resumes, and is counted down then up again under its own label
+    h.discord.disconnectAll();
+    await eventually(() => h!.logs.some((l) => l.msg === 'gateway shard reconnecting' && l.shardId === 1), 'shard 1 to reconnect');
+    await h.discord.waitForReadyConnections(1);
+    await eventually(() => h!.bot.metrics.health().shards[0]?.up, 'shard 1 to be up again');
+    expect((await h.bot.metrics.render()).body).toContain('flux_bot_gateway_up{shard="1"} 1');
+
     const sent = sendImagine(h.discord, { prompt: 'a lighthouse', samples: 1, seed: 5 }, { guildId: ON_SHARD_1, userId: ALICE });
     await imagineDelivered(h, sent);
     await expectConsistentLedger(h.storage, { [ALICE]: 1 }, { guildId: ON_SHARD_1 });
