@@ -163,7 +163,9 @@ export function startBotProcess(env: Record<string, string>, options: BotProcess
     logs,
     output,
     logsWith: (msg) => logs.filter((l) => l.msg === msg),
-    waitForLog(match, timeoutMs = 15_000) {
+    // Generous by default: "connected to Discord" comes after the classifier's model has loaded, which takes several
+    // seconds on a busy 2-core machine running test files side by side.
+    waitForLog(match, timeoutMs = 30_000) {
       const test = typeof match === 'string' ? (l: LogLine) => l.msg === match : match;
       const what = typeof match === 'string' ? `log "${match}"` : 'a matching log line';
       const found = logs.find(test);
