@@ -97,11 +97,10 @@ export interface UsageView {
 
 const relative = (epochMs: number) => `<t:${Math.ceil(epochMs / 1000)}:R>`;
 
-/** One open request counted by `openRequest`; `fleet` is its fleet-wide place, once `reserve` asked for one. */
+/** One open request counted by `openRequest`, and its place in the fleet-wide count (Redis), asked for at once. */
 interface OpenSlot {
-  readonly id: number;
-  readonly userId: string;
-  fleet?: Promise<boolean>;
+  readonly id: string;
+  readonly fleet: Promise<boolean>;
 }
 
 const queueFullRefusal = (max: number) =>
@@ -123,11 +122,8 @@ const CANCEL_RETRY_MAX_MS = 30_000;
 export class UsagePolicy {
   /** Requests admitted and not finished, per member: counted before the first await, so a burst cannot slip past. */
   private readonly open = new Map<string, number>();
-  /** Slots counted here that have not asked for their fleet-wide place yet, per member, oldest first. */
-  private readonly withoutFleetPlace = new Map<string, OpenSlot[]>();
-  private nextSlotId = 0;
-  /** Names this process's places in the fleet-wide count, unique across processes. */
-  private readonly slotPrefix = randomUUID();
+  /** Slots whose fleet-wide answer no `reserve` has checked yet, per member, oldest first. */
+  private readonly unchecked = new Map<string, OpenSlot[]>();
 
   constructor(
     private readonly deps: {
@@ -189,7 +185,8 @@ export class UsagePolicy {
    * The checks that need no storage — bot-wide gate (restarting, breaker open, operator pause) and the member's
    * open-request limit — answered synchronously, before the interaction is even acknowledged. Takes the member's
    * slot in the same synchronous step as the check, so a burst cannot slip past, and returns what releases it
-   * (idempotent; call when the job is over or refused). A refusal is counted here, once, and thrown.
+   * (idempotent; call when the job is over or refused). A refusal is counted here, once, and thrown. With a fleet-wide
+   * count (Redis) it also asks for the member's place there, without waiting: `reserve` checks the answer.
    */
   openRequest(member: MemberContext): () => void {
     this.checkBotWide(member);
@@ -232,10 +229,9 @@ export class UsagePolicy {
     reservationExpiresAt: number,
   ): Promise<Omit<Admission, 'release'>> {
     const { clock, quota } = this.deps;
-    // The fleet-wide count and the settings in parallel: no extra round trip on the way to Segmind.
     const [settings] = await Promise.all([
       this.withTimeout(this.deps.settings.get(member.guildId)),
-      this.holdFleetPlace(member.userId),
+      this.checkFleetPlace(member.userId),
     ]);
     this.checkRules(request, member, settings);
     const input: ReserveInput = {
@@ -290,9 +286,16 @@ export class UsagePolicy {
 
   private holdOpenSlot(userId: string): () => void {
     this.open.set(userId, (this.open.get(userId) ?? 0) + 1);
-    const slot: OpenSlot = { id: this.nextSlotId++, userId };
-    const fleetOpen = this.deps.fleetOpen;
-    if (fleetOpen) this.withoutFleetPlace.set(userId, [...(this.withoutFleetPlace.get(userId) ?? []), slot]);
+    const { fleetOpen, maxOpenPerUser: max } = this.deps;
+    let slot: OpenSlot | undefined;
+    if (fleetOpen && max !== undefined) {
+      // Asked now, answered while the interaction is being acknowledged: `reserve` finds the answer waiting, so the
+      // fleet-wide count adds no round trip on the way to Segmind.
+      const id = randomUUID();
+      slot = { id, fleet: fleetOpen.hold(userId, id, max) };
+      slot.fleet.catch(() => undefined); // checked (and reported) by `reserve`, or given back by the release
+      this.unchecked.set(userId, [...(this.unchecked.get(userId) ?? []), slot]);
+    }
     let released = false;
     return () => {
       if (released) return;
@@ -300,39 +303,34 @@ export class UsagePolicy {
       const left = (this.open.get(userId) ?? 1) - 1;
       if (left > 0) this.open.set(userId, left);
       else this.open.delete(userId);
-      if (!fleetOpen) return;
-      this.takeSlotWithoutFleetPlace(userId, slot);
+      if (!fleetOpen || !slot) return;
+      const { id, fleet } = slot;
+      this.takeUnchecked(userId, slot);
       // Given back even when the hold failed or timed out: it may have been taken all the same.
-      const giveBack = () => fleetOpen.release(userId, this.fleetSlotId(slot));
-      void slot.fleet?.then((held) => (held ? giveBack() : undefined), giveBack);
+      const giveBack = () => fleetOpen.release(userId, id);
+      void fleet.then((held) => (held ? giveBack() : undefined), giveBack);
     };
   }
 
   /**
-   * Takes the member's place in the fleet-wide count (Redis), for one of their slots counted by `openRequest`: any
-   * one, since a place only counts. Refuses when the member already has their maximum open on all processes together.
+   * The fleet-wide count (Redis) for one of the member's slots from `openRequest`: any one, since a place only counts.
+   * Refuses when the member already had their maximum open on all processes together.
    */
-  private async holdFleetPlace(userId: string): Promise<void> {
-    const { fleetOpen, maxOpenPerUser: max } = this.deps;
-    if (!fleetOpen || max === undefined) return;
-    const slot = this.takeSlotWithoutFleetPlace(userId);
-    if (!slot) return;
-    slot.fleet = fleetOpen.hold(userId, this.fleetSlotId(slot), max);
+  private async checkFleetPlace(userId: string): Promise<void> {
+    const max = this.deps.maxOpenPerUser;
+    const slot = this.takeUnchecked(userId);
+    if (!slot || max === undefined) return;
     if (!(await this.withTimeout(slot.fleet))) throw queueFullRefusal(max);
   }
 
-  /** Removes `slot` (default: the member's oldest) from those without a fleet-wide place, and returns it. */
-  private takeSlotWithoutFleetPlace(userId: string, slot?: OpenSlot): OpenSlot | undefined {
-    const slots = this.withoutFleetPlace.get(userId);
+  /** Removes `slot` (default: the member's oldest) from those not checked yet, and returns it. */
+  private takeUnchecked(userId: string, slot?: OpenSlot): OpenSlot | undefined {
+    const slots = this.unchecked.get(userId);
     if (!slots) return undefined;
     const at = slot === undefined ? 0 : slots.indexOf(slot);
     const [taken] = at < 0 ? [] : slots.splice(at, 1);
-    if (slots.length === 0) this.withoutFleetPlace.delete(userId);
+    if (slots.length === 0) this.unchecked.delete(userId);
     return taken;
-  }
-
-  private fleetSlotId(slot: OpenSlot): string {
-    return `${this.slotPrefix}-${slot.id}`;
   }
 
   /** Commits what was delivered, refunds the rest, and counts it. Never throws: an open reservation is swept later. */

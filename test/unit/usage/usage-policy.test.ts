@@ -220,7 +220,7 @@ describe('admitting a request in two steps: no storage before the acknowledgemen
     return { fleetOpen, places, released, state };
   }
 
-  it('counts the member’s open requests on every process in the second step, before any credit is reserved', async () => {
+  it('counts the member’s open requests on every process: asked in the first step, checked in the second, before any credit is reserved', async () => {
     const { fleetOpen, places, released } = fleet();
     const { policy, storage, metrics } = setup({ fleetOpen });
     places.set(asker.userId, new Set(['other-process-1', 'other-process-2'])); // at the limit elsewhere
@@ -237,6 +237,8 @@ describe('admitting a request in two steps: no storage before the acknowledgemen
 
     places.get(asker.userId)!.delete('other-process-2');
     const release = policy.openRequest(asker);
+    // asked at once, while the interaction is being acknowledged: reserve() finds the answer waiting
+    expect(places.get(asker.userId)!.size).toBe(2);
     await policy.reserve(request('31'), asker);
     expect(places.get(asker.userId)!.size).toBe(2);
     release();
