@@ -7,7 +7,12 @@ import type { Storage } from '../../src/services/storage/storage.js';
 import { REDIS_URL, deleteRedisKeys, describeWithRedis, listRedisKeys, redisTestNamespace } from '../support/redis.js';
 
 const silent = pino({ level: 'silent' });
-const WINDOW_MS = 400;
+const WINDOW_MS = 1_000;
+/**
+ * The test sees a shard let through when its promise resolves, a little after Redis granted the slot; on a busy
+ * machine that delay differs between two shards. Without the throttle the gaps are a few milliseconds.
+ */
+const SLACK_MS = 150;
 
 describeWithRedis('RedisIdentifyThrottler: one identify per bucket per window, across processes', () => {
   const namespace = redisTestNamespace();
@@ -48,8 +53,8 @@ describeWithRedis('RedisIdentifyThrottler: one identify per bucket per window, a
       identifyAt(throttler(second, 1, p), 2),
     ]);
     const times = [a, b, c].sort((x, y) => x - y);
-    expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(WINDOW_MS - 5);
-    expect(times[2]! - times[1]!).toBeGreaterThanOrEqual(WINDOW_MS - 5);
+    expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(WINDOW_MS - SLACK_MS);
+    expect(times[2]! - times[1]!).toBeGreaterThanOrEqual(WINDOW_MS - SLACK_MS);
   });
 
   it('lets shards of different buckets identify together, and spaces those of one bucket', async () => {
@@ -63,7 +68,7 @@ describeWithRedis('RedisIdentifyThrottler: one identify per bucket per window, a
     expect(Math.min(zero, one, two) - start).toBeLessThan(WINDOW_MS);
     // buckets 0 and 1: both at once; the second of bucket 0 a window after the first
     expect(Math.abs(zero - one)).toBeLessThan(WINDOW_MS);
-    expect(Math.abs(two - zero)).toBeGreaterThanOrEqual(WINDOW_MS - 5);
+    expect(Math.abs(two - zero)).toBeGreaterThanOrEqual(WINDOW_MS - SLACK_MS);
   });
 
   it('keeps bots of different namespaces apart', async () => {
