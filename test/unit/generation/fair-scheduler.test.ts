@@ -361,3 +361,45 @@ describe('fair scheduler when the limiter’s storage is down', () => {
     expect(timers.pending).toEqual([]);
   });
 });
+
+describe('fair scheduler under a fleet-wide limiter', () => {
+  /** Grants at once, for the member a fleet-wide turn order chose: the last one offered (not the ring's next). */
+  function fleetLimiter() {
+    const offers: string[][] = [];
+    const limiter: SegmindLimiter = {
+      acquire(_signal, wanting) {
+        const offered = [...(wanting?.() ?? [])];
+        offers.push(offered);
+        const member = offered.at(-1);
+        return Promise.resolve({ id: 'p', ...(member === undefined ? {} : { member }), release: () => Promise.resolve() });
+      },
+      inFlight: () => Promise.resolve(0),
+      close: () => Promise.resolve(),
+    };
+    return { limiter, offers };
+  }
+
+  it('offers its waiting members in ring order and serves the member the limiter names', async () => {
+    const { limiter, offers } = fleetLimiter();
+    const scheduler = new FairScheduler(limiter, createLogger({ level: 'silent', secrets: [] }));
+    const order: string[] = [];
+    const gates: Array<() => void> = [];
+    const job = (id: string, userId: string, tasks: number) =>
+      scheduler.submit({
+        id,
+        userId,
+        tasks,
+        runTask: (index) => new Promise<void>((resolve) => (order.push(`${id}${index}`), gates.push(resolve))),
+      });
+    job('a', 'alice', 2);
+    job('b', 'bob', 1);
+    job('c', 'carol', 1);
+    await vi.waitFor(() => expect(order).toHaveLength(4));
+    // alice came first and was offered alone; then the ring's order from its cursor, and the limiter (naming the last
+    // offered) overrode the ring, which would have served bob second
+    expect(offers).toEqual([['alice'], ['bob', 'carol', 'alice'], ['bob', 'carol'], ['bob']]);
+    expect(order).toEqual(['a0', 'a1', 'c0', 'b0']);
+    for (const open of gates) open();
+    scheduler.stop();
+  });
+});
