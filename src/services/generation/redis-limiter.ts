@@ -306,7 +306,9 @@ export class RedisLimiter implements SegmindLimiter {
       waiter.reject(new LimiterClosedError());
     }
     this.#wakeUp();
-    return this.#withdraw();
+    // Not awaited: with Redis down, shutdown must not wait for it (the place lapses by itself).
+    void this.#withdraw();
+    return Promise.resolve();
   }
 
   #startDriving(): void {
