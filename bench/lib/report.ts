@@ -44,7 +44,7 @@ export interface BenchResults {
   targets: Target[];
 }
 
-const PACKAGES = ['discord.js', '@discordjs/rest', '@discordjs/ws', 'undici', 'keyv', '@keyv/sqlite', '@keyv/redis', 'sqlite3', 'pino', 'zod', 'tsx', 'typescript'];
+const PACKAGES = ['discord.js', '@discordjs/rest', '@discordjs/ws', 'undici', 'keyv', 'libsql', '@keyv/redis', 'pino', 'zod', 'tsx', 'typescript'];
 
 export function describeEnvironment(redisVersion: string | undefined): Environment {
   const versions: Record<string, string> = { node: process.version };

@@ -240,7 +240,7 @@ describeWithRedis('one live process per INSTANCE_ID on a Redis', () => {
     await first.waitForLog('connected to Discord');
 
     const second = startBot();
-    // recognised by the first one's lease renewal (every 10 s), never by waiting out its 30 s lease
+    // recognised by the first one's lease renewal (every 10 s), never by waiting out its 60 s lease
     expect(await exitWithin(second, 20_000)).toEqual({ code: 1, signal: null });
     const text = second
       .output()
