@@ -262,6 +262,7 @@ export function createBot(deps: BotDeps): Bot {
     clock,
     metrics,
     progress: deps.progress ?? { firstEditDelayMs: 1_500, minIntervalMs: 3_000 },
+    ownership: deps.instanceLease,
     onDelivered: (delivery) => generationLog.onDelivered(delivery),
   });
   const lease = deps.instanceLease;

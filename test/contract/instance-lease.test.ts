@@ -217,6 +217,44 @@ describeWithRedis('InstanceLease on Redis', () => {
     expect(await withRedisClient((c) => c.exists(adoptedMarkerKey(namespace, instanceId)))).toBe(0);
   });
 
+  /** The system clock, `offset` ms ahead: a lease that has not been confirmed for a while, without waiting. */
+  function aheadClock() {
+    const clock = { offset: 0, now: () => Date.now() + clock.offset, sleep: (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)) };
+    return clock;
+  }
+
+  it('confirms its journal at once while the last renewal is recent, without asking Redis', async () => {
+    const { instanceId, key } = instance();
+    const lease = await acquire(instanceId, { leaseMs: 30_000 });
+    await withRedisClient((c) => c.del(key));
+    expect(await lease.confirm()).toBe(true);
+    // not renewed by confirm: the lease key is still gone
+    expect(await holderOf(key)).toBeNull();
+  });
+
+  it('after a silence of most of a lease, confirms only once Redis renews it', async () => {
+    const { instanceId, key } = instance();
+    const clock = aheadClock();
+    const lease = await acquire(instanceId, { leaseMs: 30_000, clock });
+    clock.offset = 25_000;
+    expect(await lease.confirm()).toBe(true);
+    expect(await ttlOf(key)).toBeGreaterThan(25_000);
+  });
+
+  it('after a silence of most of a lease, does not confirm a journal another process adopted from', async () => {
+    const { instanceId, key } = instance();
+    const clock = aheadClock();
+    const lease = await acquire(instanceId, { leaseMs: 30_000, clock });
+    // cut off from Redis past its lease: the lease lapsed and another process adopted its jobs
+    clock.offset = 25_000;
+    await withRedisClient(async (c) => {
+      await c.del(key);
+      await c.set(adoptedMarkerKey(namespace, instanceId), 'adopter', { PX: 30_000 });
+    });
+    expect(await lease.confirm()).toBe(false);
+    expect(await lease.confirm()).toBe(false);
+  });
+
   it('lives 60 s by default and is renewed at least every 10 s', async () => {
     const { instanceId, key } = instance();
     const lease = await acquire(instanceId);

@@ -76,6 +76,11 @@ export interface PipelineDeps {
   /** Waits between tries of a settlement or journal close that storage refused: doubling from `firstMs` to `maxMs`. */
   storageRetry?: { firstMs: number; maxMs: number };
   /**
+   * With Redis, this process's lease on its journal: asked before a finished job is delivered or settled, because a
+   * process cut off from Redis past its lease may have had its jobs adopted by another, which delivers them then.
+   */
+  ownership?: { confirm(signal?: AbortSignal): Promise<boolean> } | undefined;
+  /**
    * Called once a result has been posted (the generation log channel): never awaited before settling, and whatever it
    * throws or rejects is only logged.
    */
@@ -228,6 +233,12 @@ export class ImaginePipeline {
 
     if (this.abandon.signal.aborted && end !== 'cancelled') {
       log.warn({ jobId: job.id }, 'left journaled for the next start: the shutdown grace period ended while it ran');
+      return { kind: 'suspended', delivered: 0, failed: 0 };
+    }
+
+    if (this.deps.ownership && !(await this.deps.ownership.confirm(this.abandon.signal))) {
+      // Neither posted nor settled here: the process that adopted the job does both (or the next start, on shutdown).
+      log.warn({ jobId: job.id }, 'not delivering: this process lost its journal lease, so another process answers this job');
       return { kind: 'suspended', delivered: 0, failed: 0 };
     }
 

@@ -141,6 +141,11 @@ export class InstanceLease {
   readonly #instanceId: string;
   readonly #logger: Logger;
   readonly #leaseMs: number;
+  readonly #clock: Clock;
+  readonly #renewEveryMs: number;
+  /** When the last renewal (or the take) that Redis confirmed was sent: the key lives at least a lease from then. */
+  #confirmedAt: number;
+  #lostNow = false;
   #timer: NodeJS.Timeout | undefined;
   #renewing = false;
   #failing = false;
@@ -149,7 +154,7 @@ export class InstanceLease {
   /** Resolves if another process took the lease (this one must stop); never once released. */
   readonly lost: Promise<void> = new Promise((resolve) => (this.#resolveLost = resolve));
 
-  private constructor(opts: InstanceLeaseOptions, token: string, leaseMs: number) {
+  private constructor(opts: InstanceLeaseOptions, token: string, leaseMs: number, renewEveryMs: number, clock: Clock) {
     this.#client = opts.client;
     this.#key = instanceLeaseKey(opts.keyPrefix, opts.instanceId);
     this.#instancesKey = knownInstancesKey(opts.keyPrefix);
@@ -158,6 +163,9 @@ export class InstanceLease {
     this.#instanceId = opts.instanceId;
     this.#logger = opts.logger;
     this.#leaseMs = leaseMs;
+    this.#clock = clock;
+    this.#renewEveryMs = renewEveryMs;
+    this.#confirmedAt = clock.now();
   }
 
   /**
@@ -175,11 +183,13 @@ export class InstanceLease {
     }
     const clock = opts.clock ?? systemClock;
     const token = `${hostname()}/${process.pid}/${randomUUID()}`;
-    const lease = new InstanceLease(opts, token, leaseMs);
+    const lease = new InstanceLease(opts, token, leaseMs, renewEveryMs, clock);
     const name = `INSTANCE_ID "${opts.instanceId}"`;
     let seen: { holder: string; ttl: number } | undefined;
+    let sentAt = clock.now();
     for (;;) {
       let reply: z.infer<typeof takeReply>;
+      sentAt = clock.now();
       try {
         reply = takeReply.parse(
           await runLua(opts.client, TAKE, lease.#keys(), [token, String(leaseMs), opts.instanceId]),
@@ -207,6 +217,7 @@ export class InstanceLease {
       seen = { holder, ttl };
       await clock.sleep(Math.min(pollMs, ttl + 1));
     }
+    lease.#confirmedAt = sentAt;
     opts.logger.info({ instance: opts.instanceId, leaseMs }, `${name} lease taken`);
     lease.#timer = setInterval(() => void lease.renew(), renewEveryMs);
     lease.#timer.unref();
@@ -220,12 +231,14 @@ export class InstanceLease {
   async renew(): Promise<boolean> {
     if (this.#released || this.#renewing) return !this.#released;
     this.#renewing = true;
+    const sentAt = this.#clock.now();
     try {
       const reply = int.parse(
         await runLua(this.#client, RENEW, this.#keys(), [this.#token, String(this.#leaseMs), this.#instanceId]),
       );
       const held = reply === 1;
       this.#failing = false;
+      if (held) this.#confirmedAt = sentAt;
       if (!held && !this.#released) {
         this.#stopRenewing();
         this.#logger.error(
@@ -234,6 +247,7 @@ export class InstanceLease {
             ? `INSTANCE_ID "${this.#instanceId}" lease lapsed and another process adopted its unfinished jobs: this process stops (a restart resumes only what is still its own)`
             : `INSTANCE_ID "${this.#instanceId}" lease was taken by another process: this process stops`,
         );
+        this.#lostNow = true;
         this.#resolveLost();
       }
       return held;
@@ -246,6 +260,26 @@ export class InstanceLease {
       return true;
     } finally {
       this.#renewing = false;
+    }
+  }
+
+  /**
+   * Whether this process still owns its journal, asked before a step that must happen once fleet-wide (posting a
+   * result, settling its credits). Answers at once while the last confirmed renewal leaves more than a renewal
+   * interval of lease (the normal case: no Redis call). Otherwise (Redis unreachable for most of a lease) another
+   * process may be adopting this one's jobs: waits for the next renewal's answer — true once Redis confirms the lease,
+   * false if another process adopted from it (or took it) or when `signal` aborts. Never rejects.
+   */
+  async confirm(signal?: AbortSignal): Promise<boolean> {
+    const margin = Math.max(this.#renewEveryMs, 1);
+    for (;;) {
+      if (this.#lostNow || this.#released) return false;
+      if (this.#clock.now() < this.#confirmedAt + this.#leaseMs - margin) return true;
+      if (signal?.aborted) return false;
+      await this.renew();
+      if (this.#lostNow || this.#released) return false;
+      if (this.#clock.now() < this.#confirmedAt + this.#leaseMs - margin) return true;
+      await this.#clock.sleep(Math.min(1_000, margin));
     }
   }
 

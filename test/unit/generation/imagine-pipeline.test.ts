@@ -63,7 +63,12 @@ type Settle = PipelineDeps['policy']['settle'];
  * A pipeline whose Segmind slots are refused at once (Redis gone), failing waiting jobs closed at the first refusal,
  * on a memory store; Discord edits are recorded.
  */
-async function pipelineWithOfflineLimiter(opts: { settle: Settle; journal?: (storage: Storage) => Journal; storageRetry?: PipelineDeps['storageRetry'] }) {
+async function pipelineWithOfflineLimiter(opts: {
+  settle: Settle;
+  journal?: (storage: Storage) => Journal;
+  storageRetry?: PipelineDeps['storageRetry'];
+  ownership?: PipelineDeps['ownership'];
+}) {
   const storage = await openStorage('memory://', { logger: log });
   const edits: unknown[] = [];
   /** Every webhook request, in order: [method, route, body]. */
@@ -93,6 +98,7 @@ async function pipelineWithOfflineLimiter(opts: { settle: Settle; journal?: (sto
     clock: systemClock,
     progress: { firstEditDelayMs: 3_600_000, minIntervalMs: 3_600_000 },
     ...(opts.storageRetry ? { storageRetry: opts.storageRetry } : {}),
+    ownership: opts.ownership,
   });
   return { storage, edits, requests, segmind, journal, pipeline };
 }
@@ -144,6 +150,22 @@ describe('ImaginePipeline', () => {
     ]);
     expect(settle).toHaveBeenCalledWith(job.reservation, 0);
     expect(await journal.list()).toEqual([]);
+    await storage.close();
+  });
+
+  it('neither answers nor settles a finished job once this process has lost its journal lease: the process that adopted it does both', async () => {
+    const settle = vi.fn<Settle>(() => Promise.resolve({ settled: true, committed: 0, refunded: 2 }));
+    const confirm = vi.fn(() => Promise.resolve(false));
+    const { storage, requests, journal, pipeline } = await pipelineWithOfflineLimiter({ settle, ownership: { confirm } });
+    const job = entry(2);
+
+    await expect(pipeline.run(job, log)).resolves.toEqual({ kind: 'suspended', delivered: 0, failed: 0 });
+
+    expect(confirm).toHaveBeenCalledTimes(1);
+    expect(requests).toEqual([]);
+    expect(settle).not.toHaveBeenCalled();
+    // still in this process's journal as it was: the adopter's claim moves it, this process must not touch it
+    expect((await journal.list()).map((e) => e.id)).toEqual([job.id]);
     await storage.close();
   });
 });
