@@ -47,6 +47,9 @@ const TINI = '/usr/bin/tini';
 const BUILD_DEPS_FROM_CHECKOUT = process.env.IMAGE_STEPS_BUILD_DEPS === 'checkout';
 
 const timings: string[] = [];
+/** Every process of the started image (init and node), to kill after a failure. */
+const started = new Set<number>();
+let imageBot: BotProcess | undefined;
 const notRun: string[] = [
   'the base image node:24-bookworm-slim (this machine Node stands in)',
   'layers, VOLUME and the HEALTHCHECK schedule (the check command itself is run below)',
@@ -123,7 +126,7 @@ async function replay(stage: Stage): Promise<string> {
   mkdirSync(stageDir);
   chmodSync(stageDir, 0o755);
   if (stage.name) stageDirs.set(stage.name, stageDir);
-  const env: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' };
+  const env: Record<string, string> = { ...machineEnv };
   for (const { keyword, args } of stage.instructions) {
     if (keyword === 'WORKDIR') expect(args).toBe(WORKDIR);
     else if (keyword === 'COPY') copy(stageDir, args);
@@ -136,10 +139,24 @@ async function replay(stage: Stage): Promise<string> {
   return stageDir;
 }
 
-/** A process and its descendants, with their command name and real uid, from /proc. */
+/**
+ * The environment RUN steps see: this machine's (its CA certificates and proxies reach the registry, as a docker build
+ * would through the daemon's network), without what vitest and npx add to it.
+ */
+const machineEnv = Object.fromEntries(
+  Object.entries(process.env).filter(
+    (entry): entry is [string, string] =>
+      entry[1] !== undefined && !/^(VITEST|npm_)/i.test(entry[0]) && !['NODE_ENV', 'NODE_OPTIONS', 'TEST'].includes(entry[0]),
+  ),
+);
+
+/**
+ * A process and its descendants, with the program they run (argv[0]: Node 22+ names its main thread "MainThread", so
+ * not /proc's Name) and their real uid, from /proc.
+ */
 function processTree(pid: number): Array<{ pid: number; name: string; uid: number }> {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const name = /^Name:\s+(\S+)/m.exec(status)?.[1] ?? '?';
+  const name = basename(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0] ?? '?');
   const uid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]);
   const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
   return [{ pid, name, uid }, ...children.flatMap(processTree)];
@@ -182,6 +199,21 @@ describe('the Dockerfile, replayed in a fresh directory', () => {
   }, 900_000);
 
   afterAll(async () => {
+    // tini puts node in a process group of its own: killing the bot's group (crash()) would leave node running
+    if (imageBot) {
+      try {
+        for (const p of processTree(imageBot.pid)) started.add(p.pid);
+      } catch {
+        // the init has exited already
+      }
+    }
+    for (const pid of [...started].reverse()) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
     await crashAllBotProcesses();
     await discord?.stop();
     await segmind?.stop();
@@ -204,10 +236,13 @@ describe('the Dockerfile, replayed in a fresh directory', () => {
     const command = (existsSync(entrypoint[0]!) ? [...entrypoint, ...cmd] : cmd) as [string, ...string[]];
     const healthcheck = healthcheckOf(runStage).command;
 
-    const bot: BotProcess = startBotProcess({}, { command, cwd: runDir, user, baseEnv: containerEnv });
+    // As PID 1, tini reaps every orphan; here it registers as a subreaper to do the same (and not warn)
+    const bot: BotProcess = startBotProcess({ TINI_SUBREAPER: '1' }, { command, cwd: runDir, user, baseEnv: containerEnv });
+    imageBot = bot;
     onTestFailed(() => console.log(`--- bot process ${bot.pid} ---\n${bot.output()}`));
     await timed('start to "connected to Discord"', () => bot.waitForLog('connected to Discord', 120_000));
     const tree = processTree(bot.pid);
+    for (const p of tree) started.add(p.pid);
     expect(tree.map((p) => p.name)).toContain('node');
     if (existsSync(entrypoint[0]!)) expect(tree[0]!.name).toBe(basename(entrypoint[0]!));
     if (user) for (const p of tree) expect(p.uid, `${p.name} (${p.pid}) runs as the unprivileged user`).toBe(user.uid);
