@@ -47,7 +47,8 @@ async function privateAnswer(job: SentInteraction, text: string): Promise<Record
 const seedsAsked = (segmind: FakeSegmind) => segmind.requests.map((r) => (r.body as { seed?: unknown }).seed);
 
 // Each test starts the bot two or three times (about a second each through tsx).
-describe('crash and restart of the real bot process', { timeout: 30_000 }, () => {
+// Two or three bot processes per test, each loading the classifier's model, while other files run beside this one.
+describe('crash and restart of the real bot process', { timeout: 60_000 }, () => {
   let discord: FakeDiscord;
   let segmind: FakeSegmind;
   let db: string;
