@@ -103,6 +103,8 @@ export interface DeliveredResult {
 export class ImaginePipeline {
   /** Jobs this process is running (new or resumed), until their member has been answered and credits settled. */
   private readonly active = new Set<Promise<unknown>>();
+  /** Ids of the new requests this process is running (not resumed ones): the start-up recovery leaves them alone. */
+  private readonly running = new Set<string>();
   /** Aborted when the shutdown grace period is over: running Segmind calls stop and their jobs stay journaled. */
   private readonly abandon = new AbortController();
 
@@ -136,6 +138,8 @@ export class ImaginePipeline {
 
   /** A new request: journal it (so a crash cannot lose it), then run it. Shutdown waits for it from the start. */
   run(job: JournalEntry, log: Logger): Promise<JobOutcome> {
+    // Requests are taken while the start-up recovery still reads the journal: it must not run this one a second time.
+    this.running.add(job.id);
     return this.track(
       (async () => {
         try {
@@ -144,8 +148,8 @@ export class ImaginePipeline {
           await this.deps.policy.settle(job.reservation, 0);
           throw error;
         }
-        return this.execute(job, log);
-      })(),
+        return await this.execute(job, log);
+      })().finally(() => this.running.delete(job.id)),
     );
   }
 
@@ -160,6 +164,7 @@ export class ImaginePipeline {
   /** After a restart: resume what can still be answered, refund and tell the member about the rest. */
   async recover(log: Logger): Promise<void> {
     for (const job of await this.deps.journal.list()) {
+      if (this.running.has(job.id)) continue;
       await this.recoverJob(job, log.child({ jobId: job.id, guildId: job.guildId, userId: job.userId }));
     }
   }

@@ -1,4 +1,5 @@
 import type { REST } from 'discord.js';
+import { pino } from 'pino';
 import { describe, expect, it, vi } from 'vitest';
 import { systemClock } from '../../../src/clock.js';
 import { createLogger } from '../../../src/logger.js';
@@ -68,6 +69,7 @@ async function pipelineWithOfflineLimiter(opts: {
   journal?: (storage: Storage) => Journal;
   storageRetry?: PipelineDeps['storageRetry'];
   ownership?: PipelineDeps['ownership'];
+  limiter?: SegmindLimiter;
 }) {
   const storage = await openStorage('memory://', { logger: log });
   const edits: unknown[] = [];
@@ -81,9 +83,10 @@ async function pipelineWithOfflineLimiter(opts: {
   const webhooks = { patch: vi.fn(record('PATCH')), delete: vi.fn(record('DELETE')), post: vi.fn(record('POST')) };
   const segmind = { generate: vi.fn() };
   const journal = opts.journal?.(storage) ?? new Journal(storage, 'main');
+  const scheduler = new FairScheduler(opts.limiter ?? offlineLimiter, log, { outageLimitMs: 0 });
   const pipeline = new ImaginePipeline({
     segmind,
-    scheduler: new FairScheduler(offlineLimiter, log, { outageLimitMs: 0 }),
+    scheduler,
     gate: new GenerationGate({ clock: systemClock, logger: log, failureThreshold: 5, openMs: 30_000, maxOpenMs: 300_000 }),
     policy: {
       settle: opts.settle,
@@ -100,7 +103,7 @@ async function pipelineWithOfflineLimiter(opts: {
     ...(opts.storageRetry ? { storageRetry: opts.storageRetry } : {}),
     ownership: opts.ownership,
   });
-  return { storage, edits, requests, segmind, journal, pipeline };
+  return { storage, edits, requests, segmind, journal, pipeline, scheduler };
 }
 
 describe('ImaginePipeline', () => {
@@ -166,6 +169,31 @@ describe('ImaginePipeline', () => {
     expect(settle).not.toHaveBeenCalled();
     // still in this process's journal as it was: the adopter's claim moves it, this process must not touch it
     expect((await journal.list()).map((e) => e.id)).toEqual([job.id]);
+    await storage.close();
+  });
+
+  it('leaves to itself a request taken while its start-up recovery reads the journal, instead of running it twice', async () => {
+    // Segmind slots that never come: the new request stays queued while the recovery runs.
+    const waiting: SegmindLimiter = { acquire: () => new Promise(() => undefined), inFlight: () => Promise.resolve(0), close: () => Promise.resolve() };
+    const settle = vi.fn<Settle>(() => Promise.resolve({ settled: true, committed: 0, refunded: 1 }));
+    const { storage, journal, pipeline, scheduler } = await pipelineWithOfflineLimiter({ settle, limiter: waiting });
+    const job = entry(1);
+
+    void pipeline.run(job, log);
+    const deadline = Date.now() + 5_000;
+    while (!(await journal.list()).some((e) => e.id === job.id)) {
+      if (Date.now() > deadline) throw new Error('the request was never journaled');
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const lines: string[] = [];
+    const recoveryLog = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) });
+    await pipeline.recover(recoveryLog);
+
+    expect(lines).toEqual([]);
+    expect(scheduler.stats().jobs).toBe(1);
+    expect(settle).not.toHaveBeenCalled();
+    scheduler.stop();
+    await pipeline.drain(5_000);
     await storage.close();
   });
 });
