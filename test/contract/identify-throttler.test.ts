@@ -66,8 +66,9 @@ describeWithRedis('RedisIdentifyThrottler: one identify per bucket per window, a
       identifyAt(throttler(second, 2, p), 2), // bucket 0 again
     ]);
     expect(Math.min(zero, one, two) - start).toBeLessThan(WINDOW_MS);
-    // buckets 0 and 1: both at once; the second of bucket 0 a window after the first
-    expect(Math.abs(zero - one)).toBeLessThan(WINDOW_MS);
+    // buckets 0 and 1 at once (shards 0 and 2 race for bucket 0: either may go first); the other of bucket 0 a
+    // window after the first
+    expect(Math.abs(Math.min(zero, two) - one)).toBeLessThan(WINDOW_MS);
     expect(Math.abs(two - zero)).toBeGreaterThanOrEqual(WINDOW_MS - SLACK_MS);
   });
 
