@@ -1,4 +1,4 @@
-import type { ChatInputCommandInteraction } from 'discord.js';
+import type { ChatInputCommandInteraction, CommandInteractionOption } from 'discord.js';
 import type { z } from 'zod';
 import { UserFacingError } from '../errors.js';
 
@@ -7,7 +7,12 @@ import { UserFacingError } from '../errors.js';
  * server does not guarantee them.
  */
 export function parseOptions<S extends z.ZodType>(schema: S, interaction: ChatInputCommandInteraction): z.output<S> {
-  const raw = Object.fromEntries(interaction.options.data.map((option) => [option.name, option.value]));
+  return parseOptionList(schema, interaction.options.data);
+}
+
+/** The same for a list of options (a subcommand's). */
+export function parseOptionList<S extends z.ZodType>(schema: S, options: readonly CommandInteractionOption[]): z.output<S> {
+  const raw = Object.fromEntries(options.map((option) => [option.name, option.value]));
   const result = schema.safeParse(raw);
   if (result.success) return result.data;
   const lines = result.error.issues.map((issue) => {

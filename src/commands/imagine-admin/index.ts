@@ -18,8 +18,8 @@ import {
   type CommandInteractionOption,
   type RESTPostAPIChatInputApplicationCommandsJSONBody,
 } from 'discord.js';
-import type { z } from 'zod';
 import { UserFacingError } from '../../errors.js';
+import { parseOptionList } from '../options.js';
 import { memberContextOf } from '../member-context.js';
 import type { SlashCommand } from '../types.js';
 import { auditHandlers, auditSubcommand } from './audit.js';
@@ -71,16 +71,7 @@ export function selectedSubcommand(data: readonly CommandInteractionOption[]): {
 }
 
 /** Like parseOptions, for a subcommand's options. */
-export function parseSubcommandOptions<S extends z.ZodType>(schema: S, options: readonly CommandInteractionOption[]): z.output<S> {
-  const raw = Object.fromEntries(options.map((option) => [option.name, option.value]));
-  const result = schema.safeParse(raw);
-  if (result.success) return result.data;
-  const lines = result.error.issues.map((issue) => {
-    const name = issue.path.join('.');
-    return name ? `• \`${name}\`: ${issue.message}` : `• ${issue.message}`;
-  });
-  throw new UserFacingError(`Some options are not valid:\n${lines.join('\n')}`, 'invalid_options');
-}
+export const parseSubcommandOptions = parseOptionList;
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Handlers

@@ -2,7 +2,7 @@
 import { ApplicationCommandOptionType, ChannelType, DiscordAPIError, escapeMarkdown } from 'discord.js';
 import { z } from 'zod';
 import { UserFacingError } from '../../errors.js';
-import { IMAGE_CHECK_ACTIONS, NSFW_POLICIES, newGuildSettings, type GuildSettings, type ImageCheckAction } from '../../services/usage/guild-settings.js';
+import { IMAGE_CHECK_ACTIONS, NSFW_POLICIES, newGuildSettings, type EffectiveSettings, type GuildSettings, type ImageCheckAction } from '../../services/usage/guild-settings.js';
 import { channel, code, describeNsfwPolicy, describeOverride, fitList, plural, relative, roleMention, user } from './format.js';
 import { ANYONE, handler, type AdminDeps, type AdminHandler, type AdminTools, type PathOf } from './handler.js';
 import { MAX_COOLDOWN_SECONDS, MAX_CREDITS, choicesOf, count, group, integer, none, requireChannelType, snowflake, subcommand } from './options.js';
@@ -165,14 +165,8 @@ export function settingsHandlers(deps: AdminDeps, { change, effective, requireUn
   };
 }
 
-interface Limits {
-  dailyCredits: number;
-  cooldownSeconds: number;
-  guildDailyCap: number;
-  maxSamples: number;
-  maxSteps: number;
-  imageCheck: ImageCheckAction;
-}
+/** What applies: the server's settings with the bot defaults filled in. */
+type Limits = EffectiveSettings;
 
 const IMAGE_CHECK_SHOWN: Record<ImageCheckAction, string> = {
   spoiler: '**spoiler** — flagged images are posted behind a spoiler',
