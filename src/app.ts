@@ -162,7 +162,9 @@ export function createBot(deps: BotDeps): Bot {
     maxRetries: config.SEGMIND_MAX_RETRIES,
     retryBaseMs: config.SEGMIND_RETRY_BASE_MS,
     maxResponseBytes: config.SEGMIND_MAX_IMAGE_MB * 1024 * 1024,
-    connections: config.SEGMIND_CONNECTIONS,
+    // One connection per call the scheduler may have in flight, plus the balance check: a smaller pool would queue
+    // calls the concurrency limit allows (and a burst behind it), a larger one is never used.
+    connections: config.SEGMIND_CONCURRENCY + 1,
     random,
     ...(deps.segmindDispatcher ? { dispatcher: deps.segmindDispatcher } : {}),
   });

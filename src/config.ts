@@ -105,7 +105,6 @@ export const configSchema = z.object({
   SEGMIND_MAX_RETRIES: intFrom(0, 10).default(2),
   SEGMIND_RETRY_BASE_MS: intFrom(1, 60_000).default(1000),
   SEGMIND_MAX_IMAGE_MB: intFrom(1, 100).default(25),
-  SEGMIND_CONNECTIONS: intFrom(1, 1024).default(16),
   STORE_URL: z
     .string()
     .regex(/^(memory|sqlite|redis|rediss):\/\//, 'must start with sqlite://, redis://, rediss:// or memory://')
@@ -179,6 +178,22 @@ export class ConfigError extends Error {
 }
 
 /** Empty strings count as unset, so a blank line in .env falls back to the default. */
+/**
+ * Settings that no longer exist, with what replaced them: a start-up warning rather than a refusal, so an `.env` from
+ * an older release keeps working.
+ */
+const RETIRED_SETTINGS: Record<string, string> = {
+  SEGMIND_CONNECTIONS:
+    'SEGMIND_CONNECTIONS is no longer used: the bot keeps as many connections to Segmind as SEGMIND_CONCURRENCY allows calls, so it can be removed',
+};
+
+/** One warning per retired setting present in the environment. */
+export function retiredSettingWarnings(env: NodeJS.ProcessEnv): string[] {
+  return Object.entries(RETIRED_SETTINGS)
+    .filter(([name]) => env[name] !== undefined && env[name].trim() !== '')
+    .map(([, warning]) => warning);
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv): Config {
   const input: Record<string, string> = {};
   for (const key of Object.keys(configSchema.shape)) {

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { createBot } from './app.js';
-import { ConfigError, loadConfig, parseWebhookUrl, type Config } from './config.js';
+import { ConfigError, loadConfig, parseWebhookUrl, retiredSettingWarnings, type Config } from './config.js';
 import { startHealthServer } from './http/health-server.js';
 import { createLogger } from './logger.js';
 import { acquireInstanceLease, InstanceLeaseError, type InstanceLease } from './services/generation/instance-lease.js';
@@ -29,6 +29,7 @@ const logger = createLogger({
     config.OPERATOR_WEBHOOK_URL === undefined ? '' : (parseWebhookUrl(config.OPERATOR_WEBHOOK_URL, config.DISCORD_API_URL)?.token ?? ''),
   ].filter((s) => s !== ''),
 });
+for (const warning of retiredSettingWarnings(process.env)) logger.warn(warning);
 
 let storage: Storage;
 try {

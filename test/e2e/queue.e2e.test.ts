@@ -429,6 +429,21 @@ describe('the job queue, end to end', () => {
     expect(h.segmind.maxInFlight()).toBe(2);
   });
 
+  it('has as many Segmind calls in flight as SEGMIND_CONCURRENCY allows, with no second setting to raise', async () => {
+    // 24 is above the 16 connections the pool used to default to: a pool smaller than the concurrency queued the rest.
+    const h = await start({ env: { ...NO_LIMITS, SEGMIND_CONCURRENCY: '24' } });
+    h.segmind.pause();
+    const members = [ALICE, BOB, CAROL, DAVE, ERIN, '666666666666666666'];
+    const jobs = members.map((userId, i) => sendImagine(h.discord, { prompt: `member ${i}`, samples: 4, seed: 1000 * (i + 1) }, { userId }));
+    await h.segmind.waitForInFlight(24);
+    expect(h.segmind.inFlight()).toBe(24);
+    h.segmind.resume();
+    const images = await Promise.all(jobs.map((job) => imageEdit(job)));
+    expect(images.map((edit) => edit.files.length)).toEqual([4, 4, 4, 4, 4, 4]);
+    await Promise.all(jobs.map((job) => jobFinished(h, job)));
+    await expectConsistentLedger(h.storage, Object.fromEntries(members.map((m) => [m, 4])), { guildId: h.discord.guildId });
+  });
+
   describe('on a graceful shutdown while a request’s first image is being generated', () => {
     const SHUTDOWN = { ...NO_LIMITS, SEGMIND_CONCURRENCY: '1', SHUTDOWN_GRACE_SECONDS: '20' };
     const GRACE_OVER = 'shutdown grace period over: unfinished images stay journaled for the next start';

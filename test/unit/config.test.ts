@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, configSchema, loadConfig } from '../../src/config.js';
+import { ConfigError, configSchema, loadConfig, retiredSettingWarnings } from '../../src/config.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 
@@ -54,7 +54,6 @@ describe('configuration', () => {
       STORAGE_TIMEOUT_MS: 1500,
       SEGMIND_RETRY_BASE_MS: 1000,
       SEGMIND_MAX_IMAGE_MB: 25,
-      SEGMIND_CONNECTIONS: 16,
       SEGMIND_CONCURRENCY: 4,
       SEGMIND_RPM: 0,
       MAX_QUEUED_PER_USER: 2,
@@ -98,7 +97,6 @@ describe('configuration', () => {
     expect(Object.fromEntries(documented)).toEqual({
       SEGMIND_TIMEOUT_SECONDS: [5, 900],
       SEGMIND_MAX_RETRIES: [0, 10],
-      SEGMIND_CONNECTIONS: [1, 1024],
       DEFAULT_MAX_SAMPLES: [1, 4],
       DEFAULT_MAX_STEPS: [1, 50],
       SEGMIND_CONCURRENCY: [1, 1024],
@@ -237,5 +235,14 @@ describe('configuration: gateway shards', () => {
   it('refuses a SHARD_COUNT that is neither auto nor a positive whole number', () => {
     for (const bad of ['0', '-2', '1.5', 'many', '100001'])
       expect(problemsOf({ ...valid, SHARD_COUNT: bad }), bad).toEqual(['SHARD_COUNT must be auto or a whole number of shards from 1 to 100000']);
+  });
+});
+
+describe('configuration: retired settings', () => {
+  it('warns about SEGMIND_CONNECTIONS (the pool follows SEGMIND_CONCURRENCY) instead of refusing an older .env', () => {
+    const env = { ...valid, SEGMIND_CONNECTIONS: '16' };
+    expect(() => loadConfig(env)).not.toThrow();
+    expect(retiredSettingWarnings(env)).toEqual([expect.stringContaining('SEGMIND_CONCURRENCY')]);
+    expect(retiredSettingWarnings(valid)).toEqual([]);
   });
 });
