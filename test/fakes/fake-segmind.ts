@@ -55,6 +55,8 @@ export type SegmindScenario =
       /** default application/json (text/html for the default 405 body) */
       contentType?: string;
       retryAfter?: string;
+      /** header x-rate-limit-reset-at-utc (what Segmind sends on a 429 instead of Retry-After), verbatim */
+      rateLimitResetAt?: string;
       delayMs?: number;
       /** header x-remaining-credits; default: omitted */
       remainingCredits?: string | null;
@@ -69,7 +71,12 @@ export type SegmindScenario =
   /** 200 with an image/* content type (default image/png) but bytes that are not an image (default: an HTML page) */
   | { kind: 'notAnImage'; contentType?: string; body?: string | Buffer }
   /** 200 with image bytes of another format than requested, content-type claiming the requested one */
-  | { kind: 'wrongFormat' };
+  | { kind: 'wrongFormat' }
+  /**
+   * 406 "Invalid content type", Segmind's answer to a request without a JSON content type (the same status as an
+   * empty account): as JSON with the text in `message` (default), `error` or `detail`, or as plain text.
+   */
+  | { kind: 'invalidContentType'; shape?: 'message' | 'error' | 'detail' | 'text' };
 
 /** What the balance route can play instead of answering the balance. */
 export type BalanceFailure = Extract<SegmindScenario, { kind: 'error' | 'reset' | 'hang' }>;
@@ -141,6 +148,8 @@ export function defaultErrorBody(status: number): { body: string; contentType: s
       return json({ error: STATUS_CODES[status] ?? `HTTP ${status}` });
   }
 }
+
+const INVALID_CONTENT_TYPE = 'Invalid content type';
 
 const NOT_AN_IMAGE_BODY =
   '<!DOCTYPE html><html><head><title>Just a moment...</title></head><body><h1>Please wait while we check your browser</h1></body></html>';
@@ -571,6 +580,7 @@ export class FakeSegmind {
         if (!(await this.hold(s.delayMs, res))) return;
         const extra: Record<string, string> = { ...s.extraHeaders };
         if (s.retryAfter !== undefined) extra['retry-after'] = s.retryAfter;
+        if (s.rateLimitResetAt !== undefined) extra['x-rate-limit-reset-at-utc'] = s.rateLimitResetAt;
         if (s.remainingCredits != null) extra['x-remaining-credits'] = s.remainingCredits;
         return this.sendError(res, s.status, requestId, s.body, s.contentType, extra);
       }
@@ -607,6 +617,12 @@ export class FakeSegmind {
         if (!ok) return;
         const headers = { 'content-type': mimeFor(requested), 'x-request-id': requestId, 'x-remaining-credits': DEFAULT_CREDITS };
         return this.send(res, 200, headers, bytes);
+      }
+      case 'invalidContentType': {
+        if (!(await this.hold(0, res))) return;
+        const shape = s.shape ?? 'message';
+        if (shape === 'text') return this.sendError(res, 406, requestId, INVALID_CONTENT_TYPE, 'text/plain; charset=utf-8');
+        return this.sendError(res, 406, requestId, JSON.stringify({ [shape]: INVALID_CONTENT_TYPE }), 'application/json');
       }
       default: {
         const never: never = s;

@@ -4,7 +4,7 @@ import type { Clock } from '../../clock.js';
 import type { Logger } from '../../logger.js';
 import type { FluxDevRequestBody, OutputFormat } from './flux-params.js';
 import { detectImageFormat } from './image-format.js';
-import { SegmindError, classifySegmindResponse, type SegmindErrorKind } from './segmind-errors.js';
+import { SegmindError, classifySegmindResponse, type SegmindErrorHeaders, type SegmindErrorKind } from './segmind-errors.js';
 
 export interface SegmindClientOptions {
   /** e.g. https://api.segmind.com — the client POSTs to `${baseUrl}/v1/flux-dev`. */
@@ -69,6 +69,9 @@ const MAX_BALANCE_BODY_BYTES = 16 * 1024;
 const BALANCE_TIMEOUT_MS = 10_000;
 /** Below this much time left before the deadline, another attempt cannot finish: give up instead. */
 const MIN_USEFUL_ATTEMPT_MS = 5_000;
+/** The one line a 406 "Invalid content type" gets: generation carries on, since the account is not at fault. */
+const MALFORMED_REQUEST_LOG =
+  "Segmind rejected the bot's request itself (HTTP 406 Invalid content type): a bug in how the bot builds the request, not an empty account; generation is not paused";
 
 /** The only place the bot talks to Segmind. */
 export class SegmindClient {
@@ -110,15 +113,15 @@ export class SegmindClient {
         const error = this.toSegmindError(caught, opts.signal);
         const waitMs = error.detail.retryAfterMs ?? this.backoffMs(attempt);
         const tooLate = opts.deadline !== undefined && clock.now() + waitMs + MIN_USEFUL_ATTEMPT_MS > opts.deadline;
+        const { reason, requestId } = error.detail;
         if (!error.retryable || attempt > maxRetries || tooLate) {
-          log.warn(
-            { attempt, kind: error.kind, status: error.status, reason: error.detail.reason },
-            'segmind request failed',
-          );
+          const fields = { attempt, kind: error.kind, status: error.status, reason, requestId };
+          if (error.kind === 'malformed_request') log.error(fields, MALFORMED_REQUEST_LOG);
+          else log.warn(fields, 'segmind request failed');
           throw error;
         }
         log.info(
-          { attempt, kind: error.kind, status: error.status, retryInMs: waitMs },
+          { attempt, kind: error.kind, status: error.status, retryInMs: waitMs, requestId },
           'segmind request failed, retrying',
         );
         try {
@@ -149,8 +152,13 @@ export class SegmindClient {
       });
       const contentType = header(res.headers, 'content-type')?.toLowerCase();
       const text = (await readCapped(res.body, MAX_BALANCE_BODY_BYTES, true)).toString('utf8');
-      if (res.statusCode < 200 || res.statusCode >= 300)
-        throw classifySegmindResponse(res.statusCode, contentType, text, header(res.headers, 'retry-after'), clock.now());
+      if (res.statusCode < 200 || res.statusCode >= 300) {
+        const error = classifySegmindResponse(res.statusCode, contentType, text, errorHeaders(res.headers), clock.now());
+        // Callers log a failed balance read as a passing trouble; this one is a bug to fix, so it is said here.
+        if (error.kind === 'malformed_request')
+          log.error({ kind: error.kind, status: error.status, reason: error.detail.reason, requestId: error.detail.requestId }, MALFORMED_REQUEST_LOG);
+        throw error;
+      }
       let parsed: unknown;
       try {
         parsed = JSON.parse(text);
@@ -214,7 +222,7 @@ export class SegmindClient {
     opts: GenerateOptions,
     signal: AbortSignal,
   ): Promise<Omit<GeneratedImage, 'attempts' | 'durationMs'>> {
-    const { clock, apiKey, maxResponseBytes } = this.options;
+    const { apiKey } = this.options;
     const res = await this.dispatcher.request({
       origin: new URL(this.options.baseUrl).origin,
       path: this.path,
@@ -235,16 +243,27 @@ export class SegmindClient {
     const requestId = header(res.headers, 'x-request-id');
     const log = (opts.log ?? this.options.logger).child({ seed: body.seed, attempt });
     log.debug({ status: res.statusCode, contentType, remainingCredits, requestId }, 'segmind responded');
+    try {
+      return await this.readResponse(res, contentType, remainingCredits, requestId, body);
+    } catch (caught) {
+      // Every failure after Segmind answered (an error status, a body that is no image, a body cut short) names the
+      // call, so the operator can quote it to Segmind's support.
+      throw this.toSegmindError(caught, opts.signal).withRequestId(requestId);
+    }
+  }
 
+  /** What Segmind answered: the image, or the SegmindError the answer amounts to. */
+  private async readResponse(
+    res: Dispatcher.ResponseData,
+    contentType: string | undefined,
+    remainingCredits: number | undefined,
+    requestId: string | undefined,
+    body: FluxDevRequestBody,
+  ): Promise<Omit<GeneratedImage, 'attempts' | 'durationMs'>> {
+    const { clock, maxResponseBytes } = this.options;
     if (res.statusCode < 200 || res.statusCode >= 300) {
       const text = (await readCapped(res.body, MAX_ERROR_BODY_BYTES, true)).toString('utf8');
-      throw classifySegmindResponse(
-        res.statusCode,
-        contentType,
-        text,
-        header(res.headers, 'retry-after'),
-        clock.now(),
-      );
+      throw classifySegmindResponse(res.statusCode, contentType, text, errorHeaders(res.headers), clock.now());
     }
 
     const lengthHeader = header(res.headers, 'content-length');
@@ -346,6 +365,14 @@ async function readCapped(
   }
   if (buffer) return total === buffer.length ? buffer : buffer.subarray(0, total);
   return Buffer.concat(chunks!, total);
+}
+
+function errorHeaders(headers: Dispatcher.ResponseData['headers']): SegmindErrorHeaders {
+  return {
+    retryAfter: header(headers, 'retry-after'),
+    rateLimitResetAt: header(headers, 'x-rate-limit-reset-at-utc'),
+    requestId: header(headers, 'x-request-id'),
+  };
 }
 
 function header(headers: Dispatcher.ResponseData['headers'], name: string): string | undefined {
