@@ -94,12 +94,16 @@ describe('a 429 with x-rate-limit-reset-at-utc instead of Retry-After', () => {
     ['an ISO date', (at: number) => new Date(at).toISOString()],
     ['epoch milliseconds', (at: number) => String(at)],
   ])('waits until the reset time given as %s, then retries', async (_shape, format) => {
-    const resetAt = Date.now() + 400;
-    segmind.enqueue({ kind: 'error', status: 429, rateLimitResetAt: format(resetAt) });
+    let resetAt: number | undefined;
+    segmind.respondWith(() => {
+      if (resetAt !== undefined) return { kind: 'image' };
+      resetAt = Date.now() + 400;
+      return { kind: 'error', status: 429, rateLimitResetAt: format(resetAt) };
+    });
     const image = await client().generate(body);
     expect(image.attempts).toBe(2);
     // The backoff alone (1 ms base) would have come back within a few ms.
-    expect(segmind.requests[1]!.at).toBeGreaterThanOrEqual(resetAt - 15);
+    expect(segmind.requests[1]!.at).toBeGreaterThanOrEqual(resetAt! - 15);
     expect(logs.find((l) => l.msg === 'segmind request failed, retrying')?.retryInMs).toBeGreaterThan(300);
   });
 
