@@ -1,4 +1,5 @@
-import { Routes, type REST, type RESTPostAPIApplicationCommandsJSONBody } from 'discord.js';
+import { Routes, type REST } from 'discord.js';
+import type { RESTPostAPIApplicationCommandsJSONBody, RESTPutAPIApplicationCommandsJSONBody } from 'discord-api-types/v10';
 import type { Logger } from '../../logger.js';
 
 export type SyncResult = 'unchanged' | 'updated';
@@ -22,7 +23,8 @@ export async function syncCommands(opts: {
     log.info({ scope, commands: definitions.length }, 'slash commands already up to date');
     return 'unchanged';
   }
-  await rest.put(route, { body: definitions });
+  const body: Readonly<RESTPutAPIApplicationCommandsJSONBody> = definitions;
+  await rest.put(route, { body });
   log.info({ scope, commands: definitions.map((d) => d.name) }, 'slash commands registered');
   return 'updated';
 }

@@ -1,5 +1,17 @@
 import { randomBytes } from 'node:crypto';
-import { DiscordAPIError, HTTPError, MessageFlags, Routes, type APIActionRowComponent, type APIComponentInMessageActionRow, type APIEmbed, type REST } from 'discord.js';
+import { DiscordAPIError, HTTPError, MessageFlags, Routes, type REST } from 'discord.js';
+import type {
+  APIActionRowComponent,
+  APIAllowedMentions,
+  APIComponentInMessageActionRow,
+  APIEmbed,
+  RESTAPIAttachment,
+  RESTPatchAPIWebhookWithTokenMessageJSONBody,
+  RESTPostAPICurrentUserCreateDMChannelJSONBody,
+  RESTPostAPIChannelMessageJSONBody,
+  RESTPostAPIInteractionFollowupJSONBody,
+  Snowflake,
+} from 'discord-api-types/v10';
 import type { Logger } from '../../logger.js';
 import { CONTENT_TYPES, detectImageFormat } from '../segmind/image-format.js';
 
@@ -16,6 +28,37 @@ export interface InteractionAddress {
   token: string;
   channelId: string;
   userId: string;
+}
+
+/**
+ * An attachment entry with the id as a snowflake string, as Discord's OpenAPI schema and discord.js have it.
+ * discord-api-types also allows a number there (Discord's server coerces one), so its types alone let ours go out as
+ * numbers unnoticed (issue 15).
+ */
+export type SentAttachment = Omit<RESTAPIAttachment, 'id'> & { id: Snowflake };
+
+/** A discord-api-types message body whose attachment ids must be strings (see SentAttachment). */
+type WithSentAttachments<T extends { attachments?: RESTAPIAttachment[] | undefined }> = Omit<T, 'attachments'> & {
+  attachments?: SentAttachment[] | undefined;
+};
+
+/** PATCH /webhooks/{application}/{token}/messages/@original */
+export type OriginalEditBody = WithSentAttachments<RESTPatchAPIWebhookWithTokenMessageJSONBody>;
+/** POST /channels/{channel}/messages */
+export type ChannelMessageBody = WithSentAttachments<RESTPostAPIChannelMessageJSONBody>;
+/** POST /webhooks/{application}/{token}: an interaction follow-up. */
+export type FollowUpBody = WithSentAttachments<RESTPostAPIInteractionFollowupJSONBody>;
+
+/**
+ * The fields every message of ours sets: a body valid as an edit of the original reply and as a channel message
+ * alike (checked where each is sent).
+ */
+interface MessageFields {
+  content: string;
+  embeds: APIEmbed[];
+  components: Array<APIActionRowComponent<APIComponentInMessageActionRow>>;
+  attachments: SentAttachment[];
+  allowed_mentions: APIAllowedMentions;
 }
 
 /** Discord error codes meaning the interaction token can no longer be used. */
@@ -61,7 +104,7 @@ export class PreparedMessage {
   }
 
   /** The same files under another payload_json (a channel post): a new body, the files copied once more. */
-  withPayload(json: unknown): Buffer {
+  withPayload(json: ChannelMessageBody): Buffer {
     const payload = payloadPart(this.boundary, json);
     return Buffer.concat([this.body.subarray(0, this.filesEnd), payload], this.filesEnd + payload.length);
   }
@@ -99,7 +142,7 @@ export class DiscordResponder {
     files.forEach((file, index) => parts.push(...fileParts(boundary, index, file)));
     let filesEnd = 0;
     for (const part of parts) filesEnd += part.length;
-    const payload = payloadPart(boundary, editJson(rest, names));
+    const payload = payloadPart(boundary, editJson(rest, names) satisfies OriginalEditBody);
     // One allocation of the exact size, one copy of each file.
     const body = Buffer.concat([...parts, payload], filesEnd + payload.length);
     return new PreparedMessage(rest, names, boundary, body, filesEnd);
@@ -111,7 +154,8 @@ export class DiscordResponder {
     if (message instanceof PreparedMessage)
       return idOf(await withoutBytes(this.rest.webhooks.patch(route, { auth: false, ...multipart(message.body, message.contentType) })));
     if (message.files?.length) return this.editOriginal(to, this.prepare(message));
-    return idOf(await withoutBytes(this.rest.webhooks.patch(route, { auth: false, body: editJson(message, []) })));
+    const body: OriginalEditBody = editJson(message, []);
+    return idOf(await withoutBytes(this.rest.webhooks.patch(route, { auth: false, body })));
   }
 
   /** What the original reply shows now (after a restart: was the result already posted?). */
@@ -135,7 +179,7 @@ export class DiscordResponder {
     const prepared = message instanceof PreparedMessage ? message : message.files?.length ? this.prepare(message) : undefined;
     const base = prepared ? prepared.message : (message as OutgoingMessage);
     const content = [preface, base.content].filter((text) => text !== undefined && text !== '').join('\n');
-    const json = {
+    const json: ChannelMessageBody = {
       ...editJson(base, prepared?.fileNames ?? []),
       content: `<@${to.userId}> ${content}`.trim(),
       allowed_mentions: { users: [to.userId] },
@@ -147,12 +191,8 @@ export class DiscordResponder {
 
   /** A message only the member sees, through the interaction webhook: needs the token alive (15 minutes). */
   async followUpPrivately(to: InteractionAddress, content: string): Promise<void> {
-    await withoutBytes(
-      this.rest.webhooks.post(Routes.webhook(to.applicationId, to.token), {
-        auth: false,
-        body: { content, flags: MessageFlags.Ephemeral, allowed_mentions: { parse: [] } },
-      }),
-    );
+    const body: FollowUpBody = { content, flags: MessageFlags.Ephemeral, allowed_mentions: { parse: [] } };
+    await withoutBytes(this.rest.webhooks.post(Routes.webhook(to.applicationId, to.token), { auth: false, body }));
   }
 
   /**
@@ -182,9 +222,11 @@ export class DiscordResponder {
    * member does not accept direct messages from server members (50007).
    */
   async sendDirectMessage(userId: string, content: string): Promise<void> {
-    const channel = (await this.rest.channels.post(Routes.userChannels(), { body: { recipient_id: userId } })) as { id?: unknown };
+    const open: RESTPostAPICurrentUserCreateDMChannelJSONBody = { recipient_id: userId };
+    const channel = (await this.rest.channels.post(Routes.userChannels(), { body: open })) as { id?: unknown };
     if (typeof channel.id !== 'string') throw new Error('Discord answered the DM channel request without an id');
-    await withoutBytes(this.rest.channels.post(Routes.channelMessages(channel.id), { body: { content, allowed_mentions: { parse: [] } } }));
+    const body: ChannelMessageBody = { content, allowed_mentions: { parse: [] } };
+    await withoutBytes(this.rest.channels.post(Routes.channelMessages(channel.id), { body }));
   }
 
   /** A message in any channel (a server's log channel), mentioning nobody; files as they are named. */
@@ -199,7 +241,8 @@ export class DiscordResponder {
       }
       return;
     }
-    await withoutBytes(this.rest.channels.post(route, { body: editJson(message, []) }));
+    const body: ChannelMessageBody = editJson(message, []);
+    await withoutBytes(this.rest.channels.post(route, { body }));
   }
 }
 
@@ -209,12 +252,13 @@ function idOf(answer: unknown): string | undefined {
   return typeof id === 'string' ? id : undefined;
 }
 
-function editJson(message: Omit<OutgoingMessage, 'files'>, fileNames: readonly string[]) {
+/** The message's JSON part; `fileNames[n]` is the upload in the part named `files[n]`, hence attachment id `"n"`. */
+function editJson(message: Omit<OutgoingMessage, 'files'>, fileNames: readonly string[]): MessageFields {
   return {
     content: message.content,
     embeds: message.embeds ?? [],
     components: message.components ?? [],
-    attachments: fileNames.map((filename, id) => ({ id, filename })),
+    attachments: fileNames.map((filename, index) => ({ id: String(index), filename })),
     allowed_mentions: { parse: [] },
   };
 }
@@ -231,7 +275,7 @@ function fileParts(boundary: string, index: number, file: { name: string; data: 
   return [Buffer.from(head), file.data, CRLF];
 }
 
-function payloadPart(boundary: string, json: unknown): Buffer {
+function payloadPart(boundary: string, json: OriginalEditBody | ChannelMessageBody): Buffer {
   return Buffer.from(
     `--${boundary}\r\nContent-Disposition: form-data; name="payload_json"\r\nContent-Type: application/json\r\n\r\n` +
       `${JSON.stringify(json)}\r\n--${boundary}--\r\n`,

@@ -1,4 +1,5 @@
 import { Routes, type REST } from 'discord.js';
+import type { RESTPostAPIWebhookWithTokenJSONBody } from 'discord-api-types/v10';
 import type { Logger } from '../../logger.js';
 
 export type OperatorAlertKind = 'generation_paused' | 'generation_resumed' | 'low_balance' | 'storage_down' | 'storage_up';
@@ -33,13 +34,10 @@ export class OperatorAlerts {
     const { webhook, logger, rest } = this.options;
     logger[GOOD_NEWS.has(kind) ? 'info' : 'warn']({ alert: kind, webhook: webhook !== undefined }, `operator alert: ${text}`);
     if (!webhook) return;
+    // allowed_mentions: an alert quoting an error must never ping anyone.
+    const body: RESTPostAPIWebhookWithTokenJSONBody = { content: clip(text), allowed_mentions: { parse: [] } };
     try {
-      await rest.post(Routes.webhook(webhook.id, webhook.token), {
-        auth: false,
-        query: new URLSearchParams({ wait: 'true' }),
-        // allowed_mentions: an alert quoting an error must never ping anyone.
-        body: { content: clip(text), allowed_mentions: { parse: [] } },
-      });
+      await rest.post(Routes.webhook(webhook.id, webhook.token), { auth: false, query: new URLSearchParams({ wait: 'true' }), body });
     } catch (error) {
       // Only the status, code and message: a discord.js error carries the URL, and the URL carries the token.
       const { status, code } = error as { status?: unknown; code?: unknown };
