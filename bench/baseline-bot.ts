@@ -3,8 +3,8 @@
  * parallel, and edits the reply with the image bytes: no queue, no credits, no journal, no logging, no embeds.
  * Same discord.js client, same fakes, same loopback: what is left when our code is taken away.
  *
- * Environment: DISCORD_TOKEN, DISCORD_API_URL, SEGMIND_API_URL, SEGMIND_API_KEY, and BASELINE_REST_GLOBAL_RPS
- * (optional: discord.js's global REST limit, default 50 like any discord.js bot).
+ * Environment: DISCORD_TOKEN, DISCORD_API_URL, SEGMIND_API_URL, SEGMIND_API_KEY, SEGMIND_CONCURRENCY (connections to
+ * Segmind), and BASELINE_REST_GLOBAL_RPS (optional: discord.js's global REST limit, default 50 like any discord.js bot).
  */
 import { Client, Events, GatewayIntentBits, type ChatInputCommandInteraction } from 'discord.js';
 import { Pool } from 'undici';
@@ -19,9 +19,11 @@ function required(name: string): string {
 const segmindUrl = new URL('/v1/flux-dev', required('SEGMIND_API_URL'));
 const apiKey = required('SEGMIND_API_KEY');
 const globalRps = process.env.BASELINE_REST_GLOBAL_RPS;
-// As many connections as our bot is given in the benchmark (SEGMIND_CONNECTIONS=512): the same limit for both, above
-// the burst's 300 requests so neither queues for a connection.
-const segmind = new Pool(segmindUrl.origin, { connections: 512 });
+// As many connections as our bot may have Segmind calls in flight (its pool follows SEGMIND_CONCURRENCY): the same
+// limit for both.
+const connections = Number(required('SEGMIND_CONCURRENCY'));
+if (!Number.isInteger(connections) || connections < 1) throw new Error('SEGMIND_CONCURRENCY must be a positive integer');
+const segmind = new Pool(segmindUrl.origin, { connections });
 const client = new Client({
   intents: [GatewayIntentBits.Guilds],
   rest: { api: required('DISCORD_API_URL'), ...(globalRps ? { globalRequestsPerSecond: Number(globalRps) } : {}) },

@@ -1,16 +1,13 @@
 /**
  * The bot under test, in its own process: built exactly as src/index.ts builds it (config from the environment,
  * pino to stdout, openStorage, createBot with no test-only options), plus the benchmark's telemetry channel.
- * Started by bench/run.ts with `node --import tsx`; stdout (the bot's log) goes to a file.
- *
- * `BENCH_IMAGE_CHECK=off` (the `ours-nocheck` bot) hands createBot a checker that answers "not flagged" at once, so
- * the same run measures the bot with and without the local classifier; otherwise createBot starts the real one.
+ * Started by bench/run.ts compiled, with plain `node` (bench/lib/build.ts); stdout (the bot's log) goes to a file.
+ * The `ours-nocheck` bot switches the image check off as an operator does, with `DEFAULT_IMAGE_CHECK=off`.
  */
 import { createBot } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import { Journal } from '../src/services/generation/journal.js';
-import type { ImageChecker } from '../src/services/safety/image-checker.js';
 import { dayOf } from '../src/services/storage/quota/quota-store.js';
 import { openStorage } from '../src/services/storage/open-storage.js';
 import { serveTelemetry } from './lib/telemetry.js';
@@ -36,15 +33,7 @@ const config = loadConfig(process.env);
 const logger = createLogger({ level: config.LOG_LEVEL, secrets: [config.DISCORD_TOKEN, config.SEGMIND_API_KEY] });
 const storage = await openStorage(config.STORE_URL, { logger: logger.child({ component: 'storage' }) });
 logger.info({ store: storage.kind }, 'storage ready');
-/** The check switched off at the seam: every image passes at once, nothing else in the bot changes. */
-const noCheck: ImageChecker = {
-  check: () => Promise.resolve({ flagged: false, durationMs: 0 }),
-  close: () => Promise.resolve(),
-};
-const imageCheck = process.env.BENCH_IMAGE_CHECK ?? 'on';
-if (imageCheck !== 'on' && imageCheck !== 'off') throw new Error('BENCH_IMAGE_CHECK must be on or off');
-logger.info({ imageCheck }, 'benchmark image check');
-const bot = createBot({ config, logger, storage, ...(imageCheck === 'off' ? { imageChecker: noCheck } : {}) });
+const bot = createBot({ config, logger, storage });
 process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled promise rejection'));
 
 let stopping: Promise<void> | undefined;

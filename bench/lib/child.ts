@@ -1,16 +1,24 @@
 /**
- * Starts a benchmark process (the bot under test, the baseline, a credits worker) with `node --import tsx`, its
- * output in files, and talks to it over IPC (see telemetry.ts).
+ * Starts a benchmark process (the bot under test, the baseline, a credits worker) compiled, with plain `node` (see
+ * build.ts), its output in files, and talks to it over IPC (see telemetry.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { builtScript } from './build.js';
 import type { Announcement, ProcessStats, Reply } from './telemetry.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 
+export interface KernelMemory {
+  /** VmHWM: the highest RSS since the process started. */
+  peakRssBytes: number;
+  /** VmRSS when read. */
+  rssBytes: number;
+}
+
 export interface ChildOptions {
-  /** Path of the script relative to the repository root, e.g. `bench/bot-process.ts`. */
+  /** Path of the script relative to the repository root, e.g. `bench/bot-process.ts`; its compiled `.js` runs. */
   script: string;
   /** The whole environment of the child (PATH and HOME are added). */
   env: Record<string, string>;
@@ -76,14 +84,12 @@ export class BenchChild {
     const out = openSync(logFile, 'w');
     const err = openSync(errFile, 'w');
     const flags = [
-      '--import',
-      'tsx',
       '--expose-gc',
-      // One directory per process: tsx's loader thread writes a profile of its own next to the main thread's.
+      // One directory per process: worker threads (the classifier's) write profiles of their own next to the main thread's.
       ...(opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${join(opts.cpuProfDir, opts.name)}`] : []),
       ...(opts.nodeFlags ?? []),
     ];
-    const child = spawn(process.execPath, [...flags, join(ROOT, opts.script)], {
+    const child = spawn(process.execPath, [...flags, builtScript(ROOT, opts.script)], {
       cwd: ROOT,
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...opts.env },
       stdio: ['ignore', out, err, 'ipc'],
@@ -95,6 +101,25 @@ export class BenchChild {
 
   get pid(): number | undefined {
     return this.child.pid;
+  }
+
+  /**
+   * The process's peak RSS (`VmHWM`, over its whole life: start-up and warm-up included, as the issue measures) and
+   * current RSS (`VmRSS`) from the kernel: exact, where the in-process samples can miss a short peak. Undefined
+   * where there is no /proc (not Linux) or the process has gone.
+   */
+  kernelMemory(): KernelMemory | undefined {
+    if (this.done || this.child.pid === undefined) return undefined;
+    let status: string;
+    try {
+      status = readFileSync(`/proc/${this.child.pid}/status`, 'utf8');
+    } catch {
+      return undefined;
+    }
+    const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN);
+    const peak = kib('VmHWM');
+    const rss = kib('VmRSS');
+    return Number.isFinite(peak) && Number.isFinite(rss) ? { peakRssBytes: peak * 1024, rssBytes: rss * 1024 } : undefined;
   }
 
   call<T>(cmd: string, args?: unknown, timeoutMs = 60_000): Promise<T> {

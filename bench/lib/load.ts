@@ -8,14 +8,19 @@ import { FakeDiscord, snowflake, type RecordedRequest } from '../../test/fakes/f
 import { FakeSegmind } from '../../test/fakes/fake-segmind.js';
 import { messageOf, sendImagine } from '../../test/support/imagine.js';
 import type { Ledger } from './audit.js';
-import { BenchChild } from './child.js';
+import { BenchChild, type KernelMemory } from './child.js';
 import { distribution, round, type Distribution } from './stats.js';
 import type { ProcessStats } from './telemetry.js';
 
 export const BENCH_DISCORD_TOKEN = 'MTA5ODc2NTQzMjEwOTg3NjU0.GtEsT0.fake-discord-token-for-the-benchmark-0123';
 export const BENCH_SEGMIND_KEY = 'SG_bench_0123456789abcdef';
+/**
+ * Segmind concurrency for both bots: above the burst's 300 requests at once, so neither waits for a slot or a
+ * connection and the figures compare the bots, not a limit.
+ */
+export const DEFAULT_CONCURRENCY = 512;
 
-/** `ours-nocheck`: our bot with the image check switched off at its seam (for check on ÷ off in the same run). */
+/** `ours-nocheck`: our bot with the image check off (`DEFAULT_IMAGE_CHECK=off`), against `baseline` for the issue's ratios. */
 export type BotKind = 'ours' | 'ours-nocheck' | 'baseline' | 'baseline-unlimited';
 
 /** Our bot, with or without the image check (the baselines have neither store nor check). */
@@ -99,9 +104,11 @@ export async function startBot(fakes: Fakes, opts: BotOptions): Promise<BenchChi
     script: isOurs(opts.kind) ? 'bench/bot-process.ts' : 'bench/baseline-bot.ts',
     env: {
       ...common,
-      ...(isOurs(opts.kind) ? { BENCH_IMAGE_CHECK: opts.kind === 'ours-nocheck' ? 'off' : 'on' } : {}),
       ...(opts.kind === 'baseline-unlimited' ? { BASELINE_REST_GLOBAL_RPS: '1000000' } : {}),
-      ...opts.env,
+      // The baseline's connection pool follows our bot's Segmind concurrency, as our bot's pool does.
+      ...(isOurs(opts.kind) ? opts.env : { SEGMIND_CONCURRENCY: opts.env?.SEGMIND_CONCURRENCY ?? String(DEFAULT_CONCURRENCY) }),
+      // As an operator switches it off for every server that has not chosen otherwise.
+      ...(opts.kind === 'ours-nocheck' ? { DEFAULT_IMAGE_CHECK: 'off' } : {}),
       ...extraBotEnv(),
     },
     logDir: opts.logDir,
@@ -169,7 +176,12 @@ export interface RunMeasurement {
   /** The load generator's own event-loop delay p99 (if high, the harness, not the bot, was the bottleneck). */
   driverEventLoopDelayP99Ms: number;
   bot: ProcessStats;
+  /** The bot process's peak RSS over its life so far and its RSS, from /proc at the end of the run. */
+  kernel?: KernelMemory;
 }
+
+/** Every image delivered in one final edit that Discord accepted. */
+export const isCompleted = (r: JobResult): boolean => r.finalAt !== undefined && r.finalFiles === r.spec.samples && (r.finalStatus ?? 0) < 400;
 
 const isCallback = (r: RecordedRequest) => r.method === 'POST' && r.path.endsWith('/callback');
 const isOriginalEdit = (r: RecordedRequest) => r.method === 'PATCH' && r.path.endsWith('/messages/@original');
@@ -180,7 +192,17 @@ const isFollowUp = (r: RecordedRequest) => r.method === 'POST' && /^\/webhooks\/
  * Sends `jobs` on schedule (each `/imagine` with its samples and seed), waits for every job to end, and measures.
  * `settleMs` is how long after the last send a job may still complete before it counts as lost.
  */
-export async function runJobs(fakes: Fakes, bot: BenchChild, jobs: JobSpec[], opts: { settleMs: number; label: string; ledger?: Ledger }): Promise<RunMeasurement> {
+export interface RunOptions {
+  settleMs: number;
+  label: string;
+  ledger?: Ledger;
+  /** Called when the first job is due, with the run's time origin (performance.now()); `at` counts from it. */
+  onStart?: (start: number) => void;
+  /** Called at the end with every job's timings, for figures per part of the run (the soak's minutes). */
+  onJobs?: (jobs: readonly JobResult[], start: number) => void;
+}
+
+export async function runJobs(fakes: Fakes, bot: BenchChild, jobs: JobSpec[], opts: RunOptions): Promise<RunMeasurement> {
   const { discord, segmind, setup } = fakes;
   const byInteraction = new Map<string, JobResult>();
   const results: JobResult[] = [];
@@ -262,6 +284,7 @@ export async function runJobs(fakes: Fakes, bot: BenchChild, jobs: JobSpec[], op
   await bot.mark();
 
   const start = performance.now();
+  opts.onStart?.(start);
   let next = 0;
   const send = (spec: JobSpec) => {
     const prompt = `benchmark ${opts.label} job ${next}`;
@@ -296,11 +319,13 @@ export async function runJobs(fakes: Fakes, bot: BenchChild, jobs: JobSpec[], op
   // Late duplicates or stray edits would show up right after the last one.
   await sleep(200);
   const bot_ = await bot.stats();
+  const kernel = bot.kernelMemory();
   eld.disable();
   stopped = true;
   segmind.respondWith(null);
 
-  const completed = results.filter((r) => r.finalAt !== undefined && r.finalFiles === r.spec.samples && (r.finalStatus ?? 0) < 400);
+  opts.onJobs?.(results, start);
+  const completed = results.filter(isCompleted);
   for (const r of completed) opts.ledger?.add(r.spec.userId, r.spec.samples);
   const images = jobs.reduce((n, j) => n + j.samples, 0);
   const deliveredImages = completed.reduce((n, r) => n + r.spec.samples, 0);
@@ -336,6 +361,7 @@ export async function runJobs(fakes: Fakes, bot: BenchChild, jobs: JobSpec[], op
     timeline: timelineOf(results, start, setup.segmindDelayMs),
     driverEventLoopDelayP99Ms: round(eld.percentile(99) / 1e6),
     bot: bot_,
+    ...(kernel ? { kernel } : {}),
   };
 }
 

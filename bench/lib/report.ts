@@ -7,7 +7,7 @@ import type { CreditsResult } from '../scenarios/credits.js';
 import type { BurstResult } from '../scenarios/burst.js';
 import type { CheckAloneResult } from '../scenarios/check.js';
 import type { SustainedResult } from '../scenarios/sustained.js';
-import { checkSummary, type SessionResult, type SessionRun } from './session.js';
+import { checkSummary, peakRssOf, type SessionResult, type SessionRun } from './session.js';
 import { MiB, ratio, round } from './stats.js';
 import { ROOT } from './child.js';
 
@@ -28,6 +28,8 @@ export interface Target {
   /** The same figure for the baseline bot, where there is one (what discord.js + the harness cost on their own). */
   baseline?: string;
   met: boolean;
+  /** A figure reported beside the targets, with no target of its own (`met` is then true). */
+  informational?: boolean;
 }
 
 export interface BenchResults {
@@ -94,18 +96,8 @@ export function evaluateTargets(r: Pick<BenchResults, 'burst' | 'sustained' | 'c
       ...(base ? { baseline: ms(base.ackMs.p99) } : {}),
       met: ours.ackMs.p99 < 50,
     });
-    if (base) {
-      const x = ratio(ours.ackMs.p99, base.ackMs.p99);
-      targets.push({
-        id: 'burst-ack-vs-baseline',
-        scenario: 'burst',
-        what: 'acknowledgement p99 vs baseline',
-        target: '≤ 1.5×',
-        value: `${x ?? 'n/a'}× (${ms(ours.ackMs.p99)} vs ${ms(base.ackMs.p99)})`,
-        met: x !== undefined && x <= 1.5,
-      });
-    }
   }
+  targets.push(...issueRatios(r));
   const sustainedBase = session(r.sustained?.sessions, 'baseline')?.runs[0];
   const overheadRuns: Array<[string, SessionRun | undefined, SessionRun | undefined]> = [
     ['burst', ours, base],
@@ -133,8 +125,8 @@ export function evaluateTargets(r: Pick<BenchResults, 'burst' | 'sustained' | 'c
   }
   const sustained = session(r.sustained?.sessions, 'ours');
   if (sustained) {
-    const peak = Math.max(...sustained.runs.map((run) => run.bot.peakRssBytes));
-    const basePeak = sustainedBase?.bot.peakRssBytes;
+    const peak = Math.max(...sustained.runs.map(peakRssOf));
+    const basePeak = sustainedBase ? peakRssOf(sustainedBase) : undefined;
     targets.push({
       id: 'sustained-peak-rss',
       scenario: 'sustained',
@@ -200,6 +192,53 @@ export function evaluateTargets(r: Pick<BenchResults, 'burst' | 'sustained' | 'c
     value: problems.length === 0 ? '0' : problems.join('; '),
     met: problems.length === 0,
   });
+  return targets;
+}
+
+/**
+ * Issue #15's ratios: our bot with the image check off against the baseline of the same run, in the burst and the
+ * sustained run; and what the check adds to our bot's peak RSS (reported, no target).
+ */
+function issueRatios(r: Pick<BenchResults, 'burst' | 'sustained'>): Target[] {
+  const targets: Target[] = [];
+  const mb = (bytes: number) => `${round(bytes / MiB, 1)} MiB`;
+  for (const [scenario, result] of [
+    ['burst', r.burst],
+    ['sustained', r.sustained],
+  ] as const) {
+    const off = session(result?.sessions, 'ours-nocheck')?.runs[0];
+    const base = session(result?.sessions, 'baseline')?.runs[0];
+    const on = session(result?.sessions, 'ours')?.runs.at(-1);
+    if (off && base) {
+      const vsBaseline = (id: string, what: string, limit: number, get: (run: SessionRun) => number, show: (v: number) => string) => {
+        const v = ratio(get(off), get(base));
+        targets.push({
+          id: `${scenario}-${id}-vs-baseline`,
+          scenario,
+          what: `${what}, check off ÷ baseline`,
+          target: `≤ ${limit.toFixed(1)}×`,
+          value: `${v ?? 'n/a'}× (${show(get(off))})`,
+          baseline: show(get(base)),
+          met: v !== undefined && v <= limit,
+        });
+      };
+      vsBaseline('peak-rss', 'peak RSS (VmHWM)', 1.1, peakRssOf, mb);
+      vsBaseline('ack-p99', 'acknowledgement p99', 1.0, (run) => run.ackMs.p99, ms);
+      if (scenario === 'sustained') vsBaseline('overhead-p99', 'overhead per job p99', 1.1, (run) => run.overheadMs.p99, ms);
+    }
+    if (on && off) {
+      const extra = peakRssOf(on) - peakRssOf(off);
+      targets.push({
+        id: `${scenario}-image-check-memory`,
+        scenario,
+        what: 'memory of the image check: peak RSS (VmHWM) check on − check off',
+        target: 'reported',
+        value: `${extra >= 0 ? '+' : ''}${mb(extra)} (${mb(peakRssOf(on))} − ${mb(peakRssOf(off))})`,
+        met: true,
+        informational: true,
+      });
+    }
+  }
   return targets;
 }
 
@@ -325,7 +364,7 @@ function imageCheckMarkdown(r: BenchResults): string[] {
 // ---------------------------------------------------------------------------------------------------------------------
 // Markdown
 
-function row(cells: Array<string | number | undefined>): string {
+export function row(cells: Array<string | number | undefined>): string {
   return `| ${cells.map((c) => (c === undefined ? '' : String(c))).join(' | ')} |`;
 }
 
@@ -363,7 +402,9 @@ function runTable(columns: Array<{ title: string; run: SessionRun | undefined; l
   metric('throughput, jobs/s', (r) => r.throughput.jobsPerSecond);
   metric('throughput, images/s', (r) => r.throughput.imagesPerSecond);
   metric('throughput, MiB/s', (r) => r.throughput.mibPerSecond);
-  metric('peak RSS', (r) => round(r.bot.peakRssBytes / MiB, 1), ' MiB');
+  metric('peak RSS (VmHWM: process life)', (r) => round(peakRssOf(r) / MiB, 1), ' MiB');
+  metric('… RSS at the end of the run (VmRSS)', (r) => round((r.kernel?.rssBytes ?? r.bot.rssBytes) / MiB, 1), ' MiB');
+  metric('… peak RSS sampled during the run', (r) => round(r.bot.peakRssBytes / MiB, 1), ' MiB');
   metric('… peak V8 heap (total)', (r) => round(r.bot.peak.heapTotalBytes / MiB, 1), ' MiB');
   metric('… peak external (Buffers)', (r) => round(r.bot.peak.externalBytes / MiB, 1), ' MiB');
   metric('event-loop delay p99', (r) => r.bot.eventLoopDelayMs.p99, ' ms');
@@ -376,11 +417,10 @@ function runTable(columns: Array<{ title: string; run: SessionRun | undefined; l
   return lines;
 }
 
-export function renderMarkdown(r: BenchResults): string {
-  const out: string[] = [];
+/** When, how long, on what machine and code, with which parameters: the head of every results file. */
+export function headerLines(r: Pick<BenchResults, 'generatedAt' | 'durationSeconds' | 'full' | 'environment' | 'parameters'>): string[] {
   const env = r.environment;
-  out.push('# Benchmark results', '');
-  out.push(
+  return [
     `Generated ${r.generatedAt} by \`npm run bench\` in ${Math.round(r.durationSeconds)} s${r.full ? '' : ' — **partial run (shortened or incomplete): not the committed figures**'}.`,
     '',
     `Machine: ${env.machine.cpu}, ${env.machine.cores} cores, ${env.machine.memoryGiB} GiB, ${env.machine.os}. ` +
@@ -390,9 +430,15 @@ export function renderMarkdown(r: BenchResults): string {
     '',
     `Parameters: ${Object.entries(r.parameters).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join(', ')}.`,
     '',
-  );
+  ];
+}
+
+export function renderMarkdown(r: BenchResults): string {
+  const out: string[] = [];
+  out.push('# Benchmark results', '');
+  out.push(...headerLines(r));
   out.push('## Targets', '', row(['', 'scenario', 'what', 'target', 'measured', 'baseline bot']), row(['---', '---', '---', '---', '---', '---']));
-  for (const t of r.targets) out.push(row([t.met ? '✅' : '❌', t.scenario, t.what, t.target, t.value, t.baseline ?? '']));
+  for (const t of r.targets) out.push(row([t.informational ? 'ℹ️' : t.met ? '✅' : '❌', t.scenario, t.what, t.target, t.value, t.baseline ?? '']));
   out.push('');
   out.push(...imageCheckMarkdown(r));
 
@@ -457,7 +503,7 @@ export function renderMarkdown(r: BenchResults): string {
   return out.join('\n');
 }
 
-function auditLines(s: SessionResult | undefined, which?: string): string[] {
+export function auditLines(s: Pick<SessionResult, 'audit' | 'log'> | undefined, which?: string): string[] {
   if (!s) return [];
   const lines: string[] = [];
   if (s.audit) {

@@ -63,6 +63,12 @@ export interface SessionResult {
   log: { errors: number; warnings: number; samples: string[]; refusals: Record<string, number> };
 }
 
+/**
+ * The bot process's peak RSS for a run: the kernel's high-water mark (VmHWM, the process's whole life up to the end
+ * of the run) where /proc has it, else the same figure from getrusage.
+ */
+export const peakRssOf = (run: Pick<RunMeasurement, 'kernel' | 'bot'>): number => run.kernel?.peakRssBytes ?? run.bot.maxRssBytes;
+
 export function warmupJobs(): JobSpec[] {
   const users = userIds(4);
   return Array.from({ length: 12 }, (_, i) => ({ at: i * 40, userId: users[i % users.length]!, samples: (i % 4) + 1, seed: 1 }));
@@ -204,14 +210,14 @@ function summary(r: SessionRun): string {
     `ack p50/p99 ${r.ackMs.p50}/${r.ackMs.p99} ms`,
     `overhead p50/p99 ${r.overheadMs.p50}/${r.overheadMs.p99} ms`,
     `${r.throughput.jobsPerSecond} jobs/s`,
-    `peak RSS ${(r.bot.peakRssBytes / 1048576).toFixed(0)} MiB (peak heap ${(r.bot.peak.heapTotalBytes / 1048576).toFixed(0)}, external ${(r.bot.peak.externalBytes / 1048576).toFixed(0)} MiB)`,
+    `peak RSS (VmHWM) ${(peakRssOf(r) / 1048576).toFixed(0)} MiB, in the run ${(r.bot.peakRssBytes / 1048576).toFixed(0)} MiB (peak heap ${(r.bot.peak.heapTotalBytes / 1048576).toFixed(0)}, external ${(r.bot.peak.externalBytes / 1048576).toFixed(0)} MiB)`,
     `ELD p99 ${r.bot.eventLoopDelayMs.p99} ms`,
     `lost ${r.lost}, errors ${r.errors.count}`,
   ].join(', ');
 }
 
 /** pino JSON lines: level 50+ is error, 40 warn. */
-function readLog(file: string): SessionResult['log'] {
+export function readLog(file: string): SessionResult['log'] {
   let errors = 0;
   let warnings = 0;
   const samples: string[] = [];

@@ -31,6 +31,17 @@ export interface ProcessStats {
   sinceMarkMs: number;
 }
 
+/** One lap of a long run (the soak's minutes): what happened since the previous lap. */
+export interface LapStats {
+  /** Highest RSS sampled since the previous lap. */
+  peakRssBytes: number;
+  /** RSS and V8 heap used now, after the forced GC when one was asked for. */
+  rssBytes: number;
+  heapUsedBytes: number;
+  /** How long the forced GC held the event loop (0 without one). */
+  gcMs: number;
+}
+
 export type Request = { id: number; cmd: string; args?: unknown };
 export type Reply = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: string };
 export type Announcement = { event: 'ready'; info: Record<string, unknown> } | { event: 'fatal'; error: string };
@@ -45,9 +56,15 @@ function send(message: Reply | Announcement): void {
   if (process.send) process.send(message);
 }
 
+function exposedGc(): () => void {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error('start the process with --expose-gc');
+  return gc;
+}
+
 /**
- * Starts measuring and serves the driver's commands: `mark`, `stats`, `gc` and `heapSnapshot` are built in; the
- * process adds its own (`audit`, `stop`).
+ * Starts measuring and serves the driver's commands: `mark`, `stats`, `gc`, `lap` and `heapSnapshot` are built in;
+ * the process adds its own (`audit`, `stop`).
  */
 export function serveTelemetry(commands: Record<string, CommandHandler>): { announceReady(info: Record<string, unknown>): void; fatal(error: unknown): void } {
   const eld = monitorEventLoopDelay({ resolution: 10 });
@@ -55,11 +72,14 @@ export function serveTelemetry(commands: Record<string, CommandHandler>): { anno
   let peakRss = process.memoryUsage.rss();
   const zeroPeak = (): ProcessStats['peak'] => ({ heapUsedBytes: 0, heapTotalBytes: 0, externalBytes: 0, arrayBuffersBytes: 0 });
   let peak = zeroPeak();
+  // Separate from the mark's peak: laps are taken during a run that is measured as a whole too.
+  let lapPeakRss = peakRss;
   let markedAt = performance.now();
   let cpuAtMark = process.cpuUsage();
   const sample = () => {
     const memory = process.memoryUsage();
     if (memory.rss > peakRss) peakRss = memory.rss;
+    if (memory.rss > lapPeakRss) lapPeakRss = memory.rss;
     peak = {
       heapUsedBytes: Math.max(peak.heapUsedBytes, memory.heapUsed),
       heapTotalBytes: Math.max(peak.heapTotalBytes, memory.heapTotal),
@@ -125,13 +145,27 @@ export function serveTelemetry(commands: Record<string, CommandHandler>): { anno
     },
     stats: () => Promise.resolve(stats()),
     gc: async () => {
-      const gc = (globalThis as { gc?: () => void }).gc;
-      if (!gc) throw new Error('start the process with --expose-gc');
+      const gc = exposedGc();
       // Twice, with a turn of the event loop between, so finalisers and weak references settle.
       gc();
       await new Promise((resolve) => setImmediate(resolve));
       gc();
       return stats();
+    },
+    lap: (args) => {
+      const peakRssBytes = Math.max(lapPeakRss, sample().rss);
+      let gcMs = 0;
+      if ((args as { gc?: unknown } | undefined)?.gc === true) {
+        // Once, not twice as `gc` does: it stops a loaded bot every minute, and a trend needs no settled finalisers.
+        const gc = exposedGc();
+        const started = performance.now();
+        gc();
+        gcMs = round(performance.now() - started);
+      }
+      const memory = process.memoryUsage();
+      lapPeakRss = memory.rss;
+      const lap: LapStats = { peakRssBytes, rssBytes: memory.rss, heapUsedBytes: memory.heapUsed, gcMs };
+      return Promise.resolve(lap);
     },
     heapSnapshot: (args) => {
       const path = (args as { path?: unknown } | undefined)?.path;
