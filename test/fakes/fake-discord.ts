@@ -13,6 +13,9 @@
  * interaction was sent gets 10062; webhook requests with a token older than `tokenLifetimeMs` (counted from
  * `createdAt`, so a test can send an "old" interaction) get 401/50027; a second callback gets 40060; a follow-up
  * before any callback gets 10015; the first follow-up after a deferral replaces the "thinking" message, as Discord does.
+ *
+ * Message bodies are held to Discord's published schema (today: attachment ids; see `protocolViolations`): a body that
+ * breaks it is recorded and answered 400/50035 Invalid Form Body, so an e2e test fails on it as the bot would in use.
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -234,6 +237,21 @@ export interface SentInteraction {
   autocompleteChoices(): Array<{ name: string; value: string | number }> | undefined;
 }
 
+/**
+ * One way a message body the fake received broke Discord's schema (an interaction callback, a webhook execution or
+ * edit, a channel message create or edit; JSON or multipart `payload_json`). Discord's own server is more lenient in
+ * places (it coerces a number id), but its OpenAPI description and discord.js are not: a body is held to those.
+ */
+export interface ProtocolViolation {
+  /** The request's RecordedRequest.seq. */
+  seq: number;
+  method: string;
+  path: string;
+  /** Where in the body, as Discord names it in an Invalid Form Body error: `attachments.0.id`, `data.attachments.1.id`. */
+  field: string;
+  problem: string;
+}
+
 /** A POST to a webhook made with createWebhook() (an operator alert, say). */
 export interface WebhookExecution {
   id: string;
@@ -318,6 +336,26 @@ const unknownWebhook = (): Resp => err(404, 10015, 'Unknown Webhook');
 const unknownMessage = (): Resp => err(404, 10008, 'Unknown Message');
 const unknownChannel = (): Resp => err(404, 10003, 'Unknown Channel');
 const invalidBody = (msg = 'Invalid Form Body'): Resp => err(400, 50035, msg);
+
+/**
+ * Discord's answer to a body that breaks its schema: every problem nested under its field, in `_errors`. The shape is
+ * Discord's; of the codes, NUMBER_TYPE_COERCE is the one Discord gives a bad snowflake, the others are the fake's own.
+ */
+function invalidFormBody(violations: ReadonlyArray<Pick<ProtocolViolation, 'field' | 'problem'> & { code: string }>): Resp {
+  const errors: Record<string, unknown> = {};
+  for (const v of violations) {
+    let node = errors;
+    for (const key of v.field.split('.')) {
+      const next = node[key];
+      node = isRecord(next) ? next : (node[key] = {});
+    }
+    const list = Array.isArray(node._errors) ? (node._errors as unknown[]) : (node._errors = []);
+    list.push({ code: v.code, message: v.problem });
+  }
+  return { status: 400, body: { code: 50035, errors, message: 'Invalid Form Body' } };
+}
+
+const SNOWFLAKE = /^\d+$/;
 
 function pngSize(bytes: Buffer): { width: number; height: number } | undefined {
   if (bytes.length >= 24 && bytes.readUInt32BE(0) === 0x89504e47 && bytes.toString('latin1', 12, 16) === 'IHDR') {
@@ -474,6 +512,7 @@ export class FakeDiscord {
   private readonly dmChannels = new Map<string, string>();
   /** Members who accept no direct messages from the bot (see `closeDirectMessages`). */
   private readonly closedDms = new Set<string>();
+  private readonly violations: ProtocolViolation[] = [];
 
   static async start(opts: FakeDiscordOptions = {}): Promise<FakeDiscord> {
     const server = createServer();
@@ -1499,11 +1538,15 @@ export class FakeDiscord {
 
     let resp: Resp;
     const fault = this.takeFault(method, path);
+    const violations = fault || badBody ? [] : this.checkMessageBody(rec, segs, it);
     if (fault) {
       rec.injected = true;
       resp = fault;
     } else if (badBody) {
       resp = err(400, 50109, 'The request body contains invalid JSON.');
+    } else if (violations.length > 0) {
+      for (const v of violations) this.violations.push({ seq: rec.seq, method, path, field: v.field, problem: v.problem });
+      resp = invalidFormBody(violations);
     } else {
       try {
         resp = this.route(rec, segs, it);
@@ -1548,6 +1591,68 @@ export class FakeDiscord {
       });
     }
     return { json, files, bad };
+  }
+
+  /**
+   * Schema checks of a message body, on the routes that take one. `attachments[].id` is a snowflake string naming
+   * either a file part `files[<id>]` of this request or, in an edit, an attachment the message already has.
+   */
+  private checkMessageBody(
+    rec: RecordedRequest,
+    segs: string[],
+    it: InteractionState | undefined,
+  ): Array<{ field: string; problem: string; code: string }> {
+    const s = segs.slice(1);
+    const m = rec.method;
+    const json = isRecord(rec.json) ? rec.json : undefined;
+    let body: Record<string, unknown> | undefined;
+    let prefix = '';
+    let kept: readonly APIAttachment[] = [];
+    if (s[0] === 'interactions' && s.length === 4 && s[3] === 'callback' && m === 'POST') {
+      body = isRecord(json?.data) ? json.data : undefined;
+      prefix = 'data.';
+      if (json?.type === InteractionResponseType.UpdateMessage) kept = it?.sourceMessage?.attachments ?? [];
+    } else if (s[0] === 'webhooks' && s.length === 3 && m === 'POST') {
+      body = json;
+    } else if (s[0] === 'webhooks' && s.length === 5 && s[3] === 'messages' && m === 'PATCH') {
+      body = json;
+      const mid = s[4] ?? '';
+      const target = it ? (mid === '@original' ? it.original : (it.followUps.get(mid) ?? this.messages.get(mid))) : this.messages.get(mid);
+      kept = target?.attachments ?? [];
+    } else if (s[0] === 'channels' && s[2] === 'messages' && ((s.length === 3 && m === 'POST') || (s.length === 4 && m === 'PATCH'))) {
+      body = json;
+      if (s.length === 4) kept = this.messages.get(s[3] ?? '')?.attachments ?? [];
+    }
+    if (body === undefined || body.attachments === undefined || body.attachments === null) return [];
+    const field = `${prefix}attachments`;
+    if (!Array.isArray(body.attachments)) return [{ field, problem: 'Must be an array of attachment objects.', code: 'LIST_TYPE_CONVERT' }];
+    const parts = new Set(rec.files.map((f) => f.field));
+    const problems: Array<{ field: string; problem: string; code: string }> = [];
+    body.attachments.forEach((entry: unknown, index) => {
+      const at = `${field}.${index}`;
+      if (!isRecord(entry)) return void problems.push({ field: at, problem: 'Must be an attachment object.', code: 'DICT_TYPE_CONVERT' });
+      const id = entry.id;
+      if (typeof id !== 'string') {
+        problems.push({ field: `${at}.id`, problem: `Value ${JSON.stringify(id)} is not a snowflake string.`, code: 'SNOWFLAKE_TYPE_STRING' });
+      } else if (!SNOWFLAKE.test(id)) {
+        problems.push({ field: `${at}.id`, problem: `Value "${id}" is not snowflake.`, code: 'NUMBER_TYPE_COERCE' });
+      } else if (!parts.has(`files[${id}]`) && !kept.some((a) => a.id === id)) {
+        problems.push({
+          field: `${at}.id`,
+          problem: `No file part files[${id}] in this request and no attachment ${id} on the message.`,
+          code: 'ATTACHMENT_NOT_FOUND',
+        });
+      }
+    });
+    return problems;
+  }
+
+  /**
+   * Every message body the fake refused for breaking Discord's schema (see `checkMessageBody`), in order. A test of
+   * what the bot sends ends by expecting this to be empty.
+   */
+  protocolViolations(): ProtocolViolation[] {
+    return [...this.violations];
   }
 
   private takeFault(method: string, path: string): Resp | undefined {
