@@ -105,6 +105,8 @@ export interface Bot {
 /** @discordjs/ws's manager, which discord.js hands to `ws.buildIdentifyThrottler` (its own class has the same name). */
 type GatewayManager = Parameters<NonNullable<WebSocketOptions['buildIdentifyThrottler']>>[0];
 
+/** A classifier that failed to load is tried again after this long, not on every image. */
+const CLASSIFIER_RETRY_MS = 60_000;
 /** After the grace period, how long the aborted jobs get to return before the connections close. */
 const ABANDON_WAIT_MS = 2_000;
 
@@ -170,13 +172,42 @@ export function createBot(deps: BotDeps): Bot {
   });
   const settings = new GuildSettingsRepository(storage, logger.child({ component: 'settings' }));
   const audit = new AuditLog(storage, clock, postToChannel, logger.child({ component: 'audit' }));
-  /** The local classifier, started by `start()` (its workers load their models) unless a checker was injected. */
-  let classifier: ImageChecker | undefined;
+  /**
+   * The local classifier (worker threads, each with its own model: most of the bot's memory). Loaded by `start()` when
+   * the bot's default checks images; with `DEFAULT_IMAGE_CHECK=off`, only once a server turns the check on, so a bot
+   * that checks nothing never pays for the model. A failed load is retried at most once a minute; meanwhile images
+   * count as flagged (fail closed).
+   */
+  let classifier: Promise<ImageChecker> | undefined;
+  let classifierFailedAt = Number.NEGATIVE_INFINITY;
+  const imageCheckLog = logger.child({ component: 'image-check' });
+  const loadClassifier = (): Promise<ImageChecker> =>
+    (classifier ??= createImageChecker({
+      threads: config.IMAGE_CHECK_THREADS,
+      threshold: config.IMAGE_CHECK_THRESHOLD,
+      // Each image is checked inside its Segmind slot: at most SEGMIND_CONCURRENCY wait here, so a burst is
+      // slowed (back-pressure on Segmind calls) instead of answered "queue full" and flagged unchecked.
+      maxQueued: Math.max(DEFAULT_MAX_QUEUED, config.SEGMIND_CONCURRENCY),
+      logger: imageCheckLog,
+      clock,
+    }).catch((error: unknown) => {
+      classifier = undefined;
+      classifierFailedAt = clock.now();
+      throw error;
+    }));
   const checker: ImageChecker = deps.imageChecker ?? {
-    // No job runs before start() has loaded the classifier; should one, its images count as flagged (fail closed).
-    check: (image) => classifier?.check(image) ?? Promise.resolve({ flagged: true, failure: 'error', durationMs: 0 }),
+    check: async (image) => {
+      if (classifier === undefined && clock.now() - classifierFailedAt < CLASSIFIER_RETRY_MS) return { flagged: true, failure: 'error', durationMs: 0 };
+      if (classifier === undefined) imageCheckLog.info('loading the image classifier: a server checks images');
+      try {
+        return await (await loadClassifier()).check(image);
+      } catch (error) {
+        imageCheckLog.error({ err: error }, 'the image classifier could not load: images count as flagged until it does');
+        return { flagged: true, failure: 'error', durationMs: 0 };
+      }
+    },
     close: async () => {
-      await classifier?.close();
+      await (await classifier?.catch(() => undefined))?.close();
     },
   };
   const gate = new GenerationGate({
@@ -463,16 +494,7 @@ export function createBot(deps: BotDeps): Bot {
     metrics,
     async start() {
       // A classifier that cannot load stops start-up here, before any request is taken.
-      if (!deps.imageChecker)
-        classifier = await createImageChecker({
-          threads: config.IMAGE_CHECK_THREADS,
-          threshold: config.IMAGE_CHECK_THRESHOLD,
-          // Each image is checked inside its Segmind slot: at most SEGMIND_CONCURRENCY wait here, so a burst is
-          // slowed (back-pressure on Segmind calls) instead of answered "queue full" and flagged unchecked.
-          maxQueued: Math.max(DEFAULT_MAX_QUEUED, config.SEGMIND_CONCURRENCY),
-          logger: logger.child({ component: 'image-check' }),
-          clock,
-        });
+      if (!deps.imageChecker && config.DEFAULT_IMAGE_CHECK !== 'off') await loadClassifier();
       // Before Discord: a rejected key pauses generation before the first member can ask for an image.
       await runBalanceCheck(true);
       balanceTimer = setInterval(() => void runBalanceCheck(false), balanceCheckMs);

@@ -85,7 +85,7 @@ describe('every image checked before it is posted, and the server’s policy for
       'the job’s log line',
       10_000,
     );
-    return line as typeof line & { segmind: Array<{ seed: number; check?: { flagged: boolean; scores?: Record<string, number>; failure?: string } }>; outcome: string };
+    return line as typeof line & { segmind: Array<{ seed: number; check?: 'off' | { flagged: boolean; scores?: Record<string, number>; failure?: string } }>; outcome: string };
   }
 
   /** `/imagine-admin [group] sub` by a member with Manage Server; answers the reply's text. */
@@ -151,7 +151,7 @@ describe('every image checked before it is posted, and the server’s policy for
     expect(notesOf(message)).toBe('⚠️ Image 2 of 4 (seed 1001) may show sensitive content, so it is hidden behind a spoiler: click to show.');
     expect(h.checker.checks.map((c) => c.seed).sort()).toEqual([1000, 1001, 1002, 1003]);
     const line = await finished(sent);
-    expect(line.segmind.map((s) => [s.seed, s.check?.flagged])).toEqual([
+    expect(line.segmind.map((s) => [s.seed, typeof s.check === 'object' ? s.check.flagged : s.check])).toEqual([
       [1000, false],
       [1001, true],
       [1002, false],
@@ -208,7 +208,8 @@ describe('every image checked before it is posted, and the server’s policy for
     const elsewhere = imagine({ prompt: 'a figure study', seed: 6 });
     expect((await elsewhere.waitForRequest(isEdit)).files.map((f) => f.name)).toEqual(['SPOILER_flux-6.webp']);
     await finished(elsewhere);
-    expect(h.checker.checks).toHaveLength(2);
+    // the age-restricted channel's image is posted as it is whatever its verdict, so it is not checked at all
+    expect(h.checker.checks.map((c) => c.seed)).toEqual([6]);
     await ledger(2);
   });
 
@@ -236,7 +237,7 @@ describe('every image checked before it is posted, and the server’s policy for
     await ledger(1);
   });
 
-  it('with image_check off posts a flagged image as it is, and neither reports nor counts it', async () => {
+  it('with image_check off posts the image unchecked (the classifier is not asked), and neither reports nor counts it', async () => {
     await setServer({ imageCheck: 'off', logChannelId: MOD_LOG, flagLimit: 1 });
     h.checker.set('flagged', 9);
     const before = logPosts().length;
@@ -245,7 +246,8 @@ describe('every image checked before it is posted, and the server’s policy for
     expect(edit.files.map((f) => f.name)).toEqual(['flux-9.webp']);
     expect(messageOf(edit.json).embeds![0]!.image?.url).toBe('attachment://flux-9.webp');
     const line = await finished(sent);
-    expect(line.segmind[0]!.check?.flagged, 'still checked, and the scores logged').toBe(true);
+    expect(line.segmind[0]!.check, 'logged as not checked').toBe('off');
+    expect(h.checker.checks).toHaveLength(0);
     expect(logPosts()).toHaveLength(before);
     expect((await h.storage.quota.stats(GUILD, dayOf(Date.now())))[`flagged:${member}`]).toBeUndefined();
     expect((await settings.get(GUILD)).blocked[member]).toBeUndefined();

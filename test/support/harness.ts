@@ -56,6 +56,8 @@ export interface HarnessOptions {
   restOptions?: { retries?: number; timeout?: number };
   /** Checks the bot's images instead of the harness's FakeImageChecker. */
   imageChecker?: ImageChecker;
+  /** The bot's own classifier (worker threads and model), as `npm start` runs it, instead of any injected checker. */
+  realClassifier?: boolean;
   /** The Redis identify window (gateway shards), shortened so tests need not wait Discord's 5 s. */
   identifyWindowMs?: number;
   /** Let the test arrange the fakes (e.g. pre-registered commands) before the bot starts. */
@@ -104,7 +106,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       restOptions: { retries: 0, timeout: 5_000, ...options.restOptions },
       progress: options.progress ?? { firstEditDelayMs: 3_600_000, minIntervalMs: 3_600_000 },
       ...(options.breaker ? { breaker: options.breaker } : {}),
-      imageChecker: options.imageChecker ?? checker,
+      ...(options.realClassifier ? {} : { imageChecker: options.imageChecker ?? checker }),
       ...(options.identifyWindowMs === undefined ? {} : { identifyWindowMs: options.identifyWindowMs }),
     });
 

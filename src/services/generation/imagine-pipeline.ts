@@ -211,6 +211,10 @@ export class ImaginePipeline {
       now: () => clock.now(),
     });
     let firstStart: number | undefined;
+    // Read once, when the first image arrives: where the server's rules would post a flagged image as it is (check
+    // off, or NSFW allowed in this age-restricted channel) the classifier is not asked at all; unreadable rules check.
+    let rules: Promise<ImageRules> | undefined;
+    const rulesOnce = () => (rules ??= this.readImageRules(job, log));
 
     const handle = scheduler.submit({
       id: job.id,
@@ -227,7 +231,7 @@ export class ImaginePipeline {
           return;
         }
         // Checked as soon as it arrives, while the job's other images are still generating.
-        const verdict = await this.check(image.bytes, log);
+        const verdict = treatmentOf(await rulesOnce(), job.channelNsfw ?? false) === 'as_is' ? NOT_CHECKED : await this.check(image.bytes, log);
         images.push({ ...image, index });
         verdicts.set(index, verdict);
       },
@@ -271,7 +275,7 @@ export class ImaginePipeline {
     // A job cut short (shutdown, storage outage) delivers what it has; the images never started are refunded.
     const notStarted = bodies.length - images.length - failures.length;
     const notice = notStarted > 0 && (end === 'stopped' || end === 'unavailable') ? notGeneratedNotice(notStarted, end) : undefined;
-    const screened = await this.screen(job, images.splice(0), verdicts, log);
+    const screened = await this.screen(job, images.splice(0), verdicts, rulesOnce);
     const result = this.prepareResult(job, screened.posted.splice(0), failures, generationMs, notice, screened.withheld);
     // Reported and counted while the result is delivered; the member hears of it once both are done.
     const flagsHandled = this.handleFlags(job, screened, log);
@@ -371,6 +375,14 @@ export class ImaginePipeline {
     return { kind: 'images', message: prepared, posted };
   }
 
+  /** The server's rules for flagged images; unreadable rules withhold (fail closed). */
+  private readImageRules(job: JournalEntry, log: Logger): Promise<ImageRules> {
+    return this.deps.policy.imageRules(job.guildId).catch((error: unknown) => {
+      log.warn({ err: error }, "could not read the server's image rules: checking every image and withholding the flagged ones");
+      return RULES_UNREADABLE;
+    });
+  }
+
   /** The image check; never throws: a checker that breaks its promise not to reject is failed closed here too. */
   private async check(bytes: Uint8Array, log: Logger): Promise<ImageVerdict> {
     const started = this.deps.clock.now();
@@ -387,13 +399,10 @@ export class ImaginePipeline {
    * Applies the server's rules to the flagged images: spoilered, withheld or posted as they are. The rules are read
    * only when something was flagged (most jobs need no extra storage read); unreadable rules withhold (fail closed).
    */
-  private async screen(job: JournalEntry, images: BatchImage[], verdicts: Map<number, ImageVerdict>, log: Logger): Promise<Screened> {
+  private async screen(job: JournalEntry, images: BatchImage[], verdicts: Map<number, ImageVerdict>, rulesOnce: () => Promise<ImageRules>): Promise<Screened> {
     const flaggedImages = images.filter((image) => verdicts.get(image.index)?.flagged !== false);
     if (flaggedImages.length === 0) return { posted: images, withheld: [], flagged: [], treatment: 'as_is', rules: RULES_UNREADABLE, evidence: new Map() };
-    const rules = await this.deps.policy.imageRules(job.guildId).catch((error: unknown) => {
-      log.warn({ err: error }, "could not read the server's image rules: withholding the flagged images");
-      return RULES_UNREADABLE;
-    });
+    const rules = await rulesOnce();
     const treatment = treatmentOf(rules, job.channelNsfw ?? false);
     const flagged: FlaggedImage[] = flaggedImages.map((image) => ({
       index: image.index,
@@ -659,8 +668,12 @@ interface Screened {
   evidence: Map<number, { name: string; data: Buffer }>;
 }
 
+/** An image the server's rules post as it is whatever its verdict: the classifier is spared (and not loaded for it). */
+const NOT_CHECKED: ImageVerdict = Object.freeze({ flagged: false, durationMs: 0 });
+
 function checkForLog(verdict: ImageVerdict | undefined) {
   if (verdict === undefined) return undefined;
+  if (verdict === NOT_CHECKED) return 'off';
   return { flagged: verdict.flagged, scores: scoresForLog(verdict), failure: verdict.failure, ms: Math.round(verdict.durationMs) };
 }
 
