@@ -214,8 +214,8 @@ describe('result message on its way to Discord', () => {
       embeds: [{ title: 'FLUX' }],
       components: [],
       attachments: [
-        { id: 0, filename: 'flux-1.png' },
-        { id: 1, filename: 'flux-"2".webp' },
+        { id: '0', filename: 'flux-1.png' },
+        { id: '1', filename: 'flux-"2".webp' },
       ],
       allowed_mentions: { parse: [] },
     });
@@ -238,7 +238,7 @@ describe('result message on its way to Discord', () => {
     expect(parsed.json).toMatchObject({
       content: '<@33333333333333333> here are your images.\ndone',
       allowed_mentions: { users: ['33333333333333333'] },
-      attachments: [{ id: 0, filename: 'flux-7.png' }],
+      attachments: [{ id: '0', filename: 'flux-7.png' }],
     });
 
     prepared.release();
