@@ -125,7 +125,7 @@ export class FairScheduler {
         if (at < this.cursor) this.cursor++;
       }
     }
-    this.publishPositions();
+    this.schedulePositions();
     void this.pump();
     return { done };
   }
@@ -136,7 +136,7 @@ export class FairScheduler {
     if (!entry || entry.dispatched > 0) return false;
     this.remove(entry);
     entry.resolve('cancelled');
-    this.publishPositions();
+    this.schedulePositions();
     return true;
   }
 
@@ -196,7 +196,8 @@ export class FairScheduler {
 
   private start(entry: Entry, index: number, permit: LimiterPermit): void {
     this.running++;
-    this.publishPositions();
+    this.report(entry);
+    this.schedulePositions();
     void entry.job
       .runTask(index)
       .catch((error: unknown) => this.log.error({ err: error, jobId: entry.job.id }, 'image task crashed'))
@@ -227,7 +228,7 @@ export class FairScheduler {
       entry.cutShort = end;
       this.endIfDone(entry);
     }
-    this.publishPositions();
+    this.schedulePositions();
   }
 
   /** Counts a failed attempt; jobs that have waited through `outageLimitMs` of failures are failed closed. */
@@ -342,13 +343,29 @@ export class FairScheduler {
     });
   }
 
+  private positionsDue = false;
+
+  /** Queue positions are published once per turn of the event loop, however many jobs arrived or started in it. */
+  private schedulePositions(): void {
+    if (this.positionsDue) return;
+    this.positionsDue = true;
+    setImmediate(() => {
+      this.positionsDue = false;
+      this.publishPositions();
+    });
+  }
+
   /**
    * Simulates the round-robin once to tell every waiting job how many images will be dispatched before its first:
-   * O(waiting images) per change, not per job.
+   * O(waiting images) per change, not per job. Jobs already running are told of their own images only (start and
+   * finish): telling each of them on every other job's change made a burst of n jobs cost n² progress updates.
    */
   private publishPositions(): void {
     const users = this.ring;
     if (users.length === 0) return;
+    let queued = false;
+    for (const entry of this.byId.values()) if (entry.dispatched === 0) queued = true;
+    if (!queued) return;
     const pending = users.map((user) => {
       const tasks: Entry[] = [];
       for (const e of this.queues.get(user)!) for (let i = 0; i < waitingTasks(e); i++) tasks.push(e);
@@ -371,10 +388,8 @@ export class FairScheduler {
         }
       }
     }
-    for (const entry of this.byId.values()) {
+    for (const entry of this.byId.values())
       if (entry.dispatched === 0) entry.job.onProgress?.({ phase: 'queued', imagesAhead: firstSlot.get(entry) ?? 0 });
-      else this.report(entry);
-    }
   }
 }
 

@@ -310,7 +310,7 @@ export class ImaginePipeline {
             images: result.posted,
           })
           .catch((error: unknown) => log.warn({ err: error }, 'could not save the result for its buttons')),
-        this.deps.journal.markDelivering(job.id).catch((error: unknown) => log.warn({ err: error }, 'could not mark the job as delivering')),
+        this.deps.journal.markDelivering(job).catch((error: unknown) => log.warn({ err: error }, 'could not mark the job as delivering')),
       ]);
       delivered = await this.deliver(job, address, result.message, log);
       kind = delivered === 0 ? 'delivery_failed' : delivered < job.params.samples ? 'partial' : 'delivered';

@@ -78,9 +78,10 @@ export class Journal {
     }
   }
 
-  async markDelivering(id: string): Promise<void> {
-    const entry = await this.get(id);
-    if (entry) await this.storage.kv.set(entryKey(id), { ...entry, state: 'delivering' });
+  /** Written from the entry the caller holds (no read and parse on the delivery path); only while it is still ours. */
+  async markDelivering(entry: JournalEntry): Promise<void> {
+    const ids = await this.#index();
+    if (ids.has(entry.id)) await this.storage.kv.set(entryKey(entry.id), { ...entry, state: 'delivering' });
   }
 
   async remove(id: string): Promise<void> {

@@ -95,31 +95,59 @@ export function compileRule(source: string): WordRule | undefined {
   return nonEmpty.length === 0 ? undefined : { source: trimmed, words: nonEmpty, prefix };
 }
 
+/**
+ * Rules compiled once: a server's lists are read on every /imagine and the default NSFW list alone has dozens of
+ * rules, whose folding and splitting cost more than the rest of the policy. Bounded, as moderators can add rules.
+ */
+const compiledRules = new Map<string, { rule: WordRule; expected: Runs[] } | null>();
+const MAX_COMPILED_RULES = 10_000;
+
+function compiled(source: string): { rule: WordRule; expected: Runs[] } | null {
+  let entry = compiledRules.get(source);
+  if (entry === undefined) {
+    if (compiledRules.size >= MAX_COMPILED_RULES) compiledRules.clear();
+    const rule = compileRule(source);
+    entry = rule ? { rule, expected: rule.words.map(runsOf) } : null;
+    compiledRules.set(source, entry);
+  }
+  return entry;
+}
+
+/** The last prompt's words: the banned list and the NSFW list are checked against the same prompt in a row. */
+let lastText: string | undefined;
+let lastWords: { words: Runs[]; joined: Runs } | undefined;
+
+function promptWords(text: string): { words: Runs[]; joined: Runs } {
+  if (lastText !== text || lastWords === undefined) {
+    const normalized = normalizeWords(text);
+    lastWords = { words: normalized.map(runsOf), joined: runsOf(normalized.join('')) };
+    lastText = text;
+  }
+  return lastWords;
+}
+
 /** The first rule the text breaks, or undefined. */
 export function findBrokenRule(text: string, rules: readonly string[]): string | undefined {
-  const normalized = normalizeWords(text);
-  const words = normalized.map(runsOf);
-  const joined = runsOf(normalized.join(''));
+  if (rules.length === 0) return undefined;
+  const { words, joined } = promptWords(text);
   for (const source of rules) {
-    const rule = compileRule(source);
-    if (rule && matches(words, joined, rule)) return rule.source;
+    const entry = compiled(source);
+    if (entry && matches(words, joined, entry.expected, entry.rule.prefix)) return entry.rule.source;
   }
   return undefined;
 }
 
-function matches(words: Runs[], joined: Runs, rule: WordRule): boolean {
-  const expected = rule.words.map(runsOf);
+function matches(words: Runs[], joined: Runs, expected: Runs[], prefix: boolean): boolean {
   const n = expected.length;
   for (let start = 0; start + n <= words.length; start++) {
     let ok = true;
     for (let i = 0; i < n; i++) {
-      if (!sameWord(words[start + i]!, expected[i]!, rule.prefix && i === n - 1)) {
+      if (!sameWord(words[start + i]!, expected[i]!, prefix && i === n - 1)) {
         ok = false;
         break;
       }
     }
     if (ok) return true;
   }
-  // A phrase written without spaces ("n s f w art" joins to one word) still matches a single-word rule exactly.
-  return n === 1 && !rule.prefix && sameWord(joined, expected[0]!, false);
+  return n === 1 && !prefix && sameWord(joined, expected[0]!, false);
 }

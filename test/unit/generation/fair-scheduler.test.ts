@@ -82,9 +82,11 @@ describe('fair scheduler', () => {
     await tick();
     const seen: JobProgress[] = [];
     job('b', 'bob', 1, seen);
+    await tick(); // positions are published once per turn of the event loop
     expect(seen.at(-1)).toEqual({ phase: 'queued', imagesAhead: 0 });
     const seenC: JobProgress[] = [];
     job('c', 'carol', 1, seenC);
+    await tick();
     expect(seenC.at(-1)).toEqual({ phase: 'queued', imagesAhead: 1 });
     await step();
     expect(seen.at(-1)).toMatchObject({ phase: 'running', total: 1 });
@@ -401,5 +403,37 @@ describe('fair scheduler under a fleet-wide limiter', () => {
     expect(order).toEqual(['a0', 'a1', 'c0', 'b0']);
     for (const open of gates) open();
     scheduler.stop();
+  });
+});
+
+describe('fair scheduler: the cost of a burst', () => {
+  it('tells each running job of its own images only, so n jobs at once cost O(n) progress updates, not n²', async () => {
+    const unlimited: SegmindLimiter = {
+      acquire: () => Promise.resolve({ id: 'p', release: () => Promise.resolve() }),
+      inFlight: () => Promise.resolve(0),
+      close: () => Promise.resolve(),
+    };
+    const scheduler = new FairScheduler(unlimited, createLogger({ level: 'silent', secrets: [] }));
+    const n = 200;
+    const finishers: Array<() => void> = [];
+    const updates = new Map<string, JobProgress[]>();
+    const jobs = Array.from({ length: n }, (_, i) => {
+      const progress: JobProgress[] = [];
+      updates.set(`j${i}`, progress);
+      return scheduler.submit({
+        id: `j${i}`,
+        userId: `u${i}`,
+        tasks: 1,
+        runTask: () => new Promise<void>((resolve) => finishers.push(resolve)),
+        onProgress: (p) => progress.push(p),
+      });
+    });
+    await vi.waitFor(() => expect(finishers).toHaveLength(n));
+    for (const finish of finishers) finish();
+    await Promise.all(jobs.map((job) => job.done));
+    const total = [...updates.values()].reduce((sum, list) => sum + list.length, 0);
+    expect(total).toBeLessThanOrEqual(3 * n);
+    // each job still hears that its image started
+    for (const list of updates.values()) expect(list).toContainEqual({ phase: 'running', started: 1, finished: 0, total: 1 });
   });
 });
