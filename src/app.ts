@@ -24,7 +24,7 @@ import { AuditLog } from './services/usage/audit-log.js';
 import { syncCommands } from './services/discord/command-sync.js';
 import { RedisIdentifyThrottler } from './services/discord/identify-throttler.js';
 import { describeShards, shardPlan, type ShardPlan } from './services/discord/shards.js';
-import { DiscordResponder } from './services/discord/discord-responder.js';
+import { DiscordResponder, type ChannelMessageBody } from './services/discord/discord-responder.js';
 import { DEFAULT_PAUSE_PROBE_MS, GenerationGate } from './services/generation/generation-gate.js';
 import { inviteUrl } from './services/discord/invite.js';
 import { OperatorAlerts } from './services/discord/operator-alerts.js';
@@ -147,7 +147,8 @@ export function createBot(deps: BotDeps): Bot {
   }
   const channelRest = new REST({ api: config.DISCORD_API_URL, ...deps.restOptions }).setToken(config.DISCORD_TOKEN);
   const postToChannel = async (channelId: string, text: string) => {
-    await channelRest.post(Routes.channelMessages(channelId), { body: { content: text, allowed_mentions: { parse: [] } } });
+    const body: ChannelMessageBody = { content: text, allowed_mentions: { parse: [] } };
+    await channelRest.post(Routes.channelMessages(channelId), { body });
   };
 
   const webhook = config.OPERATOR_WEBHOOK_URL ? parseWebhookUrl(config.OPERATOR_WEBHOOK_URL, config.DISCORD_API_URL) : undefined;

@@ -35,6 +35,8 @@ describe('Segmind conformance, end to end', () => {
       'the failed job to end',
     );
     expect(firstEnd).toMatchObject({ outcome: 'failed' });
+    // the job's own line names Segmind's request id too, for a support ticket
+    expect((firstEnd as typeof firstEnd & { segmind: Array<{ requestId?: string }> }).segmind[0]!.requestId).toEqual(expect.stringMatching(/^[0-9a-f-]{36}$/));
     const errors = h.logs.filter((l) => l.level >= ERROR).slice(errorsBefore);
     expect(errors, 'one error line, saying it is a bug in the request').toHaveLength(1);
     expect(errors[0]).toMatchObject({ kind: 'malformed_request', status: 406 });

@@ -269,7 +269,7 @@ export class ImaginePipeline {
     // What the log needs of the images; the images themselves are handed on (splice empties this job's array).
     const segmind = [
       ...images.map((i) => ({ seed: i.seed, status: i.status, attempts: i.attempts, ms: i.durationMs, check: checkForLog(verdicts.get(i.index)) })),
-      ...failures.map((f) => ({ seed: f.seed, status: f.error.status, kind: f.error.kind })),
+      ...failures.map((f) => ({ seed: f.seed, status: f.error.status, kind: f.error.kind, requestId: f.error.detail.requestId })),
     ];
     const remainingCredits = images.map((i) => i.remainingCredits).filter((c) => c !== undefined).at(-1);
     // A job cut short (shutdown, storage outage) delivers what it has; the images never started are refunded.
