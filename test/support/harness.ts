@@ -53,7 +53,7 @@ export interface HarnessOptions {
   /** Key prefix in the store (Redis tests use a unique one per run). */
   storageNamespace?: string;
   /** discord.js REST options; by default no retries and short timeouts, so failures show at once. */
-  restOptions?: { retries?: number; timeout?: number };
+  restOptions?: { retries?: number; timeout?: number; handlerSweepInterval?: number };
   /** Checks the bot's images instead of the harness's FakeImageChecker. */
   imageChecker?: ImageChecker;
   /** The bot's own classifier (worker threads and model), as `npm start` runs it, instead of any injected checker. */
