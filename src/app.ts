@@ -200,18 +200,16 @@ export function createBot(deps: BotDeps): Bot {
     }).catch((error: unknown) => {
       classifier = undefined;
       classifierFailedAt = clock.now();
+      imageCheckLog.error({ err: error }, 'the image classifier could not load: images count as flagged until it does');
       throw error;
     }));
   const checker: ImageChecker = deps.imageChecker ?? {
     check: async (image) => {
       if (classifier === undefined && clock.now() - classifierFailedAt < CLASSIFIER_RETRY_MS) return { flagged: true, failure: 'error', durationMs: 0 };
       if (classifier === undefined) imageCheckLog.info('loading the image classifier: a server checks images');
-      try {
-        return await (await loadClassifier()).check(image);
-      } catch (error) {
-        imageCheckLog.error({ err: error }, 'the image classifier could not load: images count as flagged until it does');
-        return { flagged: true, failure: 'error', durationMs: 0 };
-      }
+      // Every image waiting on a load that fails is flagged; the failure is logged once, by loadClassifier.
+      const loaded = await loadClassifier().catch(() => undefined);
+      return loaded ? loaded.check(image) : { flagged: true, failure: 'error', durationMs: 0 };
     },
     close: async () => {
       await (await classifier?.catch(() => undefined))?.close();

@@ -396,8 +396,8 @@ export class ImaginePipeline {
   }
 
   /**
-   * Applies the server's rules to the flagged images: spoilered, withheld or posted as they are. The rules are read
-   * only when something was flagged (most jobs need no extra storage read); unreadable rules withhold (fail closed).
+   * Applies the server's rules to the flagged images: spoilered, withheld or posted as they are. The rules are the
+   * ones the job read when its first image arrived (to know whether to check at all); unreadable rules withhold.
    */
   private async screen(job: JournalEntry, images: BatchImage[], verdicts: Map<number, ImageVerdict>, rulesOnce: () => Promise<ImageRules>): Promise<Screened> {
     const flaggedImages = images.filter((image) => verdicts.get(image.index)?.flagged !== false);
