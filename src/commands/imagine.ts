@@ -136,7 +136,7 @@ export function createImagineCommand(deps: ImagineDeps): SlashCommand {
       // Validation needs no storage and answers privately at once; storage is asked only after the defer
       // (Discord's 3 s rule), see submitImagine.
       const params = toFluxParams(parseOptions(optionsSchema, interaction), deps.random);
-      await submitImagine(interaction, params, deps, log);
+      await submitImagine(interaction, { params }, deps, log);
     },
   };
 }

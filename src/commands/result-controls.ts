@@ -77,7 +77,7 @@ export function createResultControls(deps: ResultControlsDeps): ButtonHandler {
       if (parsed.action === 'pick' && interaction.isStringSelectMenu() && (interaction.values[0] ?? '').startsWith('repro-'))
         throw new UserFacingError(REPRODUCE_GONE);
       const generate = generation(interaction, parsed.action, parsed.extra, deps);
-      if (generate) return submitImagine(interaction, async () => generate(await load()), deps, log);
+      if (generate) return submitImagine(interaction, async () => ({ params: generate(await load()) }), deps, log);
       // A form must be the first answer, so its read is bounded to stay inside Discord's 3 s.
       if (opensForm(interaction, parsed.action)) return handle(interaction, parsed.action, await beforeFormDeadline(load()), deps);
       if (!answersPrivately(interaction, parsed.action)) throw new UserFacingError(NOT_ANY_MORE);

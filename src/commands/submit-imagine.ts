@@ -1,14 +1,27 @@
-import type { RepliableInteraction } from 'discord.js';
+import { MessageFlags, type RepliableInteraction } from 'discord.js';
 import { memberContextOf } from './member-context.js';
 import type { Logger } from '../logger.js';
 import type { FluxDevParams } from '../services/segmind/flux-params.js';
-import { INTERACTION_TOKEN_LIFETIME_MS, type ImagineRequest } from '../services/generation/imagine-request.js';
+import {
+  INTERACTION_TOKEN_LIFETIME_MS,
+  type AdjustableParam,
+  type AppliedStyle,
+  type ImagineRequest,
+} from '../services/generation/imagine-request.js';
 import type { ImaginePipeline } from '../services/generation/imagine-pipeline.js';
 import type { JournalEntry } from '../services/generation/journal.js';
 import type { UsagePolicy } from '../services/usage/usage-policy.js';
 
 /** A reservation outlives the interaction token: a late result can still be posted in the channel and charged. */
 const RESERVATION_LIFETIME_MS = 60 * 60_000;
+
+/** What a request asks Segmind for, as its entry point resolved it (options, preference, style). */
+export interface ImagineInput {
+  params: FluxDevParams;
+  style?: AppliedStyle | undefined;
+  /** Parameters the member did not type: the server's limits cut them (with a note) instead of refusing. */
+  adjustable?: readonly AdjustableParam[] | undefined;
+}
 
 export interface SubmitDeps {
   pipeline: ImaginePipeline;
@@ -21,33 +34,40 @@ export interface SubmitDeps {
  * 1. the checks that need no storage (bot-wide gate, the member's open requests), before any await: a refusal is an
  *    immediate private reply;
  * 2. the deferral (a new public "thinking…" message);
- * 3. the parameters, when they must be read from storage first (`params` as a function: a result's buttons);
+ * 3. the parameters, when they must be read from storage first (`input` as a function: a result's buttons, styles);
  * 4. the member who interacted is checked against the server's rules and charged (storage): a refusal here, or in 3,
  *    replaces the "thinking…" message with a private one (the router's `replyWithError`);
  * 5. the job runs through the queue and journal.
  */
 export async function submitImagine(
   interaction: RepliableInteraction<'cached' | 'raw'>,
-  params: FluxDevParams | (() => Promise<FluxDevParams>),
+  input: ImagineInput | (() => Promise<ImagineInput>),
   { pipeline, policy }: SubmitDeps,
   log: Logger,
+  { private: isPrivate = false }: { private?: boolean } = {},
 ): Promise<void> {
   const member = memberContextOf(interaction);
   const release = policy.openRequest(member);
   try {
-    // Nothing is reserved yet: a failed deferral has nothing to refund, only the slot to give back.
-    await interaction.deferReply();
+    // Nothing is reserved yet: a failed deferral has nothing to refund, only the slot to give back. A private request
+    // is private from its first message: the deferral is ephemeral (the policy refuses it where the server does not
+    // allow private results, into that same private message).
+    await interaction.deferReply(isPrivate ? { flags: MessageFlags.Ephemeral } : {});
+    const resolved = typeof input === 'function' ? await input() : input;
     const request: ImagineRequest = {
       id: interaction.id,
       userId: interaction.user.id,
       guildId: interaction.guildId,
       channelId: interaction.channelId ?? '',
-      params: typeof params === 'function' ? await params() : params,
+      params: resolved.params,
       createdAt: interaction.createdTimestamp,
       tokenExpiresAt: interaction.createdTimestamp + INTERACTION_TOKEN_LIFETIME_MS,
       attachmentSizeLimit: interaction.attachmentSizeLimit,
+      style: resolved.style,
+      private: isPrivate,
+      adjustable: resolved.adjustable,
     };
-    const { reservation } = await policy.reserve(request, member, request.createdAt + RESERVATION_LIFETIME_MS);
+    const { reservation, params, notes, settings } = await policy.reserve(request, member, request.createdAt + RESERVATION_LIFETIME_MS);
     const job: JournalEntry = {
       v: 1,
       id: request.id,
@@ -59,10 +79,14 @@ export async function submitImagine(
       createdAt: request.createdAt,
       tokenExpiresAt: request.tokenExpiresAt,
       attachmentSizeLimit: request.attachmentSizeLimit,
-      params: request.params,
+      params,
       reservation,
       state: 'queued',
       channelNsfw: member.channelNsfw,
+      ...(resolved.style ? { style: resolved.style } : {}),
+      ...(isPrivate ? { private: true } : {}),
+      ...(notes.length > 0 ? { notes } : {}),
+      ...(!isPrivate && settings.galleryChannelId !== null ? { gallery: true } : {}),
     };
     await pipeline.run(job, log);
   } finally {

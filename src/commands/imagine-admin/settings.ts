@@ -9,6 +9,7 @@ import { MAX_COOLDOWN_SECONDS, MAX_CREDITS, choicesOf, count, group, integer, no
 
 const MAX_SERVER_CAP = 10_000_000;
 const MAX_FLAG_LIMIT = 1_000;
+const MAX_GALLERY_STARS = 1_000;
 
 /** Channels a log line can be posted to. */
 const LOG_CHANNEL_TYPES = [ChannelType.GuildText, ChannelType.GuildAnnouncement] as const;
@@ -27,6 +28,9 @@ const SETTING_NAMES = [
   'image_check',
   'log_flagged_images',
   'flag_limit',
+  'allow_private',
+  'gallery_channel',
+  'gallery_stars',
 ] as const;
 type SettingName = (typeof SETTING_NAMES)[number];
 
@@ -74,6 +78,14 @@ export const settingsGroup = group('settings', 'Server settings for /imagine', [
       description: 'Attach a flagged image (as a spoiler) to its report in the log channel',
     },
     count('flag_limit', 'Flagged images per member per UTC day before an automatic block (0 = never)', 0, MAX_FLAG_LIMIT),
+    { type: ApplicationCommandOptionType.Boolean, name: 'allow_private', description: 'Members may ask for private results (/imagine private:true) here' },
+    {
+      type: ApplicationCommandOptionType.Channel,
+      name: 'gallery_channel',
+      description: 'Channel where ⭐ Share (and the starboard) posts results',
+      channel_types: [...LOG_CHANNEL_TYPES],
+    },
+    count('gallery_stars', '⭐ reactions from other members that share a result to the gallery (0 = off)', 0, MAX_GALLERY_STARS),
   ]),
   subcommand('reset', 'Put one setting back to the bot default', [
     { type: ApplicationCommandOptionType.String, name: 'setting', description: 'Which setting', choices: choicesOf(SETTING_NAMES), required: true },
@@ -94,6 +106,9 @@ const settingsSetSchema = z.object({
   image_check: z.enum(IMAGE_CHECK_ACTIONS, { error: `must be one of ${IMAGE_CHECK_ACTIONS.join(', ')}` }).optional(),
   log_flagged_images: z.boolean({ error: 'must be true or false' }).optional(),
   flag_limit: integer(0, MAX_FLAG_LIMIT).optional(),
+  allow_private: z.boolean({ error: 'must be true or false' }).optional(),
+  gallery_channel: snowflake.optional(),
+  gallery_stars: integer(0, MAX_GALLERY_STARS).optional(),
 });
 type SettingsChange = z.output<typeof settingsSetSchema>;
 
@@ -131,6 +146,7 @@ export function settingsHandlers(deps: AdminDeps, { change, effective, requireUn
         throw new UserFacingError('@everyone cannot be the moderator role: pick a role only moderators have.', 'invalid_options');
       requireChannelType(context.options, 'log_channel', LOG_CHANNEL_TYPES);
       requireChannelType(context.options, 'generation_log_channel', LOG_CHANNEL_TYPES);
+      requireChannelType(context.options, 'gallery_channel', LOG_CHANNEL_TYPES);
       requireUnderCeiling('daily_credits', options.daily_credits, 'dailyCredits');
       requireUnderCeiling('server_daily_cap', options.server_daily_cap, 'guildDailyCap');
       if (options.log_channel !== undefined)
@@ -143,13 +159,21 @@ export function settingsHandlers(deps: AdminDeps, { change, effective, requireUn
           options.generation_log_channel,
           `🛠️ ${user(context.actorId)} made this the generation log of \`/imagine\`: one line per image result is posted here (who, prompt, link).`,
         );
+      if (options.gallery_channel !== undefined)
+        await postTestLine(
+          options.gallery_channel,
+          `🛠️ ${user(context.actorId)} made this the gallery of \`/imagine\`: results members share with ⭐ are posted here.`,
+        );
       const details = await change(context, 'changed settings', (settings) => applySettings(settings, options));
       const ceiling = policy.ceilings.guildDailyCap;
       // "No cap" cannot lift the operator's ceiling: say what applies instead.
       const notes = [
         options.server_daily_cap === 0 && ceiling > 0 ? ` The operator's ceiling of **${ceiling}** images per UTC day still applies.` : '',
         options.moderator_role !== undefined ? ` ${MODERATOR_ROLE_NOTE}` : '',
-        options.log_channel !== undefined || options.generation_log_channel !== undefined ? ' A test line was posted there.' : '',
+        options.log_channel !== undefined || options.generation_log_channel !== undefined || options.gallery_channel !== undefined ? ' A test line was posted there.' : '',
+        options.gallery_stars !== undefined && options.gallery_stars > 0 && (options.gallery_channel ?? context.settings.galleryChannelId) === null
+          ? ' The starboard starts once `gallery_channel` is set.'
+          : '',
       ];
       return `✅ Changed ${details}.${notes.join('')}`;
     }),
@@ -223,6 +247,9 @@ export function describeSettings(settings: GuildSettings, effective: Limits, def
       settings.logFlaggedImages ? ' _(server setting)_' : ' _(bot default)_'
     }`,
     `Flag limit: ${settings.flagLimit > 0 ? `blocked automatically at **${settings.flagLimit}** flagged ${settings.flagLimit === 1 ? 'image' : 'images'} per member per UTC day _(server setting)_` : 'none _(bot default)_'}`,
+    `Private results: ${settings.allowPrivate ? 'allowed (`/imagine private:true`) _(server setting)_' : 'not allowed _(bot default)_'}`,
+    `Gallery: ${settings.galleryChannelId ? `${channel(settings.galleryChannelId)} (⭐ Share)` : 'none'}`,
+    `Starboard: ${settings.galleryStars > 0 ? `a result with **${settings.galleryStars}** ⭐ from other members is shared${settings.galleryChannelId ? '' : ' (once `gallery_channel` is set)'} _(server setting)_` : 'off _(bot default)_'}`,
     `Generation: ${
       settings.paused
         ? `⏸️ **paused** by ${user(settings.paused.by)} ${relative(settings.paused.at)}${settings.paused.reason ? ` — ${escapeMarkdown(settings.paused.reason)}` : ''}`
@@ -297,6 +324,18 @@ function applySettings(settings: GuildSettings, change: SettingsChange): string 
     settings.flagLimit = change.flag_limit;
     note('flag_limit', change.flag_limit === 0 ? 'none' : `${change.flag_limit} per member per UTC day`);
   }
+  if (change.allow_private !== undefined) {
+    settings.allowPrivate = change.allow_private;
+    note('allow_private', change.allow_private ? 'yes' : 'no');
+  }
+  if (change.gallery_channel !== undefined) {
+    settings.galleryChannelId = change.gallery_channel;
+    note('gallery_channel', channel(change.gallery_channel));
+  }
+  if (change.gallery_stars !== undefined) {
+    settings.galleryStars = change.gallery_stars;
+    note('gallery_stars', change.gallery_stars === 0 ? 'off' : `${change.gallery_stars} ⭐`);
+  }
   return changed.join(', ');
 }
 
@@ -341,6 +380,15 @@ function resetSetting(settings: GuildSettings, setting: SettingName): void {
       return;
     case 'flag_limit':
       settings.flagLimit = defaults.flagLimit;
+      return;
+    case 'allow_private':
+      settings.allowPrivate = defaults.allowPrivate;
+      return;
+    case 'gallery_channel':
+      settings.galleryChannelId = null;
+      return;
+    case 'gallery_stars':
+      settings.galleryStars = defaults.galleryStars;
       return;
   }
 }

@@ -30,6 +30,7 @@ const REFUSAL_LABELS: Record<RefusalReason, string> = {
   restarting: 'bot restarting',
   segmind_down: 'Segmind outage',
   operator_pause: 'paused by operator',
+  private: 'private results not allowed',
 };
 const refusalLabel = (reason: string) => REFUSAL_LABELS[reason as RefusalReason] ?? reason;
 

@@ -308,6 +308,8 @@ export class ImaginePipeline {
             ownerId: job.userId,
             params: job.params,
             images: result.posted,
+            ...(job.style ? { style: job.style } : {}),
+            ...(job.private ? { private: true } : {}),
           })
           .catch((error: unknown) => log.warn({ err: error }, 'could not save the result for its buttons')),
         this.deps.journal.markDelivering(job).catch((error: unknown) => log.warn({ err: error }, 'could not mark the job as delivering')),
@@ -358,19 +360,28 @@ export class ImaginePipeline {
     withheld: WithheldImage[],
   ):
     | { kind: 'nothing'; notes: string; oversized: number }
-    | { kind: 'images'; message: PreparedMessage; posted: Array<{ index: number; seed: number }> } {
+    | { kind: 'images'; message: PreparedMessage; posted: Array<{ index: number; seed: number; spoiler?: boolean }> } {
+    const extraNotes = [...(job.notes ?? []), ...(notice === undefined ? [] : [notice])];
     const message = buildResultMessage(
       job.params,
       { images, failures, durationMs: generationMs, withheld },
       job.attachmentSizeLimit,
-      { ownerId: job.userId, ...(notice === undefined ? {} : { extraNotes: [notice] }) },
+      {
+        ownerId: job.userId,
+        ...(extraNotes.length > 0 ? { extraNotes } : {}),
+        ...(job.style ? { style: { name: job.style.name, memberPrompt: job.style.memberPrompt } } : {}),
+      },
     );
     if (message.files.length === 0) return { kind: 'nothing', notes: message.notes, oversized: message.oversized.length };
     const { content } = message;
     const posted = images
       .filter((image) => message.files.some((file) => file.data === image.bytes))
-      .map((image) => ({ index: image.index, seed: image.seed }));
-    const components = resultComponents(job.id, posted);
+      .map((image) => ({ index: image.index, seed: image.seed, ...(image.spoiler ? { spoiler: true } : {}) }));
+    // Share only where something shareable was posted: flagged (spoilered) images never reach a gallery.
+    const components = resultComponents(job.id, posted, {
+      private: job.private === true,
+      share: job.gallery === true && posted.some((image) => !image.spoiler),
+    });
     const prepared = this.deps.responder.prepare({ content, embeds: message.embeds, files: message.files, components });
     return { kind: 'images', message: prepared, posted };
   }

@@ -1,4 +1,10 @@
 import type { FluxDevParams } from '../segmind/flux-params.js';
+import type { AppliedStyle } from '../results/result-store.js';
+
+export type { AppliedStyle } from '../results/result-store.js';
+
+/** Parameters a member may leave to a preference or a style: cut to the server's limits (with a note) instead of refused. */
+export type AdjustableParam = 'samples' | 'steps';
 
 /**
  * The one request type every way into generation produces (`/imagine` today; buttons and remixes later), and
@@ -17,6 +23,12 @@ export interface ImagineRequest {
   tokenExpiresAt: number;
   /** Largest file this interaction may upload, from Discord's `attachment_size_limit`. */
   attachmentSizeLimit: number;
+  /** The server style whose expansion `params.prompt` is. */
+  style?: AppliedStyle | undefined;
+  /** Only the member sees the waiting message and the result (the server must allow it). */
+  private?: boolean | undefined;
+  /** Parameters the member did not type, which the server's limits cut rather than refuse. */
+  adjustable?: readonly AdjustableParam[] | undefined;
 }
 
 /** Discord interaction tokens live 15 minutes. */

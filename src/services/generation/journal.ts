@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { fluxDevParamsSchema } from '../segmind/flux-params.js';
+import { appliedStyleSchema } from '../results/result-store.js';
 import type { Storage } from '../storage/storage.js';
 
 const reservationSchema = z.object({
@@ -40,6 +41,14 @@ const entrySchema = z.object({
    * Absent: the instance whose index it was first written to.
    */
   owner: z.string().optional(),
+  /** The server style `params.prompt` was expanded from (shown in the result, kept by its buttons). */
+  style: appliedStyleSchema.optional(),
+  /** An ephemeral request: its result only the member sees (by direct message once the token is dead). */
+  private: z.boolean().optional(),
+  /** Lines the result carries from the admission (a preference cut to the server's limits). */
+  notes: z.array(z.string()).optional(),
+  /** The server had a gallery when the request was made: the result offers ⭐ Share. */
+  gallery: z.boolean().optional(),
 });
 
 export type JournalEntry = z.infer<typeof entrySchema>;

@@ -15,6 +15,20 @@ export function resultCustomId(action: ResultAction, id: string, extra?: string)
   return `${RESULT_PREFIX}${action}:${id}${extra === undefined ? '' : `:${extra}`}`;
 }
 
+/** The ⭐ Share button (a gallery): `share:<result id>`, handled apart from the `res:` controls. */
+export const SHARE_PREFIX = 'share:';
+
+export function shareCustomId(id: string): string {
+  return `${SHARE_PREFIX}${id}`;
+}
+
+export function parseShareCustomId(customId: string): string | undefined {
+  return /^share:(\d{1,25})$/.exec(customId)?.[1];
+}
+
+/** The extra a private result's controls carry, so their new request is deferred privately before storage is read. */
+export const PRIVATE_EXTRA = 'p';
+
 /** Reads a custom_id back; anything forged or malformed gives undefined. */
 export function parseResultCustomId(customId: string): { action: ResultAction; id: string; extra?: string } | undefined {
   const match = /^res:([a-z]+):(\d{1,25})(?::([\w-]{1,20}))?$/.exec(customId);
@@ -24,41 +38,59 @@ export function parseResultCustomId(customId: string): { action: ResultAction; i
   return { action, id: match[2]!, ...(match[3] !== undefined ? { extra: match[3] } : {}) };
 }
 
+/** How a result is shown: privately (no Delete, Report or Share: nobody else sees it), and whether a gallery takes it. */
+export interface ResultControlsShown {
+  private?: boolean;
+  /** The server has a gallery channel: offer ⭐ Share (public results only). */
+  share?: boolean;
+}
+
 /**
- * 🔁 ✏️ 🔍 🗑️ 🚩 under every result (one row: five is Discord's most per row), and with several images a menu to remix
- * one of them. (No "reproduce image N alone": it charged a credit for an image already posted; a remix keeps the
- * seed and lets the member change something.)
+ * 🔁 ✏️ 🔍 🗑️ 🚩 under every public result (one row: five is Discord's most per row), ⭐ Share on a row of its own where
+ * the server has a gallery, and with several images a menu to remix one of them. A private result has 🔁 ✏️ 🔍 only,
+ * their custom_ids marked private. (No "reproduce image N alone": it charged a credit for an image already posted; a
+ * remix keeps the seed and lets the member change something.)
  */
 export function resultComponents(
   id: string,
   images: ReadonlyArray<{ index: number; seed: number }>,
+  shown: ResultControlsShown = {},
 ): Array<APIActionRowComponent<APIComponentInMessageActionRow>> {
-  const button = (action: ResultAction, emoji: string, label: string, style = ButtonStyle.Secondary) => ({
+  const extra = shown.private ? PRIVATE_EXTRA : undefined;
+  const button = (action: ResultAction, emoji: string, label: string, marked = false) => ({
     type: ComponentType.Button as const,
-    style: style as ButtonStyle.Secondary,
-    custom_id: resultCustomId(action, id),
+    style: ButtonStyle.Secondary as const,
+    custom_id: resultCustomId(action, id, marked ? extra : undefined),
     label,
     emoji: { name: emoji },
   });
   const rows: Array<APIActionRowComponent<APIComponentInMessageActionRow>> = [
     {
       type: ComponentType.ActionRow,
-      components: [
-        button('reroll', '🔁', 'Re-roll'),
-        button('remix', '✏️', 'Remix'),
-        button('details', '🔍', 'Details'),
-        button('delete', '🗑️', 'Delete'),
-        button('report', '🚩', 'Report'),
-      ],
+      components: shown.private
+        ? [button('reroll', '🔁', 'Re-roll', true), button('remix', '✏️', 'Remix', true), button('details', '🔍', 'Details')]
+        : [
+            button('reroll', '🔁', 'Re-roll'),
+            button('remix', '✏️', 'Remix'),
+            button('details', '🔍', 'Details'),
+            button('delete', '🗑️', 'Delete'),
+            button('report', '🚩', 'Report'),
+          ],
     },
   ];
+  if (shown.share && !shown.private) {
+    rows.push({
+      type: ComponentType.ActionRow,
+      components: [{ type: ComponentType.Button, style: ButtonStyle.Secondary, custom_id: shareCustomId(id), label: 'Share', emoji: { name: '⭐' } }],
+    });
+  }
   if (images.length > 1) {
     rows.push({
       type: ComponentType.ActionRow,
       components: [
         {
           type: ComponentType.StringSelect,
-          custom_id: resultCustomId('pick', id),
+          custom_id: resultCustomId('pick', id, extra),
           placeholder: 'Remix one image…',
           options: images.map((image, position) => ({ label: `✏️ Remix image ${position + 1} (seed ${image.seed})`, value: `remix-${image.index}` })),
         },

@@ -42,6 +42,11 @@ export interface ResultContext {
   /** The member who asked: named in the content by a mention, which the message's allowed_mentions keep from pinging. */
   ownerId: string;
   extraNotes?: readonly string[];
+  /**
+   * A server style applied: its name (named under the first image) and the member's own prompt, shown instead of the
+   * expansion (which Details shows).
+   */
+  style?: { name: string; memberPrompt: string } | undefined;
 }
 
 export interface ResultMessage {
@@ -103,7 +108,7 @@ export function buildResultMessage(
   }
   const files = fits.map((image) => ({ name: image.spoiler ? spoilerFileNameFor(image) : fileNameFor(image), data: image.bytes }));
 
-  const main: APIEmbed = { url: GALLERY_URL, color: EMBED_COLOR, footer: { text: MODEL_NAME } };
+  const main: APIEmbed = { url: GALLERY_URL, color: EMBED_COLOR, footer: { text: context.style ? `${MODEL_NAME} · style: ${context.style.name}` : MODEL_NAME } };
   const shown = files.filter((file) => !file.name.startsWith('SPOILER_'));
   const embeds: APIEmbed[] = shown.map((file, i) =>
     i === 0 ? { ...main, image: { url: `attachment://${file.name}` } } : { url: GALLERY_URL, image: { url: `attachment://${file.name}` } },
@@ -117,7 +122,7 @@ export function buildResultMessage(
   ]
     .filter((line) => line !== '')
     .join('\n');
-  const content = resultContent(params, context.ownerId, settingsLine(params, result.durationMs), notes);
+  const content = resultContent(context.style?.memberPrompt ?? params.prompt, context.ownerId, settingsLine(params, result.durationMs), notes);
   return { content, notes, embeds, files, oversized };
 }
 
@@ -134,13 +139,13 @@ export function settingsLine(params: FluxDevParams, durationMs: number): string 
  * `**prompt** — @author`, the settings line, the notes, within Discord's 2000 characters less the room a late post
  * needs: the prompt gives way (shortened with "…"), then, only if the notes alone are too long, the notes.
  */
-function resultContent(params: FluxDevParams, ownerId: string, settings: string, notes: string): string {
+function resultContent(shownPrompt: string, ownerId: string, settings: string, notes: string): string {
   const max = MAX_CONTENT_LENGTH - LATE_POST_ROOM;
   const author = ` — <@${ownerId}>`;
   const fixed = 4 + author.length + 1 + settings.length;
   const keptNotes = notes === '' ? '' : shorten(notes, max - fixed - 40 - 1);
   const budget = max - fixed - (keptNotes === '' ? 0 : keptNotes.length + 1);
-  const prompt = escapedPrefix(params.prompt.replace(/\s+/g, ' ').trim(), budget);
+  const prompt = escapedPrefix(shownPrompt.replace(/\s+/g, ' ').trim(), budget);
   return [`**${prompt}**${author}`, settings, keptNotes].filter((line) => line !== '').join('\n');
 }
 

@@ -5,6 +5,17 @@ import type { Storage } from '../storage/storage.js';
 
 const DAY_MS = 86_400_000;
 
+/**
+ * A server style applied to a request: the member's own prompt and the template it went into. `params.prompt` is the
+ * expansion, what Segmind got; the template is kept so Re-roll and Remix expand the same way after the style changed.
+ */
+export const appliedStyleSchema = z.object({
+  name: z.string().min(1).max(32),
+  template: z.string(),
+  memberPrompt: z.string(),
+});
+export type AppliedStyle = z.infer<typeof appliedStyleSchema>;
+
 const recordSchema = z.object({
   v: z.literal(1),
   id: z.string(),
@@ -13,8 +24,12 @@ const recordSchema = z.object({
   ownerId: z.string(),
   params: fluxDevParamsSchema,
   /** The images actually posted, in message order. */
-  images: z.array(z.object({ index: z.number().int(), seed: z.number().int() })),
+  /** `spoiler`: flagged by the image check and posted blurred (never shared to a gallery). */
+  images: z.array(z.object({ index: z.number().int(), seed: z.number().int(), spoiler: z.boolean().optional() })),
   createdAt: z.number(),
+  style: appliedStyleSchema.optional(),
+  /** Posted as an ephemeral message only its member sees (or by direct message). */
+  private: z.boolean().optional(),
 });
 
 export type ResultRecord = z.infer<typeof recordSchema>;

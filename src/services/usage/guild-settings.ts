@@ -65,6 +65,12 @@ const settingsSchema = z.object({
   logFlaggedImages: z.boolean().catch(false),
   /** Flagged images per member per UTC day before the member is blocked automatically; 0 = never. */
   flagLimit: count.catch(0),
+  /** `/imagine private:true` (and the preference) is allowed here: moderators decide, off by default. */
+  allowPrivate: z.boolean().catch(false),
+  /** Where ⭐ Share (and the starboard) posts results; null: no gallery. */
+  galleryChannelId: id.nullable().catch(null),
+  /** ⭐ reactions from distinct members (the author's own not counted) that share a result automatically; 0 = off. */
+  galleryStars: count.catch(0),
 });
 
 export type GuildSettings = z.infer<typeof settingsSchema>;

@@ -25,6 +25,7 @@ import {
   type SettleResult,
 } from '../storage/quota/quota-store.js';
 import { findBrokenRule } from './word-filter.js';
+import type { FluxDevParams } from '../segmind/flux-params.js';
 import type { AuditLog } from './audit-log.js';
 import { autoBlockReason, type ImageRules } from '../generation/flagged-images.js';
 import type { FleetOpenRequests } from './open-requests.js';
@@ -57,7 +58,8 @@ export type RefusalReason =
   | 'queue_full'
   | 'restarting'
   | 'segmind_down'
-  | 'operator_pause';
+  | 'operator_pause'
+  | 'private';
 
 /** A refused request: costs nothing, starts no cooldown, and is answered privately with this message. */
 export class Refusal extends UserFacingError {
@@ -81,6 +83,10 @@ export class StorageUnavailableError extends Refusal {
 export interface Admission {
   reservation: Reservation;
   settings: GuildSettings;
+  /** The request's parameters as admitted: a preference or style over the server's limits is cut to them. */
+  params: FluxDevParams;
+  /** What the member is told about the admission in their result (a cut), in order. */
+  notes: string[];
   /** Ends this request's place in the member's count of open requests; call when the job is over. Idempotent. */
   readonly release: () => void;
 }
@@ -233,12 +239,18 @@ export class UsagePolicy {
       this.withTimeout(this.deps.settings.get(member.guildId)),
       this.checkFleetPlace(member.userId),
     ]);
-    this.checkRules(request, member, settings);
+    if (request.private && !settings.allowPrivate)
+      throw new Refusal(
+        'private',
+        "Private results are not allowed in this server (your `private` option or preference). Its moderators decide: `/imagine-admin settings set allow_private`. Nothing was charged.",
+      );
+    const { params, notes } = this.fitToLimits(request, settings);
+    this.checkRules({ ...request, params }, member, settings);
     const input: ReserveInput = {
       reservationId: request.id,
       guildId: member.guildId,
       userId: member.userId,
-      credits: request.params.samples,
+      credits: params.samples,
       now: clock.now(),
       limits: this.limitsFor(member, settings),
       expiresAt: reservationExpiresAt,
@@ -252,8 +264,29 @@ export class UsagePolicy {
       this.cancelFailedReservation(input, pending);
       throw error;
     }
-    if (!result.ok) throw this.refusalFor(result, request.params.samples);
-    return { reservation: result.reservation, settings };
+    if (!result.ok) throw this.refusalFor(result, params.samples);
+    return { reservation: result.reservation, settings, params, notes };
+  }
+
+  /**
+   * A value the member typed over a server limit is refused (checkRules says which); one they left to a preference or
+   * a style is cut to the limit, and they are told in the result.
+   */
+  private fitToLimits(request: ImagineRequest, settings: GuildSettings): { params: FluxDevParams; notes: string[] } {
+    const adjustable = request.adjustable ?? [];
+    if (adjustable.length === 0) return { params: request.params, notes: [] };
+    const limits = effectiveSettings(settings, this.deps.defaults);
+    const params = { ...request.params };
+    const notes: string[] = [];
+    if (adjustable.includes('samples') && params.samples > limits.maxSamples) {
+      notes.push(`ℹ️ \`samples\` ${params.samples} (your preference or the style) is over this server's limit: ${plural(limits.maxSamples, 'image')} made.`);
+      params.samples = limits.maxSamples;
+    }
+    if (adjustable.includes('steps') && params.steps > limits.maxSteps) {
+      notes.push(`ℹ️ \`steps\` ${params.steps} (your preference or the style) is over this server's limit: ${limits.maxSteps} used.`);
+      params.steps = limits.maxSteps;
+    }
+    return { params, notes };
   }
 
   /**
