@@ -21,6 +21,8 @@ export interface ImagineInput {
   style?: AppliedStyle | undefined;
   /** Parameters the member did not type: the server's limits cut them (with a note) instead of refusing. */
   adjustable?: readonly AdjustableParam[] | undefined;
+  /** Lines for the result about how the request was resolved (a preferred style that no longer exists). */
+  notes?: readonly string[] | undefined;
 }
 
 export interface SubmitDeps {
@@ -67,7 +69,8 @@ export async function submitImagine(
       private: isPrivate,
       adjustable: resolved.adjustable,
     };
-    const { reservation, params, notes, settings } = await policy.reserve(request, member, request.createdAt + RESERVATION_LIFETIME_MS);
+    const { reservation, params, notes: admissionNotes, settings } = await policy.reserve(request, member, request.createdAt + RESERVATION_LIFETIME_MS);
+    const notes = [...(resolved.notes ?? []), ...admissionNotes];
     const job: JournalEntry = {
       v: 1,
       id: request.id,
