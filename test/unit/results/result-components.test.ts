@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseResultCustomId, resultComponents, resultCustomId } from '../../../src/services/results/result-components.js';
+import { parseResultCustomId, parseShareCustomId, resultComponents, resultCustomId } from '../../../src/services/results/result-components.js';
 
 describe('result controls', () => {
   it('round-trips custom ids and keeps them under Discord’s 100 characters', () => {
@@ -46,5 +46,25 @@ describe('result controls', () => {
     expect(menu.options.map((o) => o.value)).toEqual(['remix-0', 'remix-2']);
     expect(menu.options[1]!.label).toBe('✏️ Remix image 2 (seed 7)');
     expect(JSON.stringify(rows)).not.toMatch(/repro/i);
+  });
+
+  it('gives a private result Re-roll, Remix and Details only, the ones that make images marked private', () => {
+    const rows = resultComponents('77', [
+      { index: 0, seed: 5 },
+      { index: 1, seed: 6 },
+    ], { private: true, share: true });
+    const ids = rows.flatMap((row) => row.components.map((c) => (c as { custom_id: string }).custom_id));
+    expect(ids).toEqual(['res:reroll:77:p', 'res:remix:77:p', 'res:details:77', 'res:pick:77:p']);
+    expect(parseResultCustomId('res:reroll:77:p')).toEqual({ action: 'reroll', id: '77', extra: 'p' });
+  });
+
+  it('offers ⭐ Share on a row of its own where the server has a gallery', () => {
+    const rows = resultComponents('78', [{ index: 0, seed: 5 }], { share: true });
+    expect(rows).toHaveLength(2);
+    const share = rows[1]!.components[0] as { custom_id: string; label: string; emoji: { name: string } };
+    expect([share.emoji.name, share.label, share.custom_id]).toEqual(['⭐', 'Share', 'share:78']);
+    expect(parseShareCustomId(share.custom_id)).toBe('78');
+    expect(parseShareCustomId('share:78:x')).toBeUndefined();
+    expect(resultComponents('78', [{ index: 0, seed: 5 }])).toHaveLength(1);
   });
 });

@@ -196,6 +196,45 @@ describe('admitting a request in two steps: no storage before the acknowledgemen
     expect(metrics.refused.mock.calls).toEqual([['allowance']]);
   });
 
+  it('refuses a private request where the server has not allowed private results, before reserving anything', async () => {
+    const { policy, storage, metrics } = setup();
+    await expect(policy.reserve({ ...request('20'), private: true }, asker)).rejects.toMatchObject({
+      reason: 'private',
+      message: expect.stringContaining('allow_private') as string,
+    });
+    expect(storage.reserves).toBe(0);
+    expect(metrics.refused.mock.calls).toEqual([['private']]);
+    const allowed = setup({ settings: { ...newGuildSettings(), allowPrivate: true } });
+    await expect(allowed.policy.reserve({ ...request('21'), private: true }, asker)).resolves.toMatchObject({ reservation: { id: '21' } });
+  });
+
+  it('cuts samples and steps the member did not type to the server’s limits, says so, and reserves what is made', async () => {
+    const seen: ReserveInput[] = [];
+    const strict = { ...newGuildSettings(), maxSamples: 2, maxSteps: 20 };
+    const { policy } = setup({
+      settings: strict,
+      reserve: (input) => {
+        seen.push(input);
+        return Promise.resolve({ ok: true, reservation: { id: input.reservationId, guildId: '100', userId: '1', credits: input.credits, fromDaily: input.credits, fromBonus: 0, day: 0, createdAt: 0, expiresAt: 1 }, remainingToday: 1, bonus: 0 });
+      },
+    });
+    const preferred = { ...request('30'), params: { ...request('30').params, samples: 4, steps: 40 }, adjustable: ['samples', 'steps'] as const };
+    const admitted = await policy.reserve(preferred, asker);
+    expect(admitted.params).toMatchObject({ samples: 2, steps: 20 });
+    expect(seen.map((input) => input.credits)).toEqual([2]);
+    expect(admitted.notes).toEqual([
+      "ℹ️ `samples` 4 (your preference or the style) is over this server's limit: 2 images made.",
+      "ℹ️ `steps` 40 (your preference or the style) is over this server's limit: 20 used.",
+    ]);
+    // the same values typed by the member are refused, not cut
+    await expect(policy.reserve({ ...preferred, id: '31', adjustable: [] }, asker)).rejects.toMatchObject({ reason: 'limits' });
+    // within the limits nothing changes and nothing is said
+    const fits = { ...request('32').params, samples: 2, steps: 20 };
+    const within = await policy.reserve({ ...request('32'), params: fits, adjustable: ['samples', 'steps'] }, asker);
+    expect(within.notes).toEqual([]);
+    expect(within.params).toEqual(fits);
+  });
+
   /** The places every process holds, as Redis would count them; `down` makes every call fail. */
   function fleet() {
     const places = new Map<string, Set<string>>();
