@@ -520,6 +520,47 @@ describe('/imagine-admin end to end, through the real discord.js client', () => 
     expect((await admin(h, guild, 'settings view')).content).toContain('Daily credits: **20** credits per member per UTC day _(bot default)_');
   });
 
+  it('turns on private results, a gallery (once a test line reached it) and the starboard, and resets them', async () => {
+    const guild = freshGuild();
+    const moderator = moderatorOf(guild).userId;
+    const before = await admin(h, guild, 'settings view');
+    expect(before.content).toContain('Private results: not allowed _(bot default)_');
+    expect(before.content).toContain('Gallery: none');
+    expect(before.content).toContain('Starboard: off _(bot default)_');
+
+    const starsFirst = await admin(h, guild, 'settings set', { gallery_stars: 3 });
+    expect(starsFirst.content).toBe('✅ Changed `gallery_stars` → 3 ⭐. The starboard starts once `gallery_channel` is set.');
+    const set = await admin(h, guild, 'settings set', { allow_private: true, gallery_channel: guild.modLog });
+    expect(set.content).toBe(`✅ Changed \`allow_private\` → yes, \`gallery_channel\` → <#${guild.modLog}>. A test line was posted there.`);
+    expect(h.discord.requests.some((r) => r.method === 'POST' && r.path === `/channels/${guild.modLog}/messages` &&
+      (r.json as { content?: string }).content === `🛠️ <@${moderator}> made this the gallery of \`/imagine\`: results members share with ⭐ are posted here.`)).toBe(true);
+
+    const after = await admin(h, guild, 'settings view');
+    expect(after.content).toContain('Private results: allowed (`/imagine private:true`) _(server setting)_');
+    expect(after.content).toContain(`Gallery: <#${guild.modLog}> (⭐ Share)`);
+    expect(after.content).toContain('Starboard: a result with **3** ⭐ from other members is shared _(server setting)_');
+    expect(after.content.length).toBeLessThanOrEqual(2000);
+
+    await admin(h, guild, 'settings reset', { setting: 'allow_private' });
+    await admin(h, guild, 'settings reset', { setting: 'gallery_channel' });
+    const reset = await admin(h, guild, 'settings view');
+    expect(reset.content).toContain('Private results: not allowed _(bot default)_');
+    expect(reset.content).toContain('Gallery: none');
+    expect(reset.content).toContain('Starboard: a result with **3** ⭐ from other members is shared (once `gallery_channel` is set) _(server setting)_');
+  });
+
+  it('takes no gallery in a voice channel, nor one the bot cannot post in, and changes nothing', async () => {
+    const guild = freshGuild();
+    const voice = await admin(h, guild, 'settings set', { gallery_channel: guild.lounge });
+    expect(voice.content).toBe(`❌ <#${guild.lounge}> is not a channel this can use.`);
+    h.discord.failNext({ method: 'POST', path: new RegExp(`^/channels/${guild.modLog}/messages$`) }, { status: 403, body: { code: 50013, message: 'Missing Permissions' } });
+    const forbidden = await admin(h, guild, 'settings set', { gallery_channel: guild.modLog, allow_private: true });
+    expect(forbidden.content).toContain(`The bot cannot post in <#${guild.modLog}>, so nothing was changed.`);
+    const view = await admin(h, guild, 'settings view');
+    expect(view.content).toContain('Gallery: none');
+    expect(view.content).toContain('Private results: not allowed');
+  });
+
   it('takes a voice channel for /imagine but not for the log', async () => {
     const guild = freshGuild();
     const refused = await admin(h, guild, 'settings set', { log_channel: guild.lounge });
