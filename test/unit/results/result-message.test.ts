@@ -52,6 +52,17 @@ describe('result message', () => {
     expect(message.content).not.toMatch(/webp|quality|strength/i);
   });
 
+  it('names a style under the first image and shows the member’s own prompt, not the expansion', () => {
+    const expanded = { ...params, prompt: 'a *bold* fox, anime key visual, cel shading' };
+    const message = buildResultMessage(expanded, { images: [image(0), image(1), image(2)], failures: [], durationMs: 1 }, 1000, {
+      ...ctx,
+      style: { name: 'anime', memberPrompt: 'a *bold* fox' },
+    });
+    expect(message.embeds[0]!.footer?.text).toBe('FLUX.1 [dev] · style: anime');
+    expect(message.content.split('\n')[0]).toBe(`**a \\*bold\\* fox** — <@${OWNER}>`);
+    expect(message.content).not.toContain('cel shading');
+  });
+
   it('shows one seed for one image, and lists seeds that wrap past 2^32', () => {
     expect(settingsLine({ ...params, samples: 1, seed: 42, aspect_ratio: '1:1', steps: 1, guidance: 0 }, 6_140)).toBe('seed 42 · 1:1 · 1 step · guidance 0 · 6.1 s');
     expect(settingsLine({ ...params, samples: 3, seed: 2 ** 32 - 2 }, 0)).toBe('seeds 4294967294, 4294967295, 0 · 16:9 · 30 steps · guidance 3.5 · 0.0 s');
