@@ -6,11 +6,15 @@ import {
   DiscordAPIError,
   EmbedBuilder,
   Events,
+  GatewayDispatchEvents,
   GatewayIntentBits,
   HTTPError,
   ModalSubmitInteraction,
+  Partials,
   Routes,
   type Interaction,
+  type MessageReaction,
+  type User,
 } from 'discord.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FakeDiscord, snowflakeTime, type RecordedRequest } from './fake-discord.js';
@@ -453,6 +457,109 @@ describe('FakeDiscord with a real discord.js Client', () => {
     expect((missing as DiscordAPIError).status).toBe(404);
     const rec = await fake.waitForRequest((r) => r.path === '/nothing/here');
     expect(rec.status).toBe(404);
+  });
+
+  it('serves the bytes behind the attachment URLs it hands out, and 404 for any other', async () => {
+    const c = await client();
+    const channel = c.channels.cache.get(fake.channelId);
+    if (!channel?.isSendable()) throw new Error('channel not sendable');
+    const sent = await channel.send({ files: [new AttachmentBuilder(PNG, { name: 'a.png' })] });
+    const url = sent.attachments.first()?.url ?? '';
+    expect(url.startsWith(`http://127.0.0.1:${fake.port}/attachments/`)).toBe(true);
+    const answer = await fetch(url);
+    expect(answer.status).toBe(200);
+    expect(answer.headers.get('content-type')).toBe('image/png');
+    expect(Buffer.from(await answer.arrayBuffer()).equals(PNG)).toBe(true);
+    expect((await fetch(url.replace(/\/attachments\/(\d+)\/\d+\//, '/attachments/$1/123/'))).status).toBe(404);
+  });
+});
+
+describe('FakeDiscord reactions', () => {
+  let fake: FakeDiscord;
+  const clients: Client[] = [];
+
+  async function clientWith(intents: GatewayIntentBits[]): Promise<Client> {
+    const c = new Client({ intents, partials: [Partials.Message, Partials.Reaction], rest: { api: fake.apiUrl, retries: 0, timeout: 5000 } });
+    clients.push(c);
+    const ready = nextEvent(c, Events.ClientReady);
+    await c.login('fake-token');
+    await ready;
+    return c;
+  }
+
+  /** A message the bot posted in the default channel, for members to react to. */
+  async function postedMessage(c: Client): Promise<string> {
+    const channel = c.channels.cache.get(fake.channelId);
+    if (!channel?.isSendable()) throw new Error('channel not sendable');
+    return (await channel.send('react to me')).id;
+  }
+
+  beforeEach(async () => {
+    fake = await FakeDiscord.start();
+  });
+
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.destroy()));
+    await fake.stop();
+  });
+
+  it('sends MESSAGE_REACTION_ADD as Discord does, only to sessions with the GuildMessageReactions intent', async () => {
+    const withIntent = await clientWith([GatewayIntentBits.Guilds, GatewayIntentBits.GuildMessageReactions]);
+    const without = await clientWith([GatewayIntentBits.Guilds]);
+    const messageId = await postedMessage(withIntent);
+    const raw: unknown[] = [];
+    const rawWithout: unknown[] = [];
+    withIntent.ws.on(GatewayDispatchEvents.MessageReactionAdd, (data: unknown) => raw.push(data));
+    without.ws.on(GatewayDispatchEvents.MessageReactionAdd, (data: unknown) => rawWithout.push(data));
+    const member = '223456789012345678';
+    const event = nextEvent<[MessageReaction, User]>(withIntent, Events.MessageReactionAdd);
+    expect(fake.addReaction({ messageId, userId: member })).toBe(true);
+    const [reaction, user] = await event;
+    expect(reaction.emoji.name).toBe('⭐');
+    expect(reaction.message.id).toBe(messageId);
+    expect(user.id).toBe(member);
+    expect(raw).toEqual([
+      expect.objectContaining({
+        guild_id: fake.guildId,
+        channel_id: fake.channelId,
+        message_id: messageId,
+        user_id: member,
+        message_author_id: fake.botUserId,
+        emoji: { id: null, name: '⭐' },
+        burst: false,
+        type: 0,
+        member: expect.objectContaining({ user: expect.objectContaining({ id: member }) }),
+      }),
+    ]);
+    // The same member's ⭐ again changes nothing and sends nothing.
+    expect(fake.addReaction({ messageId, userId: member })).toBe(false);
+    const removed = nextEvent<[MessageReaction, User]>(withIntent, Events.MessageReactionRemove);
+    expect(fake.removeReaction({ messageId, userId: member })).toBe(true);
+    expect((await removed)[1].id).toBe(member);
+    expect(raw).toHaveLength(1);
+    expect(rawWithout).toEqual([]);
+  });
+
+  it('lists who reacted, by ascending id, with limit and after, and counts them on the message', async () => {
+    const c = await clientWith([GatewayIntentBits.Guilds, GatewayIntentBits.GuildMessageReactions]);
+    const messageId = await postedMessage(c);
+    const members = ['300000000000000003', '100000000000000001', '200000000000000002'];
+    for (const userId of members) fake.addReaction({ messageId, userId });
+    fake.addReaction({ messageId, userId: '400000000000000004', bot: true });
+    fake.addReaction({ messageId, userId: '100000000000000001', emoji: '🔥' });
+    const route = Routes.channelMessageReaction(fake.channelId, messageId, encodeURIComponent('⭐'));
+    const list = (query: string) => c.rest.get(route, { query: new URLSearchParams(query) }) as Promise<Array<{ id: string; bot?: boolean }>>;
+    expect((await list('')).map((u) => u.id)).toEqual(['100000000000000001', '200000000000000002', '300000000000000003', '400000000000000004']);
+    expect((await list('limit=2')).map((u) => u.id)).toEqual(['100000000000000001', '200000000000000002']);
+    expect((await list('limit=2&after=200000000000000002')).map((u) => u.id)).toEqual(['300000000000000003', '400000000000000004']);
+    expect((await list('')).find((u) => u.id === '400000000000000004')?.bot).toBe(true);
+    expect(await list('type=1')).toEqual([]);
+    expect(await list('limit=101').catch((x: unknown) => (x as DiscordAPIError).status)).toBe(400);
+    const message = (await c.rest.get(Routes.channelMessage(fake.channelId, messageId))) as { reactions?: Array<{ count: number; emoji: { name: string } }> };
+    expect(message.reactions?.map((r) => [r.emoji.name, r.count])).toEqual([
+      ['⭐', 4],
+      ['🔥', 1],
+    ]);
   });
 });
 

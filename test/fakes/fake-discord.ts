@@ -16,6 +16,10 @@
  *
  * Message bodies are held to Discord's published schema (today: attachment ids; see `protocolViolations`): a body that
  * breaks it is recorded and answered 400/50035 Invalid Form Body, so an e2e test fails on it as the bot would in use.
+ *
+ * Reactions (`addReaction`, `removeReaction`) reach only sessions that identified with the GuildMessageReactions intent,
+ * and are listed by `GET /channels/{c}/messages/{m}/reactions/{emoji}`; the attachment URLs the fake hands out serve
+ * the uploaded bytes.
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -200,6 +204,18 @@ export interface MessageCommandSpec extends InteractionUserSpec {
 export interface AutocompleteSpec extends InteractionUserSpec {
   name: string;
   options: SlashCommandOption[];
+}
+
+/** A member's reaction to a message (`addReaction`, `removeReaction`). */
+export interface ReactionSpec {
+  messageId: string;
+  /** Default: the default user. */
+  userId?: string;
+  username?: string;
+  /** The account reacting is a bot. */
+  bot?: boolean;
+  /** A unicode emoji; default ⭐. */
+  emoji?: string;
 }
 
 export interface SelectSpec extends ButtonSpec {
@@ -395,6 +411,8 @@ interface Session {
   order: number;
   /** `[shard_id, num_shards]` from its IDENTIFY; `[0, 1]` for an unsharded client. */
   shard: [number, number];
+  /** The gateway intents of its IDENTIFY: which events it is sent. */
+  intents: number;
   seq: number;
   socket: Conn | null;
   ready: boolean;
@@ -453,6 +471,11 @@ interface LatencyRule {
 }
 
 const DEFAULT_TIMEOUT_MS = 5000;
+/** GatewayIntentBits.GuildMessageReactions: MESSAGE_REACTION_ADD / _REMOVE in servers. */
+const GUILD_MESSAGE_REACTIONS = 1 << 10;
+/** Discord's default and largest `limit` of a reactions list. */
+const REACTIONS_DEFAULT_LIMIT = 25;
+const REACTIONS_MAX_LIMIT = 100;
 
 // ---------------------------------------------------------------------------------------------------------------------
 
@@ -513,6 +536,10 @@ export class FakeDiscord {
   /** Members who accept no direct messages from the bot (see `closeDirectMessages`). */
   private readonly closedDms = new Set<string>();
   private readonly violations: ProtocolViolation[] = [];
+  /** Who reacted to a message with what: message id → emoji → user ids, in the order they reacted. */
+  private readonly reactions = new Map<string, Map<string, string[]>>();
+  /** The uploaded bytes behind each attachment URL the fake handed out, by attachment id. */
+  private readonly attachmentBytes = new Map<string, { bytes: Buffer; contentType: string }>();
 
   static async start(opts: FakeDiscordOptions = {}): Promise<FakeDiscord> {
     const server = createServer();
@@ -658,7 +685,7 @@ export class FakeDiscord {
         this.sendOp(conn, { op: GatewayOpcodes.HeartbeatAck });
         return;
       case GatewayOpcodes.Identify:
-        this.identify(conn, isRecord(msg.d) ? msg.d.shard : undefined);
+        this.identify(conn, isRecord(msg.d) ? msg.d.shard : undefined, isRecord(msg.d) && typeof msg.d.intents === 'number' ? msg.d.intents : 0);
         return;
       case GatewayOpcodes.Resume: {
         const d = isRecord(msg.d) ? msg.d : {};
@@ -670,7 +697,7 @@ export class FakeDiscord {
     }
   }
 
-  private identify(conn: Conn, shardField: unknown): void {
+  private identify(conn: Conn, shardField: unknown, intents: number): void {
     if (conn.session) {
       conn.serverClosed = true;
       conn.ws.close(4005, 'Already authenticated');
@@ -693,6 +720,7 @@ export class FakeDiscord {
       id: randomBytes(16).toString('hex'),
       order: this.sessionOrder++,
       shard,
+      intents,
       seq: 0,
       socket: conn,
       ready: false,
@@ -1340,6 +1368,128 @@ export class FakeDiscord {
   }
 
   // -------------------------------------------------------------------------------------------------------------------
+  // Reactions
+
+  /**
+   * A member reacts to a message (⭐ unless told): recorded on the message (its `reactions`, and the users list of
+   * `GET …/reactions/{emoji}`), and MESSAGE_REACTION_ADD goes to every live session of the server that asked for the
+   * GuildMessageReactions intent, as Discord sends it. A reaction the member already has changes nothing and sends
+   * nothing (Discord's PUT is idempotent). Returns whether it was added.
+   */
+  addReaction(spec: ReactionSpec): boolean {
+    const { msg, guildId, emoji, user } = this.reactionTarget(spec);
+    const byEmoji = this.reactions.get(msg.id) ?? new Map<string, string[]>();
+    this.reactions.set(msg.id, byEmoji);
+    const users = byEmoji.get(emoji) ?? [];
+    if (users.includes(user.id)) return false;
+    byEmoji.set(emoji, [...users, user.id]);
+    this.refreshReactions(msg);
+    const now = new Date().toISOString();
+    const member: APIGuildMember = {
+      user,
+      nick: null,
+      avatar: null,
+      banner: null,
+      roles: [],
+      joined_at: now,
+      premium_since: null,
+      deaf: false,
+      mute: false,
+      flags: 0 as GuildMemberFlags,
+      pending: false,
+      communication_disabled_until: null,
+    };
+    this.dispatchReaction(guildId, GatewayDispatchEvents.MessageReactionAdd, {
+      user_id: user.id,
+      channel_id: msg.channel_id,
+      message_id: msg.id,
+      guild_id: guildId,
+      member,
+      emoji: { id: null, name: emoji },
+      message_author_id: msg.author.id,
+      burst: false,
+      burst_colors: [],
+      type: 0,
+    });
+    return true;
+  }
+
+  /** A member takes a reaction back: MESSAGE_REACTION_REMOVE (same intent). Returns whether there was one. */
+  removeReaction(spec: ReactionSpec): boolean {
+    const { msg, guildId, emoji, user } = this.reactionTarget(spec);
+    const byEmoji = this.reactions.get(msg.id);
+    const users = byEmoji?.get(emoji) ?? [];
+    if (!byEmoji || !users.includes(user.id)) return false;
+    const left = users.filter((id) => id !== user.id);
+    if (left.length > 0) byEmoji.set(emoji, left);
+    else byEmoji.delete(emoji);
+    this.refreshReactions(msg);
+    this.dispatchReaction(guildId, GatewayDispatchEvents.MessageReactionRemove, {
+      user_id: user.id,
+      channel_id: msg.channel_id,
+      message_id: msg.id,
+      guild_id: guildId,
+      emoji: { id: null, name: emoji },
+      burst: false,
+      type: 0,
+    });
+    return true;
+  }
+
+  /** Who has reacted to a message with `emoji` (default ⭐), in the order they did. */
+  reactionUsers(messageId: string, emoji = '⭐'): string[] {
+    return [...(this.reactions.get(messageId)?.get(emoji) ?? [])];
+  }
+
+  private reactionTarget(spec: ReactionSpec): { msg: APIMessage; guildId: string; emoji: string; user: APIUser } {
+    const msg = this.messages.get(spec.messageId);
+    if (!msg) throw new Error(`FakeDiscord: no message ${spec.messageId} to react to`);
+    const guildId = this.channels.get(msg.channel_id)?.guildId;
+    if (!guildId) throw new Error(`FakeDiscord: message ${spec.messageId} is not in a server channel`);
+    const user = spec.bot
+      ? { ...this.userFor({ ...(spec.userId !== undefined ? { userId: spec.userId } : {}), ...(spec.username !== undefined ? { username: spec.username } : {}) }), bot: true }
+      : this.userFor({ ...(spec.userId !== undefined ? { userId: spec.userId } : {}), ...(spec.username !== undefined ? { username: spec.username } : {}) });
+    if (spec.bot) this.users.set(user.id, user);
+    return { msg, guildId, emoji: spec.emoji ?? '⭐', user };
+  }
+
+  /** The message's `reactions` as Discord returns them: one entry per emoji with its count (no burst reactions here). */
+  private refreshReactions(msg: APIMessage): void {
+    const byEmoji = this.reactions.get(msg.id);
+    const entries = [...(byEmoji ?? new Map<string, string[]>())].map(([name, users]) => ({
+      count: users.length,
+      count_details: { burst: 0, normal: users.length },
+      me: users.includes(this.botUserId),
+      me_burst: false,
+      emoji: { id: null, name },
+      burst_colors: [],
+    }));
+    if (entries.length > 0) msg.reactions = entries;
+    else delete msg.reactions;
+  }
+
+  private dispatchReaction(guildId: string, t: GatewayDispatchEvents, d: object): void {
+    for (const s of this.sessionsOf(guildId)) if ((s.intents & GUILD_MESSAGE_REACTIONS) !== 0) this.dispatch(s, t, d);
+  }
+
+  /** `GET /channels/{c}/messages/{m}/reactions/{emoji}?limit&after&type`: users by ascending id, after `after`. */
+  private reactionList(rec: RecordedRequest, msg: APIMessage, emoji: string): Resp {
+    const limitText = rec.query.get('limit');
+    const limit = limitText === null ? REACTIONS_DEFAULT_LIMIT : Number(limitText);
+    if (!Number.isInteger(limit) || limit < 1 || limit > REACTIONS_MAX_LIMIT) return invalidBody('limit: must be between 1 and 100');
+    const after = rec.query.get('after');
+    if (after !== null && !SNOWFLAKE.test(after)) return invalidBody('after: not a snowflake');
+    // Only normal reactions exist here: a list of burst (super) reactions is empty.
+    if (rec.query.get('type') === '1') return { status: 200, body: [] };
+    const ids = (this.reactions.get(msg.id)?.get(emoji) ?? [])
+      .map((id) => BigInt(id))
+      .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+      .filter((id) => after === null || id > BigInt(after))
+      .slice(0, limit);
+    return { status: 200, body: ids.map((id) => this.users.get(id.toString()) ?? this.userFor({ userId: id.toString() })) };
+  }
+
+  // -------------------------------------------------------------------------------------------------------------------
   // Commands
 
   private scopeKey(guildId: string | undefined): string {
@@ -1745,6 +1895,11 @@ export class FakeDiscord {
         return this.routeChannels(rec, s);
       case 'guilds':
         return this.routeGuilds(rec, s);
+      case 'attachments': {
+        // /attachments/{channel}/{attachment}/{filename}: the CDN URL of an attachment the fake handed out.
+        const stored = m === 'GET' && n === 4 ? this.attachmentBytes.get(s[2] ?? '') : undefined;
+        return stored ? { status: 200, body: stored.bytes, headers: { 'content-type': stored.contentType } } : notFound();
+      }
       default:
         break;
     }
@@ -1974,6 +2129,12 @@ export class FakeDiscord {
       this.messages.set(msg.id, msg);
       return { status: 200, body: msg };
     }
+    if (s.length === 6 && s[4] === 'reactions') {
+      const msg = this.messages.get(s[3] ?? '');
+      if (!msg || msg.channel_id !== ch.id) return unknownMessage();
+      if (m === 'GET') return this.reactionList(rec, msg, s[5] ?? '');
+      return notFound();
+    }
     if (s.length === 4) {
       const msg = this.messages.get(s[3] ?? '');
       if (!msg || msg.channel_id !== ch.id) return unknownMessage();
@@ -2097,6 +2258,7 @@ export class FakeDiscord {
     const filename = typeof entry.filename === 'string' ? entry.filename : f.name;
     const url = `http://127.0.0.1:${this.port}/attachments/${msg.channel_id}/${id}/${encodeURIComponent(filename)}`;
     const dims = pngSize(f.bytes);
+    if (f.bytes.length > 0) this.attachmentBytes.set(id, { bytes: f.bytes, contentType: f.contentType || 'application/octet-stream' });
     return {
       id,
       filename,
