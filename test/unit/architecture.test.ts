@@ -19,6 +19,7 @@ const LAYERS: ReadonlyArray<{ name: string; paths: readonly string[] }> = [
   { name: 'composition root and process', paths: ['index.ts', 'app.ts', 'scripts/', 'http/'] },
   { name: 'commands', paths: ['commands/'] },
   { name: 'usage', paths: ['services/usage/'] },
+  { name: 'creative', paths: ['services/creative/'] },
   { name: 'generation', paths: ['services/generation/'] },
   { name: 'results', paths: ['services/results/'] },
   { name: 'safety', paths: ['services/safety/'] },
