@@ -34,6 +34,8 @@ import { Metrics } from './services/metrics.js';
 import { PromptHistory } from './services/results/prompt-history.js';
 import { GenerationLog } from './services/results/generation-log.js';
 import { ResultStore } from './services/results/result-store.js';
+import { PreferenceStore } from './services/creative/preference-store.js';
+import { StyleStore } from './services/creative/style-store.js';
 import { FairScheduler } from './services/generation/fair-scheduler.js';
 import { Journal } from './services/generation/journal.js';
 import { JournalAdoption } from './services/generation/journal-adoption.js';
@@ -319,7 +321,9 @@ export function createBot(deps: BotDeps): Bot {
   const deleteChannelMessage = async (channelId: string, messageId: string) => {
     await channelRest.delete(Routes.channelMessage(channelId, messageId));
   };
-  const commandDeps = { pipeline, policy, random, settings, audit, history, quota: storage.quota, clock, postToChannel, results, deleteChannelMessage };
+  const styles = new StyleStore(storage, clock, logger.child({ component: 'styles' }));
+  const preferences = new PreferenceStore(storage);
+  const commandDeps = { pipeline, policy, random, settings, audit, history, quota: storage.quota, clock, postToChannel, results, deleteChannelMessage, styles, preferences };
   const commands = createCommands(commandDeps);
   const route = createInteractionRouter(
     commands,

@@ -14,8 +14,15 @@ import {
   type FluxDevParams,
 } from '../services/segmind/flux-params.js';
 import { UserFacingError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { PreferenceStore } from '../services/creative/preference-store.js';
+import { resolveImagine } from '../services/creative/resolve-imagine.js';
+import { styleChoices } from '../services/creative/style-choices.js';
+import { STYLE_NAME_MAX, type StyleStore } from '../services/creative/style-store.js';
+import { StorageUnavailableError } from '../services/usage/usage-policy.js';
 import { parseOptions } from './options.js';
-import { submitImagine, type SubmitDeps } from './submit-imagine.js';
+import { memberContextOf } from './member-context.js';
+import { submitImagine, type ImagineInput, type SubmitDeps } from './submit-imagine.js';
 import type { SlashCommand } from './types.js';
 
 export const definition = {
@@ -87,6 +94,19 @@ export const definition = {
       min_value: LIMITS.promptStrength.min,
       max_value: LIMITS.promptStrength.max,
     },
+    {
+      type: ApplicationCommandOptionType.String,
+      name: 'style',
+      description: "One of this server's styles, or none (default: your preference, the channel's or the server's)",
+      autocomplete: true,
+      min_length: 1,
+      max_length: STYLE_NAME_MAX,
+    },
+    {
+      type: ApplicationCommandOptionType.Boolean,
+      name: 'private',
+      description: 'Only you see the result, where the server allows it (default: your preference, else no)',
+    },
   ],
 } as const satisfies RESTPostAPIChatInputApplicationCommandsJSONBody;
 
@@ -99,22 +119,59 @@ const integer = (min: number, max: number) => number(min, max).int('must be a wh
 // eslint-disable-next-line no-control-regex
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
 
-/** The options exactly as Segmind names them; defaults are Segmind's example values. */
-export const optionsSchema = z.object({
+/** Each option's validation, shared by the full set (remix) and the typed-only set (/imagine) and /preferences. */
+export const imagineFields = {
   prompt: z
     .string({ error: 'is required' })
     .trim()
     .min(1, 'is empty')
     .max(LIMITS.promptMaxLength, `is longer than ${LIMITS.promptMaxLength} characters`)
     .refine((prompt) => !CONTROL_CHARACTERS.test(prompt), 'contains control characters (line breaks, tabs…)'),
-  aspect_ratio: z.enum(ASPECT_RATIOS, { error: `must be one of ${ASPECT_RATIOS.join(', ')}` }).default(DEFAULTS.aspect_ratio),
-  guidance: number(LIMITS.guidance.min, LIMITS.guidance.max).default(DEFAULTS.guidance),
-  steps: integer(LIMITS.steps.min, LIMITS.steps.max).default(DEFAULTS.steps),
-  samples: integer(LIMITS.samples.min, LIMITS.samples.max).default(DEFAULTS.samples),
-  seed: integer(LIMITS.seed.min, LIMITS.seed.max).optional(),
-  output_format: z.enum(OUTPUT_FORMATS, { error: `must be one of ${OUTPUT_FORMATS.join(', ')}` }).default(DEFAULTS.output_format),
-  output_quality: integer(LIMITS.outputQuality.min, LIMITS.outputQuality.max).default(DEFAULTS.output_quality),
-  prompt_strength: number(LIMITS.promptStrength.min, LIMITS.promptStrength.max).default(DEFAULTS.prompt_strength),
+  aspect_ratio: z.enum(ASPECT_RATIOS, { error: `must be one of ${ASPECT_RATIOS.join(', ')}` }),
+  guidance: number(LIMITS.guidance.min, LIMITS.guidance.max),
+  steps: integer(LIMITS.steps.min, LIMITS.steps.max),
+  samples: integer(LIMITS.samples.min, LIMITS.samples.max),
+  seed: integer(LIMITS.seed.min, LIMITS.seed.max),
+  output_format: z.enum(OUTPUT_FORMATS, { error: `must be one of ${OUTPUT_FORMATS.join(', ')}` }),
+  output_quality: integer(LIMITS.outputQuality.min, LIMITS.outputQuality.max),
+  prompt_strength: number(LIMITS.promptStrength.min, LIMITS.promptStrength.max),
+  style: z
+    .string({ error: 'must be text' })
+    .trim()
+    .min(1, 'is empty')
+    .max(STYLE_NAME_MAX, `is longer than ${STYLE_NAME_MAX} characters`),
+  private: z.boolean({ error: 'must be true or false' }),
+};
+
+/** The options exactly as Segmind names them; defaults are Segmind's example values (a remix's full set). */
+export const optionsSchema = z.object({
+  prompt: imagineFields.prompt,
+  aspect_ratio: imagineFields.aspect_ratio.default(DEFAULTS.aspect_ratio),
+  guidance: imagineFields.guidance.default(DEFAULTS.guidance),
+  steps: imagineFields.steps.default(DEFAULTS.steps),
+  samples: imagineFields.samples.default(DEFAULTS.samples),
+  seed: imagineFields.seed.optional(),
+  output_format: imagineFields.output_format.default(DEFAULTS.output_format),
+  output_quality: imagineFields.output_quality.default(DEFAULTS.output_quality),
+  prompt_strength: imagineFields.prompt_strength.default(DEFAULTS.prompt_strength),
+});
+
+/**
+ * What `/imagine` was sent, without defaults: an option left out may be filled by a preference or a style, so the
+ * resolver must know what was typed.
+ */
+export const typedOptionsSchema = z.object({
+  prompt: imagineFields.prompt,
+  aspect_ratio: imagineFields.aspect_ratio.optional(),
+  guidance: imagineFields.guidance.optional(),
+  steps: imagineFields.steps.optional(),
+  samples: imagineFields.samples.optional(),
+  seed: imagineFields.seed.optional(),
+  output_format: imagineFields.output_format.optional(),
+  output_quality: imagineFields.output_quality.optional(),
+  prompt_strength: imagineFields.prompt_strength.optional(),
+  style: imagineFields.style.optional(),
+  private: imagineFields.private.optional(),
 });
 
 export type ImagineOptions = z.output<typeof optionsSchema>;
@@ -126,17 +183,62 @@ export function toFluxParams(options: ImagineOptions, random: () => number): Flu
 
 export interface ImagineDeps extends SubmitDeps {
   random: () => number;
+  styles: StyleStore;
+  preferences: PreferenceStore;
 }
+
+/**
+ * How long `/imagine` waits for a member's preferences before its deferral, when `private` was not typed: the deferral
+ * must be ephemeral or public from the start, and Discord's 3 s must hold.
+ */
+export const PREFERENCE_READ_BEFORE_DEFER_MS = 1_000;
+/** After the deferral there is time, but a storage that never answers must not leave "thinking…" forever. */
+const READ_AFTER_DEFER_MS = 10_000;
 
 export function createImagineCommand(deps: ImagineDeps): SlashCommand {
   return {
     definition,
+    async autocomplete(interaction) {
+      if (!interaction.inGuild()) return interaction.respond([]);
+      const styles = await deps.styles.cached(interaction.guildId);
+      await interaction.respond(styleChoices(styles, String(interaction.options.getFocused())));
+    },
     async execute(interaction, log) {
       if (!interaction.inGuild()) throw new UserFacingError('`/imagine` works in servers only.');
       // Validation needs no storage and answers privately at once; storage is asked only after the defer
-      // (Discord's 3 s rule), see submitImagine.
-      const params = toFluxParams(parseOptions(optionsSchema, interaction), deps.random);
-      await submitImagine(interaction, { params }, deps, log);
+      // (Discord's 3 s rule), see submitImagine, except the one preference the deferral itself depends on.
+      const { private: typedPrivate, ...typed } = parseOptions(typedOptionsSchema, interaction);
+      const { guildId } = interaction;
+      const userId = interaction.user.id;
+      const readPreferences = () => deps.preferences.get(guildId, userId);
+      const preferencesBeforeDefer = typedPrivate === undefined ? await bounded(readPreferences(), PREFERENCE_READ_BEFORE_DEFER_MS, log) : undefined;
+      const isPrivate = typedPrivate ?? preferencesBeforeDefer?.private ?? false;
+      const resolve = async (): Promise<ImagineInput> => {
+        const [preferences, styles] = await Promise.all([
+          preferencesBeforeDefer ?? bounded(readPreferences(), READ_AFTER_DEFER_MS, log),
+          bounded(deps.styles.get(guildId), READ_AFTER_DEFER_MS, log),
+        ]);
+        const { parentChannelId } = memberContextOf(interaction);
+        return resolveImagine({ typed, preferences, styles, channelId: interaction.channelId ?? '', parentChannelId, random: deps.random });
+      };
+      await submitImagine(interaction, resolve, deps, log, { private: isPrivate });
     },
   };
+}
+
+/** Storage that does not answer in time, or fails, refuses the request with nothing charged (fail closed). */
+async function bounded<T>(promise: Promise<T>, ms: number, log: Logger): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`storage did not answer within ${ms} ms`)), ms);
+  });
+  promise.catch(() => undefined);
+  try {
+    return await Promise.race([promise, timeout]);
+  } catch (error) {
+    log.error({ err: error }, 'could not read styles or preferences; refusing the request');
+    throw new StorageUnavailableError(error);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -7,7 +7,7 @@ const OPTION_TYPES = new Map<string, number>(definition.options.map((o) => [o.na
 /** Sends `/imagine` as a Discord client would, typing each option as the command definition declares it. */
 export function sendImagine(
   discord: FakeDiscord,
-  options: Record<string, string | number>,
+  options: Record<string, string | number | boolean>,
   spec: Omit<SlashCommandSpec, 'name' | 'options'> = {},
 ): SentInteraction {
   return discord.sendSlashCommand({

@@ -1,15 +1,20 @@
 import { ApplicationCommandOptionType } from 'discord.js';
 import { describe, expect, it } from 'vitest';
-import { definition, optionsSchema, toFluxParams } from '../../../src/commands/imagine.js';
+import { definition, optionsSchema, toFluxParams, typedOptionsSchema } from '../../../src/commands/imagine.js';
 import { ASPECT_RATIOS, OUTPUT_FORMATS } from '../../../src/services/segmind/flux-params.js';
 
 describe('/imagine options', () => {
   it('has a zod schema with exactly the options Discord is told about', () => {
-    expect(Object.keys(optionsSchema.shape).sort()).toEqual(definition.options.map((o) => o.name).sort());
+    expect(Object.keys(typedOptionsSchema.shape)).toEqual(definition.options.map((o) => o.name));
   });
 
-  it('names every option exactly as the Segmind flux-dev parameter', () => {
-    expect(definition.options.map((o) => o.name)).toEqual([
+  it('has no defaults in the typed-only schema: a preference or a style fills what was not typed', () => {
+    expect(typedOptionsSchema.parse({ prompt: 'x' })).toEqual({ prompt: 'x' });
+  });
+
+  it('names every option exactly as the Segmind flux-dev parameter, then style and private', () => {
+    expect(definition.options.map((o) => o.name)).toEqual([...Object.keys(optionsSchema.shape), 'style', 'private']);
+    expect(Object.keys(optionsSchema.shape)).toEqual([
       'prompt',
       'aspect_ratio',
       'guidance',
@@ -45,6 +50,8 @@ describe('/imagine options', () => {
       output_format: { type: STRING, choices: formats.map((f) => ({ name: f, value: f })) },
       output_quality: { type: INTEGER, min_value: 0, max_value: 100 },
       prompt_strength: { type: NUMBER, min_value: 0, max_value: 1 },
+      style: { type: STRING, min_length: 1, max_length: 32 },
+      private: { type: ApplicationCommandOptionType.Boolean },
     };
     const keys = ['type', 'required', 'min_length', 'max_length', 'min_value', 'max_value', 'choices'] as const;
     const declared = Object.fromEntries(
@@ -56,7 +63,7 @@ describe('/imagine options', () => {
     // exactly these fields: no option is required, limited or restricted to choices beyond what is listed here
     expect(declared).toEqual(expected);
     // the zod schema has exactly these keys, in the same order
-    expect(Object.keys(optionsSchema.shape)).toEqual(Object.keys(expected));
+    expect(Object.keys(typedOptionsSchema.shape)).toEqual(Object.keys(expected));
     expect(definition.options.map((o) => o.name)).toEqual(Object.keys(expected));
     for (const option of definition.options) {
       expect(option.description.length, option.name).toBeGreaterThan(0);
