@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import {
   Client,
   Events,
+  GatewayDispatchEvents,
   GatewayIntentBits,
   MessageFlags,
   REST,
@@ -15,6 +16,8 @@ import type { Dispatcher } from 'undici';
 import { systemClock, type Clock } from './clock.js';
 import { createCancelButton } from './commands/cancel-button.js';
 import { createResultControls } from './commands/result-controls.js';
+import { createShareButton } from './commands/share-button.js';
+import { createStarboard } from './commands/starboard.js';
 import { createModeratorButtons } from './commands/generation-info.js';
 import { commandDefinitions, createCommands } from './commands/index.js';
 import { parseWebhookUrl, type Config } from './config.js';
@@ -34,6 +37,7 @@ import { Metrics } from './services/metrics.js';
 import { PromptHistory } from './services/results/prompt-history.js';
 import { GenerationLog } from './services/results/generation-log.js';
 import { ResultStore } from './services/results/result-store.js';
+import { Gallery } from './services/results/gallery.js';
 import { PreferenceStore } from './services/creative/preference-store.js';
 import { StyleStore } from './services/creative/style-store.js';
 import { FairScheduler } from './services/generation/fair-scheduler.js';
@@ -133,7 +137,8 @@ export function createBot(deps: BotDeps): Bot {
   let shards: ShardPlan | undefined = config.SHARD_COUNT === 'auto' ? undefined : shardPlan(config.SHARD_COUNT, config.SHARDS, 1);
   if (shards) metrics.setShards(shards);
   const client = new Client({
-    intents: [GatewayIntentBits.Guilds],
+    // GuildMessageReactions (not privileged): ⭐ reactions, for the gallery's starboard.
+    intents: [GatewayIntentBits.Guilds, GatewayIntentBits.GuildMessageReactions],
     rest: { api: config.DISCORD_API_URL, globalRequestsPerSecond: INTERACTION_REQUESTS_PER_SECOND, handlerSweepInterval: REST_HANDLER_SWEEP_MS, ...deps.restOptions },
     // Always explicit: left at their defaults, discord.js reads SHARDS and SHARD_COUNT from the environment (its
     // ShardingManager's hand-over, in another syntax than ours). With `auto` the count here is a stand-in other than
@@ -282,6 +287,22 @@ export function createBot(deps: BotDeps): Bot {
   });
   const history = new PromptHistory(storage);
   const results = new ResultStore(storage, clock, config.RESULT_RETENTION_DAYS);
+  const gallery = new Gallery({
+    storage,
+    clock,
+    retentionDays: config.RESULT_RETENTION_DAYS,
+    rest: channelRest,
+    // Attachments come from Discord's CDN, or from the API's own host where DISCORD_API_URL is a proxy or test double.
+    extraImageOrigins: [new URL(config.DISCORD_API_URL).origin],
+    log: logger.child({ component: 'gallery' }),
+  });
+  /** From the Guilds intent's cache (a thread through its parent); a channel not cached counts as not age-restricted. */
+  const isAgeRestricted = (channelId: string): boolean => {
+    const channel = client.channels.cache.get(channelId);
+    if (!channel) return false;
+    if (channel.isThread()) return channel.parent?.nsfw ?? false;
+    return 'nsfw' in channel ? channel.nsfw : false;
+  };
   const generationLog = new GenerationLog({
     channelOf: async (guildId) => (await settings.get(guildId)).generationLogChannelId,
     post: postToChannel,
@@ -342,6 +363,7 @@ export function createBot(deps: BotDeps): Bot {
         retentionDays: config.RESULT_RETENTION_DAYS,
       }),
       createModeratorButtons(commandDeps),
+      createShareButton({ gallery, results, settings, policy, isAgeRestricted }),
     ],
     logger,
   );
@@ -479,6 +501,12 @@ export function createBot(deps: BotDeps): Bot {
       return;
     }
     route(interaction).catch((error: unknown) => logger.error({ err: error }, 'interaction handler crashed'));
+  });
+  // The raw event, not discord.js's messageReactionAdd: it names the message's author, so a ⭐ on anyone else's message
+  // is dropped without a request, and it needs no partials for messages discord.js never cached (it caches none here).
+  const starboard = createStarboard({ settings, results, gallery, rest: channelRest, botUserId: () => client.user?.id, isAgeRestricted, log: logger.child({ component: 'starboard' }) });
+  client.ws.on(GatewayDispatchEvents.MessageReactionAdd, (data: { guild_id?: string }) => {
+    if (isAllowedGuild(data.guild_id ?? null)) void starboard(data);
   });
   client.on(Events.Error, (error) => logger.error({ err: error }, 'discord client error'));
   client.on(Events.Warn, (message) => logger.warn({ discord: message }, 'discord client warning'));

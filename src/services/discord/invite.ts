@@ -7,18 +7,27 @@ import { PermissionFlagsBits } from 'discord.js';
  * Replies to slash commands and buttons go through the interaction's webhook and need none of these. They are for
  * what the bot posts as itself: results that outlive the 15-minute interaction token and notices in a server's log
  * channel (Send Messages; in a thread, Send Messages in Threads), with the result's embed and images (Embed Links,
- * Attach Files), in channels it must be able to see (View Channel). The bot never reads or replies to other messages,
- * so Read Message History is not asked for, nor anything that moderates members (Manage Messages and the like).
+ * Attach Files), in channels it must be able to see (View Channel). Read Message History is for the gallery's
+ * starboard: Discord answers a bot's read of a message, and of who reacted ⭐ to it, only with that permission; the bot
+ * reads only its own results that way. Nothing that moderates members is asked for (Manage Messages and the like).
  */
 export const INVITE_PERMISSIONS =
   PermissionFlagsBits.ViewChannel |
   PermissionFlagsBits.SendMessages |
   PermissionFlagsBits.SendMessagesInThreads |
   PermissionFlagsBits.EmbedLinks |
-  PermissionFlagsBits.AttachFiles;
+  PermissionFlagsBits.AttachFiles |
+  PermissionFlagsBits.ReadMessageHistory;
 
 /** Names as Discord's Developer Portal shows them, for README and log lines. */
-export const INVITE_PERMISSION_NAMES = ['View Channels', 'Send Messages', 'Send Messages in Threads', 'Embed Links', 'Attach Files'] as const;
+export const INVITE_PERMISSION_NAMES = [
+  'View Channels',
+  'Send Messages',
+  'Send Messages in Threads',
+  'Embed Links',
+  'Attach Files',
+  'Read Message History',
+] as const;
 
 /** The URL that adds the bot (with its slash commands) to a server the person opening it manages. */
 export function inviteUrl(applicationId: string): string {

@@ -150,7 +150,7 @@ function resultContent(shownPrompt: string, ownerId: string, settings: string, n
 }
 
 /** The prompt escaped for markdown, cut (whole characters, then "…") so the escaped text is at most `max` long. */
-function escapedPrefix(prompt: string, max: number): string {
+export function escapedPrefix(prompt: string, max: number): string {
   const full = escapeMarkdown(prompt);
   if (full.length <= max) return full;
   const characters = Array.from(prompt);

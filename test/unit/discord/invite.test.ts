@@ -7,9 +7,9 @@ import { INVITE_PERMISSION_NAMES, INVITE_PERMISSIONS, inviteUrl } from '../../..
 const README = readFileSync(resolve(import.meta.dirname, '../../../README.md'), 'utf8');
 
 describe('invite permissions', () => {
-  it('ask for exactly what the bot posts with: view, send (also in threads), embeds and files', () => {
+  it('ask for exactly what the bot posts with (view, send also in threads, embeds, files) and reads its starred results with', () => {
     expect(new PermissionsBitField(INVITE_PERMISSIONS).toArray().sort()).toEqual(
-      ['AttachFiles', 'EmbedLinks', 'SendMessages', 'SendMessagesInThreads', 'ViewChannel'].sort(),
+      ['AttachFiles', 'EmbedLinks', 'ReadMessageHistory', 'SendMessages', 'SendMessagesInThreads', 'ViewChannel'].sort(),
     );
     expect(INVITE_PERMISSIONS & PermissionFlagsBits.Administrator).toBe(0n);
   });
