@@ -108,7 +108,9 @@ export function usageHandlers(deps: AdminDeps, { effective }: AdminTools): Recor
     let content = lines.join('\n');
     for (const [i, entry] of recent.entries()) {
       const seeds = entry.seeds.map((seed) => code(String(seed))).join(', ');
-      const next = `\n${relative(entry.at)} in ${channel(entry.channelId)} · seed${entry.seeds.length === 1 ? '' : 's'} ${seeds}\n> ${escapeMarkdown(truncate(entry.prompt, 200))}`;
+      // 🔒: a private result, which only the member saw; the style is named, as its expansion is not the member's words.
+      const marks = `${entry.private ? '🔒 private · ' : ''}${entry.style === undefined ? '' : `style ${escapeMarkdown(entry.style)} · `}`;
+      const next = `\n${marks}${relative(entry.at)} in ${channel(entry.channelId)} · seed${entry.seeds.length === 1 ? '' : 's'} ${seeds}\n> ${escapeMarkdown(truncate(entry.prompt, 200))}`;
       const more = `\n… and ${recent.length - i} more`;
       if (content.length + next.length + more.length > MAX_REPLY - 50) return content + more;
       content += next;

@@ -68,6 +68,11 @@ export function isDeadToken(error: unknown): boolean {
   return error instanceof DiscordAPIError && (DEAD_TOKEN_CODES.has(Number(error.code)) || error.status === 401);
 }
 
+/** Discord's 50007: the member accepts no direct messages from the bot (closed DMs, or no server in common). */
+export function isClosedDirectMessages(error: unknown): boolean {
+  return error instanceof DiscordAPIError && Number(error.code) === 50007;
+}
+
 /**
  * A message with files, turned into its multipart request body once, up front: from then on that body is the only copy
  * of the files, so the caller can drop its own (the images) before the upload rather than after it.
@@ -222,11 +227,28 @@ export class DiscordResponder {
    * member does not accept direct messages from server members (50007).
    */
   async sendDirectMessage(userId: string, content: string): Promise<void> {
+    const channelId = await this.openDirectMessage(userId);
+    const body: ChannelMessageBody = { content, allowed_mentions: { parse: [] } };
+    await withoutBytes(this.rest.channels.post(Routes.channelMessages(channelId), { body }));
+  }
+
+  /**
+   * A prepared result (its images) as a direct message, `preface` before its content: a private result whose token
+   * died. Without its buttons: they work in servers only. Resolves with the message's id; rejects as
+   * `sendDirectMessage` does (50007: the member takes no direct messages, see `isClosedDirectMessages`).
+   */
+  async sendDirectMessageWith(userId: string, message: PreparedMessage, preface: string): Promise<string | undefined> {
+    const channelId = await this.openDirectMessage(userId);
+    const content = [preface, message.message.content].filter((text) => text !== '').join('\n');
+    const json: ChannelMessageBody = { ...editJson(message.message, message.fileNames), content, components: [] };
+    return idOf(await withoutBytes(this.rest.channels.post(Routes.channelMessages(channelId), multipart(message.withPayload(json), message.contentType))));
+  }
+
+  private async openDirectMessage(userId: string): Promise<string> {
     const open: RESTPostAPICurrentUserCreateDMChannelJSONBody = { recipient_id: userId };
     const channel = (await this.rest.channels.post(Routes.userChannels(), { body: open })) as { id?: unknown };
     if (typeof channel.id !== 'string') throw new Error('Discord answered the DM channel request without an id');
-    const body: ChannelMessageBody = { content, allowed_mentions: { parse: [] } };
-    await withoutBytes(this.rest.channels.post(Routes.channelMessages(channel.id), { body }));
+    return channel.id;
   }
 
   /** A message in any channel (a server's log channel), mentioning nobody; files as they are named. */

@@ -1,6 +1,6 @@
 import type { Clock } from '../../clock.js';
 import type { Logger } from '../../logger.js';
-import { isDeadToken, type DiscordResponder, type InteractionAddress, type PreparedMessage } from '../discord/discord-responder.js';
+import { isClosedDirectMessages, isDeadToken, type DiscordResponder, type InteractionAddress, type PreparedMessage } from '../discord/discord-responder.js';
 import { splitIntoSingleImageRequests } from '../segmind/flux-params.js';
 import type { GenerationGate } from './generation-gate.js';
 import type { Metrics } from '../metrics.js';
@@ -92,7 +92,10 @@ export interface DeliveredResult {
   guildId: string;
   channelId: string;
   userId: string;
+  /** What the member typed (a style's expansion is not theirs). */
   prompt: string;
+  /** The server style applied, by name. */
+  style?: string | undefined;
   messageId: string;
 }
 
@@ -332,6 +335,8 @@ export class ImaginePipeline {
         userId: job.userId,
         guildId: job.guildId,
         params: { ...job.params, prompt: truncate(job.params.prompt, 120) },
+        style: job.style?.name,
+        private: job.private,
         durationMs: clock.now() - job.createdAt,
         queuedMs: (firstStart ?? clock.now()) - started,
         segmindMs: generationMs,
@@ -486,12 +491,20 @@ export class ImaginePipeline {
 
   /**
    * Tells `onDelivered` (the generation log) about a result just posted. Not awaited and never throwing: the job's
-   * settlement must not wait for, nor fail because of, a log line.
+   * settlement must not wait for, nor fail because of, a log line. Private results are not announced: the log channel
+   * would show them publicly (moderators see them in `/imagine-admin usage member:`).
    */
   private announce(job: JournalEntry, messageId: string | undefined, log: Logger): void {
     const { onDelivered } = this.deps;
-    if (!onDelivered || messageId === undefined) return;
-    const delivery = { guildId: job.guildId, channelId: job.channelId, userId: job.userId, prompt: job.params.prompt, messageId };
+    if (!onDelivered || messageId === undefined || job.private) return;
+    const delivery: DeliveredResult = {
+      guildId: job.guildId,
+      channelId: job.channelId,
+      userId: job.userId,
+      prompt: job.style?.memberPrompt ?? job.params.prompt,
+      ...(job.style ? { style: job.style.name } : {}),
+      messageId,
+    };
     try {
       void Promise.resolve(onDelivered(delivery)).catch((error: unknown) => log.warn({ err: error }, 'the delivery callback failed'));
     } catch (error) {
@@ -508,7 +521,7 @@ export class ImaginePipeline {
     }
   }
 
-  /** Through the original reply while its token lives, else as a channel message. */
+  /** Through the original reply while its token lives, else as a channel message (a private one: a direct message). */
   private async post(job: JournalEntry, address: InteractionAddress, message: PreparedMessage, log: Logger): Promise<number> {
     const { responder, clock, metrics } = this.deps;
     const files = message.fileNames.length;
@@ -524,9 +537,10 @@ export class ImaginePipeline {
           await this.endPrivately(job, `❌ ${what} be posted here. Nothing was charged — please try again.`, log);
           return 0;
         }
-        log.warn('interaction token is no longer valid: posting in the channel instead');
+        log.warn(job.private ? 'interaction token is no longer valid: sending by direct message instead' : 'interaction token is no longer valid: posting in the channel instead');
       }
     }
+    if (job.private) return this.postByDirectMessage(job, message, log);
     try {
       // The one deliberate ping (postInChannel mentions the member): they may have stopped watching long ago.
       const messageId = await responder.postInChannel(address, message, `your ${job.params.samples === 1 ? 'image' : 'images'} took a while, so here ${job.params.samples === 1 ? 'it is' : 'they are'} in a new message.`);
@@ -535,6 +549,39 @@ export class ImaginePipeline {
     } catch (error) {
       metrics?.deliveryError(statusOf(error));
       log.error({ err: error }, 'could not post the images in the channel either: refunding');
+      return 0;
+    }
+  }
+
+  /**
+   * A private result whose token died: no ephemeral message can be sent any more and the channel must never see it,
+   * so it goes by direct message, without its buttons (they work in servers only). A member who takes no direct
+   * messages gets nothing: refunded, and told in the channel in words that do not give the prompt away.
+   */
+  private async postByDirectMessage(job: JournalEntry, message: PreparedMessage, log: Logger): Promise<number> {
+    const { responder, metrics } = this.deps;
+    const one = job.params.samples === 1;
+    try {
+      await responder.sendDirectMessageWith(
+        job.userId,
+        message,
+        `🔒 Your private ${one ? 'image' : 'images'} from <#${job.channelId}> took a while, so here ${one ? 'it is' : 'they are'} by direct message.`,
+      );
+      return message.fileNames.length;
+    } catch (error) {
+      metrics?.deliveryError(statusOf(error));
+      const what = one ? 'Your private image was' : 'Your private images were';
+      if (isClosedDirectMessages(error)) {
+        log.info('the member takes no direct messages: their private result is not delivered, and refunded');
+        await responder
+          .postInChannel(addressOf(job), {
+            content: `🔒 ${what} ready late, when only a direct message could bring ${one ? 'it' : 'them'} to you, and yours are closed to this bot. Nothing was charged.`,
+          })
+          .catch((noticeError: unknown) => log.warn({ err: noticeError }, 'could not tell the member in the channel'));
+        return 0;
+      }
+      log.error({ err: error }, 'could not send the private result by direct message: refunding');
+      await this.tellLate(job, `❌ ${what} generated but could not be delivered. Nothing was charged — please try again.`, log);
       return 0;
     }
   }
@@ -562,10 +609,13 @@ export class ImaginePipeline {
       await history
         .add(job.guildId, job.userId, {
           at: clock.now(),
-          prompt: job.params.prompt,
+          // The member's own words, with the style's name: a moderator reads what the member asked for.
+          prompt: job.style?.memberPrompt ?? job.params.prompt,
           seeds: splitIntoSingleImageRequests(job.params).map((b) => b.seed),
           delivered,
           channelId: job.channelId,
+          ...(job.style ? { style: job.style.name } : {}),
+          ...(job.private ? { private: true } : {}),
         })
         .catch((error: unknown) => log.warn({ err: error }, 'could not record the prompt history'));
     }
@@ -597,12 +647,14 @@ export class ImaginePipeline {
   /**
    * The end of a request that posted no image (every image failed, cancelled, storage down, the restart notices):
    * the member's business only, like a refusal. While the token lives the public "thinking…" reply is deleted and
-   * the text sent privately (the responder's one delete-then-follow-up path); after that, see `tellLate`.
+   * the text sent privately (the responder's one delete-then-follow-up path), or, for a private request, written into
+   * its reply (already ephemeral); after that, see `tellLate`.
    */
   private async endPrivately(job: JournalEntry, content: string, log: Logger): Promise<void> {
     if (this.deps.clock.now() < job.tokenExpiresAt - EDIT_MARGIN_MS) {
       try {
-        await this.deps.responder.answerPrivately(addressOf(job), content);
+        if (job.private) await this.deps.responder.editOriginal(addressOf(job), { content, embeds: [], components: [] });
+        else await this.deps.responder.answerPrivately(addressOf(job), content);
         return;
       } catch (error) {
         if (!isDeadToken(error)) {

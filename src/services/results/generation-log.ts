@@ -20,7 +20,10 @@ export interface LoggedResult {
   guildId: string;
   channelId: string;
   userId: string;
+  /** The member's own prompt (not a style's expansion). */
   prompt: string;
+  /** The server style applied, by name. */
+  style?: string | undefined;
   messageId: string;
 }
 
@@ -55,10 +58,14 @@ export class GenerationLog {
   }
 }
 
-/** "<@member> · prompt · link": the prompt on one line, Markdown escaped and cut to MAX_PROMPT characters. */
+/**
+ * "<@member> · prompt · link" ("· style: name" before the link when one was applied): the prompt on one line, Markdown
+ * escaped and cut to MAX_PROMPT characters.
+ */
 export function generationLogLine(result: LoggedResult): string {
   const prompt = result.prompt.replace(/\s+/g, ' ').trim();
   const cut = prompt.length > MAX_PROMPT ? `${prompt.slice(0, MAX_PROMPT - 1)}…` : prompt;
   const link = `https://discord.com/channels/${result.guildId}/${result.channelId}/${result.messageId}`;
-  return `<@${result.userId}> · ${escapeMarkdown(cut)} · ${link}`;
+  const style = result.style === undefined ? '' : ` · style: ${escapeMarkdown(result.style)}`;
+  return `<@${result.userId}> · ${escapeMarkdown(cut)}${style} · ${link}`;
 }

@@ -7,6 +7,10 @@ const entrySchema = z.object({
   seeds: z.array(z.number()),
   delivered: z.number(),
   channelId: z.string(),
+  /** The server style applied, by name (`prompt` is then the member's own words, not the expansion). */
+  style: z.string().optional(),
+  /** Only the member saw the result: moderators see it here. */
+  private: z.boolean().optional(),
 });
 export type HistoryEntry = z.infer<typeof entrySchema>;
 

@@ -1,7 +1,8 @@
 import { DiscordAPIError, REST } from 'discord.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../../src/logger.js';
-import { DiscordResponder, type SentAttachment } from '../../../src/services/discord/discord-responder.js';
+import { DiscordResponder, isClosedDirectMessages, type SentAttachment } from '../../../src/services/discord/discord-responder.js';
+import { resultComponents } from '../../../src/services/results/result-components.js';
 import { FakeDiscord } from '../../fakes/fake-discord.js';
 import { renderImage } from '../../fakes/images.js';
 
@@ -62,6 +63,23 @@ describe('DiscordResponder message bodies', () => {
     expect(posted).toBe((posts[0]!.response as { id: string }).id);
     expect(discord.message(posted!)?.attachments.map((a) => a.filename)).toEqual(['flux-1.png', 'flux-2.png']);
     expect(discord.protocolViolations()).toEqual([]);
+  });
+
+  it('sends a prepared result by direct message with its images, the preface first and no buttons', async () => {
+    const member = '123456789012345678';
+    const components = resultComponents('1', [{ index: 0, seed: 1 }], { private: true });
+    const prepared = responder.prepare({ content: '**a fox** — <@1>', files: images.slice(0, 2), components });
+    const id = await responder.sendDirectMessageWith(member, prepared, '🔒 here it is');
+    const [dm] = discord.directMessages(member);
+    expect(dm?.id).toBe(id);
+    expect(dm?.content).toBe('🔒 here it is\n**a fox** — <@1>');
+    expect(dm?.attachments.map((a) => a.filename)).toEqual(['flux-1.png', 'flux-2.png']);
+    expect(dm?.components ?? []).toEqual([]);
+    expect(discord.protocolViolations()).toEqual([]);
+
+    discord.closeDirectMessages(member);
+    const refused = await responder.sendDirectMessageWith(member, prepared, 'again').catch((e: unknown) => e);
+    expect(isClosedDirectMessages(refused)).toBe(true);
   });
 
   it('would be refused by the fake, as Invalid Form Body, with a number for an id', async () => {

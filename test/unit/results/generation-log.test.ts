@@ -17,6 +17,10 @@ describe('the generation log', () => {
     expect(long).toContain('…');
   });
 
+  it("names a result's style after the member's own prompt", () => {
+    expect(generationLogLine({ ...RESULT, prompt: 'a fox', style: 'anime_2' })).toBe('<@3> · a fox · style: anime\\_2 · https://discord.com/channels/1/2/4');
+  });
+
   it('reads the channel once per server for a while, posts nothing without one, and never rejects', async () => {
     let now = 0;
     const reads: string[] = [];
