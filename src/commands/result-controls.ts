@@ -14,7 +14,7 @@ import { UserFacingError } from '../errors.js';
 import { DEFAULTS, randomSeed, type FluxDevParams } from '../services/segmind/flux-params.js';
 import type { GuildSettingsRepository } from '../services/usage/guild-settings.js';
 import { RESULT_DELETED, resultDeletedDetails, type AuditLog } from '../services/usage/audit-log.js';
-import { parseResultCustomId, RESULT_PREFIX, resultCustomId } from '../services/results/result-components.js';
+import { parseResultCustomId, PRIVATE_EXTRA, RESULT_PREFIX, resultCustomId } from '../services/results/result-components.js';
 import { ResultReports } from '../services/results/result-reports.js';
 import type { ResultRecord, ResultStore } from '../services/results/result-store.js';
 import type { Storage } from '../services/storage/storage.js';
@@ -22,7 +22,8 @@ import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
 import type { ButtonHandler } from './cancel-button.js';
 import { optionsSchema, type ImagineOptions } from './imagine.js';
-import { submitImagine, type SubmitDeps } from './submit-imagine.js';
+import { expandStyle, MAX_EXPANDED_PROMPT } from '../services/creative/expand-style.js';
+import { submitImagine, type ImagineInput, type SubmitDeps } from './submit-imagine.js';
 
 export interface ResultControlsDeps extends SubmitDeps {
   results: ResultStore;
@@ -53,7 +54,8 @@ const REPRODUCE_GONE = 'Reproducing one image alone is no longer available. Pick
  * The buttons, menu and remix modal under every result. Each reads the result back from storage by the id in its
  * custom_id, so they work after restarts and long after the interaction token; new images go through
  * `submitImagine`, charged to whoever pressed, and acknowledged before the result is read back (Discord's 3 s rule
- * holds whatever storage's load).
+ * holds whatever storage's load). A private result's controls carry a mark (`p`, kept by its remix form) that makes
+ * their new request private from its first message, before storage is read; a styled result's keep its style.
  */
 export function createResultControls(deps: ResultControlsDeps): ButtonHandler {
   const reports = new ResultReports(deps.storage, deps.clock, deps.retentionDays);
@@ -76,19 +78,27 @@ export function createResultControls(deps: ResultControlsDeps): ButtonHandler {
       }
       if (parsed.action === 'pick' && interaction.isStringSelectMenu() && (interaction.values[0] ?? '').startsWith('repro-'))
         throw new UserFacingError(REPRODUCE_GONE);
-      const generate = generation(interaction, parsed.action, parsed.extra, deps);
-      if (generate) return submitImagine(interaction, async () => ({ params: generate(await load()) }), deps, log);
+      const { private: isPrivate, extra } = privateMark(parsed.extra);
+      const generate = generation(interaction, parsed.action, extra, deps);
+      if (generate) return submitImagine(interaction, async () => generate(await load()), deps, log, { private: isPrivate });
       // A form must be the first answer, so its read is bounded to stay inside Discord's 3 s.
-      if (opensForm(interaction, parsed.action)) return handle(interaction, parsed.action, await beforeFormDeadline(load()), deps);
+      if (opensForm(interaction, parsed.action)) return handle(interaction, parsed.action, await beforeFormDeadline(load()), deps, isPrivate);
       if (!answersPrivately(interaction, parsed.action)) throw new UserFacingError(NOT_ANY_MORE);
       // Details and Delete answer privately: acknowledged before storage is read, whatever its load.
       await interaction.deferReply({ flags: MessageFlags.Ephemeral });
-      await handle(interaction, parsed.action, await load(), deps);
+      await handle(interaction, parsed.action, await load(), deps, isPrivate);
     },
   };
 }
 
 const FORM_READ_DEADLINE_MS = 2_000;
+
+/** A private result's mark, alone (`p`) or before a remix form's own extra (`pn2`, `ps123`), and what follows it. */
+function privateMark(extra: string | undefined): { private: boolean; extra: string | undefined } {
+  if (extra === undefined || !extra.startsWith(PRIVATE_EXTRA)) return { private: false, extra };
+  const rest = extra.slice(PRIVATE_EXTRA.length);
+  return { private: true, extra: rest === '' ? undefined : rest };
+}
 
 function opensForm(interaction: Control, action: string): boolean {
   if (action === 'remix') return interaction.isButton();
@@ -115,35 +125,51 @@ async function beforeFormDeadline<T>(read: Promise<T>): Promise<T> {
 }
 
 /**
- * The controls that make new images, told apart without storage: Re-roll and a remix form's submission (its fields are checked at once, as `/imagine` options are). Returns how to make the
- * parameters from the result once it is read back, or undefined for any other control.
+ * The controls that make new images, told apart without storage: Re-roll and a remix form's submission (its fields
+ * are checked at once, as `/imagine` options are). Returns how to make the request from the result once it is read
+ * back, or undefined for any other control. Both keep the result's style: a re-roll sends the same expansion, a remix
+ * expands the member's new prompt with the template the result was made with (the style may have changed since).
  */
 function generation(
   interaction: Control,
   action: string,
   extra: string | undefined,
   deps: ResultControlsDeps,
-): ((record: ResultRecord) => FluxDevParams) | undefined {
+): ((record: ResultRecord) => ImagineInput) | undefined {
   if (action === 'reroll' && interaction.isButton())
-    return (record) => ({ ...record.params, seed: randomSeed(deps.random) });
+    return (record) => ({ params: { ...record.params, seed: randomSeed(deps.random) }, style: record.style });
   if (action === 'modal' && interaction.isModalSubmit()) {
     // Every field is checked on its own, so valid fields stay valid over any result's values.
     parseRemix(interaction, VALIDATION_BASE, extra);
     return (record) => {
       const remix = parseRemix(interaction, record.params, extra);
-      return { ...remix, seed: remix.seed ?? randomSeed(deps.random) };
+      const seed = remix.seed ?? randomSeed(deps.random);
+      if (!record.style) return { params: { ...remix, seed } };
+      const style = { ...record.style, memberPrompt: remix.prompt };
+      return { params: { ...remix, prompt: expanded(style), seed }, style };
     };
   }
   return undefined;
 }
 
-async function handle(interaction: Control, action: string, record: ResultRecord, deps: ResultControlsDeps): Promise<void> {
+/** The prompt Segmind gets for a style; refused (privately, before anything is charged) when it would be too long. */
+function expanded(style: { name: string; template: string; memberPrompt: string }): string {
+  const prompt = expandStyle(style.template, style.memberPrompt);
+  if (prompt.length > MAX_EXPANDED_PROMPT)
+    throw new UserFacingError(
+      `With the style **${escapeMarkdown(style.name)}**, your prompt would be ${prompt.length} characters long, and at most ${MAX_EXPANDED_PROMPT} can be sent. Shorten your prompt and try again. Nothing was charged.`,
+      'prompt_too_long',
+    );
+  return prompt;
+}
+
+async function handle(interaction: Control, action: string, record: ResultRecord, deps: ResultControlsDeps, isPrivate: boolean): Promise<void> {
   // Each action belongs to one kind of control: a forged id on another kind does nothing.
   const button = interaction.isButton();
   if (['reroll', 'remix', 'details', 'delete'].includes(action) && !button) throw new UserFacingError(NOT_ANY_MORE);
   switch (action) {
     case 'remix':
-      return showRemixModal(interaction, record, undefined);
+      return showRemixModal(interaction, record, undefined, isPrivate);
     case 'details':
       await interaction.editReply({ ...describe(record), allowedMentions: { parse: [] } });
       return;
@@ -153,7 +179,7 @@ async function handle(interaction: Control, action: string, record: ResultRecord
       if (!interaction.isStringSelectMenu()) break;
       const [kind, indexText] = (interaction.values[0] ?? '').split('-');
       const image = record.images.find((i) => String(i.index) === indexText);
-      if (image && kind === 'remix') return showRemixModal(interaction, record, image.seed);
+      if (image && kind === 'remix') return showRemixModal(interaction, record, image.seed, isPrivate);
       break;
     }
   }
@@ -230,10 +256,14 @@ function truncate(text: string, max: number): string {
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
 
-/** A modal must be the interaction's first answer: nothing slow may come before it. */
-async function showRemixModal(interaction: Control, record: ResultRecord, seed: number | undefined): Promise<void> {
+/**
+ * A modal must be the interaction's first answer: nothing slow may come before it. A styled result's form holds the
+ * member's own prompt (its submission is expanded again); a private one's custom_id keeps the mark.
+ */
+async function showRemixModal(interaction: Control, record: ResultRecord, seed: number | undefined, isPrivate: boolean): Promise<void> {
   if (interaction.isModalSubmit()) throw new UserFacingError(NOT_ANY_MORE);
-  const { params } = record;
+  const { params, style } = record;
+  const own = seed === undefined ? `n${params.samples}` : `s${seed}`;
   const input = (custom_id: string, label: string, value: string, style = TextInputStyle.Short, max = 20) => ({
     type: ComponentType.ActionRow as const,
     components: [
@@ -241,11 +271,12 @@ async function showRemixModal(interaction: Control, record: ResultRecord, seed: 
     ],
   });
   await interaction.showModal({
-    custom_id: resultCustomId('modal', record.id, seed === undefined ? `n${params.samples}` : `s${seed}`),
+    custom_id: resultCustomId('modal', record.id, isPrivate ? `${PRIVATE_EXTRA}${own}` : own),
     // What it costs, in the title (≤ 45 characters: "Remix · 1 image (seed 4294967295)" is 33).
     title: seed === undefined ? `Remix · ${plural(params.samples, 'image')}` : `Remix · 1 image (seed ${seed})`,
     components: [
-      input('prompt', 'Prompt', params.prompt, TextInputStyle.Paragraph, 2000),
+      // A label holds 45 characters: a long style name is cut.
+      input('prompt', style ? truncate(`Prompt (style ${style.name} is kept)`, 45) : 'Prompt', style?.memberPrompt ?? params.prompt, TextInputStyle.Paragraph, 2000),
       input('aspect_ratio', 'Aspect ratio (e.g. 1:1, 16:9, 2:3, 9:16)', params.aspect_ratio),
       input('steps', 'Steps (1–50)', String(params.steps)),
       input('guidance', 'Guidance (0–10)', String(params.guidance)),
@@ -286,11 +317,18 @@ function parseRemix(interaction: ModalSubmitInteraction, base: FluxDevParams, ex
   return result.data;
 }
 
+/**
+ * Every parameter, and the `/imagine` command that makes each image again. A styled result shows the member's prompt
+ * and the exact expansion Segmind got; its commands carry the expansion with `style:none`, as do all of them, so that
+ * no style (the channel's default, or the member's preference) changes what they make.
+ */
 function describe(record: ResultRecord): { content: string; files?: Array<{ attachment: Buffer; name: string }> } {
-  const { params } = record;
+  const { params, style } = record;
   const summary = [
     '**Every parameter of this result**',
-    `prompt: ${params.prompt.length > 900 ? `${params.prompt.slice(0, 899)}…` : params.prompt}`,
+    ...(style
+      ? [`style: ${escapeMarkdown(style.name)}`, `member's prompt: ${truncate(style.memberPrompt, 400)}`, `expanded prompt (sent to the model): ${truncate(params.prompt, 900)}`]
+      : [`prompt: ${truncate(params.prompt, 900)}`]),
     `aspect_ratio: ${params.aspect_ratio} · guidance: ${params.guidance} · steps: ${params.steps} · samples: ${params.samples}`,
     `output_format: ${params.output_format} · output_quality: ${params.output_quality} · prompt_strength: ${params.prompt_strength}`,
     `seeds: ${record.images.map((image, position) => `${position + 1}: \`${image.seed}\``).join(' · ')}`,
@@ -298,7 +336,7 @@ function describe(record: ResultRecord): { content: string; files?: Array<{ atta
   const escaped = params.prompt.replace(/\s+/g, ' ');
   const commands = record.images.map(
     (image) =>
-      `/imagine prompt:${escaped} aspect_ratio:${params.aspect_ratio} guidance:${params.guidance} steps:${params.steps} samples:1 seed:${image.seed} output_format:${params.output_format} output_quality:${params.output_quality} prompt_strength:${params.prompt_strength}`,
+      `/imagine prompt:${escaped} aspect_ratio:${params.aspect_ratio} guidance:${params.guidance} steps:${params.steps} samples:1 seed:${image.seed} output_format:${params.output_format} output_quality:${params.output_quality} prompt_strength:${params.prompt_strength} style:none`,
   );
   const inline = [...summary, '', '**Reproduce one image**', ...commands.flatMap((command, position) => [`Image ${position + 1}`, `\`\`\`${command}\`\`\``])].join('\n');
   if (inline.length <= 2000) return { content: inline };

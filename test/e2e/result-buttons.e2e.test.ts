@@ -388,8 +388,9 @@ describe('the buttons under a delivered result', () => {
     expect(commands).toHaveLength(2);
     const parsed = commands.map(parseImagineCommand);
     const bodyOf = (seed: number) => result.bodies.find((b) => b.seed === seed);
-    expect(parsed[0]).toStrictEqual({ ...bodyOf(500), samples: 1 });
-    expect(parsed[1]).toStrictEqual({ ...bodyOf(501), samples: 1 });
+    // `style:none`: neither a channel's default style nor a preference changes what the command makes
+    expect(parsed[0]).toStrictEqual({ ...bodyOf(500), samples: 1, style: 'none' });
+    expect(parsed[1]).toStrictEqual({ ...bodyOf(501), samples: 1, style: 'none' });
     // free, and nothing generated
     expect(h.segmind.requests).toHaveLength(segmindBefore);
     expect(await usedToday(h, viewer.userId)).toBe(0);
@@ -407,7 +408,7 @@ describe('the buttons under a delivered result', () => {
     expect(text.length).toBeLessThanOrEqual(2000);
     const commands = [...text.matchAll(/```(\/imagine [^`]*)```/g)].map((m) => m[1]!);
     expect(commands).toHaveLength(1);
-    expect(parseImagineCommand(commands[0]!)).toStrictEqual({ ...result.bodies[0], samples: 1 });
+    expect(parseImagineCommand(commands[0]!)).toStrictEqual({ ...result.bodies[0], samples: 1, style: 'none' });
   });
 
   it("Details still shows every parameter and every image's seed for the longest prompt and four images", async () => {
@@ -423,7 +424,7 @@ describe('the buttons under a delivered result', () => {
     const answer = await sent.waitForRequest((r) => r.method === 'PATCH' && r.path.endsWith('/messages/@original'));
     const attached = answer.files.map((f) => f.bytes.toString('utf8')).join('\n');
     const commands = [...`${text}\n${attached}`.matchAll(/(\/imagine prompt:[^`\n]*)/g)].map((m) => parseImagineCommand(m[1]!));
-    for (const body of result.bodies) expect(commands).toContainEqual({ ...body, samples: 1 });
+    for (const body of result.bodies) expect(commands).toContainEqual({ ...body, samples: 1, style: 'none' });
   });
 
   it.each(['actionRow', 'label'] as const)(
