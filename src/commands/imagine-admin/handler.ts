@@ -16,6 +16,7 @@ import type { GuildSettings, GuildSettingsRepository } from '../../services/usag
 import type { PromptHistory } from '../../services/results/prompt-history.js';
 import type { QuotaStore } from '../../services/storage/quota/quota-store.js';
 import type { UsagePolicy } from '../../services/usage/usage-policy.js';
+import type { StyleStore } from '../../services/creative/style-store.js';
 
 type Interaction = ChatInputCommandInteraction<'cached' | 'raw'>;
 
@@ -25,6 +26,7 @@ export interface AdminDeps {
   history: PromptHistory;
   quota: QuotaStore;
   policy: UsagePolicy;
+  styles: StyleStore;
   clock: Clock;
   /** Posts a line mentioning nobody in a channel of the server; rejects when Discord refuses (a log channel's test line). */
   postToChannel: (channelId: string, text: string) => Promise<void>;
@@ -67,7 +69,7 @@ export interface AutocompleteChoice {
 }
 
 /** Choices for the focused option of one subcommand (at most 25 are shown). */
-export type Autocompleter = (context: AutocompleteContext) => AutocompleteChoice[];
+export type Autocompleter = (context: AutocompleteContext) => AutocompleteChoice[] | Promise<AutocompleteChoice[]>;
 
 /** `group/subcommand` or `subcommand` of a definition fragment, so each subject's handler table must cover every one. */
 export type PathOf<O> = O extends {

@@ -3,7 +3,7 @@
  * Discord shows them), the permission check and the dispatch to one handler per subcommand.
  *
  * The folder owns everything moderators can change or read about /imagine in their server, one file per subject
- * (settings, credits, roles, blocks, channels, words, pause, usage, audit). The subjects share `handler.ts` (what a
+ * (settings, credits, roles, blocks, channels, words, styles, pause, usage, audit). The subjects share `handler.ts` (what a
  * handler is given and how a change reaches the settings and the audit log), `options.ts` and `format.ts`; they never
  * import this file or each other. Like every command, it may import the services and what lies below them, never the
  * reverse.
@@ -31,6 +31,7 @@ import { createAdminTools, type AdminDeps, type AdminHandler, type Autocompleter
 import { pauseHandlers, pauseSubcommands } from './pause.js';
 import { roleAutocomplete, roleGroup, roleHandlers } from './roles.js';
 import { settingsGroup, settingsHandlers } from './settings.js';
+import { stylesAutocomplete, stylesGroup, stylesHandlers } from './styles.js';
 import { usageHandlers, usageSubcommand } from './usage.js';
 import { wordsGroup, wordsHandlers } from './words.js';
 
@@ -45,7 +46,7 @@ export const definition = {
   contexts: [InteractionContextType.Guild],
   integration_types: [ApplicationIntegrationType.GuildInstall],
   default_member_permissions: PermissionFlagsBits.ManageGuild.toString(),
-  options: [settingsGroup, creditsGroup, roleGroup, blockGroup, channelsGroup, wordsGroup, ...pauseSubcommands, usageSubcommand, auditSubcommand],
+  options: [settingsGroup, creditsGroup, roleGroup, blockGroup, channelsGroup, wordsGroup, stylesGroup, ...pauseSubcommands, usageSubcommand, auditSubcommand],
 } as const satisfies RESTPostAPIChatInputApplicationCommandsJSONBody;
 
 type TopOption = (typeof definition.options)[number];
@@ -85,19 +86,25 @@ export function createAdminHandlers(deps: AdminDeps): Record<AdminPath, AdminHan
     ...blockHandlers(deps, tools),
     ...channelsHandlers(deps, tools),
     ...wordsHandlers(tools),
+    ...stylesHandlers(deps, tools),
     ...pauseHandlers(deps, tools),
     ...usageHandlers(deps, tools),
     ...auditHandlers(deps),
   };
 }
 
-/** The options that autocomplete, by subcommand: values stored in the settings, some of which Discord no longer knows. */
-const autocompleters: Partial<Record<AdminPath, Autocompleter>> = { ...channelsAutocomplete, ...roleAutocomplete };
+/** The options that autocomplete, by subcommand: values stored in the settings (some of which Discord no longer knows), styles. */
+const autocompletersFor = (deps: AdminDeps): Partial<Record<AdminPath, Autocompleter>> => ({
+  ...channelsAutocomplete,
+  ...roleAutocomplete,
+  ...stylesAutocomplete(deps),
+});
 
 // ---------------------------------------------------------------------------------------------------------------------
 
 export function createImagineAdminCommand(deps: AdminDeps): SlashCommand {
   const handlers = new Map<string, AdminHandler>(Object.entries(createAdminHandlers(deps)));
+  const autocompleters = autocompletersFor(deps);
   return {
     definition,
     /** Offers what is stored to moderators only (nothing to anyone else): suggestions must not leak settings. */
@@ -110,7 +117,7 @@ export function createImagineAdminCommand(deps: AdminDeps): SlashCommand {
       const roleIds = Array.isArray(member.roles) ? member.roles : [...member.roles.cache.keys()];
       const moderator = deps.policy.isModerator({ roleIds, canManageGuild: interaction.memberPermissions.has(PermissionFlagsBits.ManageGuild) }, settings);
       const typed = String(interaction.options.getFocused());
-      const choices = complete && moderator ? complete({ interaction, settings, typed }) : [];
+      const choices = complete && moderator ? await complete({ interaction, settings, typed }) : [];
       await interaction.respond(choices.slice(0, 25));
     },
     async execute(interaction, log) {
