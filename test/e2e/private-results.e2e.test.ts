@@ -1,10 +1,12 @@
 import { ApplicationCommandOptionType, ChannelType, type APIInteractionDataResolved, type GuildMemberFlags } from 'discord.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { definition as adminDefinition } from '../../src/commands/imagine-admin/index.js';
+import { definition as imagineDefinition } from '../../src/commands/imagine.js';
 import { snowflake, type RecordedRequest, type SentInteraction, type SlashCommandOption } from '../fakes/fake-discord.js';
 import { eventually, startHarness, type Harness } from '../support/harness.js';
 import { messageOf, sendImagine } from '../support/imagine.js';
 import { expectConsistentLedger } from '../support/ledger.js';
+import { refusalAfterDeferral } from '../support/refusals.js';
 
 /**
  * Private results (issue 16): `/imagine private:true` where the server allows it. Only the member sees the waiting
@@ -51,6 +53,46 @@ interface PrivateResult {
   seeds: number[];
 }
 
+/** `/imagine-admin <command>` by a moderator; resolves with the reply's text (never an error). */
+async function adminCommand(h: Harness, where: { guildId: string; channelId: string }, command: string, values: Record<string, string | boolean>): Promise<string> {
+  const path = command.split(' ');
+  let level = adminDefinition.options as ReadonlyArray<{ name: string; type: number; options?: readonly unknown[] }>;
+  for (const name of path) level = (level.find((o) => o.name === name)?.options ?? []) as typeof level;
+  const leaf: SlashCommandOption[] = Object.entries(values).map(([name, value]) => {
+    const type = level.find((o) => o.name === name)?.type;
+    if (type === undefined) throw new Error(`/imagine-admin ${command} has no option ${name}`);
+    return { name, type, value };
+  });
+  let options = leaf;
+  for (const [i, name] of [...path].reverse().entries())
+    options = [{ name, type: i === 0 ? ApplicationCommandOptionType.Subcommand : ApplicationCommandOptionType.SubcommandGroup, options }];
+  const resolved: APIInteractionDataResolved = { users: {}, members: {}, channels: {} };
+  for (const option of leaf) {
+    const id = String(option.value);
+    if (option.type === Number(ApplicationCommandOptionType.Channel)) resolved.channels![id] = { id, name: 'generations', type: ChannelType.GuildText, permissions: '0' };
+    if (option.type !== Number(ApplicationCommandOptionType.User)) continue;
+    resolved.users![id] = { id, username: `user${id.slice(-4)}`, discriminator: '0', global_name: null, avatar: null };
+    resolved.members![id] = {
+      roles: [],
+      permissions: '0',
+      joined_at: new Date().toISOString(),
+      premium_since: null,
+      flags: 0 as GuildMemberFlags,
+      pending: false,
+      nick: null,
+      avatar: null,
+      banner: null,
+      communication_disabled_until: null,
+    };
+  }
+  const sent = h.discord.sendSlashCommand({ name: 'imagine-admin', ...where, ...moderator, options, resolved });
+  const callback = await sent.waitForCallback();
+  const reply =
+    (callback.json as { type: number }).type === 4 ? messageOf(callback.json) : messageOf((await sent.waitForRequest(isOriginalEdit)).json);
+  expect(reply.content ?? '').not.toMatch(/^❌/);
+  return reply.content ?? '';
+}
+
 describe('private results', () => {
   let h: Harness;
   beforeAll(async () => {
@@ -70,45 +112,7 @@ describe('private results', () => {
   });
   beforeEach(() => h.segmind.reset());
 
-  /** `/imagine-admin <command>` by the moderator in GUILD; resolves with the reply's text. */
-  async function admin(command: string, values: Record<string, string | boolean>): Promise<string> {
-    const path = command.split(' ');
-    let level = adminDefinition.options as ReadonlyArray<{ name: string; type: number; options?: readonly unknown[] }>;
-    for (const name of path) level = (level.find((o) => o.name === name)?.options ?? []) as typeof level;
-    const leaf: SlashCommandOption[] = Object.entries(values).map(([name, value]) => {
-      const type = level.find((o) => o.name === name)?.type;
-      if (type === undefined) throw new Error(`/imagine-admin ${command} has no option ${name}`);
-      return { name, type, value };
-    });
-    let options = leaf;
-    for (const [i, name] of [...path].reverse().entries())
-      options = [{ name, type: i === 0 ? ApplicationCommandOptionType.Subcommand : ApplicationCommandOptionType.SubcommandGroup, options }];
-    const resolved: APIInteractionDataResolved = { users: {}, members: {}, channels: {} };
-    for (const option of leaf) {
-      const id = String(option.value);
-      if (option.type === Number(ApplicationCommandOptionType.Channel)) resolved.channels![id] = { id, name: 'generations', type: ChannelType.GuildText, permissions: '0' };
-      if (option.type !== Number(ApplicationCommandOptionType.User)) continue;
-      resolved.users![id] = { id, username: `user${id.slice(-4)}`, discriminator: '0', global_name: null, avatar: null };
-      resolved.members![id] = {
-        roles: [],
-        permissions: '0',
-        joined_at: new Date().toISOString(),
-        premium_since: null,
-        flags: 0 as GuildMemberFlags,
-        pending: false,
-        nick: null,
-        avatar: null,
-        banner: null,
-        communication_disabled_until: null,
-      };
-    }
-    const sent = h.discord.sendSlashCommand({ name: 'imagine-admin', guildId: GUILD, channelId: GENERAL, ...moderator, options, resolved });
-    const callback = await sent.waitForCallback();
-    const reply =
-      (callback.json as { type: number }).type === 4 ? messageOf(callback.json) : messageOf((await sent.waitForRequest(isOriginalEdit)).json);
-    expect(reply.content ?? '').not.toMatch(/^❌/);
-    return reply.content ?? '';
-  }
+  const admin = (command: string, values: Record<string, string | boolean>) => adminCommand(h, { guildId: GUILD, channelId: GENERAL }, command, values);
 
   function finished(sent: SentInteraction) {
     return eventually(() => h.logs.find((l) => l.msg === 'imagine job finished' && l.jobId === sent.id), `the end of job ${sent.id}`, 10_000);
@@ -289,5 +293,137 @@ describe('private results', () => {
     expect(usage).not.toMatch(/🔒 private · .* seed `12`/);
     await admin('settings reset', { setting: 'generation_log_channel' });
     await expectConsistentLedger(h.storage, { [member]: 2 }, { guildId: GUILD });
+  });
+});
+
+describe("a styled result's buttons keep its style", () => {
+  const TEMPLATE = '{prompt}, anime key visual, cel shading';
+  const IMAGINE_OPTION_TYPES = new Map<string, number>(imagineDefinition.options.map((o) => [o.name, o.type]));
+  let h: Harness;
+  const where = () => ({ guildId: h.discord.guildId, channelId: h.discord.channelId });
+  const admin = (command: string, values: Record<string, string | boolean>) => adminCommand(h, where(), command, values);
+  beforeAll(async () => {
+    h = await startHarness({ env: NO_LIMITS });
+    await admin('styles add', { name: 'anime', template: TEMPLATE, aspect_ratio: '2:3' });
+  });
+  afterAll(async () => {
+    await h?.stop();
+  });
+
+  interface PublicResult {
+    sent: SentInteraction;
+    edit: RecordedRequest;
+    messageId: string;
+    buttons: Record<string, string>;
+    bodies: Array<Record<string, unknown> & { prompt: string; seed: number }>;
+  }
+
+  /** A public deferral that ends with images and buttons, once its credits are settled. */
+  async function publicResult(sent: SentInteraction): Promise<PublicResult> {
+    const before = h.segmind.requests.length;
+    const callback = await sent.waitForCallback();
+    expect(callback.json).toMatchObject({ type: 5 });
+    const edit = await sent.waitForRequest(isResultEdit);
+    await eventually(() => h.logs.some((l) => l.msg === 'credits settled' && l.reservationId === sent.id), `job ${sent.id} to settle`);
+    const buttons = Object.fromEntries(componentsOf(edit.json).filter((c) => c.type === 2).map((c) => [c.label ?? '', c.custom_id ?? '']));
+    return { sent, edit, messageId: sent.originalMessage()!.id, buttons, bodies: h.segmind.requests.slice(before).map((r) => r.body as PublicResult['bodies'][number]) };
+  }
+
+  const footerOf = (edit: RecordedRequest) => (messageOf(edit.json).embeds?.[0] as { footer?: { text?: string } } | undefined)?.footer?.text;
+  const press = (result: PublicResult, label: string, userId: string) =>
+    h.discord.sendButton({ customId: result.buttons[label]!, messageId: result.messageId, userId, ...where() });
+
+  /** Presses Remix and reads the form the bot opened. */
+  async function remixForm(result: PublicResult, userId: string) {
+    const callback = await press(result, 'Remix', userId).waitForCallback();
+    expect(callback.json).toMatchObject({ type: 9 });
+    return (callback.json as { data: SentModal & { components: Array<{ components: Array<{ custom_id: string; label: string; value: string }> }> } }).data;
+  }
+
+  /** Reads `/imagine name:value …` the way Discord would fill the options in. */
+  function parseImagineCommand(line: string): Record<string, string | number> {
+    const options: Record<string, string | number> = {};
+    for (const part of line.slice('/imagine '.length).split(/ (?=[a-z_]+:)/)) {
+      const [name, value] = [part.slice(0, part.indexOf(':')), part.slice(part.indexOf(':') + 1)];
+      expect(IMAGINE_OPTION_TYPES.has(name), `/imagine has an option ${name}`).toBe(true);
+      options[name] = IMAGINE_OPTION_TYPES.get(name) === Number(ApplicationCommandOptionType.String) ? value : Number(value);
+    }
+    return options;
+  }
+
+  it("Details shows the style, the member's prompt and the exact expanded prompt; its command makes the same image whatever the server's default style", async () => {
+    const member = snowflake();
+    const first = await publicResult(sendImagine(h.discord, { prompt: 'a fox', style: 'anime', seed: 7 }, { userId: member, ...where() }));
+    expect(first.bodies).toEqual([expect.objectContaining({ prompt: 'a fox, anime key visual, cel shading', aspect_ratio: '2:3', seed: 7 })]);
+
+    const details = press(first, 'Details', member);
+    await details.waitForCallback();
+    const text = messageOf((await details.waitForRequest(isOriginalEdit)).json).content ?? '';
+    expect(text).toContain("style: anime\nmember's prompt: a fox\nexpanded prompt (sent to the model): a fox, anime key visual, cel shading\n");
+    const command = /```(\/imagine [^`]*)```/.exec(text)?.[1] ?? '';
+    expect(command).toMatch(/^\/imagine prompt:a fox, anime key visual, cel shading .* style:none$/);
+
+    // a server default style would change a command without `style:none`
+    await admin('styles add', { name: 'noir', template: '{prompt}, film noir' });
+    await admin('styles default', { style: 'noir' });
+    const reproduced = await publicResult(sendImagine(h.discord, parseImagineCommand(command), { userId: member, ...where() }));
+    expect(reproduced.bodies).toStrictEqual(first.bodies);
+    await admin('styles default', {});
+    await expectConsistentLedger(h.storage, { [member]: 2 }, { guildId: h.discord.guildId });
+  });
+
+  it('Re-roll sends the same expanded prompt with a new seed, and its result names the style and shows the member’s prompt', async () => {
+    const member = snowflake();
+    const first = await publicResult(sendImagine(h.discord, { prompt: 'a fox', style: 'anime', seed: 5 }, { userId: member, ...where() }));
+    const again = await publicResult(press(first, 'Re-roll', member));
+    expect(again.bodies).toHaveLength(1);
+    expect(again.bodies[0]!.seed).not.toBe(5);
+    expect(again.bodies[0]).toStrictEqual({ ...first.bodies[0], seed: again.bodies[0]!.seed });
+    expect(messageOf(again.edit.json).content?.startsWith(`**a fox** — <@${member}>`)).toBe(true);
+    expect(footerOf(again.edit)).toContain('style: anime');
+    await expectConsistentLedger(h.storage, { [member]: 2 }, { guildId: h.discord.guildId });
+  });
+
+  it('a remix whose expansion would pass 2000 characters is refused privately, for free', async () => {
+    const member = snowflake();
+    const first = await publicResult(sendImagine(h.discord, { prompt: 'a fox', style: 'anime', seed: 8 }, { userId: member, ...where() }));
+    const modal = await remixForm(first, member);
+    const before = h.segmind.requests.length;
+    const submit = h.discord.sendModalSubmit({
+      customId: modal.custom_id,
+      fields: { prompt: 'y'.repeat(1990), aspect_ratio: '2:3', steps: '25', guidance: '3.5', seed: 'random' },
+      userId: member,
+      ...where(),
+    });
+    expect(await refusalAfterDeferral(submit)).toBe(
+      '❌ With the style **anime**, your prompt would be 2021 characters long, and at most 2000 can be sent. Shorten your prompt and try again. Nothing was charged.',
+    );
+    expect(h.segmind.requests).toHaveLength(before);
+    await expectConsistentLedger(h.storage, { [member]: 1 }, { guildId: h.discord.guildId });
+  });
+
+  it("Remix pre-fills the member's prompt and expands the new one with the result's own template, even after the style changed", async () => {
+    const member = snowflake();
+    const first = await publicResult(sendImagine(h.discord, { prompt: 'a fox', style: 'anime', seed: 6 }, { userId: member, ...where() }));
+    const modal = await remixForm(first, member);
+    const prompt = modal.components.flatMap((row) => row.components).find((input) => input.custom_id === 'prompt');
+    expect(prompt).toMatchObject({ value: 'a fox', label: 'Prompt (style anime is kept)' });
+
+    await admin('styles add', { name: 'anime', template: '{prompt} in watercolour' });
+    const remixed = await publicResult(
+      h.discord.sendModalSubmit({
+        customId: modal.custom_id,
+        fields: { prompt: 'a wolf', aspect_ratio: '2:3', steps: '25', guidance: '3.5', seed: '9' },
+        userId: member,
+        ...where(),
+      }),
+    );
+    expect(remixed.bodies).toEqual([expect.objectContaining({ prompt: 'a wolf, anime key visual, cel shading', seed: 9, aspect_ratio: '2:3' })]);
+    expect(messageOf(remixed.edit.json).content?.startsWith(`**a wolf** — <@${member}>`)).toBe(true);
+    expect(footerOf(remixed.edit)).toContain('style: anime');
+    // and the remix's own Remix offers the member's new words
+    const field = (await remixForm(remixed, member)).components.flatMap((row) => row.components).find((input) => input.custom_id === 'prompt');
+    expect(field?.value).toBe('a wolf');
+    await expectConsistentLedger(h.storage, { [member]: 2 }, { guildId: h.discord.guildId });
   });
 });
