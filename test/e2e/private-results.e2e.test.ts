@@ -1,11 +1,20 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ApplicationCommandOptionType, ChannelType, type APIInteractionDataResolved, type GuildMemberFlags } from 'discord.js';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
 import { definition as adminDefinition } from '../../src/commands/imagine-admin/index.js';
 import { definition as imagineDefinition } from '../../src/commands/imagine.js';
-import { snowflake, type RecordedRequest, type SentInteraction, type SlashCommandOption } from '../fakes/fake-discord.js';
-import { eventually, startHarness, type Harness } from '../support/harness.js';
+import { createLogger } from '../../src/logger.js';
+import { openStorage } from '../../src/services/storage/open-storage.js';
+import type { Storage } from '../../src/services/storage/storage.js';
+import { GuildSettingsRepository } from '../../src/services/usage/guild-settings.js';
+import { FakeDiscord, snowflake, type RecordedRequest, type SentInteraction, type SlashCommandOption } from '../fakes/fake-discord.js';
+import { FakeSegmind } from '../fakes/fake-segmind.js';
+import { crashAllBotProcesses, startBotProcess, type BotProcess } from '../support/bot-process.js';
+import { eventually, startHarness, TEST_DISCORD_TOKEN, TEST_SEGMIND_KEY, type Harness } from '../support/harness.js';
 import { messageOf, sendImagine } from '../support/imagine.js';
-import { expectConsistentLedger } from '../support/ledger.js';
+import { expectConsistentLedger, readLedger } from '../support/ledger.js';
 import { refusalAfterDeferral } from '../support/refusals.js';
 
 /**
@@ -425,5 +434,85 @@ describe("a styled result's buttons keep its style", () => {
     const field = (await remixForm(remixed, member)).components.flatMap((row) => row.components).find((input) => input.custom_id === 'prompt');
     expect(field?.value).toBe('a wolf');
     await expectConsistentLedger(h.storage, { [member]: 2 }, { guildId: h.discord.guildId });
+  });
+});
+
+describe('a private result when the bot process dies while posting it', { timeout: 60_000 }, () => {
+  let discord: FakeDiscord;
+  let segmind: FakeSegmind;
+  let db: string;
+  const quietLogger = createLogger({ level: 'silent', secrets: [] });
+  const PATCH_ORIGINAL = { method: 'PATCH', path: /\/messages\/@original$/ };
+
+  beforeEach(async () => {
+    discord = await FakeDiscord.start();
+    segmind = await FakeSegmind.start({ apiKey: TEST_SEGMIND_KEY });
+    db = join(mkdtempSync(join(tmpdir(), 'flux-bot-private-')), 'bot.sqlite');
+  });
+  afterEach(async () => {
+    await crashAllBotProcesses();
+    await discord.stop();
+    await segmind.stop();
+  });
+
+  /** Opens the bot's SQLite file while no bot has it open. */
+  async function withStorage<T>(use: (storage: Storage) => Promise<T>): Promise<T> {
+    const storage = await openStorage(`sqlite://${db}`, { logger: quietLogger });
+    try {
+      return await use(storage);
+    } finally {
+      await storage.close();
+    }
+  }
+
+  async function startBot(): Promise<BotProcess> {
+    const bot = startBotProcess({
+      DISCORD_TOKEN: TEST_DISCORD_TOKEN,
+      SEGMIND_API_KEY: TEST_SEGMIND_KEY,
+      DISCORD_API_URL: discord.apiUrl,
+      SEGMIND_API_URL: segmind.url,
+      DISCORD_GUILD_ID: discord.guildId,
+      STORE_URL: `sqlite://${db}`,
+      DEFAULT_COOLDOWN_SECONDS: '0',
+      DEFAULT_DAILY_CREDITS: '10',
+      LOG_LEVEL: 'info',
+    });
+    onTestFailed(() => console.log(`--- bot process ${bot.pid} ---\n${bot.output()}`));
+    await bot.waitForLog('connected to Discord');
+    return bot;
+  }
+
+  it('settles from what its private reply shows after a restart: charged once, posted once, never in the channel', async () => {
+    const member = snowflake();
+    await withStorage((storage) =>
+      new GuildSettingsRepository(storage, quietLogger).update(discord.guildId, (settings) => Object.assign(settings, { allowPrivate: true })),
+    );
+    const first = await startBot();
+    segmind.pause();
+    const job = sendImagine(discord, { prompt: 'a sealed envelope', seed: 31, private: true }, { userId: member });
+    await segmind.waitForInFlight(1);
+    // Discord applies the upload to the private reply, but its answer never reaches the bot: journaled as 'delivering'.
+    discord.setLatency(PATCH_ORIGINAL, 20_000);
+    segmind.resume();
+    await eventually(() => job.edits().some((r) => r.files.length > 0), 'the image upload to reach Discord', 10_000);
+    await first.crash();
+    discord.setLatency(PATCH_ORIGINAL, 0);
+    const journaled = await withStorage((storage) => readLedger(storage, [member], { guildId: discord.guildId }));
+    expect(journaled.journal).toEqual([{ id: job.id, state: 'delivering' }]);
+
+    const second = await startBot();
+    const settling = await second.waitForLog((l) => l.msg === 'settling a job interrupted while delivering' && l.jobId === job.id);
+    expect(settling).toMatchObject({ delivered: 1 });
+    await second.waitForLog((l) => l.msg === 'credits settled' && l.reservationId === job.id);
+    second.terminate();
+    await second.exited;
+
+    // read back through the token, as the fake lets an ephemeral reply be read (Discord does while the token lives)
+    expect(job.requests().filter((r) => r.method === 'GET' && r.path.endsWith('/messages/@original')).map((r) => r.status)).toEqual([200]);
+    expect(job.edits().filter((r) => r.files.length > 0), 'posted once').toHaveLength(1);
+    expect((job.originalMessage()?.flags ?? 0) & EPHEMERAL).toBe(EPHEMERAL);
+    expect(job.originalMessage()?.attachments).toHaveLength(1);
+    expect(discord.requests.filter((r) => r.method === 'POST' && r.path.startsWith('/channels/')), 'nothing in a channel or DM').toEqual([]);
+    await withStorage((storage) => expectConsistentLedger(storage, { [member]: 1 }, { guildId: discord.guildId }));
   });
 });
