@@ -31,9 +31,9 @@ interface DefinedOption {
 }
 
 const DEFINITIONS: Record<string, readonly DefinedOption[]> = {
-  'imagine-admin': adminDefinition.options as readonly DefinedOption[],
-  preferences: preferencesDefinition.options as readonly DefinedOption[],
-  imagine: imagineDefinition.options as readonly DefinedOption[],
+  'imagine-admin': adminDefinition.options,
+  preferences: preferencesDefinition.options,
+  imagine: imagineDefinition.options,
 };
 
 /** `['styles', 'add']` and the typed values → the nested options Discord sends, each typed as the definition declares. */
