@@ -264,10 +264,10 @@ async function showRemixModal(interaction: Control, record: ResultRecord, seed: 
   if (interaction.isModalSubmit()) throw new UserFacingError(NOT_ANY_MORE);
   const { params, style } = record;
   const own = seed === undefined ? `n${params.samples}` : `s${seed}`;
-  const input = (custom_id: string, label: string, value: string, style = TextInputStyle.Short, max = 20) => ({
+  const input = (custom_id: string, label: string, value: string, kind = TextInputStyle.Short, max = 20) => ({
     type: ComponentType.ActionRow as const,
     components: [
-      { type: ComponentType.TextInput as const, custom_id, label, style, value, required: custom_id === 'prompt', max_length: max },
+      { type: ComponentType.TextInput as const, custom_id, label, style: kind, value, required: custom_id === 'prompt', max_length: max },
     ],
   });
   await interaction.showModal({
