@@ -1,6 +1,5 @@
 import { DiscordAPIError, MessageFlags } from 'discord.js';
 import { UserFacingError } from '../errors.js';
-import type { Logger } from '../logger.js';
 import type { Gallery, ShareOutcome } from '../services/results/gallery.js';
 import { parseShareCustomId, SHARE_PREFIX } from '../services/results/result-components.js';
 import type { ResultStore } from '../services/results/result-store.js';

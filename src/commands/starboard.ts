@@ -72,7 +72,7 @@ export function createStarboard(deps: StarboardDeps): (data: unknown) => Promise
     try {
       const settings = await deps.settings.get(guildId);
       const galleryChannelId = settings.galleryChannelId;
-      if (settings.galleryStars <= 0 || galleryChannelId === null) return;
+      if (settings.galleryStars <= 0 || galleryChannelId === null) return log.debug('starboard: off in this server');
       const state = running.get(event.message_id);
       if (state) {
         state.again = true;
@@ -83,7 +83,8 @@ export function createStarboard(deps: StarboardDeps): (data: unknown) => Promise
       try {
         do {
           mine.again = false;
-          await check({ guildId, channelId: event.channel_id, messageId: event.message_id, botId, galleryChannelId, stars: settings.galleryStars }, log);
+          const outcome = await check({ guildId, channelId: event.channel_id, messageId: event.message_id, botId, galleryChannelId, stars: settings.galleryStars }, log);
+          log.debug({ outcome }, 'starboard: checked a starred message');
         } while (mine.again);
       } finally {
         running.delete(event.message_id);
@@ -93,22 +94,25 @@ export function createStarboard(deps: StarboardDeps): (data: unknown) => Promise
     }
   };
 
+  /** Shares the message's result if it has enough ⭐; says what it found (for the debug log). */
   async function check(
     at: { guildId: string; channelId: string; messageId: string; botId: string; galleryChannelId: string; stars: number },
     log: Logger,
-  ): Promise<void> {
+  ): Promise<string> {
     const message = messageSchema.parse(await deps.rest.get(Routes.channelMessage(at.channelId, at.messageId)));
-    if (message.author.id !== at.botId || ((message.flags ?? 0) & MessageFlags.Ephemeral) !== 0) return;
+    if (message.author.id !== at.botId || ((message.flags ?? 0) & MessageFlags.Ephemeral) !== 0) return 'not a result';
+    // Every ⭐, the author's and bots' included: below the threshold, who gave them needs no asking.
     const starCount = message.reactions?.find((r) => r.emoji.name === STAR && r.emoji.id === null)?.count ?? 0;
-    if (starCount < at.stars) return;
+    if (starCount < at.stars) return 'too few stars';
     const resultId = resultIdOf(message);
-    if (resultId === undefined || (await deps.gallery.sharedLink(resultId)) !== undefined) return;
+    if (resultId === undefined) return 'not a result';
+    if ((await deps.gallery.sharedLink(resultId)) !== undefined) return 'already shared';
     const record = await deps.results.get(resultId);
-    if (!record || record.private) return;
-    if (deps.isAgeRestricted(message.channel_id) && !deps.isAgeRestricted(at.galleryChannelId)) return;
+    if (!record) return 'result not kept';
+    if (record.private) return 'private';
+    if (deps.isAgeRestricted(message.channel_id) && !deps.isAgeRestricted(at.galleryChannelId)) return 'age-restricted';
     const count = await countStars(message, record.ownerId, at.stars);
-    log.debug({ resultId, stars: count, threshold: at.stars }, 'starboard: stars counted');
-    if (count < at.stars) return;
+    if (count < at.stars) return 'too few members';
     const outcome = await deps.gallery.share(
       record,
       { guildId: at.guildId, channelId: message.channel_id, messageId: message.id, attachments: message.attachments },
@@ -116,6 +120,7 @@ export function createStarboard(deps: StarboardDeps): (data: unknown) => Promise
       { kind: 'stars', count },
     );
     log.info({ resultId, outcome: outcome.kind, stars: count }, 'starboard: a result reached its stars');
+    return outcome.kind;
   }
 
   /** Distinct members who starred the message, its author and bots left out; stops once `enough` are found. */

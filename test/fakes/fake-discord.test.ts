@@ -528,7 +528,7 @@ describe('FakeDiscord reactions', () => {
         emoji: { id: null, name: '⭐' },
         burst: false,
         type: 0,
-        member: expect.objectContaining({ user: expect.objectContaining({ id: member }) }),
+        member: expect.objectContaining({ user: expect.objectContaining({ id: member }) as unknown }) as unknown,
       }),
     ]);
     // The same member's ⭐ again changes nothing and sends nothing.

@@ -1436,6 +1436,18 @@ export class FakeDiscord {
     return true;
   }
 
+  /**
+   * A member posts a message in a channel, for reactions to a message that is not the bot's. Nothing is dispatched (a
+   * bot without the GuildMessages intent is sent no MESSAGE_CREATE). Returns its id.
+   */
+  memberMessage(spec: { channelId?: string; userId?: string; content?: string } = {}): string {
+    const msg = this.blankMessage(snowflake(), spec.channelId ?? this.channelId, MessageType.Default, false);
+    msg.author = this.userFor(spec.userId !== undefined ? { userId: spec.userId } : {});
+    msg.content = spec.content ?? 'look at this';
+    this.messages.set(msg.id, msg);
+    return msg.id;
+  }
+
   /** Who has reacted to a message with `emoji` (default ⭐), in the order they did. */
   reactionUsers(messageId: string, emoji = '⭐'): string[] {
     return [...(this.reactions.get(messageId)?.get(emoji) ?? [])];

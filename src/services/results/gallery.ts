@@ -77,7 +77,7 @@ export class Gallery {
   /** The gallery post's link, `pending` while one is being posted, undefined when the result was never shared. */
   async sharedLink(resultId: string): Promise<string | undefined> {
     const { redis } = this.deps.storage;
-    const value = redis ? await redis.sendCommand(['GET', this.redisKey(resultId)]) : await this.deps.storage.kv.get(kvKey(resultId));
+    const value: unknown = redis ? await redis.sendCommand(['GET', this.redisKey(resultId)]) : await this.deps.storage.kv.get(kvKey(resultId));
     return typeof value === 'string' ? value : undefined;
   }
 
@@ -156,7 +156,7 @@ export class Gallery {
     if (!response.ok || !response.body) throw new GalleryPostError(`downloading an image answered ${response.status}`);
     const chunks: Buffer[] = [];
     let size = 0;
-    for await (const chunk of response.body) {
+    for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
       size += chunk.byteLength;
       if (size > maxBytes) throw new GalleryPostError(`an image is over ${maxBytes} bytes`);
       chunks.push(Buffer.from(chunk));
