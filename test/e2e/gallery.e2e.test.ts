@@ -6,9 +6,6 @@
 import { ApplicationCommandOptionType, ChannelType, type APIInteractionDataResolved } from 'discord.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { definition as adminDefinition } from '../../src/commands/imagine-admin/index.js';
-import { StyleStore } from '../../src/services/creative/style-store.js';
-import { systemClock } from '../../src/clock.js';
-import { createLogger } from '../../src/logger.js';
 import { snowflake, type RecordedRequest, type SentInteraction, type SlashCommandOption } from '../fakes/fake-discord.js';
 import { eventually, startHarness, type Harness } from '../support/harness.js';
 import { messageOf, sendImagine } from '../support/imagine.js';
@@ -151,9 +148,7 @@ describe('the community gallery', () => {
     const hh = await start();
     const owner = member();
     await admin(hh, 'settings set', { gallery_channel: gallery });
-    await new StyleStore(hh.storage, systemClock, createLogger({ level: 'silent', secrets: [] })).update(hh.discord.guildId, (styles) => {
-      styles.styles.push({ name: 'Water_colour', template: 'a soft watercolour of {prompt}', createdBy: owner.userId, createdAt: Date.now() });
-    });
+    await admin(hh, 'styles add', { name: 'Water_colour', template: 'a soft watercolour of {prompt}' });
     const result = await imagine(hh, { prompt: 'a *bold* lighthouse', seed: 10, samples: 2, style: 'Water_colour' }, owner);
     expect(hh.segmind.requests[0]?.body).toMatchObject({ prompt: 'a soft watercolour of a *bold* lighthouse' });
 
