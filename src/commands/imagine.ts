@@ -15,6 +15,7 @@ import {
 } from '../services/segmind/flux-params.js';
 import { UserFacingError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import type { Metrics } from '../services/metrics.js';
 import type { PreferenceStore } from '../services/creative/preference-store.js';
 import { resolveImagine } from '../services/creative/resolve-imagine.js';
 import { styleChoices } from '../services/creative/style-choices.js';
@@ -185,6 +186,8 @@ export interface ImagineDeps extends SubmitDeps {
   random: () => number;
   styles: StyleStore;
   preferences: PreferenceStore;
+  /** Told when storage fails here, before the policy is reached: health must say storage is down. */
+  metrics?: Pick<Metrics, 'setStorageUp'>;
 }
 
 /**
@@ -211,12 +214,12 @@ export function createImagineCommand(deps: ImagineDeps): SlashCommand {
       const { guildId } = interaction;
       const userId = interaction.user.id;
       const readPreferences = () => deps.preferences.get(guildId, userId);
-      const preferencesBeforeDefer = typedPrivate === undefined ? await bounded(readPreferences(), PREFERENCE_READ_BEFORE_DEFER_MS, log) : undefined;
+      const preferencesBeforeDefer = typedPrivate === undefined ? await bounded(readPreferences(), PREFERENCE_READ_BEFORE_DEFER_MS, log, deps) : undefined;
       const isPrivate = typedPrivate ?? preferencesBeforeDefer?.private ?? false;
       const resolve = async (): Promise<ImagineInput> => {
         const [preferences, styles] = await Promise.all([
-          preferencesBeforeDefer ?? bounded(readPreferences(), READ_AFTER_DEFER_MS, log),
-          bounded(deps.styles.get(guildId), READ_AFTER_DEFER_MS, log),
+          preferencesBeforeDefer ?? bounded(readPreferences(), READ_AFTER_DEFER_MS, log, deps),
+          bounded(deps.styles.get(guildId), READ_AFTER_DEFER_MS, log, deps),
         ]);
         const { parentChannelId } = memberContextOf(interaction);
         return resolveImagine({ typed, preferences, styles, channelId: interaction.channelId ?? '', parentChannelId, random: deps.random });
@@ -227,7 +230,7 @@ export function createImagineCommand(deps: ImagineDeps): SlashCommand {
 }
 
 /** Storage that does not answer in time, or fails, refuses the request with nothing charged (fail closed). */
-async function bounded<T>(promise: Promise<T>, ms: number, log: Logger): Promise<T> {
+async function bounded<T>(promise: Promise<T>, ms: number, log: Logger, { metrics }: Pick<ImagineDeps, 'metrics'>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`storage did not answer within ${ms} ms`)), ms);
@@ -236,6 +239,7 @@ async function bounded<T>(promise: Promise<T>, ms: number, log: Logger): Promise
   try {
     return await Promise.race([promise, timeout]);
   } catch (error) {
+    metrics?.setStorageUp(false);
     log.error({ err: error }, 'could not read styles or preferences; refusing the request');
     throw new StorageUnavailableError(error);
   } finally {

@@ -100,7 +100,8 @@ describeWithRedis('storage outage', () => {
       await sendImagine(h.discord, { prompt: 'before' }).waitForRequest(isEdit);
 
       await proxy.stop();
-      const text = await refusalAfterDeferral(sendImagine(h.discord, { prompt: 'during' }));
+      // The member's preferences (is the request private?) are read before the deferral: refused at once.
+      const text = await immediateRefusal(sendImagine(h.discord, { prompt: 'during' }));
       expect(text).toContain('The bot is having trouble on its side and cannot take requests right now.');
       expect(h.segmind.requests).toHaveLength(1);
       expect(h.bot.metrics.health().storage).toBe(false);
