@@ -214,8 +214,13 @@ export function createImagineCommand(deps: ImagineDeps): SlashCommand {
       const { guildId } = interaction;
       const userId = interaction.user.id;
       const readPreferences = () => deps.preferences.get(guildId, userId);
-      const preferencesBeforeDefer = typedPrivate === undefined ? await bounded(readPreferences(), PREFERENCE_READ_BEFORE_DEFER_MS, log, deps) : undefined;
-      const isPrivate = typedPrivate ?? preferencesBeforeDefer?.private ?? false;
+      let preferencesBeforeDefer: Awaited<ReturnType<typeof readPreferences>> | undefined;
+      const privacy =
+        typedPrivate ??
+        (async () => {
+          preferencesBeforeDefer = await bounded(readPreferences(), PREFERENCE_READ_BEFORE_DEFER_MS, log, deps);
+          return preferencesBeforeDefer.private ?? false;
+        });
       const resolve = async (): Promise<ImagineInput> => {
         const [preferences, styles] = await Promise.all([
           preferencesBeforeDefer ?? bounded(readPreferences(), READ_AFTER_DEFER_MS, log, deps),
@@ -224,7 +229,7 @@ export function createImagineCommand(deps: ImagineDeps): SlashCommand {
         const { parentChannelId } = memberContextOf(interaction);
         return resolveImagine({ typed, preferences, styles, channelId: interaction.channelId ?? '', parentChannelId, random: deps.random });
       };
-      await submitImagine(interaction, resolve, deps, log, { private: isPrivate });
+      await submitImagine(interaction, resolve, deps, log, { private: privacy });
     },
   };
 }

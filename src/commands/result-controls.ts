@@ -22,7 +22,7 @@ import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
 import type { ButtonHandler } from './cancel-button.js';
 import { optionsSchema, type ImagineOptions } from './imagine.js';
-import { expandStyle, MAX_EXPANDED_PROMPT } from '../services/creative/expand-style.js';
+import { expandWithinLimit } from '../services/creative/expand-style.js';
 import { submitImagine, type ImagineInput, type SubmitDeps } from './submit-imagine.js';
 
 export interface ResultControlsDeps extends SubmitDeps {
@@ -154,13 +154,7 @@ function generation(
 
 /** The prompt Segmind gets for a style; refused (privately, before anything is charged) when it would be too long. */
 function expanded(style: { name: string; template: string; memberPrompt: string }): string {
-  const prompt = expandStyle(style.template, style.memberPrompt);
-  if (prompt.length > MAX_EXPANDED_PROMPT)
-    throw new UserFacingError(
-      `With the style **${escapeMarkdown(style.name)}**, your prompt would be ${prompt.length} characters long, and at most ${MAX_EXPANDED_PROMPT} can be sent. Shorten your prompt and try again. Nothing was charged.`,
-      'prompt_too_long',
-    );
-  return prompt;
+  return expandWithinLimit(style, style.memberPrompt);
 }
 
 async function handle(interaction: Control, action: string, record: ResultRecord, deps: ResultControlsDeps, isPrivate: boolean): Promise<void> {

@@ -46,11 +46,14 @@ export async function submitImagine(
   input: ImagineInput | (() => Promise<ImagineInput>),
   { pipeline, policy }: SubmitDeps,
   log: Logger,
-  { private: isPrivate = false }: { private?: boolean } = {},
+  { private: privacy = false }: { private?: boolean | (() => Promise<boolean>) } = {},
 ): Promise<void> {
   const member = memberContextOf(interaction);
   const release = policy.openRequest(member);
   try {
+    // Asked only once the checks that need no storage passed (a paused bot refuses without a read): a preference may
+    // decide it, and the deferral must be private or public from the start.
+    const isPrivate = typeof privacy === 'function' ? await privacy() : privacy;
     // Nothing is reserved yet: a failed deferral has nothing to refund, only the slot to give back. A private request
     // is private from its first message: the deferral is ephemeral (the policy refuses it where the server does not
     // allow private results, into that same private message).

@@ -405,7 +405,7 @@ describe("a styled result's buttons keep its style", () => {
       ...where(),
     });
     expect(await refusalAfterDeferral(submit)).toBe(
-      '❌ With the style **anime**, your prompt would be 2021 characters long, and at most 2000 can be sent. Shorten your prompt and try again. Nothing was charged.',
+      '❌ With the style `anime` your prompt becomes 2021 characters, over the 2000 the image service takes. Shorten your prompt. Nothing was charged.',
     );
     expect(h.segmind.requests).toHaveLength(before);
     await expectConsistentLedger(h.storage, { [member]: 1 }, { guildId: h.discord.guildId });

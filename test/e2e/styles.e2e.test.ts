@@ -226,7 +226,7 @@ describe('server styles, end to end through the real discord.js client', () => {
     await admin(h, s.here, s.mod, 'styles add', ANIME);
     await admin(h, s.here, s.mod, 'words add', { phrase: 'cel shading', list: 'banned' });
     const refused = sendImagine(h.discord, { prompt: 'a fox', style: 'anime' }, { ...s.here, ...s.member });
-    expect(await refusalAfterDeferral(refused)).toBe('❌ Your prompt contains something this server does not allow (“cel shading”).');
+    expect(await refusalAfterDeferral(refused)).toBe('❌ Your prompt with the style “anime” contains something this server does not allow (“cel shading”).');
     expect(h.segmind.requests).toEqual([]);
     await expectConsistentLedger(h.storage, { [s.member.userId]: 0 }, { guildId: s.guildId });
   });

@@ -7,7 +7,7 @@ import type { RecordedRequest, SentInteraction } from '../fakes/fake-discord.js'
 import type { QuotaStore } from '../../src/services/storage/quota/quota-store.js';
 import { eventually, startHarness, type Harness } from '../support/harness.js';
 import { messageOf, sendImagine } from '../support/imagine.js';
-import { refusalAfterDeferral as refusal } from '../support/refusals.js';
+import { immediateRefusal, refusalAfterDeferral as refusal } from '../support/refusals.js';
 
 const isEdit = (r: RecordedRequest) => r.method === 'PATCH' && r.path.endsWith('/messages/@original');
 
@@ -234,7 +234,8 @@ describe('credits and cooldowns on /imagine', () => {
   it('fails closed when storage is down: refused, nothing sent to Segmind, nothing charged', async () => {
     h = await startHarness({ env: { DEFAULT_COOLDOWN_SECONDS: '0' } });
     await h.storage.close();
-    const text = await refusal(sendImagine(h.discord, { prompt: 'no storage' }));
+    // Refused at once: whether the answer is private depends on the member's preferences, read before the deferral.
+    const text = await immediateRefusal(sendImagine(h.discord, { prompt: 'no storage' }));
     expect(text).toContain('The bot is having trouble on its side and cannot take requests right now.');
     expect(text).toContain('Nothing was charged');
     expect(h.segmind.requests).toHaveLength(0);

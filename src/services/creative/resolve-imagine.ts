@@ -1,8 +1,9 @@
 import { UserFacingError } from '../../errors.js';
+import { expandWithinLimit } from './expand-style.js';
 import type { AppliedStyle } from '../results/result-store.js';
-import { DEFAULTS, LIMITS, randomSeed, type AspectRatio, type FluxDevParams, type OutputFormat } from '../segmind/flux-params.js';
+import { DEFAULTS, randomSeed, type AspectRatio, type FluxDevParams, type OutputFormat } from '../segmind/flux-params.js';
 import type { Preferences } from './preference-store.js';
-import { findStyle, NO_STYLE, PROMPT_PLACEHOLDER, sameName, type ServerStyles, type Style } from './style-store.js';
+import { findStyle, NO_STYLE, sameName, type ServerStyles, type Style } from './style-store.js';
 
 /** What the member typed in `/imagine`, and only that: an option left out is undefined, never a default. */
 export interface TypedImagineOptions {
@@ -70,20 +71,8 @@ export function resolveImagine({ typed, preferences, styles, channelId, parentCh
   };
 }
 
-/** The member's prompt in a template: at every `{prompt}`, or appended after a comma when it has none. */
-export function expandTemplate(template: string, prompt: string): string {
-  // split/join, not replaceAll: a prompt's `$&` or `$'` must stay text, not become a replacement pattern.
-  return template.includes(PROMPT_PLACEHOLDER) ? template.split(PROMPT_PLACEHOLDER).join(prompt) : `${template}, ${prompt}`;
-}
-
 function expand(style: Style, prompt: string): string {
-  const expanded = expandTemplate(style.template, prompt);
-  if (expanded.length > LIMITS.promptMaxLength)
-    throw new UserFacingError(
-      `With the style \`${style.name}\` your prompt becomes ${expanded.length} characters, over the ${LIMITS.promptMaxLength} the image service takes. Shorten your prompt, or use \`style:none\`. Nothing was charged.`,
-      'prompt_too_long',
-    );
-  return expanded;
+  return expandWithinLimit(style, prompt, 'Shorten your prompt, or use `style:none`');
 }
 
 function chooseStyle(

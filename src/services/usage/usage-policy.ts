@@ -500,9 +500,11 @@ export class UsagePolicy {
       const list = settings.allowedChannels.slice(0, 10).map((id) => `<#${id}>`).join(', ');
       throw new Refusal('channel', `\`/imagine\` is not allowed in this channel. Use ${list}.`);
     }
+    // The words are checked in the expansion, what Segmind gets: a style's template may be where the word is.
+    const yourPrompt = request.style ? `Your prompt with the style “${request.style.name}”` : 'Your prompt';
     const banned = findBrokenRule(params.prompt, settings.bannedWords);
     if (banned !== undefined)
-      throw new Refusal('banned_word', `Your prompt contains something this server does not allow (“${banned}”).`);
+      throw new Refusal('banned_word', `${yourPrompt} contains something this server does not allow (“${banned}”).`);
     const nsfw = findBrokenRule(params.prompt, settings.nsfwWords);
     if (nsfw !== undefined && !(settings.nsfwPolicy === 'age_restricted' && member.channelNsfw)) {
       throw new Refusal(

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { UserFacingError } from '../../../src/errors.js';
-import { expandTemplate, resolveImagine, type ResolveContext } from '../../../src/services/creative/resolve-imagine.js';
+import { resolveImagine, type ResolveContext } from '../../../src/services/creative/resolve-imagine.js';
+import { expandStyle as expandTemplate } from '../../../src/services/creative/expand-style.js';
 import { styleChoices } from '../../../src/services/creative/style-choices.js';
 import { emptyStyles, type ServerStyles, type Style } from '../../../src/services/creative/style-store.js';
 import { DEFAULTS } from '../../../src/services/segmind/flux-params.js';
