@@ -307,6 +307,17 @@ export function snowflakeTime(id: string): number {
   return Number((BigInt(id) >> 22n) + DISCORD_EPOCH);
 }
 
+/** A registered command as Discord lists it without `with_localizations=true`: no `*_localizations` at any level. */
+function withoutLocalizations<T>(value: T): T {
+  if (Array.isArray(value)) return value.map(withoutLocalizations) as T;
+  if (!isRecord(value)) return value;
+  return Object.fromEntries(
+    Object.entries(value)
+      .filter(([key]) => key !== 'name_localizations' && key !== 'description_localizations')
+      .map(([key, v]) => [key, withoutLocalizations(v)]),
+  ) as T;
+}
+
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -1952,7 +1963,8 @@ export class FakeDiscord {
     const key = this.scopeKey(guildId);
     const list = this.commands.get(key) ?? [];
     if (rest.length === 0) {
-      if (m === 'GET') return { status: 200, body: list };
+      // Like Discord: the localization dictionaries only when asked for (else the client's locale's text alone).
+      if (m === 'GET') return { status: 200, body: rec.query.get('with_localizations') === 'true' ? list : list.map(withoutLocalizations) };
       if (m === 'PUT') {
         if (!Array.isArray(rec.json)) return invalidBody();
         const body = rec.json as unknown[];
