@@ -17,7 +17,8 @@ export async function syncCommands(opts: {
 }): Promise<SyncResult> {
   const { rest, applicationId, guildId, definitions, log } = opts;
   const route = guildId ? Routes.applicationGuildCommands(applicationId, guildId) : Routes.applicationCommands(applicationId);
-  const registered = (await rest.get(route)) as unknown[];
+  // Without it Discord leaves the localization dictionaries out, and every start would look like a change.
+  const registered = (await rest.get(route, { query: new URLSearchParams({ with_localizations: 'true' }) })) as unknown[];
   const scope = guildId ? `guild ${guildId}` : 'global';
   if (commandsMatch(definitions, registered)) {
     log.info({ scope, commands: definitions.length }, 'slash commands already up to date');
@@ -47,6 +48,16 @@ function isUnset(value: unknown): boolean {
   return value === undefined || value === null || value === false || (Array.isArray(value) && value.length === 0);
 }
 
+/** `name_localizations` / `description_localizations`: a locale added, changed or dropped on either side is a change. */
+const LOCALIZATIONS = ['name_localizations', 'description_localizations'];
+
+function sameLocalizations(desired: unknown, actual: unknown): boolean {
+  const entries = (value: unknown) => (value && typeof value === 'object' ? Object.entries(value as Record<string, unknown>) : []);
+  const ours = entries(desired);
+  const theirs = new Map(entries(actual));
+  return ours.length === theirs.size && ours.every(([locale, text]) => theirs.get(locale) === text);
+}
+
 function sameShape(desired: unknown, actual: unknown): boolean {
   if (Array.isArray(desired)) {
     return Array.isArray(actual) && desired.length === actual.length && desired.every((d, i) => sameShape(d, actual[i]));
@@ -54,9 +65,14 @@ function sameShape(desired: unknown, actual: unknown): boolean {
   if (desired && typeof desired === 'object') {
     if (!actual || typeof actual !== 'object') return false;
     const a = actual as Record<string, unknown>;
-    return Object.entries(desired).every(([key, value]) =>
-      isUnset(value) ? isUnset(a[key]) : sameShape(value, a[key]),
-    ) && sameNestedKeys(desired as Record<string, unknown>, a);
+    const d = desired as Record<string, unknown>;
+    return (
+      LOCALIZATIONS.every((key) => sameLocalizations(d[key], a[key])) &&
+      Object.entries(d).every(([key, value]) =>
+        LOCALIZATIONS.includes(key) || (isUnset(value) ? isUnset(a[key]) : sameShape(value, a[key])),
+      ) &&
+      sameNestedKeys(d, a)
+    );
   }
   // Discord returns permission bitfields as strings.
   return desired === actual || String(desired) === String(actual);

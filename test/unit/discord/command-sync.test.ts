@@ -46,4 +46,43 @@ describe('command sync comparison', () => {
     registered.options!.find((o) => o.name === 'steps')!.max_value = 100;
     expect(commandsMatch(commandDefinitions, [registered])).toBe(false);
   });
+
+  describe('localizations', () => {
+    const localized = {
+      name: 'credits',
+      description: 'How many images you can still generate today',
+      description_localizations: { fr: 'Combien d’images vous pouvez encore générer aujourd’hui', ja: '今日あと何枚生成できるか' },
+      options: [
+        {
+          type: 3,
+          name: 'list',
+          description: 'Which word list',
+          description_localizations: { fr: 'Quelle liste de mots' },
+          choices: [{ name: 'banned', value: 'banned', name_localizations: { fr: 'interdits' } }],
+        },
+      ],
+    };
+    const copy = () => JSON.parse(JSON.stringify(asRegistered(localized))) as typeof localized;
+
+    it('sees the same localizations as equal', () => {
+      expect(commandsMatch([localized], [asRegistered(localized)])).toBe(true);
+    });
+
+    it('notices a localization Discord does not have, a changed one and one Discord has that we dropped', () => {
+      const missing = copy() as Partial<typeof localized>;
+      delete missing.description_localizations;
+      expect(commandsMatch([localized], [missing])).toBe(false);
+
+      const changed = copy();
+      changed.options[0]!.choices[0]!.name_localizations.fr = 'bannis';
+      expect(commandsMatch([localized], [changed])).toBe(false);
+
+      const extra = copy();
+      (extra.options[0]!.description_localizations as Record<string, string>).de = 'Welche Wortliste';
+      expect(commandsMatch([localized], [extra])).toBe(false);
+
+      const { description_localizations: _dropped, ...unlocalized } = localized;
+      expect(commandsMatch([unlocalized], [asRegistered(localized)])).toBe(false);
+    });
+  });
 });
