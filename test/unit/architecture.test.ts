@@ -26,7 +26,7 @@ const LAYERS: ReadonlyArray<{ name: string; paths: readonly string[] }> = [
   { name: 'discord', paths: ['services/discord/'] },
   { name: 'segmind', paths: ['services/segmind/'] },
   { name: 'storage', paths: ['services/storage/'] },
-  { name: 'foundation', paths: ['services/metrics.ts', 'config.ts', 'logger.ts', 'clock.ts', 'errors.ts', 'plural.ts'] },
+  { name: 'foundation', paths: ['services/metrics.ts', 'config.ts', 'logger.ts', 'clock.ts', 'errors.ts', 'plural.ts', 'i18n/'] },
 ];
 
 const IMPORT = /(?:from\s+|import\s*\(\s*|import\s+)['"](\.{1,2}\/[^'"]+)['"]/g;

@@ -1,0 +1,50 @@
+import { escapeMarkdown } from 'discord.js';
+import { createInstance, type TFunction } from 'i18next';
+import { NAMESPACES, resources, type Catalog } from './catalog/index.js';
+import { SOURCE_LOCALE, SUPPORTED_LOCALES, type Locale } from './locales.js';
+
+declare module 'i18next' {
+  interface CustomTypeOptions {
+    defaultNS: 'common';
+    resources: Catalog;
+    returnNull: false;
+    // A misspelt key, or a `{{value}}` the call does not pass, fails the typecheck.
+    strictKeyChecks: true;
+    strictInterpolationChecks: true;
+  }
+}
+
+/** A `t` bound to one locale: `t('common:errors.buttonGone')`, `t('imagine:…', { count, prompt })`. */
+export type Translator = TFunction<typeof NAMESPACES>;
+
+const i18n = createInstance();
+// Synchronous: every catalog is in `resources`, so `init` has nothing to wait for and `t` works on the next line.
+void i18n.init({
+  initAsync: false,
+  resources,
+  ns: NAMESPACES,
+  defaultNS: 'common',
+  supportedLngs: SUPPORTED_LOCALES,
+  // `fr` must not be read as "fr, then the generic `fr`"; our locale names are exactly the catalog folders.
+  load: 'currentOnly',
+  lng: SOURCE_LOCALE,
+  fallbackLng: SOURCE_LOCALE,
+  returnNull: false,
+  returnEmptyString: false,
+  interpolation: {
+    // Every value a text is given is escaped for Discord markdown, so a member's prompt or name is shown as typed and
+    // never read as bold, a link or a heading. `{{- value}}` opts out, for values the code built (mentions, <t:…:R>).
+    escapeValue: true,
+    escape: (value: string) => escapeMarkdown(value),
+    // A value that itself looks like `{{x}}` or `$t(…)` is left as text, not interpolated or nested.
+    skipOnVariables: true,
+  },
+});
+
+// getFixedT builds a closure; doing it once per locale keeps `translator()` a map lookup on the interaction hot path.
+const translators = new Map<Locale, Translator>(SUPPORTED_LOCALES.map((locale) => [locale, i18n.getFixedT(locale, NAMESPACES)]));
+
+/** The `t` for `locale` (see locales.ts `localeFor` for which locale to ask for). */
+export function translator(locale: Locale): Translator {
+  return translators.get(locale) ?? (translators.get(SOURCE_LOCALE) as Translator);
+}
