@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../../clock.js';
-import { UserFacingError } from '../../errors.js';
+import { UserFacingError, type LocalizedText } from '../../errors.js';
 import type { Logger } from '../../logger.js';
-import { plural } from '../../plural.js';
+import { translator, type Translator } from '../../i18n/i18n.js';
+import type { Locale } from '../../i18n/locales.js';
 import {
   allowanceUnderCeiling,
   effectiveSettings,
@@ -65,17 +66,25 @@ export type RefusalReason =
 export class Refusal extends UserFacingError {
   constructor(
     readonly reason: RefusalReason,
-    message: string,
+    message: string | LocalizedText,
     readonly retryAt?: number,
   ) {
     super(message, `refused_${reason}`);
     this.name = 'Refusal';
   }
+
+  /** The same refusal in the language the server's moderators fixed, whatever the member's own. */
+  in(locale: Locale): Refusal {
+    const t = translator(locale);
+    const fixed = new Refusal(this.reason, () => this.textIn(t), this.retryAt);
+    if (this.cause !== undefined) fixed.cause = this.cause;
+    return fixed;
+  }
 }
 
 export class StorageUnavailableError extends Refusal {
   constructor(cause?: unknown) {
-    super('unavailable', 'The bot is having trouble on its side and cannot take requests right now. Nothing was charged — try again in a minute.');
+    super('unavailable', (t) => t('common:storage.unavailable'));
     if (cause !== undefined) this.cause = cause;
   }
 }
@@ -85,8 +94,8 @@ export interface Admission {
   settings: GuildSettings;
   /** The request's parameters as admitted: a preference or style over the server's limits is cut to them. */
   params: FluxDevParams;
-  /** What the member is told about the admission in their result (a cut), in order. */
-  notes: string[];
+  /** What the member is told about the admission in their result (a cut), in order, in the language given. */
+  notes: LocalizedText[];
   /** Ends this request's place in the member's count of open requests; call when the job is over. Idempotent. */
   readonly release: () => void;
 }
@@ -109,11 +118,11 @@ interface OpenSlot {
   readonly fleet: Promise<boolean>;
 }
 
-const queueFullRefusal = (max: number) =>
-  new Refusal(
-    'queue_full',
-    `You already have ${plural(max, 'request')} waiting or generating. Wait for one to finish (or cancel it) — nothing was charged.`,
-  );
+const queueFullRefusal = (max: number) => new Refusal('queue_full', (t) => t('imagine:refusal.queueFull', { count: max }));
+
+/** `n images` / `n credits` in the member's language, for texts that count two things at once. */
+const images = (t: Translator, count: number) => t('imagine:units.images', { count });
+const credits = (t: Translator, count: number) => t('imagine:units.credits', { count });
 
 /** Pauses between attempts to cancel a failed reservation while storage is down: doubling, up to the cap. */
 const CANCEL_RETRY_FIRST_MS = 1_000;
@@ -239,13 +248,16 @@ export class UsagePolicy {
       this.withTimeout(this.deps.settings.get(member.guildId)),
       this.checkFleetPlace(member.userId),
     ]);
-    if (request.private && !settings.allowPrivate)
-      throw new Refusal(
-        'private',
-        "Private results are not allowed in this server (your `private` option or preference). Its moderators decide: `/imagine-admin settings set allow_private`. Nothing was charged.",
-      );
-    const { params, notes } = this.fitToLimits(request, settings);
-    this.checkRules({ ...request, params }, member, settings);
+    let fitted: { params: FluxDevParams; notes: LocalizedText[] };
+    try {
+      if (request.private && !settings.allowPrivate) throw new Refusal('private', (t) => t('imagine:refusal.private'));
+      fitted = this.fitToLimits(request, settings);
+      this.checkRules({ ...request, params: fitted.params }, member, settings);
+    } catch (error) {
+      // Known from here on: a language the moderators fixed answers every member in it.
+      throw error instanceof Refusal && settings.language !== 'auto' ? error.in(settings.language) : error;
+    }
+    const { params, notes } = fitted;
     const input: ReserveInput = {
       reservationId: request.id,
       guildId: member.guildId,
@@ -264,7 +276,10 @@ export class UsagePolicy {
       this.cancelFailedReservation(input, pending);
       throw error;
     }
-    if (!result.ok) throw this.refusalFor(result, params.samples);
+    if (!result.ok) {
+      const refusal = this.refusalFor(result, params.samples);
+      throw settings.language !== 'auto' ? refusal.in(settings.language) : refusal;
+    }
     return { reservation: result.reservation, settings, params, notes };
   }
 
@@ -272,18 +287,20 @@ export class UsagePolicy {
    * A value the member typed over a server limit is refused (checkRules says which); one they left to a preference or
    * a style is cut to the limit, and they are told in the result.
    */
-  private fitToLimits(request: ImagineRequest, settings: GuildSettings): { params: FluxDevParams; notes: string[] } {
+  private fitToLimits(request: ImagineRequest, settings: GuildSettings): { params: FluxDevParams; notes: LocalizedText[] } {
     const adjustable = request.adjustable ?? [];
     if (adjustable.length === 0) return { params: request.params, notes: [] };
     const limits = effectiveSettings(settings, this.deps.defaults);
     const params = { ...request.params };
-    const notes: string[] = [];
+    const notes: LocalizedText[] = [];
     if (adjustable.includes('samples') && params.samples > limits.maxSamples) {
-      notes.push(`ℹ️ \`samples\` ${params.samples} (your preference or the style) is over this server's limit: ${plural(limits.maxSamples, 'image')} made.`);
+      const asked = params.samples;
+      notes.push((t) => t('imagine:notes.samplesCut', { asked, count: limits.maxSamples }));
       params.samples = limits.maxSamples;
     }
     if (adjustable.includes('steps') && params.steps > limits.maxSteps) {
-      notes.push(`ℹ️ \`steps\` ${params.steps} (your preference or the style) is over this server's limit: ${limits.maxSteps} used.`);
+      const asked = params.steps;
+      notes.push((t) => t('imagine:notes.stepsCut', { asked, max: limits.maxSteps }));
       params.steps = limits.maxSteps;
     }
     return { params, notes };
@@ -462,21 +479,15 @@ export class UsagePolicy {
 
   private botWideRefusal(member: MemberContext): Refusal | undefined {
     const block = this.deps.gate?.blockForNewRequest();
-    if (block?.reason === 'restarting')
-      return new Refusal('restarting', 'The bot is restarting. Try again in a minute — nothing was charged.');
+    if (block?.reason === 'restarting') return new Refusal('restarting', (t) => t('imagine:refusal.restarting'));
     if (block?.reason === 'operator_pause')
-      return new Refusal(
-        'operator_pause',
-        block.kind === 'out_of_credits'
-          ? "Image generation is paused until the bot's owner tops up its account. Nothing was charged."
-          : "Image generation is paused until the bot's owner fixes its account. Nothing was charged.",
+      return new Refusal('operator_pause', (t) =>
+        block.kind === 'out_of_credits' ? t('imagine:refusal.outOfCredits') : t('imagine:refusal.accountBroken'),
       );
-    if (block?.reason === 'breaker_open')
-      return new Refusal(
-        'segmind_down',
-        `The image service is having trouble right now. Try again ${relative(block.retryAt)} — nothing was charged.`,
-        block.retryAt,
-      );
+    if (block?.reason === 'breaker_open') {
+      const retry = relative(block.retryAt);
+      return new Refusal('segmind_down', (t) => t('imagine:refusal.segmindDown', { retry }), block.retryAt);
+    }
     const max = this.deps.maxOpenPerUser;
     if (max !== undefined && (this.open.get(member.userId) ?? 0) >= max) return queueFullRefusal(max);
     return undefined;
@@ -485,60 +496,59 @@ export class UsagePolicy {
   private checkRules(request: ImagineRequest, member: MemberContext, settings: GuildSettings): void {
     const { params } = request;
     if (settings.paused) {
-      const reason = settings.paused.reason ? ` Reason: ${settings.paused.reason}` : '';
-      throw new Refusal('paused', `Image generation is paused in this server by its moderators.${reason}`);
+      const { reason } = settings.paused;
+      throw new Refusal('paused', (t) => (reason ? t('imagine:refusal.pausedReason', { reason }) : t('imagine:refusal.paused')));
     }
     const block = settings.blocked[member.userId];
     if (block) {
-      const reason = block.reason ? ` Reason: ${block.reason}` : '';
-      throw new Refusal('blocked', `You are blocked from generating images in this server.${reason}`);
+      const { reason } = block;
+      throw new Refusal('blocked', (t) => (reason ? t('imagine:refusal.blockedReason', { reason }) : t('imagine:refusal.blocked')));
     }
     const inAllowedChannel =
       settings.allowedChannels.includes(member.channelId) ||
       (member.parentChannelId !== null && settings.allowedChannels.includes(member.parentChannelId));
     if (settings.allowedChannels.length > 0 && !inAllowedChannel) {
-      const list = settings.allowedChannels.slice(0, 10).map((id) => `<#${id}>`).join(', ');
-      throw new Refusal('channel', `\`/imagine\` is not allowed in this channel. Use ${list}.`);
+      const channels = settings.allowedChannels.slice(0, 10).map((id) => `<#${id}>`).join(', ');
+      throw new Refusal('channel', (t) => t('imagine:refusal.channel', { channels }));
     }
     // The words are checked in the expansion, what Segmind gets: a style's template may be where the word is.
-    const yourPrompt = request.style ? `Your prompt with the style “${request.style.name}”` : 'Your prompt';
+    const style = request.style?.name;
     const banned = findBrokenRule(params.prompt, settings.bannedWords);
     if (banned !== undefined)
-      throw new Refusal('banned_word', `${yourPrompt} contains something this server does not allow (“${banned}”).`);
+      throw new Refusal('banned_word', (t) =>
+        style === undefined ? t('imagine:refusal.bannedWord', { word: banned }) : t('imagine:refusal.bannedWordStyled', { word: banned, style }),
+      );
     const nsfw = findBrokenRule(params.prompt, settings.nsfwWords);
     if (nsfw !== undefined && !(settings.nsfwPolicy === 'age_restricted' && member.channelNsfw)) {
-      throw new Refusal(
-        'nsfw',
-        settings.nsfwPolicy === 'age_restricted'
-          ? `NSFW prompts (“${nsfw}”) are only allowed in this server's age-restricted channels.`
-          : `NSFW prompts (“${nsfw}”) are not allowed in this server.`,
+      const ageRestricted = settings.nsfwPolicy === 'age_restricted';
+      throw new Refusal('nsfw', (t) =>
+        ageRestricted ? t('imagine:refusal.nsfwAgeRestricted', { word: nsfw }) : t('imagine:refusal.nsfw', { word: nsfw }),
       );
     }
     const limits = effectiveSettings(settings, this.deps.defaults);
-    if (params.samples > limits.maxSamples)
-      throw new Refusal('limits', `This server allows at most ${plural(limits.maxSamples, 'image')} per request (\`samples\`).`);
-    if (params.steps > limits.maxSteps)
-      throw new Refusal('limits', `This server allows at most ${limits.maxSteps} \`steps\` per image.`);
+    if (params.samples > limits.maxSamples) throw new Refusal('limits', (t) => t('imagine:refusal.maxSamples', { count: limits.maxSamples }));
+    if (params.steps > limits.maxSteps) throw new Refusal('limits', (t) => t('imagine:refusal.maxSteps', { max: limits.maxSteps }));
   }
 
   private refusalFor(result: Exclude<Awaited<ReturnType<QuotaStore['reserve']>>, { ok: true }>, asked: number): Refusal {
+    const retry = relative(result.retryAt);
+    const available = result.reason === 'cooldown' ? 0 : result.available;
     switch (result.reason) {
       case 'cooldown':
-        return new Refusal('cooldown', `You're on cooldown. Try again ${relative(result.retryAt)}.`, result.retryAt);
+        return new Refusal('cooldown', (t) => t('imagine:refusal.cooldown', { retry }), result.retryAt);
       case 'allowance':
         return new Refusal(
           'allowance',
-          result.available > 0
-            ? `You asked for ${plural(asked, 'image')} but have ${plural(result.available, 'credit')} left today. Ask for fewer (\`samples\`), or wait for your allowance to reset ${relative(result.retryAt)}.`
-            : `You've used all your image credits for today. Your allowance resets ${relative(result.retryAt)}.`,
+          (t) =>
+            available > 0
+              ? t('imagine:refusal.allowanceSome', { asked: images(t, asked), available: credits(t, available), retry })
+              : t('imagine:refusal.allowanceNone', { retry }),
           result.retryAt,
         );
       case 'guild_cap':
         return new Refusal(
           'guild_cap',
-          result.available > 0
-            ? `This server has only ${plural(result.available, 'image')} left in today's budget. Try fewer \`samples\`, or after it resets ${relative(result.retryAt)}.`
-            : `This server has used its image budget for today. It resets ${relative(result.retryAt)}.`,
+          (t) => (available > 0 ? t('imagine:refusal.guildCapSome', { count: available, retry }) : t('imagine:refusal.guildCapNone', { retry })),
           result.retryAt,
         );
     }
