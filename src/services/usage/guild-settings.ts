@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { SERVER_LANGUAGES } from '../../i18n/locales.js';
 import type { Logger } from '../../logger.js';
 import type { Storage } from '../storage/storage.js';
 
@@ -71,6 +72,8 @@ const settingsSchema = z.object({
   galleryChannelId: id.nullable().catch(null),
   /** ⭐ reactions from distinct members (the author's own not counted) that share a result automatically; 0 = off. */
   galleryStars: count.catch(0),
+  /** The language every text about this server is in; `auto`: each member's own, the server's Discord locale in channel posts. */
+  language: z.enum(SERVER_LANGUAGES).catch('auto'),
 });
 
 export type GuildSettings = z.infer<typeof settingsSchema>;
