@@ -1,5 +1,6 @@
 import { MessageFlags, type RepliableInteraction } from 'discord.js';
 import { memberContextOf } from './member-context.js';
+import { localeFor } from '../i18n/locales.js';
 import type { Logger } from '../logger.js';
 import type { FluxDevParams } from '../services/segmind/flux-params.js';
 import {
@@ -74,6 +75,7 @@ export async function submitImagine(
     };
     const { reservation, params, notes: admissionNotes, settings } = await policy.reserve(request, member, request.createdAt + RESERVATION_LIFETIME_MS);
     const notes = [...(resolved.notes ?? []), ...admissionNotes];
+    const languages = { memberLocale: interaction.locale, guildLocale: interaction.guildLocale, serverLanguage: settings.language };
     const job: JournalEntry = {
       v: 1,
       id: request.id,
@@ -93,6 +95,8 @@ export async function submitImagine(
       ...(isPrivate ? { private: true } : {}),
       ...(notes.length > 0 ? { notes } : {}),
       ...(!isPrivate && settings.galleryChannelId !== null ? { gallery: true } : {}),
+      locale: localeFor(languages, 'member'),
+      channelLocale: localeFor(languages, 'channel'),
     };
     await pipeline.run(job, log);
   } finally {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { SUPPORTED_LOCALES } from '../../i18n/locales.js';
 import { fluxDevParamsSchema } from '../segmind/flux-params.js';
 import { appliedStyleSchema } from '../results/result-store.js';
 import type { Storage } from '../storage/storage.js';
@@ -49,6 +50,12 @@ const entrySchema = z.object({
   notes: z.array(z.string()).optional(),
   /** The server had a gallery when the request was made: the result offers ⭐ Share. */
   gallery: z.boolean().optional(),
+  /**
+   * The language of what answers the member (their reply, their DM) and of channel posts nobody interacted with (a
+   * late result), resolved when the request was made. Absent in older entries, or no longer supported: English.
+   */
+  locale: z.enum(SUPPORTED_LOCALES).optional().catch(undefined),
+  channelLocale: z.enum(SUPPORTED_LOCALES).optional().catch(undefined),
 });
 
 export type JournalEntry = z.infer<typeof entrySchema>;
