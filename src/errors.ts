@@ -9,8 +9,7 @@ export type LocalizedText = (t: Translator) => string;
 /**
  * The only kind of error whose message a Discord user ever sees. Anything else is logged and answered with a
  * generic message carrying a reference id. Given a LocalizedText, `message` is its en-US wording (for logs, and for
- * code that has no locale at hand) and `text(t)` is what the member reads,
- * with `t` for their language.
+ * code that has no locale at hand) and `text(t)` is what the member reads, with `t` for their language.
  */
 export class UserFacingError extends Error {
   readonly text: LocalizedText;

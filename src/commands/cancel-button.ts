@@ -1,5 +1,6 @@
 import { MessageFlags, type ButtonInteraction, type ModalSubmitInteraction, type StringSelectMenuInteraction } from 'discord.js';
 import type { Logger } from '../logger.js';
+import { memberTranslator } from './interaction-router.js';
 import type { ImaginePipeline } from '../services/generation/imagine-pipeline.js';
 import { CANCEL_PREFIX } from '../services/generation/progress-reporter.js';
 
@@ -23,11 +24,9 @@ export function createCancelButton(pipeline: ImaginePipeline): ButtonHandler {
         await interaction.deferUpdate();
         return;
       }
+      const t = memberTranslator(interaction);
       await interaction.reply({
-        content:
-          result === 'not_yours'
-            ? 'Only the member who asked for these images can cancel them.'
-            : 'Too late to cancel: the images are already being generated (or are done).',
+        content: result === 'not_yours' ? t('common:cancel.notYours') : t('common:cancel.tooLate'),
         flags: MessageFlags.Ephemeral,
       });
     },

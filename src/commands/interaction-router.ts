@@ -7,6 +7,8 @@ import {
 } from 'discord.js';
 import type { ButtonHandler, ComponentInteraction } from './cancel-button.js';
 import { UserFacingError } from '../errors.js';
+import { translator, type Translator } from '../i18n/i18n.js';
+import { localeFor } from '../i18n/locales.js';
 import type { Logger } from '../logger.js';
 import type { Command } from './types.js';
 
@@ -33,7 +35,7 @@ export function createInteractionRouter(
     const isMessageCommand = command !== undefined && 'kind' in command;
     if (!command || isMessageCommand !== interaction.isMessageContextMenuCommand()) {
       log.warn('unknown command');
-      await replyWithError(interaction, new UserFacingError('This command is not available any more.'), log);
+      await replyWithError(interaction, new UserFacingError((t) => t('common:errors.commandGone')), log);
       return;
     }
     try {
@@ -67,7 +69,7 @@ export function createInteractionRouter(
     });
     const handler = buttons.find((b) => interaction.customId.startsWith(b.prefix));
     try {
-      if (!handler) throw new UserFacingError('This button does not work any more.');
+      if (!handler) throw new UserFacingError((t) => t('common:errors.buttonGone'));
       await handler.execute(interaction, log);
     } catch (error) {
       await replyWithError(interaction, error, log);
@@ -80,13 +82,14 @@ export async function replyWithError(
   error: unknown,
   log: Logger,
 ): Promise<void> {
+  const t = memberTranslator(interaction);
   let text: string;
   if (error instanceof UserFacingError) {
     log.info({ code: error.code, reason: error.message }, 'request refused');
-    text = error.message;
+    text = error.text(t);
   } else {
     log.error({ err: error }, 'command failed');
-    text = `Something went wrong on the bot's side. Nothing was generated. (ref \`${interaction.id}\`)`;
+    text = t('common:errors.generic', { ref: interaction.id });
   }
   const content = `❌ ${text}`;
   try {
@@ -101,6 +104,14 @@ export async function replyWithError(
   } catch (replyError) {
     log.warn({ err: replyError }, 'could not send the error reply');
   }
+}
+
+/**
+ * The `t` for what answers this member's interaction. The server's fixed language is not known here (it is in its
+ * settings, which an error may be about): commands that read the settings answer in it themselves.
+ */
+export function memberTranslator(interaction: { locale: string; guildLocale: string | null }): Translator {
+  return translator(localeFor({ memberLocale: interaction.locale, guildLocale: interaction.guildLocale }, 'member'));
 }
 
 /**
