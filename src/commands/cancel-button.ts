@@ -1,6 +1,6 @@
 import { MessageFlags, type ButtonInteraction, type ModalSubmitInteraction, type StringSelectMenuInteraction } from 'discord.js';
 import type { Logger } from '../logger.js';
-import { memberTranslator } from './interaction-router.js';
+import { memberTranslator } from '../i18n/i18n.js';
 import type { ImaginePipeline } from '../services/generation/imagine-pipeline.js';
 import { CANCEL_PREFIX } from '../services/generation/progress-reporter.js';
 

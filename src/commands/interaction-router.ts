@@ -7,8 +7,7 @@ import {
 } from 'discord.js';
 import type { ButtonHandler, ComponentInteraction } from './cancel-button.js';
 import { UserFacingError } from '../errors.js';
-import { translator, type Translator } from '../i18n/i18n.js';
-import { localeFor } from '../i18n/locales.js';
+import { memberTranslator } from '../i18n/i18n.js';
 import type { Logger } from '../logger.js';
 import type { Command } from './types.js';
 
@@ -82,6 +81,8 @@ export async function replyWithError(
   error: unknown,
   log: Logger,
 ): Promise<void> {
+  // The server's fixed language is not known here (it is in its settings, which the error may be about): commands
+  // that read the settings throw their refusals in it already.
   const t = memberTranslator(interaction);
   let text: string;
   if (error instanceof UserFacingError) {
@@ -104,14 +105,6 @@ export async function replyWithError(
   } catch (replyError) {
     log.warn({ err: replyError }, 'could not send the error reply');
   }
-}
-
-/**
- * The `t` for what answers this member's interaction. The server's fixed language is not known here (it is in its
- * settings, which an error may be about): commands that read the settings answer in it themselves.
- */
-export function memberTranslator(interaction: { locale: string; guildLocale: string | null }): Translator {
-  return translator(localeFor({ memberLocale: interaction.locale, guildLocale: interaction.guildLocale }, 'member'));
 }
 
 /**

@@ -1,7 +1,7 @@
 import { escapeMarkdown } from 'discord.js';
 import { createInstance, type TFunction } from 'i18next';
 import { NAMESPACES, resources, type Catalog } from './catalog/index.js';
-import { SOURCE_LOCALE, SUPPORTED_LOCALES, type Locale } from './locales.js';
+import { SOURCE_LOCALE, SUPPORTED_LOCALES, localeFor, type Locale } from './locales.js';
 
 declare module 'i18next' {
   interface CustomTypeOptions {
@@ -47,4 +47,12 @@ const translators = new Map<Locale, Translator>(SUPPORTED_LOCALES.map((locale) =
 /** The `t` for `locale` (see locales.ts `localeFor` for which locale to ask for). */
 export function translator(locale: Locale): Translator {
   return translators.get(locale) ?? (translators.get(SOURCE_LOCALE) as Translator);
+}
+
+/**
+ * The `t` for what answers a member's interaction, when the server's fixed language is not at hand (it is in the
+ * server's settings: with them, use `translator(localeFor({ …, serverLanguage }, 'member'))`).
+ */
+export function memberTranslator(interaction: { locale: string; guildLocale: string | null }): Translator {
+  return translator(localeFor({ memberLocale: interaction.locale, guildLocale: interaction.guildLocale }, 'member'));
 }
