@@ -504,7 +504,7 @@ export function createBot(deps: BotDeps): Bot {
   });
   // The raw event, not discord.js's messageReactionAdd: it names the message's author, so a ⭐ on anyone else's message
   // is dropped without a request, and it needs no partials for messages discord.js never cached (it caches none here).
-  const starboard = createStarboard({ settings, results, gallery, rest: channelRest, botUserId: () => client.user?.id, isAgeRestricted, log: logger.child({ component: 'starboard' }) });
+  const starboard = createStarboard({ settings, results, gallery, rest: channelRest, botUserId: () => client.user?.id, isAgeRestricted, guildLocale: (id) => client.guilds.cache.get(id)?.preferredLocale, log: logger.child({ component: 'starboard' }) });
   client.ws.on(GatewayDispatchEvents.MessageReactionAdd, (data: { guild_id?: string }) => {
     if (isAllowedGuild(data.guild_id ?? null)) void starboard(data);
   });

@@ -207,7 +207,7 @@ export function createImagineCommand(deps: ImagineDeps): SlashCommand {
       await interaction.respond(styleChoices(styles, String(interaction.options.getFocused())));
     },
     async execute(interaction, log) {
-      if (!interaction.inGuild()) throw new UserFacingError('`/imagine` works in servers only.');
+      if (!interaction.inGuild()) throw new UserFacingError((t) => t('imagine:serversOnly'));
       // Validation needs no storage and answers privately at once; storage is asked only after the defer
       // (Discord's 3 s rule), see submitImagine, except the one preference the deferral itself depends on.
       const { private: typedPrivate, ...typed } = parseOptions(typedOptionsSchema, interaction);

@@ -9,8 +9,9 @@ import {
   type StringSelectMenuInteraction,
 } from 'discord.js';
 import { memberContextOf } from './member-context.js';
-import { plural } from '../plural.js';
-import { UserFacingError } from '../errors.js';
+import { UserFacingError, type LocalizedText } from '../errors.js';
+import { translator, type Translator } from '../i18n/i18n.js';
+import { localeFor, type ServerLanguage } from '../i18n/locales.js';
 import { DEFAULTS, randomSeed, type FluxDevParams } from '../services/segmind/flux-params.js';
 import type { GuildSettingsRepository } from '../services/usage/guild-settings.js';
 import { RESULT_DELETED, resultDeletedDetails, type AuditLog } from '../services/usage/audit-log.js';
@@ -44,11 +45,15 @@ type Control =
   | StringSelectMenuInteraction<'cached' | 'raw'>
   | ModalSubmitInteraction<'cached' | 'raw'>;
 
-const EXPIRED =
-  'The settings of this result are no longer kept (results are kept for a limited time, or it was deleted). Use `/imagine` again.';
-const NOT_ANY_MORE = 'This button does not work any more.';
+const EXPIRED: LocalizedText = (t) => t('imagine:controls.expired');
+const NOT_ANY_MORE: LocalizedText = (t) => t('common:errors.buttonGone');
 /** Older results' menus still offer "Reproduce image N alone" (`repro-<index>`), which is gone. */
-const REPRODUCE_GONE = 'Reproducing one image alone is no longer available. Pick ✏️ Remix for that image instead: it keeps its seed.';
+const REPRODUCE_GONE: LocalizedText = (t) => t('imagine:controls.reproduceGone');
+
+/** The language of an answer to the member who pressed: theirs, unless the server's moderators fixed one. */
+function memberT(interaction: Control, serverLanguage?: ServerLanguage): Translator {
+  return translator(localeFor({ memberLocale: interaction.locale, guildLocale: interaction.guildLocale, serverLanguage }, 'member'));
+}
 
 /**
  * The buttons, menu and remix modal under every result. Each reads the result back from storage by the id in its
@@ -62,7 +67,7 @@ export function createResultControls(deps: ResultControlsDeps): ButtonHandler {
   return {
     prefix: RESULT_PREFIX,
     async execute(interaction, log) {
-      if (!interaction.inGuild()) throw new UserFacingError('These buttons work in servers only.');
+      if (!interaction.inGuild()) throw new UserFacingError((t) => t('imagine:controls.serversOnly'));
       const parsed = parseResultCustomId(interaction.customId);
       if (!parsed) throw new UserFacingError(NOT_ANY_MORE);
       const load = async () => {
@@ -113,7 +118,7 @@ async function beforeFormDeadline<T>(read: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_, reject) => {
     timer = setTimeout(
-      () => reject(new UserFacingError('The settings of this result cannot be read right now. Try again in a minute.')),
+      () => reject(new UserFacingError((t) => t('imagine:controls.unreadable'))),
       FORM_READ_DEADLINE_MS,
     );
   });
@@ -165,7 +170,7 @@ async function handle(interaction: Control, action: string, record: ResultRecord
     case 'remix':
       return showRemixModal(interaction, record, undefined, isPrivate);
     case 'details':
-      await interaction.editReply({ ...describe(record), allowedMentions: { parse: [] } });
+      await interaction.editReply({ ...describe(record, memberT(interaction)), allowedMentions: { parse: [] } });
       return;
     case 'delete':
       return deleteResult(interaction, record, deps);
@@ -183,7 +188,7 @@ async function handle(interaction: Control, action: string, record: ResultRecord
 async function deleteResult(interaction: Control, record: ResultRecord, deps: ResultControlsDeps): Promise<void> {
   const settings = await deps.settings.get(record.guildId);
   if (interaction.user.id !== record.ownerId && !deps.policy.isModerator(memberContextOf(interaction), settings))
-    throw new UserFacingError('Only the member who asked for these images, or a moderator, can delete them.');
+    throw new UserFacingError((t) => t('imagine:controls.deleteNotAllowed'));
   if (!interaction.isMessageComponent()) throw new UserFacingError(NOT_ANY_MORE);
   await interaction.message.delete().catch((error: unknown) => {
     // Someone already removed it: what the member wanted is done.
@@ -197,11 +202,8 @@ async function deleteResult(interaction: Control, record: ResultRecord, deps: Re
       action: RESULT_DELETED,
       details: resultDeletedDetails({ ownerId: record.ownerId, channelId: record.channelId, prompt: record.params.prompt }),
     });
-  await interaction.editReply({ content: '🗑️ Deleted.' });
+  await interaction.editReply({ content: memberT(interaction, settings.language)('imagine:controls.deleted') });
 }
-
-const NO_LOG_CHANNEL =
-  "This server's moderators have no log channel set, so your report could not be delivered. Tell a moderator directly.";
 
 /**
  * 🚩 Report: tells the server's log channel about a result, once per member per result. Any member may report, a
@@ -216,12 +218,15 @@ async function report(
   log: Logger,
 ): Promise<void> {
   const { guildId, message } = interaction;
-  const { logChannelId } = await deps.settings.get(guildId);
+  const { logChannelId, language } = await deps.settings.get(guildId);
   // Nothing is marked: once moderators set a log channel, the member may report it.
-  if (!logChannelId) throw new UserFacingError(NO_LOG_CHANNEL);
+  if (!logChannelId) throw new UserFacingError((t) => t('imagine:controls.noLogChannel'));
+  const t = memberT(interaction, language);
+  // The log channel is the moderators': the server's language.
+  const tLog = translator(localeFor({ guildLocale: interaction.guildLocale, serverLanguage: language }, 'channel'));
   const reporterId = interaction.user.id;
   if (!(await reports.claim(resultId, reporterId))) {
-    await interaction.editReply({ content: 'You have already reported this result.' });
+    await interaction.editReply({ content: t('imagine:controls.alreadyReported') });
     return;
   }
   try {
@@ -229,21 +234,21 @@ async function report(
     // A forgotten result still names its owner in the message's interaction (absent on a late, plain channel post).
     const ownerId = record?.ownerId ?? message.interactionMetadata?.user.id;
     const link = `https://discord.com/channels/${guildId}/${message.channelId}/${message.id}`;
-    const by = ownerId === undefined ? '' : ` by <@${ownerId}>`;
-    const prompt = record
-      ? `> ${escapeMarkdown(truncate(record.params.prompt.replace(/\s+/g, ' '), 200))}`
-      : '(the settings of this result are no longer kept)';
-    await deps.postToChannel(logChannelId, `🚩 <@${reporterId}> reported a result${by} in <#${message.channelId}>: ${link}\n${prompt}`);
+    const prompt = record ? `> ${escapeMarkdown(truncate(record.params.prompt.replace(/\s+/g, ' '), 200))}` : tLog('imagine:controls.reportNotKept');
+    const where = { reporter: `<@${reporterId}>`, channel: `<#${message.channelId}>`, link, prompt };
+    const text =
+      ownerId === undefined ? tLog('imagine:controls.reportPost', where) : tLog('imagine:controls.reportPostBy', { ...where, owner: `<@${ownerId}>` });
+    await deps.postToChannel(logChannelId, text);
   } catch (error) {
     // Not delivered: the mark is taken back so that a press later can still reach the moderators.
     await reports.release(resultId, reporterId).catch((releaseError: unknown) =>
       log.warn({ err: releaseError, resultId }, 'could not take back the mark of an undelivered report'),
     );
     log.warn({ err: error, resultId, logChannelId }, 'could not post a report to the log channel');
-    throw new UserFacingError('Your report could not be delivered to the moderators right now. Try again in a minute.');
+    throw new UserFacingError((t) => t('imagine:controls.reportFailed'));
   }
   log.info({ resultId, logChannelId }, 'result reported');
-  await interaction.editReply({ content: 'Thanks — the moderators have been told.' });
+  await interaction.editReply({ content: t('imagine:controls.reported') });
 }
 
 function truncate(text: string, max: number): string {
@@ -257,6 +262,7 @@ function truncate(text: string, max: number): string {
 async function showRemixModal(interaction: Control, record: ResultRecord, seed: number | undefined, isPrivate: boolean): Promise<void> {
   if (interaction.isModalSubmit()) throw new UserFacingError(NOT_ANY_MORE);
   const { params, style } = record;
+  const t = memberT(interaction);
   const own = seed === undefined ? `n${params.samples}` : `s${seed}`;
   const input = (custom_id: string, label: string, value: string, kind = TextInputStyle.Short, max = 20) => ({
     type: ComponentType.ActionRow as const,
@@ -266,15 +272,22 @@ async function showRemixModal(interaction: Control, record: ResultRecord, seed: 
   });
   await interaction.showModal({
     custom_id: resultCustomId('modal', record.id, isPrivate ? `${PRIVATE_EXTRA}${own}` : own),
-    // What it costs, in the title (≤ 45 characters: "Remix · 1 image (seed 4294967295)" is 33).
-    title: seed === undefined ? `Remix · ${plural(params.samples, 'image')}` : `Remix · 1 image (seed ${seed})`,
+    // What it costs, in the title (≤ 45 characters in every language: test/unit/i18n/limits-imagine.test.ts).
+    title: seed === undefined ? t('imagine:remix.title', { count: params.samples }) : t('imagine:remix.titleSeed', { seed }),
     components: [
-      // A label holds 45 characters: a long style name is cut.
-      input('prompt', style ? truncate(`Prompt (style ${style.name} is kept)`, 45) : 'Prompt', style?.memberPrompt ?? params.prompt, TextInputStyle.Paragraph, 2000),
-      input('aspect_ratio', 'Aspect ratio (e.g. 1:1, 16:9, 2:3, 9:16)', params.aspect_ratio),
-      input('steps', 'Steps (1–50)', String(params.steps)),
-      input('guidance', 'Guidance (0–10)', String(params.guidance)),
-      input('seed', 'Seed (a number, or "random")', seed === undefined ? 'random' : String(seed)),
+      // A label holds 45 characters: a long style name is cut. The name is not markdown here (a label shows no markup).
+      input(
+        'prompt',
+        style ? truncate(t('imagine:remix.promptStyled', { style: style.name }), 45) : t('imagine:remix.prompt'),
+        style?.memberPrompt ?? params.prompt,
+        TextInputStyle.Paragraph,
+        2000,
+      ),
+      input('aspect_ratio', t('imagine:remix.aspectRatio'), params.aspect_ratio),
+      input('steps', t('imagine:remix.steps'), String(params.steps)),
+      input('guidance', t('imagine:remix.guidance'), String(params.guidance)),
+      // "random" is what the form reads back, in every language (the label says so).
+      input('seed', t('imagine:remix.seed'), seed === undefined ? 'random' : String(seed)),
     ],
   });
 }
@@ -305,8 +318,8 @@ function parseRemix(interaction: ModalSubmitInteraction, base: FluxDevParams, ex
     samples: fixedSeed === undefined ? samples : 1,
   });
   if (!result.success) {
-    const lines = result.error.issues.map((issue) => `• \`${issue.path.join('.')}\`: ${issue.message}`);
-    throw new UserFacingError(`Some fields are not valid:\n${lines.join('\n')}`, 'invalid_options');
+    const lines = result.error.issues.map((issue) => `• \`${issue.path.join('.')}\`: ${issue.message}`).join('\n');
+    throw new UserFacingError((t) => t('imagine:controls.invalidFields', { lines }), 'invalid_options');
   }
   return result.data;
 }
@@ -316,26 +329,35 @@ function parseRemix(interaction: ModalSubmitInteraction, base: FluxDevParams, ex
  * and the exact expansion Segmind got; its commands carry the expansion with `style:none`, as do all of them, so that
  * no style (the channel's default, or the member's preference) changes what they make.
  */
-function describe(record: ResultRecord): { content: string; files?: Array<{ attachment: Buffer; name: string }> } {
+function describe(record: ResultRecord, t: Translator): { content: string; files?: Array<{ attachment: Buffer; name: string }> } {
   const { params, style } = record;
   const summary = [
-    '**Every parameter of this result**',
+    t('imagine:details.heading'),
     ...(style
-      ? [`style: ${escapeMarkdown(style.name)}`, `member's prompt: ${truncate(style.memberPrompt, 400)}`, `expanded prompt (sent to the model): ${truncate(params.prompt, 900)}`]
-      : [`prompt: ${truncate(params.prompt, 900)}`]),
+      ? [
+          t('imagine:details.style', { style: style.name }),
+          t('imagine:details.memberPrompt', { prompt: truncate(style.memberPrompt, 400) }),
+          t('imagine:details.expandedPrompt', { prompt: truncate(params.prompt, 900) }),
+        ]
+      : [t('imagine:details.prompt', { prompt: truncate(params.prompt, 900) })]),
     `aspect_ratio: ${params.aspect_ratio} · guidance: ${params.guidance} · steps: ${params.steps} · samples: ${params.samples}`,
     `output_format: ${params.output_format} · output_quality: ${params.output_quality} · prompt_strength: ${params.prompt_strength}`,
-    `seeds: ${record.images.map((image, position) => `${position + 1}: \`${image.seed}\``).join(' · ')}`,
+    t('imagine:details.seeds', { seeds: record.images.map((image, position) => `${position + 1}: \`${image.seed}\``).join(' · ') }),
   ];
   const escaped = params.prompt.replace(/\s+/g, ' ');
   const commands = record.images.map(
     (image) =>
       `/imagine prompt:${escaped} aspect_ratio:${params.aspect_ratio} guidance:${params.guidance} steps:${params.steps} samples:1 seed:${image.seed} output_format:${params.output_format} output_quality:${params.output_quality} prompt_strength:${params.prompt_strength} style:none`,
   );
-  const inline = [...summary, '', '**Reproduce one image**', ...commands.flatMap((command, position) => [`Image ${position + 1}`, `\`\`\`${command}\`\`\``])].join('\n');
+  const inline = [
+    ...summary,
+    '',
+    t('imagine:details.reproduce'),
+    ...commands.flatMap((command, position) => [t('imagine:details.image', { n: position + 1 }), `\`\`\`${command}\`\`\``]),
+  ].join('\n');
   if (inline.length <= 2000) return { content: inline };
   return {
-    content: [...summary, '', 'The `/imagine` command that reproduces each image is in the attached file.'].join('\n'),
+    content: [...summary, '', t('imagine:details.inFile')].join('\n'),
     files: [{ attachment: Buffer.from(commands.join('\n\n')), name: 'reproduce.txt' }],
   };
 }

@@ -1,5 +1,7 @@
 import { DiscordAPIError, MessageFlags } from 'discord.js';
-import { UserFacingError } from '../errors.js';
+import { UserFacingError, type LocalizedText } from '../errors.js';
+import { translator, type Translator } from '../i18n/i18n.js';
+import { localeFor } from '../i18n/locales.js';
 import type { Gallery, ShareOutcome } from '../services/results/gallery.js';
 import { parseShareCustomId, SHARE_PREFIX } from '../services/results/result-components.js';
 import type { ResultStore } from '../services/results/result-store.js';
@@ -17,12 +19,10 @@ export interface ShareButtonDeps {
   isAgeRestricted: (channelId: string) => boolean;
 }
 
-const NOT_ANY_MORE = 'This button does not work any more.';
-const EXPIRED = 'The settings of this result are no longer kept (results are kept for a limited time, or it was deleted), so it cannot be shared.';
-export const NO_GALLERY =
-  "This server has no gallery channel. Its moderators turn it on with `/imagine-admin settings set gallery_channel:#channel`.";
-export const AGE_RESTRICTED =
-  'This result was made in an age-restricted channel and the gallery channel is not age-restricted, so it cannot be shared there.';
+const NOT_ANY_MORE: LocalizedText = (t) => t('common:errors.buttonGone');
+const EXPIRED: LocalizedText = (t) => t('imagine:share.expired');
+export const NO_GALLERY: LocalizedText = (t) => t('imagine:share.noGallery');
+export const AGE_RESTRICTED: LocalizedText = (t) => t('imagine:share.ageRestricted');
 
 /**
  * ⭐ Share under a public result: posts it to the server's gallery channel (`Gallery`), once. Acknowledged privately
@@ -38,7 +38,9 @@ export function createShareButton(deps: ShareButtonDeps): ButtonHandler {
       const [settings, record] = await Promise.all([deps.settings.get(interaction.guildId), deps.results.get(resultId)]);
       if (!record) throw new UserFacingError(EXPIRED);
       if (interaction.user.id !== record.ownerId && !deps.policy.isModerator(memberContextOf(interaction), settings))
-        throw new UserFacingError('Only the member who asked for these images, or a moderator, can share them to the gallery.');
+        throw new UserFacingError((t) => t('imagine:share.notAllowed'));
+      const sources = { memberLocale: interaction.locale, guildLocale: interaction.guildLocale, serverLanguage: settings.language };
+      const t = translator(localeFor(sources, 'member'));
       const galleryChannelId = settings.galleryChannelId;
       if (galleryChannelId === null) throw new UserFacingError(NO_GALLERY);
       if (deps.isAgeRestricted(interaction.message.channelId) && !deps.isAgeRestricted(galleryChannelId)) throw new UserFacingError(AGE_RESTRICTED);
@@ -51,32 +53,34 @@ export function createShareButton(deps: ShareButtonDeps): ButtonHandler {
       };
       let outcome: ShareOutcome;
       try {
-        outcome = await deps.gallery.share(record, source, galleryChannelId, { kind: 'member', userId: interaction.user.id });
+        // The gallery post is a channel post nobody there interacted with: the server's language.
+        const galleryLocale = localeFor(sources, 'channel');
+        outcome = await deps.gallery.share(record, source, galleryChannelId, { kind: 'member', userId: interaction.user.id }, galleryLocale);
       } catch (error) {
         log.warn({ err: error, resultId, galleryChannelId }, 'could not share a result to the gallery');
-        throw new UserFacingError(failureText(error, galleryChannelId));
+        throw new UserFacingError((tr) => failureText(error, galleryChannelId, tr));
       }
-      await interaction.editReply({ content: answerFor(outcome, galleryChannelId), allowedMentions: { parse: [] } });
+      await interaction.editReply({ content: answerFor(outcome, galleryChannelId, t), allowedMentions: { parse: [] } });
     },
   };
 }
 
-function answerFor(outcome: ShareOutcome, galleryChannelId: string): string {
+function answerFor(outcome: ShareOutcome, galleryChannelId: string, t: Translator): string {
   switch (outcome.kind) {
     case 'shared':
-      return `⭐ Shared to <#${galleryChannelId}>: ${outcome.link}`;
+      return t('imagine:share.shared', { channel: `<#${galleryChannelId}>`, link: outcome.link });
     case 'already':
-      return outcome.link ? `⭐ This result is already in the gallery: ${outcome.link}` : '⭐ This result is being shared to the gallery right now.';
+      return outcome.link ? t('imagine:share.already', { link: outcome.link }) : t('imagine:share.underWay');
     case 'nothing':
-      return '❌ The image check flagged every image of this result: flagged images are never shared.';
+      return t('imagine:share.allFlagged');
     case 'private':
-      return '❌ Private results are never shared.';
+      return t('imagine:share.private');
   }
 }
 
 /** Discord refusing the post (channel gone, no permission) is for the moderators to fix; anything else may pass. */
-function failureText(error: unknown, galleryChannelId: string): string {
+function failureText(error: unknown, galleryChannelId: string, t: Translator): string {
   if (error instanceof DiscordAPIError && [10003, 50001, 50013].includes(Number(error.code)))
-    return `The bot cannot post in the gallery channel <#${galleryChannelId}> (deleted, or missing permissions). Tell a moderator. Nothing was shared.`;
-  return 'The result could not be shared to the gallery right now. Try again in a minute.';
+    return t('imagine:share.cannotPost', { channel: `<#${galleryChannelId}>` });
+  return t('imagine:share.failed');
 }

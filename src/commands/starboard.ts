@@ -1,6 +1,7 @@
 import { MessageFlags, Routes, type REST } from 'discord.js';
 import { z } from 'zod';
 import type { Logger } from '../logger.js';
+import { localeFor, type Locale } from '../i18n/locales.js';
 import type { Gallery } from '../services/results/gallery.js';
 import { parseResultCustomId, parseShareCustomId } from '../services/results/result-components.js';
 import type { ResultStore } from '../services/results/result-store.js';
@@ -47,6 +48,8 @@ export interface StarboardDeps {
   /** The bot's user id once connected. */
   botUserId: () => string | undefined;
   isAgeRestricted: (channelId: string) => boolean;
+  /** The server's Discord locale (`preferred_locale`) from the bot's cache; undefined when unknown (English then). */
+  guildLocale?: (guildId: string) => string | undefined;
   log: Logger;
 }
 
@@ -83,7 +86,9 @@ export function createStarboard(deps: StarboardDeps): (data: unknown) => Promise
       try {
         do {
           mine.again = false;
-          const outcome = await check({ guildId, channelId: event.channel_id, messageId: event.message_id, botId, galleryChannelId, stars: settings.galleryStars }, log);
+          // Nobody interacted: the gallery post speaks the server's language.
+          const locale = localeFor({ guildLocale: deps.guildLocale?.(guildId), serverLanguage: settings.language }, 'channel');
+          const outcome = await check({ guildId, channelId: event.channel_id, messageId: event.message_id, botId, galleryChannelId, stars: settings.galleryStars, locale }, log);
           log.debug({ outcome }, 'starboard: checked a starred message');
         } while (mine.again);
       } finally {
@@ -96,7 +101,7 @@ export function createStarboard(deps: StarboardDeps): (data: unknown) => Promise
 
   /** Shares the message's result if it has enough ⭐; says what it found (for the debug log). */
   async function check(
-    at: { guildId: string; channelId: string; messageId: string; botId: string; galleryChannelId: string; stars: number },
+    at: { guildId: string; channelId: string; messageId: string; botId: string; galleryChannelId: string; stars: number; locale: Locale },
     log: Logger,
   ): Promise<string> {
     const message = messageSchema.parse(await deps.rest.get(Routes.channelMessage(at.channelId, at.messageId)));
@@ -118,6 +123,7 @@ export function createStarboard(deps: StarboardDeps): (data: unknown) => Promise
       { guildId: at.guildId, channelId: message.channel_id, messageId: message.id, attachments: message.attachments },
       at.galleryChannelId,
       { kind: 'stars', count },
+      at.locale,
     );
     log.info({ resultId, outcome: outcome.kind, stars: count }, 'starboard: a result reached its stars');
     return outcome.kind;

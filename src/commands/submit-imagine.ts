@@ -1,6 +1,8 @@
 import { MessageFlags, type RepliableInteraction } from 'discord.js';
 import { memberContextOf } from './member-context.js';
 import { localeFor } from '../i18n/locales.js';
+import { translator } from '../i18n/i18n.js';
+import type { LocalizedText } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { FluxDevParams } from '../services/segmind/flux-params.js';
 import {
@@ -23,7 +25,7 @@ export interface ImagineInput {
   /** Parameters the member did not type: the server's limits cut them (with a note) instead of refusing. */
   adjustable?: readonly AdjustableParam[] | undefined;
   /** Lines for the result about how the request was resolved (a preferred style that no longer exists). */
-  notes?: readonly string[] | undefined;
+  notes?: readonly LocalizedText[] | undefined;
 }
 
 export interface SubmitDeps {
@@ -74,8 +76,10 @@ export async function submitImagine(
       adjustable: resolved.adjustable,
     };
     const { reservation, params, notes: admissionNotes, settings } = await policy.reserve(request, member, request.createdAt + RESERVATION_LIFETIME_MS);
-    const notes = [...(resolved.notes ?? []), ...admissionNotes];
     const languages = { memberLocale: interaction.locale, guildLocale: interaction.guildLocale, serverLanguage: settings.language };
+    // Written down in the member's language: the journal keeps text, so a resumed job shows the notes as they were.
+    const t = translator(localeFor(languages, 'member'));
+    const notes = [...(resolved.notes ?? []), ...admissionNotes].map((note) => note(t));
     const job: JournalEntry = {
       v: 1,
       id: request.id,

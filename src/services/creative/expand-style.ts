@@ -12,15 +12,22 @@ export function expandStyle(template: string, prompt: string): string {
 }
 
 /**
- * The prompt Segmind gets for a style, for `/imagine` and a remix alike; refused when it would be too long. `retry`
- * says what else the member can do where they are (`/imagine` can drop the style, a remix form cannot).
+ * The prompt Segmind gets for a style, for `/imagine` and a remix alike; refused when it would be too long.
+ * `canDropStyle`: the member can also retry with `style:none` (`/imagine` can, a remix form cannot).
  */
-export function expandWithinLimit(style: { name: string; template: string }, prompt: string, retry = 'Shorten your prompt'): string {
+export function expandWithinLimit(style: { name: string; template: string }, prompt: string, canDropStyle = false): string {
   const expanded = expandStyle(style.template, prompt);
-  if (expanded.length > MAX_EXPANDED_PROMPT)
+  if (expanded.length > MAX_EXPANDED_PROMPT) {
+    const vars = { style: codeSpan(style.name), length: expanded.length, max: MAX_EXPANDED_PROMPT };
     throw new UserFacingError(
-      `With the style \`${style.name}\` your prompt becomes ${expanded.length} characters, over the ${MAX_EXPANDED_PROMPT} the image service takes. ${retry}. Nothing was charged.`,
+      (t) => (canDropStyle ? t('imagine:refusal.promptTooLongDropStyle', vars) : t('imagine:refusal.promptTooLong', vars)),
       'prompt_too_long',
     );
+  }
   return expanded;
+}
+
+/** A name shown inside a `code span`: markdown is not read there, so only a backtick could end it early. */
+export function codeSpan(text: string): string {
+  return text.replace(/`/g, 'ˋ');
 }

@@ -1,5 +1,5 @@
-import { UserFacingError } from '../../errors.js';
-import { expandWithinLimit } from './expand-style.js';
+import { UserFacingError, type LocalizedText } from '../../errors.js';
+import { codeSpan, expandWithinLimit } from './expand-style.js';
 import type { AppliedStyle } from '../results/result-store.js';
 import { DEFAULTS, randomSeed, type AspectRatio, type FluxDevParams, type OutputFormat } from '../segmind/flux-params.js';
 import type { Preferences } from './preference-store.js';
@@ -39,7 +39,8 @@ export interface ResolvedImagine {
   styleSource?: StyleSource | undefined;
   /** samples and steps the member did not type: the server's limits cut them instead of refusing. */
   adjustable: Array<'samples' | 'steps'>;
-  notes: string[];
+  /** Lines for the result, in the language it is shown in. */
+  notes: LocalizedText[];
 }
 
 /**
@@ -48,7 +49,7 @@ export interface ResolvedImagine {
  * preference > the style's own value > the bot's defaults. Pure: storage is read by the caller.
  */
 export function resolveImagine({ typed, preferences, styles, channelId, parentChannelId, random }: ResolveContext): ResolvedImagine {
-  const notes: string[] = [];
+  const notes: LocalizedText[] = [];
   const { style, source } = chooseStyle(typed, preferences, styles, channelId, parentChannelId, notes);
   const pick = <K extends 'aspect_ratio' | 'guidance' | 'steps'>(name: K) => typed[name] ?? preferences[name] ?? style?.[name] ?? DEFAULTS[name];
   const params: FluxDevParams = {
@@ -72,7 +73,7 @@ export function resolveImagine({ typed, preferences, styles, channelId, parentCh
 }
 
 function expand(style: Style, prompt: string): string {
-  return expandWithinLimit(style, prompt, 'Shorten your prompt, or use `style:none`');
+  return expandWithinLimit(style, prompt, true);
 }
 
 function chooseStyle(
@@ -81,23 +82,21 @@ function chooseStyle(
   styles: ServerStyles,
   channelId: string,
   parentChannelId: string | null | undefined,
-  notes: string[],
+  notes: LocalizedText[],
 ): { style?: Style | undefined; source?: StyleSource | undefined } {
   if (typed.style !== undefined) {
     if (sameName(typed.style, NO_STYLE)) return {};
     const style = findStyle(styles, typed.style);
-    if (!style)
-      throw new UserFacingError(
-        `This server has no style named \`${typed.style.replace(/`/g, 'ˋ')}\`. Pick one from the suggestions (or \`none\` for no style); moderators see them all with \`/imagine-admin styles list\`. Nothing was charged.`,
-        'unknown_style',
-      );
+    const name = codeSpan(typed.style);
+    if (!style) throw new UserFacingError((t) => t('imagine:refusal.unknownStyle', { style: name }), 'unknown_style');
     return { style, source: 'typed' };
   }
   if (preferences.style !== undefined) {
     if (sameName(preferences.style, NO_STYLE)) return {};
     const style = findStyle(styles, preferences.style);
     if (style) return { style, source: 'preference' };
-    notes.push(`ℹ️ Your preferred style \`${preferences.style}\` no longer exists in this server, so it was left out (\`/preferences set style\` to pick another).`);
+    const name = codeSpan(preferences.style);
+    notes.push((t) => t('imagine:notes.preferredStyleGone', { style: name }));
   }
   const channelDefault = styles.channelDefaults[channelId] ?? (parentChannelId ? styles.channelDefaults[parentChannelId] : undefined);
   // A default naming a style that is gone (removing a style clears its defaults; an older record may not have) is no default.

@@ -4,6 +4,9 @@
  */
 import { escapeMarkdown } from 'discord.js';
 import { IMAGE_CLASSES, type ImageVerdict } from '../safety/image-checker.js';
+import { translator, type Translator } from '../../i18n/i18n.js';
+
+const en = translator('en-US');
 
 /** A server's rules for flagged images, as the usage policy resolves them (a server's own values over the defaults). */
 export interface ImageRules {
@@ -30,17 +33,10 @@ export function treatmentOf(rules: ImageRules, channelNsfw: boolean): FlagTreatm
   return rules.action === 'block' ? 'withheld' : 'spoiler';
 }
 
-const FAILURE_TEXT: Record<NonNullable<ImageVerdict['failure']>, string> = {
-  error: 'the check failed',
-  timeout: 'the check timed out',
-  worker_died: 'the checker crashed',
-  queue_full: 'the checker was overloaded',
-};
-
 /** `Porn 0.81 · Hentai 0.05 · …`, highest first; or why there are no scores. */
-export function scoresText(verdict: ImageVerdict): string {
+export function scoresText(verdict: ImageVerdict, t: Translator = en): string {
   if (verdict.failure !== undefined || verdict.scores === undefined)
-    return `not checked: ${FAILURE_TEXT[verdict.failure ?? 'error']} (counted as flagged)`;
+    return t('imagine:flagged.notChecked', { failure: t(`imagine:flagged.failure.${verdict.failure ?? 'error'}`) });
   const scores = verdict.scores;
   return [...IMAGE_CLASSES]
     .sort((a, b) => scores[b] - scores[a])
@@ -60,40 +56,46 @@ export interface FlaggedImage {
   verdict: ImageVerdict;
 }
 
-const ACTION_TEXT: Record<Exclude<FlagTreatment, 'as_is'>, string> = {
-  spoiler: 'posted as a spoiler',
-  withheld: 'withheld (not posted, not charged)',
-};
-
-/** The log-channel report of one job's flagged images: who, where, the prompt, each image's seed, scores and fate. */
+/**
+ * The log-channel report of one job's flagged images: who, where, the prompt, each image's seed, scores and fate. In
+ * the server's language (`t`): the moderators read it, nobody interacted with it.
+ */
 export function flagReportText(
   job: { userId: string; channelId: string; prompt: string; samples: number },
   images: readonly FlaggedImage[],
   treatment: Exclude<FlagTreatment, 'as_is'>,
+  t: Translator = en,
 ): string {
   const prompt = escapeMarkdown(truncate(job.prompt.replace(/\s+/g, ' '), 300));
-  const lines = images.map(
-    (image) =>
-      `• ${job.samples > 1 ? `image ${image.index + 1} of ${job.samples}, ` : ''}seed \`${image.seed}\`: ${scoresText(image.verdict)} → **${ACTION_TEXT[treatment]}**`,
-  );
-  const what = images.length === 1 ? 'an image' : `${images.length} images`;
-  return [`🔞 The image check flagged ${what} made for <@${job.userId}> in <#${job.channelId}>.`, `Prompt: “${prompt}”`, ...lines].join('\n');
+  const action = t(`imagine:flagged.action.${treatment}`);
+  const lines = images.map((image) => {
+    const common = { seed: image.seed, scores: scoresText(image.verdict, t), action };
+    return job.samples > 1
+      ? t('imagine:flagged.reportLineOf', { ...common, n: image.index + 1, total: job.samples })
+      : t('imagine:flagged.reportLine', common);
+  });
+  return [
+    t('imagine:flagged.report', { count: images.length, user: `<@${job.userId}>`, channel: `<#${job.channelId}>` }),
+    t('imagine:flagged.reportPrompt', { prompt }),
+    ...lines,
+  ].join('\n');
 }
 
 /** What the member is told, privately, about the images withheld from their result. */
-export function withheldNoticeText(images: readonly FlaggedImage[], samples: number): string {
+export function withheldNoticeText(images: readonly FlaggedImage[], samples: number, t: Translator = en): string {
   const which = images
-    .map((image) => `${samples > 1 ? `image ${image.index + 1}` : 'your image'} (seed \`${image.seed}\`)`)
+    .map((image) => (samples > 1 ? t('imagine:flagged.imageN', { n: image.index + 1, seed: image.seed }) : t('imagine:flagged.yourImage', { seed: image.seed })))
     .join(', ');
-  const why = images.every((image) => image.verdict.failure !== undefined)
-    ? 'it could not be checked, and this server withholds what its image check cannot clear'
-    : 'this server withholds images its image check flags as possibly sexual content';
-  return `🔒 Withheld: ${which} — ${why}. ${images.length === 1 ? 'It was' : 'They were'} not posted and not charged. The server's moderators can see the flag.`;
+  const why = images.every((image) => image.verdict.failure !== undefined) ? t('imagine:flagged.whyUnchecked') : t('imagine:flagged.whyFlagged');
+  return t('imagine:flagged.withheld', { count: images.length, which, why });
 }
 
-/** Why a member was blocked automatically: shown to them on every refused request, and in the audit log. */
-export function autoBlockReason(limit: number): string {
-  return `Automatic: ${limit} flagged ${limit === 1 ? 'image' : 'images'} in one day (this server's limit). A moderator can lift it.`;
+/**
+ * Why a member was blocked automatically: shown to them (in their language), and stored with the block and in the
+ * audit log in English (the record is data, shown again on every refused request).
+ */
+export function autoBlockReason(limit: number, t: Translator = en): string {
+  return t('imagine:flagged.autoBlock', { count: limit });
 }
 
 function truncate(text: string, max: number): string {

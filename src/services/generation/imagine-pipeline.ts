@@ -9,7 +9,7 @@ import type { FairScheduler, JobEnd } from './fair-scheduler.js';
 import type { Journal, JournalEntry } from './journal.js';
 import { progressMessage, ProgressReporter } from './progress-reporter.js';
 import { resultComponents } from '../results/result-components.js';
-import { buildResultMessage, spoilerFileNameFor, type BatchFailure, type BatchImage, type WithheldImage } from '../results/result-message.js';
+import { buildResultMessage, segmindErrorText, spoilerFileNameFor, type BatchFailure, type BatchImage, type WithheldImage } from '../results/result-message.js';
 import type { ResultStore } from '../results/result-store.js';
 import type { ImageChecker, ImageVerdict } from '../safety/image-checker.js';
 import {
@@ -24,7 +24,8 @@ import {
   type ImageRules,
 } from './flagged-images.js';
 import type { SegmindClient } from '../segmind/segmind-client.js';
-import { plural } from '../../plural.js';
+import { translator, type Translator } from '../../i18n/i18n.js';
+import { SOURCE_LOCALE, type Locale } from '../../i18n/locales.js';
 import { SegmindError } from '../segmind/segmind-errors.js';
 import type { Reservation, SettleResult } from '../storage/quota/quota-store.js';
 
@@ -38,13 +39,16 @@ const EDIT_MARGIN_MS = 10_000;
 const RESUME_MIN_TOKEN_MS = 2 * 60_000;
 /** Segmind calls stop this long before the reservation expires (the sweeper refunds it then). */
 const GENERATION_MARGIN_MS = 5 * 60_000;
-/**
- * A job that waited through a long storage outage (the Segmind limiter lives in it) and generated nothing. The member
- * is told what happened to their request, not which part of the bot failed (the log says that).
- */
-const STORAGE_DOWN_TEXT = '❌ The bot had trouble on its side and could not run your request. Nothing was charged — please try again in a few minutes.';
-/** The bot restarted after the images were generated and before they were posted. */
-const NOT_POSTED_TEXT = '❌ The bot restarted before your images could be posted. Nothing was charged — please try again.';
+
+/** The member's language, for everything that answers their request (their own interaction's, or the server's fixed one). */
+function memberT(job: JournalEntry): Translator {
+  return translator(job.locale ?? SOURCE_LOCALE);
+}
+
+/** The server's language, for channel posts nobody interacted with (a late result, the log channel). */
+function channelT(job: JournalEntry): Translator {
+  return translator(job.channelLocale ?? SOURCE_LOCALE);
+}
 
 export interface PipelineDeps {
   segmind: Pick<SegmindClient, 'generate'>;
@@ -97,6 +101,8 @@ export interface DeliveredResult {
   /** The server style applied, by name. */
   style?: string | undefined;
   messageId: string;
+  /** The server's language (a log-channel line is a post nobody interacted with). */
+  locale: Locale;
 }
 
 /**
@@ -186,7 +192,8 @@ export class ImaginePipeline {
       const delivered = Math.min(original?.attachments ?? 0, job.params.samples);
       jobLog.warn({ delivered }, 'settling a job interrupted while delivering');
       // The reply was read and has no images: the post never landed, and the member still sees "Generating…".
-      if (original !== undefined && delivered === 0) await this.endPrivately(job, NOT_POSTED_TEXT, jobLog);
+      // (The bot restarted after the images were generated and before they were posted.)
+      if (original !== undefined && delivered === 0) await this.endPrivately(job, memberT(job)('imagine:job.notPosted'), jobLog);
       await this.finish(job, delivered, jobLog);
       return;
     }
@@ -195,7 +202,7 @@ export class ImaginePipeline {
       void this.track(this.execute(job, jobLog)).catch((error: unknown) => jobLog.error({ err: error }, 'resumed job failed'));
     } else {
       jobLog.warn('refunding a request left unfinished by the last run: too late to resume');
-      await this.endPrivately(job, '❌ The bot restarted and could not finish this request in time. Nothing was charged — please try again.', jobLog);
+      await this.endPrivately(job, memberT(job)('imagine:job.tooLate'), jobLog);
       await this.finish(job, 0, jobLog);
       this.deps.metrics?.jobFinished('expired');
     }
@@ -204,6 +211,7 @@ export class ImaginePipeline {
   private async execute(job: JournalEntry, log: Logger): Promise<JobOutcome> {
     const { scheduler, clock } = this.deps;
     const address = addressOf(job);
+    const t = memberT(job);
     const bodies = splitIntoSingleImageRequests(job.params);
     const images: BatchImage[] = [];
     const failures: BatchFailure[] = [];
@@ -238,7 +246,7 @@ export class ImaginePipeline {
         images.push({ ...image, index });
         verdicts.set(index, verdict);
       },
-      onProgress: (progress) => reporter.update(progressMessage(progress, job.id)),
+      onProgress: (progress) => reporter.update(progressMessage(progress, job.id, t)),
     });
     const end: JobEnd = await handle.done;
     await reporter.close();
@@ -256,11 +264,11 @@ export class ImaginePipeline {
 
     if (end === 'stopped' && images.length === 0) {
       // Nothing generated: left in the journal, the next start resumes it while its token lives, or refunds it.
-      await this.noteOnReply(job, '⏸️ The bot is restarting. Your request is saved and will continue when it is back.', log);
+      await this.noteOnReply(job, t('imagine:job.saved'), log);
       return { kind: 'suspended', delivered: 0, failed: 0 };
     }
     if (end === 'cancelled') {
-      await this.endPrivately(job, '🚫 Cancelled. Nothing was charged.', log);
+      await this.endPrivately(job, t('imagine:job.cancelled'), log);
       await this.finish(job, 0, log);
       this.deps.metrics?.jobFinished('cancelled');
       return { kind: 'cancelled', delivered: 0, failed: job.params.samples };
@@ -277,23 +285,27 @@ export class ImaginePipeline {
     const remainingCredits = images.map((i) => i.remainingCredits).filter((c) => c !== undefined).at(-1);
     // A job cut short (shutdown, storage outage) delivers what it has; the images never started are refunded.
     const notStarted = bodies.length - images.length - failures.length;
-    const notice = notStarted > 0 && (end === 'stopped' || end === 'unavailable') ? notGeneratedNotice(notStarted, end) : undefined;
+    // A result posted late in the channel speaks the server's language, like any post nobody is waiting for.
+    const resultT = this.tokenAlive(job) ? t : channelT(job);
+    const notice = notStarted > 0 && (end === 'stopped' || end === 'unavailable') ? notGeneratedNotice(notStarted, end, resultT) : undefined;
     const screened = await this.screen(job, images.splice(0), verdicts, rulesOnce);
-    const result = this.prepareResult(job, screened.posted.splice(0), failures, generationMs, notice, screened.withheld);
+    const result = this.prepareResult(job, screened.posted.splice(0), failures, generationMs, notice, screened.withheld, resultT);
     // Reported and counted while the result is delivered; the member hears of it once both are done.
     const flagsHandled = this.handleFlags(job, screened, log);
     let delivered = 0;
     let kind: JobOutcome['kind'];
     if (result.kind === 'nothing') {
-      const reason = failures[0]?.error.message ?? '';
+      const failure = failures[0]?.error;
+      const reason = failure ? segmindErrorText(failure, t) : '';
       const content =
         screened.withheld.length > 0
-          ? [`❌ No image was posted: this server's image check withheld ${screened.withheld.length === 1 ? 'it' : 'them'}. Nothing was charged.`, result.notes, notice]
+          ? [t('imagine:job.allWithheld', { count: screened.withheld.length }), result.notes, notice]
               .filter((line) => line !== undefined && line !== '')
               .join('\n')
           : end === 'unavailable' && failures.length === 0 && result.oversized === 0
-          ? STORAGE_DOWN_TEXT
-          : [`❌ No image could be generated. ${reason} Nothing was charged.`.replace(/\s+/g, ' '), result.oversized > 0 ? result.notes : undefined, notice]
+          ? // Waited through a long storage outage and generated nothing: what happened, not which part failed.
+            t('imagine:job.storageDown')
+          : [t('imagine:job.noImage', { reason }).replace(/\s+/g, ' '), result.oversized > 0 ? result.notes : undefined, notice]
               .filter((line) => line !== undefined)
               .join('\n');
       await this.endPrivately(job, content, log);
@@ -322,8 +334,8 @@ export class ImaginePipeline {
     }
     const { blocked } = await flagsHandled;
     const privately = [
-      screened.withheld.length > 0 ? withheldNoticeText(screened.withheld, job.params.samples) : undefined,
-      blocked ? `🚫 You have now reached this server's limit of flagged images for today and are blocked from \`/imagine\` here. ${autoBlockReason(screened.rules.flagLimit)}` : undefined,
+      screened.withheld.length > 0 ? withheldNoticeText(screened.withheld, job.params.samples, t) : undefined,
+      blocked ? t('imagine:job.nowBlocked', { reason: autoBlockReason(screened.rules.flagLimit, t) }) : undefined,
     ].filter((line) => line !== undefined);
     if (privately.length > 0) await this.tellPrivately(job, privately.join('\n'), log);
     await this.finish(job, delivered, log);
@@ -363,6 +375,7 @@ export class ImaginePipeline {
     generationMs: number,
     notice: string | undefined,
     withheld: WithheldImage[],
+    t: Translator,
   ):
     | { kind: 'nothing'; notes: string; oversized: number }
     | { kind: 'images'; message: PreparedMessage; posted: Array<{ index: number; seed: number; spoiler?: boolean }> } {
@@ -375,6 +388,7 @@ export class ImaginePipeline {
         ownerId: job.userId,
         ...(extraNotes.length > 0 ? { extraNotes } : {}),
         ...(job.style ? { style: { name: job.style.name, memberPrompt: job.style.memberPrompt } } : {}),
+        t,
       },
     );
     if (message.files.length === 0) return { kind: 'nothing', notes: message.notes, oversized: message.oversized.length };
@@ -386,6 +400,7 @@ export class ImaginePipeline {
     const components = resultComponents(job.id, posted, {
       private: job.private === true,
       share: job.gallery === true && posted.some((image) => !image.spoiler),
+      t,
     });
     const prepared = this.deps.responder.prepare({ content, embeds: message.embeds, files: message.files, components });
     return { kind: 'images', message: prepared, posted };
@@ -450,7 +465,12 @@ export class ImaginePipeline {
     if (treatment === 'as_is' || flagged.length === 0) return { blocked: false };
     const report = async () => {
       if (rules.logChannelId === null) return;
-      const content = flagReportText({ userId: job.userId, channelId: job.channelId, prompt: job.params.prompt, samples: job.params.samples }, flagged, treatment);
+      const content = flagReportText(
+        { userId: job.userId, channelId: job.channelId, prompt: job.params.prompt, samples: job.params.samples },
+        flagged,
+        treatment,
+        channelT(job),
+      );
       const files = flagged.map((image) => evidence.get(image.index)).filter((file) => file !== undefined);
       await this.deps.responder
         .postToChannel(rules.logChannelId, { content, files })
@@ -504,6 +524,7 @@ export class ImaginePipeline {
       prompt: job.style?.memberPrompt ?? job.params.prompt,
       ...(job.style ? { style: job.style.name } : {}),
       messageId,
+      locale: job.channelLocale ?? SOURCE_LOCALE,
     };
     try {
       void Promise.resolve(onDelivered(delivery)).catch((error: unknown) => log.warn({ err: error }, 'the delivery callback failed'));
@@ -525,7 +546,7 @@ export class ImaginePipeline {
   private async post(job: JournalEntry, address: InteractionAddress, message: PreparedMessage, log: Logger): Promise<number> {
     const { responder, clock, metrics } = this.deps;
     const files = message.fileNames.length;
-    if (clock.now() < job.tokenExpiresAt - EDIT_MARGIN_MS) {
+    if (this.tokenAlive(job)) {
       try {
         this.announce(job, await responder.editOriginal(address, message), log);
         return files;
@@ -533,8 +554,7 @@ export class ImaginePipeline {
         metrics?.deliveryError(statusOf(error));
         if (!isDeadToken(error)) {
           log.error({ err: error }, 'could not deliver the images to Discord');
-          const what = job.params.samples === 1 ? 'Your image was generated but could not' : 'Your images were generated but could not';
-          await this.endPrivately(job, `❌ ${what} be posted here. Nothing was charged — please try again.`, log);
+          await this.endPrivately(job, memberT(job)('imagine:job.notPostedHere', { count: job.params.samples }), log);
           return 0;
         }
         log.warn(job.private ? 'interaction token is no longer valid: sending by direct message instead' : 'interaction token is no longer valid: posting in the channel instead');
@@ -543,7 +563,7 @@ export class ImaginePipeline {
     if (job.private) return this.postByDirectMessage(job, message, log);
     try {
       // The one deliberate ping (postInChannel mentions the member): they may have stopped watching long ago.
-      const messageId = await responder.postInChannel(address, message, `your ${job.params.samples === 1 ? 'image' : 'images'} took a while, so here ${job.params.samples === 1 ? 'it is' : 'they are'} in a new message.`);
+      const messageId = await responder.postInChannel(address, message, channelT(job)('imagine:job.late', { count: job.params.samples }));
       this.announce(job, messageId, log);
       return files;
     } catch (error) {
@@ -560,28 +580,22 @@ export class ImaginePipeline {
    */
   private async postByDirectMessage(job: JournalEntry, message: PreparedMessage, log: Logger): Promise<number> {
     const { responder, metrics } = this.deps;
-    const one = job.params.samples === 1;
+    const t = memberT(job);
+    const count = job.params.samples;
     try {
-      await responder.sendDirectMessageWith(
-        job.userId,
-        message,
-        `🔒 Your private ${one ? 'image' : 'images'} from <#${job.channelId}> took a while, so here ${one ? 'it is' : 'they are'} by direct message.`,
-      );
+      await responder.sendDirectMessageWith(job.userId, message, t('imagine:job.privateByDm', { count, channel: `<#${job.channelId}>` }));
       return message.fileNames.length;
     } catch (error) {
       metrics?.deliveryError(statusOf(error));
-      const what = one ? 'Your private image was' : 'Your private images were';
       if (isClosedDirectMessages(error)) {
         log.info('the member takes no direct messages: their private result is not delivered, and refunded');
         await responder
-          .postInChannel(addressOf(job), {
-            content: `🔒 ${what} ready late, when only a direct message could bring ${one ? 'it' : 'them'} to you, and yours are closed to this bot. Nothing was charged.`,
-          })
+          .postInChannel(addressOf(job), { content: t('imagine:job.privateDmClosed', { count }) })
           .catch((noticeError: unknown) => log.warn({ err: noticeError }, 'could not tell the member in the channel'));
         return 0;
       }
       log.error({ err: error }, 'could not send the private result by direct message: refunding');
-      await this.tellLate(job, `❌ ${what} generated but could not be delivered. Nothing was charged — please try again.`, log);
+      await this.tellLate(job, t('imagine:job.privateNotDelivered', { count }), log);
       return 0;
     }
   }
@@ -691,7 +705,7 @@ export class ImaginePipeline {
    */
   private async tellLate(job: JournalEntry, content: string, log: Logger): Promise<void> {
     try {
-      await this.deps.responder.sendDirectMessage(job.userId, `About your \`/imagine\` request in <#${job.channelId}>:\n${content}`);
+      await this.deps.responder.sendDirectMessage(job.userId, memberT(job)('imagine:job.about', { channel: `<#${job.channelId}>`, content }));
       return;
     } catch (error) {
       log.info({ err: error }, 'could not send the member a direct message: telling them in the channel');
@@ -699,6 +713,11 @@ export class ImaginePipeline {
     await this.deps.responder
       .postInChannel(addressOf(job), { content })
       .catch((error: unknown) => log.warn({ err: error }, 'could not tell the member in the channel'));
+  }
+
+  /** While the interaction token lives (less the time an upload takes), the reply can still be edited. */
+  private tokenAlive(job: JournalEntry): boolean {
+    return this.deps.clock.now() < job.tokenExpiresAt - EDIT_MARGIN_MS;
   }
 
   /**
@@ -746,9 +765,8 @@ function statusOf(error: unknown): string {
 }
 
 /** The line added to a delivery cut short: how many images were never generated, why, and that they cost nothing. */
-function notGeneratedNotice(count: number, end: 'stopped' | 'unavailable'): string {
-  const why = end === 'stopped' ? 'because the bot is restarting' : 'because the bot had trouble on its side';
-  return `⚠️ ${plural(count, 'image')} ${count === 1 ? 'was' : 'were'} not generated ${why}. Nothing was charged for ${count === 1 ? 'it' : 'them'}.`;
+function notGeneratedNotice(count: number, end: 'stopped' | 'unavailable', t: Translator): string {
+  return end === 'stopped' ? t('imagine:job.notGeneratedRestart', { count }) : t('imagine:job.notGeneratedTrouble', { count });
 }
 
 function truncate(text: string, max: number): string {

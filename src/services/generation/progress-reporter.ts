@@ -1,21 +1,21 @@
 import { ButtonStyle, ComponentType } from 'discord.js';
 import { isDeadToken, type OutgoingMessage } from '../discord/discord-responder.js';
 import type { JobProgress } from './fair-scheduler.js';
+import type { Translator } from '../../i18n/i18n.js';
 
 export const CANCEL_PREFIX = 'cancel:';
 
-export function progressMessage(progress: JobProgress, jobId: string): OutgoingMessage {
+/** The job's place in the queue, or how far it is, in the member's language (`t`). */
+export function progressMessage(progress: JobProgress, jobId: string, t: Translator): OutgoingMessage {
   if (progress.phase === 'running') {
-    return { content: `🎨 Generating ${progress.finished}/${progress.total}…`, components: [] };
+    return { content: t('imagine:progress.generating', { finished: progress.finished, total: progress.total }), components: [] };
   }
-  const where =
-    progress.imagesAhead === 0 ? "you're next" : `${progress.imagesAhead} image${progress.imagesAhead === 1 ? '' : 's'} ahead of you`;
   return {
-    content: `⏳ Queued — ${where}.`,
+    content: progress.imagesAhead === 0 ? t('imagine:progress.next') : t('imagine:progress.ahead', { count: progress.imagesAhead }),
     components: [
       {
         type: ComponentType.ActionRow,
-        components: [{ type: ComponentType.Button, style: ButtonStyle.Secondary, label: 'Cancel', custom_id: `${CANCEL_PREFIX}${jobId}` }],
+        components: [{ type: ComponentType.Button, style: ButtonStyle.Secondary, label: t('imagine:progress.cancel'), custom_id: `${CANCEL_PREFIX}${jobId}` }],
       },
     ],
   };

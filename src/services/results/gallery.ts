@@ -1,6 +1,8 @@
-import { Routes, escapeMarkdown, type REST } from 'discord.js';
+import { Routes, type REST } from 'discord.js';
 import type { RESTAPIAttachment, RESTPostAPIChannelMessageJSONBody, Snowflake } from 'discord-api-types/v10';
 import type { Clock } from '../../clock.js';
+import { translator, type Translator } from '../../i18n/i18n.js';
+import { SOURCE_LOCALE, type Locale } from '../../i18n/locales.js';
 import type { Logger } from '../../logger.js';
 import type { Storage } from '../storage/storage.js';
 import { MAX_CONTENT_LENGTH, MAX_UPLOAD_BYTES, escapedPrefix } from './result-message.js';
@@ -81,7 +83,8 @@ export class Gallery {
     return typeof value === 'string' ? value : undefined;
   }
 
-  async share(record: ResultRecord, source: SourceMessage, galleryChannelId: string, by: SharedBy): Promise<ShareOutcome> {
+  /** `locale`: the gallery post's language (the server's: nobody in the gallery channel interacted with it). */
+  async share(record: ResultRecord, source: SourceMessage, galleryChannelId: string, by: SharedBy, locale: Locale = SOURCE_LOCALE): Promise<ShareOutcome> {
     if (record.private) return { kind: 'private' };
     const images = shareableImages(record, source.attachments);
     if (images.length === 0) return { kind: 'nothing' };
@@ -94,7 +97,7 @@ export class Gallery {
       const files = await this.download(images);
       const original = messageLink(source.guildId, source.channelId, source.messageId);
       const body: Omit<RESTPostAPIChannelMessageJSONBody, 'attachments'> & { attachments: Array<RESTAPIAttachment & { id: Snowflake }> } = {
-        content: galleryContent(record, original, by),
+        content: galleryContent(record, original, by, translator(locale)),
         attachments: files.map((file, index) => ({ id: String(index), filename: file.name })),
         allowed_mentions: { parse: [] },
       };
@@ -193,12 +196,17 @@ export function shareableImages(
 }
 
 /** `⭐ **prompt** — @author`, the style, the link to the original, and who shared it; the author is never pinged. */
-export function galleryContent(record: Pick<ResultRecord, 'ownerId' | 'params' | 'style'>, originalLink: string, by: SharedBy): string {
+export function galleryContent(
+  record: Pick<ResultRecord, 'ownerId' | 'params' | 'style'>,
+  originalLink: string,
+  by: SharedBy,
+  t: Translator = translator(SOURCE_LOCALE),
+): string {
   const author = ` — <@${record.ownerId}>`;
   const details = [
-    record.style ? `Style: **${escapeMarkdown(record.style.name)}**` : '',
-    `[Original](${originalLink})`,
-    by.kind === 'member' ? `shared by <@${by.userId}>` : `starred by ${by.count} members`,
+    record.style ? t('imagine:gallery.style', { style: record.style.name }) : '',
+    t('imagine:gallery.original', { link: originalLink }),
+    by.kind === 'member' ? t('imagine:gallery.sharedBy', { user: `<@${by.userId}>` }) : t('imagine:gallery.starredBy', { count: by.count }),
   ]
     .filter((part) => part !== '')
     .join(' · ');

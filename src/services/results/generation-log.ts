@@ -1,4 +1,6 @@
 import { escapeMarkdown } from 'discord.js';
+import { translator } from '../../i18n/i18n.js';
+import { SOURCE_LOCALE, type Locale } from '../../i18n/locales.js';
 import type { Clock } from '../../clock.js';
 import type { Logger } from '../../logger.js';
 
@@ -25,6 +27,8 @@ export interface LoggedResult {
   /** The server style applied, by name. */
   style?: string | undefined;
   messageId: string;
+  /** The server's language (default English): the line is a channel post nobody interacted with. */
+  locale?: Locale | undefined;
 }
 
 /**
@@ -66,6 +70,6 @@ export function generationLogLine(result: LoggedResult): string {
   const prompt = result.prompt.replace(/\s+/g, ' ').trim();
   const cut = prompt.length > MAX_PROMPT ? `${prompt.slice(0, MAX_PROMPT - 1)}…` : prompt;
   const link = `https://discord.com/channels/${result.guildId}/${result.channelId}/${result.messageId}`;
-  const style = result.style === undefined ? '' : ` · style: ${escapeMarkdown(result.style)}`;
+  const style = result.style === undefined ? '' : ` · ${translator(result.locale ?? SOURCE_LOCALE)('imagine:log.style', { style: result.style })}`;
   return `<@${result.userId}> · ${escapeMarkdown(cut)}${style} · ${link}`;
 }

@@ -4,6 +4,7 @@ import {
   type APIActionRowComponent,
   type APIComponentInMessageActionRow,
 } from 'discord.js';
+import { translator, type Translator } from '../../i18n/i18n.js';
 
 /** Every result control's custom_id starts with this; the rest is `<action>:<result id>[:<extra>]` (≤ 100 chars). */
 export const RESULT_PREFIX = 'res:';
@@ -43,6 +44,8 @@ export interface ResultControlsShown {
   private?: boolean;
   /** The server has a gallery channel: offer ⭐ Share (public results only). */
   share?: boolean;
+  /** The labels' language: the result's (default English). */
+  t?: Translator;
 }
 
 /**
@@ -57,6 +60,7 @@ export function resultComponents(
   shown: ResultControlsShown = {},
 ): Array<APIActionRowComponent<APIComponentInMessageActionRow>> {
   const extra = shown.private ? PRIVATE_EXTRA : undefined;
+  const t = shown.t ?? translator('en-US');
   const button = (action: ResultAction, emoji: string, label: string, marked = false) => ({
     type: ComponentType.Button as const,
     style: ButtonStyle.Secondary as const,
@@ -68,20 +72,20 @@ export function resultComponents(
     {
       type: ComponentType.ActionRow,
       components: shown.private
-        ? [button('reroll', '🔁', 'Re-roll', true), button('remix', '✏️', 'Remix', true), button('details', '🔍', 'Details')]
+        ? [button('reroll', '🔁', t('imagine:buttons.reroll'), true), button('remix', '✏️', t('imagine:buttons.remix'), true), button('details', '🔍', t('imagine:buttons.details'))]
         : [
-            button('reroll', '🔁', 'Re-roll'),
-            button('remix', '✏️', 'Remix'),
-            button('details', '🔍', 'Details'),
-            button('delete', '🗑️', 'Delete'),
-            button('report', '🚩', 'Report'),
+            button('reroll', '🔁', t('imagine:buttons.reroll')),
+            button('remix', '✏️', t('imagine:buttons.remix')),
+            button('details', '🔍', t('imagine:buttons.details')),
+            button('delete', '🗑️', t('imagine:buttons.delete')),
+            button('report', '🚩', t('imagine:buttons.report')),
           ],
     },
   ];
   if (shown.share && !shown.private) {
     rows.push({
       type: ComponentType.ActionRow,
-      components: [{ type: ComponentType.Button, style: ButtonStyle.Secondary, custom_id: shareCustomId(id), label: 'Share', emoji: { name: '⭐' } }],
+      components: [{ type: ComponentType.Button, style: ButtonStyle.Secondary, custom_id: shareCustomId(id), label: t('imagine:buttons.share'), emoji: { name: '⭐' } }],
     });
   }
   if (images.length > 1) {
@@ -91,8 +95,8 @@ export function resultComponents(
         {
           type: ComponentType.StringSelect,
           custom_id: resultCustomId('pick', id, extra),
-          placeholder: 'Remix one image…',
-          options: images.map((image, position) => ({ label: `✏️ Remix image ${position + 1} (seed ${image.seed})`, value: `remix-${image.index}` })),
+          placeholder: t('imagine:buttons.pickPlaceholder'),
+          options: images.map((image, position) => ({ label: t('imagine:buttons.pickOption', { n: position + 1, seed: image.seed }), value: `remix-${image.index}` })),
         },
       ],
     });

@@ -3,7 +3,9 @@ import { escapeMarkdown } from 'discord.js';
 import type { FluxDevParams } from '../segmind/flux-params.js';
 import type { GeneratedImage } from '../segmind/segmind-client.js';
 import type { SegmindError } from '../segmind/segmind-errors.js';
-import { plural } from '../../plural.js';
+import { translator, type Translator } from '../../i18n/i18n.js';
+
+const en = translator('en-US');
 
 export interface BatchImage extends GeneratedImage {
   /** 0-based position in the request: image `index` used seed `seed + index`. */
@@ -47,6 +49,8 @@ export interface ResultContext {
    * expansion (which Details shows).
    */
   style?: { name: string; memberPrompt: string } | undefined;
+  /** The language of every word the result says (the member's, or the server's for a late channel post). */
+  t?: Translator | undefined;
 }
 
 export interface ResultMessage {
@@ -108,7 +112,10 @@ export function buildResultMessage(
   }
   const files = fits.map((image) => ({ name: image.spoiler ? spoilerFileNameFor(image) : fileNameFor(image), data: image.bytes }));
 
-  const main: APIEmbed = { url: GALLERY_URL, color: EMBED_COLOR, footer: { text: context.style ? `${MODEL_NAME} · style: ${context.style.name}` : MODEL_NAME } };
+  const t = context.t ?? en;
+  // A footer shows no markdown: the style's name goes in as it is.
+  const footer = context.style ? t('imagine:result.footerStyle', { model: MODEL_NAME, style: context.style.name }) : MODEL_NAME;
+  const main: APIEmbed = { url: GALLERY_URL, color: EMBED_COLOR, footer: { text: footer } };
   const shown = files.filter((file) => !file.name.startsWith('SPOILER_'));
   const embeds: APIEmbed[] = shown.map((file, i) =>
     i === 0 ? { ...main, image: { url: `attachment://${file.name}` } } : { url: GALLERY_URL, image: { url: `attachment://${file.name}` } },
@@ -116,23 +123,34 @@ export function buildResultMessage(
   if (embeds.length === 0) embeds.push(main);
 
   const notes = [
-    spoilerNote(params.samples, fits.filter((image) => image.spoiler)),
-    describeProblems(params.samples, result.failures, oversized, attachmentSizeLimit),
+    spoilerNote(params.samples, fits.filter((image) => image.spoiler), t),
+    describeProblems(params.samples, result.failures, oversized, attachmentSizeLimit, t),
     ...(context.extraNotes ?? []),
   ]
     .filter((line) => line !== '')
     .join('\n');
-  const content = resultContent(context.style?.memberPrompt ?? params.prompt, context.ownerId, settingsLine(params, result.durationMs), notes);
+  const content = resultContent(context.style?.memberPrompt ?? params.prompt, context.ownerId, settingsLine(params, result.durationMs, t), notes);
   return { content, notes, embeds, files, oversized };
 }
 
 /** "seed 42 · 16:9 · 28 steps · guidance 3.5 · 6.1 s"; several images show their seeds' range. */
-export function settingsLine(params: FluxDevParams, durationMs: number): string {
+export function settingsLine(params: FluxDevParams, durationMs: number, t: Translator = en): string {
   const seeds = Array.from({ length: params.samples }, (_, i) => (params.seed + i) % 2 ** 32);
   const first = seeds[0]!;
   const last = seeds.at(-1)!;
-  const seedText = seeds.length === 1 ? `seed ${first}` : last > first ? `seeds ${first}–${last}` : `seeds ${seeds.join(', ')}`;
-  return [seedText, params.aspect_ratio, plural(params.steps, 'step'), `guidance ${params.guidance}`, formatSeconds(durationMs)].join(' · ');
+  const seedText =
+    seeds.length === 1
+      ? t('imagine:result.seed', { seed: first })
+      : last > first
+        ? t('imagine:result.seedRange', { first, last })
+        : t('imagine:result.seedList', { seeds: seeds.join(', ') });
+  return [
+    seedText,
+    params.aspect_ratio,
+    t('imagine:result.steps', { count: params.steps }),
+    t('imagine:result.guidance', { guidance: params.guidance }),
+    formatSeconds(durationMs, t),
+  ].join(' · ');
 }
 
 /**
@@ -170,39 +188,33 @@ function shorten(text: string, max: number): string {
 }
 
 /** The short content note above spoilered images. */
-function spoilerNote(total: number, spoilered: BatchImage[]): string {
+function spoilerNote(total: number, spoilered: BatchImage[], t: Translator): string {
   if (spoilered.length === 0) return '';
-  const which =
-    total === 1
-      ? 'This image'
-      : spoilered.length === 1
-        ? `Image ${spoilered[0]!.index + 1} of ${total} (seed ${spoilered[0]!.seed})`
-        : `Images ${spoilered.map((image) => `${image.index + 1} (seed ${image.seed})`).join(', ')} of ${total}`;
-  return `⚠️ ${which} may show sensitive content, so ${spoilered.length === 1 || total === 1 ? 'it is' : 'they are'} hidden behind a spoiler: click to show.`;
+  if (total === 1) return t('imagine:result.spoilerOne');
+  if (spoilered.length === 1) return t('imagine:result.spoilerImage', { n: spoilered[0]!.index + 1, total, seed: spoilered[0]!.seed });
+  const list = spoilered.map((image) => t('imagine:result.spoilerItem', { n: image.index + 1, seed: image.seed })).join(', ');
+  return t('imagine:result.spoilerImages', { list, total });
 }
 
-function describeProblems(
-  total: number,
-  failures: BatchFailure[],
-  oversized: BatchImage[],
-  limit: number,
-): string {
+/** Why an image failed, in the member's language: by kind (Segmind's own words are quoted only for bad parameters). */
+export function segmindErrorText(error: SegmindError, t: Translator = en): string {
+  const said = error.detail.reason;
+  return error.kind === 'invalid_parameters' && said ? t('imagine:segmind.invalid_parametersSaid', { reason: said }) : t(`imagine:segmind.${error.kind}`);
+}
+
+function describeProblems(total: number, failures: BatchFailure[], oversized: BatchImage[], limit: number, t: Translator): string {
   const lines: string[] = [];
   for (const failure of failures)
-    lines.push(`⚠️ Image ${failure.index + 1} of ${total} (seed ${failure.seed}) failed, not charged: ${failure.error.message}`);
+    lines.push(t('imagine:result.failed', { n: failure.index + 1, total, seed: failure.seed, reason: segmindErrorText(failure.error, t) }));
   for (const image of oversized.filter((i) => i.bytes.length <= limit))
-    lines.push(
-      `⚠️ Image ${image.index + 1} of ${total} (seed ${image.seed}) did not fit in one message with the others (Discord takes 25 MiB per message), not charged: make it alone with \`/imagine\` and \`seed:${image.seed}\`.`,
-    );
+    lines.push(t('imagine:result.tooBigTogether', { n: image.index + 1, total, seed: image.seed }));
   for (const image of oversized.filter((i) => i.bytes.length > limit))
-    lines.push(
-      `⚠️ Image ${image.index + 1} of ${total} (seed ${image.seed}) is ${formatMiB(image.bytes.length)}, over this server's ${formatMiB(limit)} upload limit, not charged: try \`output_format: webp\` or a lower \`output_quality\`.`,
-    );
+    lines.push(t('imagine:result.overLimit', { n: image.index + 1, total, seed: image.seed, size: formatMiB(image.bytes.length), limit: formatMiB(limit) }));
   return lines.join('\n');
 }
 
-export function formatSeconds(ms: number): string {
-  return `${(ms / 1000).toFixed(1)} s`;
+export function formatSeconds(ms: number, t: Translator = en): string {
+  return t('imagine:result.seconds', { seconds: (ms / 1000).toFixed(1) });
 }
 
 function formatMiB(bytes: number): string {

@@ -76,7 +76,7 @@ export class Refusal extends UserFacingError {
   /** The same refusal in the language the server's moderators fixed, whatever the member's own. */
   in(locale: Locale): Refusal {
     const t = translator(locale);
-    const fixed = new Refusal(this.reason, () => this.textIn(t), this.retryAt);
+    const fixed = new Refusal(this.reason, () => this.text(t), this.retryAt);
     if (this.cause !== undefined) fixed.cause = this.cause;
     return fixed;
   }

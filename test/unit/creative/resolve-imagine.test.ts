@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { UserFacingError } from '../../../src/errors.js';
+import { translator } from '../../../src/i18n/i18n.js';
 import { resolveImagine, type ResolveContext } from '../../../src/services/creative/resolve-imagine.js';
 import { expandStyle as expandTemplate } from '../../../src/services/creative/expand-style.js';
 import { styleChoices } from '../../../src/services/creative/style-choices.js';
@@ -42,7 +43,7 @@ describe('resolving /imagine: which style applies', () => {
     expect(resolved.params).toEqual({ ...DEFAULTS, prompt: 'a fox', seed: 2 ** 31 });
     expect(resolved.style).toBeUndefined();
     expect(resolved.adjustable).toEqual(['samples', 'steps']);
-    expect(resolved.notes).toEqual([]);
+    expect(resolved.notes.map((note) => note(translator('en-US')))).toEqual([]);
   });
 
   it('applies the typed style, matched case-insensitively, with the member prompt kept beside the expansion', () => {
@@ -75,17 +76,19 @@ describe('resolving /imagine: which style applies', () => {
 
   it('refuses a typed style the server does not have, pointing to the list', () => {
     expect(() => resolve({ styles: serverStyles(), typed: { prompt: 'a fox', style: 'vaporwave' } })).toThrow(
-      new UserFacingError(
-        'This server has no style named `vaporwave`. Pick one from the suggestions (or `none` for no style); moderators see them all with `/imagine-admin styles list`. Nothing was charged.',
-        'unknown_style',
-      ),
+      expect.objectContaining({
+        name: 'UserFacingError',
+        message:
+          'This server has no style named `vaporwave`. Pick one from the suggestions (or `none` for no style); moderators see them all with `/imagine-admin styles list`. Nothing was charged.',
+        code: 'unknown_style',
+      }),
     );
   });
 
   it('ignores a preferred style that no longer exists, with a note, and falls back to the defaults', () => {
     const resolved = resolve({ styles: serverStyles({ serverDefault: 'watercolor' }), preferences: { style: 'deleted' } });
     expect(resolved.style?.name).toBe('watercolor');
-    expect(resolved.notes).toEqual([
+    expect(resolved.notes.map((note) => note(translator('en-US')))).toEqual([
       'ℹ️ Your preferred style `deleted` no longer exists in this server, so it was left out (`/preferences set style` to pick another).',
     ]);
   });

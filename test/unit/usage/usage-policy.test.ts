@@ -1,5 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { systemClock } from '../../../src/clock.js';
+import { translator } from '../../../src/i18n/i18n.js';
 import { createLogger } from '../../../src/logger.js';
 import type { GateBlock } from '../../../src/services/generation/generation-gate.js';
 import { newGuildSettings, type GuildSettings, type GuildSettingsRepository } from '../../../src/services/usage/guild-settings.js';
@@ -222,7 +223,7 @@ describe('admitting a request in two steps: no storage before the acknowledgemen
     const admitted = await policy.reserve(preferred, asker);
     expect(admitted.params).toMatchObject({ samples: 2, steps: 20 });
     expect(seen.map((input) => input.credits)).toEqual([2]);
-    expect(admitted.notes).toEqual([
+    expect(admitted.notes.map((note) => note(translator('en-US')))).toEqual([
       "ℹ️ `samples` 4 (your preference or the style) is over this server's limit: 2 images made.",
       "ℹ️ `steps` 40 (your preference or the style) is over this server's limit: 20 used.",
     ]);

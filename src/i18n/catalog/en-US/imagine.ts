@@ -188,9 +188,9 @@ export default {
   details: {
     heading: '**Every parameter of this result**',
     style: 'style: {{style}}',
-    memberPrompt: "member's prompt: {{- prompt}}",
-    expandedPrompt: 'expanded prompt (sent to the model): {{- prompt}}',
-    prompt: 'prompt: {{- prompt}}',
+    memberPrompt: "member's prompt: {{prompt}}",
+    expandedPrompt: 'expanded prompt (sent to the model): {{prompt}}',
+    prompt: 'prompt: {{prompt}}',
     seeds: 'seeds: {{- seeds}}',
     reproduce: '**Reproduce one image**',
     image: 'Image {{n}}',
