@@ -17,6 +17,9 @@ declare module 'i18next' {
 /** A `t` bound to one locale: `t('common:errors.buttonGone')`, `t('imagine:…', { count, prompt })`. */
 export type Translator = TFunction<typeof NAMESPACES>;
 
+/** Everything Discord reads as markup in a message, including what `escapeMarkdown` leaves alone by default. */
+const MARKUP = { heading: true, bulletedList: true, numberedList: true, maskedLink: true } as const;
+
 const i18n = createInstance();
 // Synchronous: every catalog is in `resources`, so `init` has nothing to wait for and `t` works on the next line.
 void i18n.init({
@@ -35,7 +38,7 @@ void i18n.init({
     // Every value a text is given is escaped for Discord markdown, so a member's prompt or name is shown as typed and
     // never read as bold, a link or a heading. `{{- value}}` opts out, for values the code built (mentions, <t:…:R>).
     escapeValue: true,
-    escape: (value: string) => escapeMarkdown(value),
+    escape: (value: string) => escapeMarkdown(value, MARKUP),
     // A value that itself looks like `{{x}}` or `$t(…)` is left as text, not interpolated or nested.
     skipOnVariables: true,
   },
