@@ -76,6 +76,8 @@ export interface FakeGuildSpec {
   name?: string;
   channels?: Array<{ id?: string; name?: string; nsfw?: boolean; type?: number }>;
   roles?: Array<{ id: string; name: string; permissions?: string }>;
+  /** The server's Discord language (`preferred_locale`, and `guild_locale` on its interactions); default en-US. */
+  locale?: string;
 }
 
 export interface FakeDiscordOptions {
@@ -167,7 +169,10 @@ interface InteractionUserSpec {
   appPermissions?: string;
   guildId?: string;
   channelId?: string;
+  /** The member's Discord language (`locale`); default en-US. */
   locale?: string;
+  /** `guild_locale` of this one interaction, over the server's own (FakeGuildSpec.locale). */
+  guildLocale?: string;
   /** Which live gateway session receives it (index in identify order); default: the first ready one. */
   connection?: number;
   /** Default 10 MiB. */
@@ -405,6 +410,7 @@ interface GuildState {
   name: string;
   channels: ChannelState[];
   roles: APIRole[];
+  locale: string;
 }
 interface ChannelState {
   id: string;
@@ -627,7 +633,7 @@ export class FakeDiscord {
         position: i,
       }),
     );
-    const guild: GuildState = { id, name: spec.name ?? 'Fake Guild', channels, roles };
+    const guild: GuildState = { id, name: spec.name ?? 'Fake Guild', channels, roles, locale: spec.locale ?? 'en-US' };
     this.guilds.set(id, guild);
     for (const c of channels) this.channels.set(c.id, c);
   }
@@ -845,7 +851,7 @@ export class FakeDiscord {
       vanity_url_code: null,
       premium_tier: 0,
       premium_subscription_count: 0,
-      preferred_locale: 'en-US' as Locale,
+      preferred_locale: g.locale as Locale,
       public_updates_channel_id: null,
       max_video_channel_users: 25,
       max_stage_video_channel_users: 50,
@@ -1099,6 +1105,7 @@ export class FakeDiscord {
     const guild = this.guilds.get(guildId);
     const channelId = spec.channelId ?? (guild ? (guild.channels[0]?.id ?? this.channelId) : this.channelId);
     const ch = this.channels.get(channelId);
+    const guildLocale = (spec.guildLocale ?? guild?.locale ?? 'en-US') as Locale;
     const user = this.userFor(spec);
     const createdAt = spec.createdAt ?? Date.now();
     const id = snowflake(createdAt);
@@ -1152,13 +1159,13 @@ export class FakeDiscord {
       token,
       version: 1 as const,
       guild_id: guildId,
-      guild: { id: guildId, locale: 'en-US' as Locale, features: [] },
+      guild: { id: guildId, locale: guildLocale, features: [] },
       channel_id: channelId,
       channel,
       member,
       app_permissions: spec.appPermissions ?? DEFAULT_MEMBER_PERMISSIONS,
       locale: (spec.locale ?? 'en-US') as Locale,
-      guild_locale: 'en-US' as Locale,
+      guild_locale: guildLocale,
       entitlements: [],
       authorizing_integration_owners: { '0': guildId },
       context: InteractionContextType.Guild,
