@@ -5,8 +5,11 @@ import {
   type RESTPostAPIChatInputApplicationCommandsJSONBody,
 } from 'discord.js';
 import { memberContextOf } from './member-context.js';
+import { memberLanguage } from './member-language.js';
 import { UserFacingError } from '../errors.js';
-import { plural } from '../plural.js';
+import { translator, type Translator } from '../i18n/i18n.js';
+import { SOURCE_LOCALE } from '../i18n/locales.js';
+import type { GuildSettingsRepository } from '../services/usage/guild-settings.js';
 import type { UsagePolicy, UsageView } from '../services/usage/usage-policy.js';
 import type { SlashCommand } from './types.js';
 
@@ -27,33 +30,38 @@ export function imagesLeftToday(view: UsageView): { images: number; heldByServer
   return server < own ? { images: server, heldByServer: true } : { images: own, heldByServer: false };
 }
 
-export function describeUsage(view: UsageView): string {
+export function describeUsage(view: UsageView, t: Translator = translator(SOURCE_LOCALE)): string {
   const { images, heldByServer } = imagesLeftToday(view);
+  const resets = relative(view.resetsAt);
   const headline =
     images > 0
-      ? `You can make **${plural(images, 'more image')}** today${heldByServer ? ": that is what is left of this server's budget" : ''}.`
+      ? t(heldByServer ? 'member:credits.canMakeServerLeft' : 'member:credits.canMake', { count: images })
       : heldByServer
-        ? `This server has used its image budget for today: no more images until it resets ${relative(view.resetsAt)}.`
-        : `You have no images left today. Your allowance resets ${relative(view.resetsAt)}.`;
-  const lines = [
-    '**Your image credits in this server**',
+        ? t('member:credits.serverSpent', { resets })
+        : t('member:credits.noneLeft', { resets });
+  const lines: string[] = [
+    t('member:credits.title'),
     headline,
-    `Today's allowance: **${view.remainingToday}** of ${view.allowance} left — resets ${relative(view.resetsAt)}`,
-    `Bonus: **${plural(view.bonus, 'credit')}** (granted by moderators, never expire, spent after today's allowance)`,
-    `Cooldown: ${view.cooldownUntil === undefined ? 'none, you can generate now' : `ends ${relative(view.cooldownUntil)}`}`,
+    t('member:credits.allowance', { remaining: view.remainingToday, allowance: view.allowance, resets }),
+    t('member:credits.bonus', { count: view.bonus }),
+    view.cooldownUntil === undefined ? t('member:credits.cooldownNone') : t('member:credits.cooldownEnds', { until: relative(view.cooldownUntil) }),
   ];
-  if (view.guildCap > 0) lines.push(`Server budget today: ${view.guildUsedToday} of ${plural(view.guildCap, 'image')} used`);
-  lines.push('One credit = one image (`samples: 4` costs 4). Images that fail are not charged.');
+  if (view.guildCap > 0) lines.push(t('member:credits.serverBudget', { used: view.guildUsedToday, count: view.guildCap }));
+  lines.push(t('member:credits.cost'));
   return lines.join('\n');
 }
 
-export function createCreditsCommand({ policy }: { policy: UsagePolicy }): SlashCommand {
+export function createCreditsCommand({ policy, settings }: { policy: UsagePolicy; settings: GuildSettingsRepository }): SlashCommand {
   return {
     definition,
     async execute(interaction) {
-      if (!interaction.inGuild()) throw new UserFacingError('`/credits` works in servers only.');
+      if (!interaction.inGuild()) throw new UserFacingError((t) => t('member:credits.serversOnly'));
+      // The settings only say which language to answer in: read alongside the usage, whose wait is bounded and whose
+      // storage trouble is the refusal that counts; unreadable, they leave the member's own language.
+      const language = settings.get(interaction.guildId).then((guild) => guild.language, () => 'auto' as const);
       const view = await policy.usageView(memberContextOf(interaction));
-      await interaction.reply({ content: describeUsage(view), flags: MessageFlags.Ephemeral, allowedMentions: { parse: [] } });
+      const t = memberLanguage(interaction, await language);
+      await interaction.reply({ content: describeUsage(view, t), flags: MessageFlags.Ephemeral, allowedMentions: { parse: [] } });
     },
   };
 }

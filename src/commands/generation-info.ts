@@ -18,10 +18,13 @@ import {
   type RESTPostAPIContextMenuApplicationCommandsJSONBody,
 } from 'discord.js';
 import { UserFacingError } from '../errors.js';
+import { translator, type Translator } from '../i18n/i18n.js';
+import { SOURCE_LOCALE } from '../i18n/locales.js';
 import type { ButtonHandler } from './cancel-button.js';
 import { blockMember } from './imagine-admin/blocks.js';
 import { createAdminTools, type AdminDeps } from './imagine-admin/handler.js';
 import { memberContextOf } from './member-context.js';
+import { answeringIn, inLanguage, memberLanguage } from './member-language.js';
 import type { MessageCommand } from './types.js';
 import { parseResultCustomId } from '../services/results/result-components.js';
 import type { ResultRecord, ResultStore } from '../services/results/result-store.js';
@@ -60,11 +63,7 @@ export function parseModeratorCustomId(customId: string): ModeratorAction | unde
   return undefined;
 }
 
-const NOT_THIS_BOT = 'Generation info works on images this bot posted; this message is not one of them.';
-const NOT_A_RESULT = 'This message is not an image result of this bot (or its buttons were removed), so there is no generation info.';
-const NO_LONGER_KEPT =
-  'The details of this result are no longer kept (results are kept for a limited time, or it was deleted).';
-const NOT_ANY_MORE = 'This button does not work any more.';
+const noLongerKept = () => new UserFacingError((t) => t('member:info.noLongerKept'));
 const MAX_PROMPT = 1500;
 
 /** The result id in a message's components (every result control carries it), if the message is a result. */
@@ -87,20 +86,21 @@ export function createGenerationInfoCommand(deps: GenerationInfoDeps): MessageCo
     kind: 'message',
     definition,
     async execute(interaction) {
-      if (!interaction.inGuild()) throw new UserFacingError('Generation info works in servers only.');
+      if (!interaction.inGuild()) throw new UserFacingError((t) => t('member:info.serversOnly'));
       const target = interaction.targetMessage;
       // Told apart from the message alone, before any storage read: answered at once.
-      if (target.author.id !== interaction.client.user.id) throw new UserFacingError(NOT_THIS_BOT);
+      if (target.author.id !== interaction.client.user.id) throw new UserFacingError((t) => t('member:info.notThisBot'));
       const resultId = resultIdOf(target);
-      if (resultId === undefined) throw new UserFacingError(NOT_A_RESULT);
+      if (resultId === undefined) throw new UserFacingError((t) => t('member:info.notAResult'));
       await interaction.deferReply({ flags: MessageFlags.Ephemeral });
       const [record, settings] = await Promise.all([deps.results.get(resultId), deps.settings.get(interaction.guildId)]);
-      if (!record || record.guildId !== interaction.guildId) throw new UserFacingError(NO_LONGER_KEPT);
+      const t = memberLanguage(interaction, settings.language);
+      if (!record || record.guildId !== interaction.guildId) throw inLanguage(noLongerKept(), t);
       const moderator = deps.policy.isModerator(memberContextOf(interaction), settings);
       const blocked = moderator && settings.blocked[record.ownerId] !== undefined;
       await interaction.editReply({
-        content: describeResult(record, blocked),
-        components: moderator ? moderatorButtons(record, target.id, interaction.user.id) : [],
+        content: describeResult(record, blocked, t),
+        components: moderator ? moderatorButtons(record, target.id, interaction.user.id, t) : [],
         allowedMentions: { parse: [] },
       });
     },
@@ -108,25 +108,30 @@ export function createGenerationInfoCommand(deps: GenerationInfoDeps): MessageCo
 }
 
 /** Owner, prompt, settings and time of a result, in one private message (≤ 2000 characters). */
-export function describeResult(record: ResultRecord, ownerBlocked = false): string {
+export function describeResult(record: ResultRecord, ownerBlocked = false, t: Translator = translator(SOURCE_LOCALE)): string {
   const { params } = record;
   // Cut after escaping (escapes can double the length), never between a backslash and what it escapes.
   const prompt = escapeMarkdown(params.prompt.replace(/\s+/g, ' ').trim());
   const cut = prompt.length > MAX_PROMPT ? `${prompt.slice(0, MAX_PROMPT - 1).replace(/(?<!\\)\\$/, '')}…` : prompt;
   const at = Math.floor(record.createdAt / 1000);
   const seeds = record.images.map((image) => `\`${image.seed}\``).join(', ');
-  const format = params.output_format === 'png' ? 'png' : `${params.output_format} (quality ${params.output_quality})`;
+  const format = params.output_format === 'png' ? 'png' : t('member:info.formatQuality', { format: params.output_format, quality: params.output_quality });
   return [
-    '**Generation info**',
-    `Made by <@${record.ownerId}> in <#${record.channelId}> · <t:${at}:f> (<t:${at}:R>)`,
+    t('member:info.title'),
+    t('member:info.madeBy', { ownerId: record.ownerId, channelId: record.channelId, at }),
     `> ${cut}`,
-    `${record.images.length === 1 ? 'Seed' : 'Seeds'}: ${seeds}`,
-    `Steps: ${params.steps} · Guidance: ${params.guidance} · Aspect ratio: ${params.aspect_ratio} · Format: ${format}`,
-    ...(ownerBlocked ? [`⛔ <@${record.ownerId}> is blocked from \`/imagine\` in this server.`] : []),
+    t('member:info.seeds', { count: record.images.length, seeds }),
+    t('member:info.settings', { steps: params.steps, guidance: params.guidance, aspectRatio: params.aspect_ratio, format }),
+    ...(ownerBlocked ? [t('member:info.ownerBlocked', { ownerId: record.ownerId })] : []),
   ].join('\n');
 }
 
-function moderatorButtons(record: ResultRecord, messageId: string, viewerId: string): Array<APIActionRowComponent<APIComponentInMessageActionRow>> {
+function moderatorButtons(
+  record: ResultRecord,
+  messageId: string,
+  viewerId: string,
+  t: Translator,
+): Array<APIActionRowComponent<APIComponentInMessageActionRow>> {
   const button = (customId: string, emoji: string, label: string) => ({
     type: ComponentType.Button as const,
     style: ButtonStyle.Danger as const,
@@ -134,9 +139,9 @@ function moderatorButtons(record: ResultRecord, messageId: string, viewerId: str
     label,
     emoji: { name: emoji },
   });
-  const buttons = [button(moderatorCustomId({ action: 'delete', resultId: record.id, messageId }), '🗑️', 'Delete')];
+  const buttons = [button(moderatorCustomId({ action: 'delete', resultId: record.id, messageId }), '🗑️', t('member:info.deleteButton'))];
   // A moderator's own result: blocking themselves is refused anyway.
-  if (record.ownerId !== viewerId) buttons.push(button(moderatorCustomId({ action: 'block', resultId: record.id }), '⛔', 'Block owner'));
+  if (record.ownerId !== viewerId) buttons.push(button(moderatorCustomId({ action: 'block', resultId: record.id }), '⛔', t('member:info.blockButton')));
   return [{ type: ComponentType.ActionRow, components: buttons }];
 }
 
@@ -147,22 +152,23 @@ export function createModeratorButtons(deps: GenerationInfoDeps): ButtonHandler 
     prefix: MODERATOR_PREFIX,
     async execute(interaction, log) {
       const parsed = parseModeratorCustomId(interaction.customId);
-      if (!parsed || !interaction.isButton()) throw new UserFacingError(NOT_ANY_MORE);
-      if (!interaction.inGuild()) throw new UserFacingError('These buttons work in servers only.');
+      if (!parsed || !interaction.isButton()) throw new UserFacingError((t) => t('common:errors.buttonGone'));
+      if (!interaction.inGuild()) throw new UserFacingError((t) => t('member:info.buttonsServersOnly'));
       // Acknowledged before storage is read, whatever its load; answered privately.
       await interaction.deferReply({ flags: MessageFlags.Ephemeral });
       const { guildId } = interaction;
       const actorId = interaction.user.id;
       const settings = await deps.settings.get(guildId);
+      const t = memberLanguage(interaction, settings.language);
       if (!deps.policy.isModerator(memberContextOf(interaction), settings))
-        throw new UserFacingError('Only moderators can use this button.', 'not_moderator');
+        throw inLanguage(new UserFacingError((tt) => tt('member:info.onlyModerators'), 'not_moderator'), t);
       const record = await deps.results.get(parsed.resultId);
-      if (!record || record.guildId !== guildId) throw new UserFacingError(NO_LONGER_KEPT);
+      if (!record || record.guildId !== guildId) throw inLanguage(noLongerKept(), t);
 
       if (parsed.action === 'block') {
-        await blockMember({ change, clock: deps.clock }, { guildId, actorId }, record.ownerId);
+        await answeringIn(t, () => blockMember({ change, clock: deps.clock }, { guildId, actorId }, record.ownerId));
         log.info({ resultId: record.id, ownerId: record.ownerId }, 'result owner blocked from Generation info');
-        await interaction.editReply({ content: `✅ Blocked <@${record.ownerId}> from \`/imagine\` in this server.`, allowedMentions: { parse: [] } });
+        await interaction.editReply({ content: t('member:info.blocked', { ownerId: record.ownerId }), allowedMentions: { parse: [] } });
         return;
       }
       // The result lives in the channel Generation info was used in, where this button is.
@@ -177,7 +183,7 @@ export function createModeratorButtons(deps: GenerationInfoDeps): ButtonHandler 
         details: resultDeletedDetails({ ownerId: record.ownerId, channelId: record.channelId, prompt: record.params.prompt }),
       });
       log.info({ resultId: record.id, ownerId: record.ownerId }, 'result deleted by a moderator');
-      await interaction.editReply({ content: `🗑️ Deleted the result of <@${record.ownerId}>.`, allowedMentions: { parse: [] } });
+      await interaction.editReply({ content: t('member:info.deleted', { ownerId: record.ownerId }), allowedMentions: { parse: [] } });
     },
   };
 }

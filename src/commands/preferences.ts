@@ -9,6 +9,7 @@ import {
 } from 'discord.js';
 import { z } from 'zod';
 import { UserFacingError } from '../errors.js';
+import type { Translator } from '../i18n/i18n.js';
 import { PREFERENCE_NAMES, type PreferenceStore, type Preferences } from '../services/creative/preference-store.js';
 import { resolveImagine } from '../services/creative/resolve-imagine.js';
 import { styleChoices } from '../services/creative/style-choices.js';
@@ -18,6 +19,7 @@ import type { GuildSettings, GuildSettingsRepository } from '../services/usage/g
 import type { UsagePolicy } from '../services/usage/usage-policy.js';
 import { imagineFields } from './imagine.js';
 import { memberContextOf } from './member-context.js';
+import { answeringIn, memberLanguage } from './member-language.js';
 import { parseOptionList } from './options.js';
 import type { SlashCommand } from './types.js';
 
@@ -120,93 +122,103 @@ export function createPreferencesCommand(deps: PreferencesDeps): SlashCommand {
       await interaction.respond(styleChoices(await deps.styles.cached(interaction.guildId), String(interaction.options.getFocused())));
     },
     async execute(interaction) {
-      if (!interaction.inGuild()) throw new UserFacingError('`/preferences` works in servers only.');
+      if (!interaction.inGuild()) throw new UserFacingError((t) => t('member:preferences.serversOnly'));
       const sub = interaction.options.data[0];
-      if (sub?.type !== ApplicationCommandOptionType.Subcommand) throw new UserFacingError('Pick `set`, `view` or `reset`.', 'invalid_options');
+      if (sub?.type !== ApplicationCommandOptionType.Subcommand)
+        throw new UserFacingError((t) => t('member:preferences.pickSubcommand'), 'invalid_options');
       // Options are checked before anything is read; storage only after the deferral (Discord's 3 s).
       const changes = sub.name === 'set' ? parseOptionList(setSchema, sub.options ?? []) : undefined;
       if (changes && Object.keys(changes).length === 0)
-        throw new UserFacingError(`Give at least one preference to save: ${PREFERENCE_NAMES.map((name) => `\`${name}\``).join(', ')}.`, 'invalid_options');
+        throw new UserFacingError(
+          (t) => t('member:preferences.nothingToSave', { names: PREFERENCE_NAMES.map((name) => `\`${name}\``).join(t('member:preferences.listSeparator')) }),
+          'invalid_options',
+        );
       await interaction.deferReply({ flags: MessageFlags.Ephemeral });
-      let content: string;
-      if (changes) content = await set(deps, interaction, changes);
-      else if (sub.name === 'view') content = await view(deps, interaction);
-      else if (sub.name === 'reset')
-        content = (await deps.preferences.reset(interaction.guildId, interaction.user.id))
-          ? '✅ Cleared your preferences in this server: `/imagine` uses the server’s styles and the bot’s defaults again.'
-          : 'You had no preferences in this server.';
-      else throw new UserFacingError('This subcommand is not available any more.', 'unknown_subcommand');
+      const settings = await deps.settings.get(interaction.guildId);
+      const t = memberLanguage(interaction, settings.language);
+      const content = await answeringIn(t, async () => {
+        if (changes) return set(deps, interaction, settings, changes, t);
+        if (sub.name === 'view') return view(deps, interaction, settings, t);
+        if (sub.name === 'reset')
+          return (await deps.preferences.reset(interaction.guildId, interaction.user.id))
+            ? t('member:preferences.cleared')
+            : t('member:preferences.nothingToClear');
+        throw new UserFacingError((tt) => tt('member:preferences.subcommandGone'), 'unknown_subcommand');
+      });
       await interaction.editReply({ content, allowedMentions: { parse: [] } });
     },
   };
 }
 
-async function set(deps: PreferencesDeps, interaction: GuildInteraction, changes: Preferences): Promise<string> {
-  const [settings, styles] = await Promise.all([deps.settings.get(interaction.guildId), deps.styles.get(interaction.guildId)]);
+async function set(deps: PreferencesDeps, interaction: GuildInteraction, settings: GuildSettings, changes: Preferences, t: Translator): Promise<string> {
+  const styles = await deps.styles.get(interaction.guildId);
   if (changes.style !== undefined) {
     if (sameName(changes.style, NO_STYLE)) changes.style = NO_STYLE;
     else {
       const style = findStyle(styles, changes.style);
-      if (!style)
-        throw new UserFacingError(`This server has no style named \`${changes.style.replace(/`/g, 'ˋ')}\`. Pick one from the suggestions, or \`none\`. Nothing was saved.`);
+      const typed = changes.style.replace(/`/g, 'ˋ');
+      if (!style) throw new UserFacingError((tt) => tt('member:preferences.unknownStyle', { style: typed }));
       changes.style = style.name;
     }
   }
   if (changes.private === true && !settings.allowPrivate)
-    throw new UserFacingError(
-      'Private results are not allowed in this server: its moderators decide (`/imagine-admin settings set allow_private`). Nothing was saved.',
-      'refused_private',
-    );
+    throw new UserFacingError((tt) => tt('member:preferences.privateNotAllowed'), 'refused_private');
   await deps.preferences.set(interaction.guildId, interaction.user.id, changes);
-  const saved = (Object.keys(changes) as Array<keyof Preferences>).map((name) => `\`${name}\` ${describeValue(name, changes[name])}`);
-  return [`✅ Saved ${saved.join(', ')}. \`/imagine\` uses them when you leave those options out.`, ...limitNotes(deps, interaction, settings, changes)].join('\n');
+  const saved = (Object.keys(changes) as Array<keyof Preferences>).map((name) => `\`${name}\` ${describeValue(name, changes[name], t)}`);
+  return [
+    t('member:preferences.saved', { saved: saved.join(t('member:preferences.listSeparator')) }),
+    ...limitNotes(deps, interaction, settings, changes, t),
+  ].join('\n');
 }
 
-async function view(deps: PreferencesDeps, interaction: GuildInteraction): Promise<string> {
-  const [preferences, settings, styles] = await Promise.all([
-    deps.preferences.get(interaction.guildId, interaction.user.id),
-    deps.settings.get(interaction.guildId),
-    deps.styles.get(interaction.guildId),
-  ]);
+async function view(deps: PreferencesDeps, interaction: GuildInteraction, settings: GuildSettings, t: Translator): Promise<string> {
+  const [preferences, styles] = await Promise.all([deps.preferences.get(interaction.guildId, interaction.user.id), deps.styles.get(interaction.guildId)]);
   const names = Object.keys(preferences) as Array<keyof Preferences>;
-  const lines =
+  const lines: string[] =
     names.length === 0
-      ? ['You have no preferences in this server (save some with `/preferences set`).']
-      : ['**Your preferences in this server**', ...names.map((name) => `• \`${name}\`: ${describeValue(name, preferences[name])}${caveat(name, preferences, settings, styles)}`)];
-  lines.push(...limitNotes(deps, interaction, settings, preferences));
-  return [...lines, `**\`/imagine\` with only a prompt, here, now:** ${describeEffective(deps, interaction, preferences, settings, styles)}`].join('\n');
+      ? [t('member:preferences.none')]
+      : [
+          t('member:preferences.title'),
+          ...names.map((name) => `• \`${name}\`: ${describeValue(name, preferences[name], t)}${caveat(name, preferences, settings, styles, t)}`),
+        ];
+  lines.push(...limitNotes(deps, interaction, settings, preferences, t));
+  return [...lines, t('member:preferences.effective', { summary: describeEffective(deps, interaction, preferences, settings, styles, t) })].join('\n');
 }
 
-function describeValue(name: keyof Preferences, value: Preferences[keyof Preferences]): string {
-  if (name === 'private') return value === true ? 'yes' : 'no';
-  if (name === 'style') return value === NO_STYLE ? '`none` (no style, not even the defaults)' : `\`${String(value)}\``;
+function describeValue(name: keyof Preferences, value: Preferences[keyof Preferences], t: Translator): string {
+  if (name === 'private') return value === true ? t('member:preferences.yes') : t('member:preferences.no');
+  if (name === 'style') return value === NO_STYLE ? t('member:preferences.styleNone') : `\`${String(value)}\``;
   return `**${String(value)}**`;
 }
 
 /** What no longer works as saved: a style since removed, privacy since turned off. Limits are said by limitNotes. */
-function caveat(name: keyof Preferences, preferences: Preferences, settings: GuildSettings, styles: ServerStyles): string {
+function caveat(name: keyof Preferences, preferences: Preferences, settings: GuildSettings, styles: ServerStyles, t: Translator): string {
   if (name === 'style' && preferences.style !== undefined && !sameName(preferences.style, NO_STYLE) && !findStyle(styles, preferences.style))
-    return ' — ⚠️ no longer exists in this server: ignored';
-  if (name === 'private' && preferences.private === true && !settings.allowPrivate)
-    return ' — ⚠️ not allowed in this server now: `/imagine` is refused (free) until you set `private:false` or type `private:false`';
+    return t('member:preferences.styleGone');
+  if (name === 'private' && preferences.private === true && !settings.allowPrivate) return t('member:preferences.privateRefused');
   return '';
 }
 
 /** The server's limits still apply to what a member saved: said, not refused (the member may keep it for later). */
-function limitNotes(deps: PreferencesDeps, interaction: GuildInteraction, settings: GuildSettings, preferences: Preferences): string[] {
+function limitNotes(deps: PreferencesDeps, interaction: GuildInteraction, settings: GuildSettings, preferences: Preferences, t: Translator): string[] {
   const limits = deps.policy.limitsFor(memberContextOf(interaction), settings);
   const notes: string[] = [];
   if (preferences.samples !== undefined && preferences.samples > limits.maxSamples)
-    notes.push(`ℹ️ This server allows at most ${limits.maxSamples} ${limits.maxSamples === 1 ? 'image' : 'images'} a request: your \`samples\` ${preferences.samples} will be cut to ${limits.maxSamples}.`);
+    notes.push(t('member:preferences.samplesCut', { count: limits.maxSamples, value: preferences.samples }));
   if (preferences.steps !== undefined && preferences.steps > limits.maxSteps)
-    notes.push(`ℹ️ This server allows at most ${limits.maxSteps} steps: your \`steps\` ${preferences.steps} will be cut to ${limits.maxSteps}.`);
+    notes.push(t('member:preferences.stepsCut', { max: limits.maxSteps, value: preferences.steps }));
   return notes;
 }
 
-const SOURCE: Record<string, string> = { preference: 'your preference', channel: "this channel's default", server: "the server's default" };
-
 /** What the resolver makes of a bare prompt here: the same code /imagine runs, with the server's limits applied. */
-function describeEffective(deps: PreferencesDeps, interaction: GuildInteraction, preferences: Preferences, settings: GuildSettings, styles: ServerStyles): string {
+function describeEffective(
+  deps: PreferencesDeps,
+  interaction: GuildInteraction,
+  preferences: Preferences,
+  settings: GuildSettings,
+  styles: ServerStyles,
+  t: Translator,
+): string {
   const { parentChannelId } = memberContextOf(interaction);
   const { params, style, styleSource } = resolveImagine({
     typed: { prompt: '' },
@@ -218,14 +230,15 @@ function describeEffective(deps: PreferencesDeps, interaction: GuildInteraction,
   });
   const limits = deps.policy.limitsFor(memberContextOf(interaction), settings);
   const samples = Math.min(params.samples, limits.maxSamples);
+  const source = styleSource === 'preference' || styleSource === 'channel' || styleSource === 'server' ? t(`member:preferences.source.${styleSource}`) : String(styleSource);
   const parts = [
-    style ? `style \`${style.name}\` (${SOURCE[styleSource ?? ''] ?? styleSource})` : 'no style',
+    style ? t('member:preferences.style', { name: style.name, source }) : t('member:preferences.noStyle'),
     params.aspect_ratio,
-    `guidance ${params.guidance}`,
-    `${Math.min(params.steps, limits.maxSteps)} steps`,
-    `${samples} ${samples === 1 ? 'image' : 'images'}`,
-    params.output_format === 'png' ? 'png' : `${params.output_format} quality ${params.output_quality}`,
-    preferences.private === true ? 'private' : 'public',
+    t('member:preferences.guidance', { value: params.guidance }),
+    t('member:preferences.steps', { count: Math.min(params.steps, limits.maxSteps) }),
+    t('member:preferences.images', { count: samples }),
+    params.output_format === 'png' ? 'png' : t('member:preferences.quality', { format: params.output_format, quality: params.output_quality }),
+    preferences.private === true ? t('member:preferences.private') : t('member:preferences.public'),
   ];
   return parts.join(' · ');
 }

@@ -1,2 +1,86 @@
-/** /credits, /preferences, generation info. The source: every other locale translates these keys. */
-export default {} as const;
+/**
+ * /credits, /preferences, Generation info and its moderator buttons. The source: every other locale translates these
+ * keys. `{{- value}}` only for what the code built: mentions, timestamps, code spans (whose text it made safe), lists.
+ */
+export default {
+  credits: {
+    serversOnly: '`/credits` works in servers only.',
+    title: '**Your image credits in this server**',
+    canMake_one: 'You can make **{{- count}} more image** today.',
+    canMake_other: 'You can make **{{- count}} more images** today.',
+    canMakeServerLeft_one: "You can make **{{- count}} more image** today: that is what is left of this server's budget.",
+    canMakeServerLeft_other: "You can make **{{- count}} more images** today: that is what is left of this server's budget.",
+    serverSpent: 'This server has used its image budget for today: no more images until it resets {{- resets}}.',
+    noneLeft: 'You have no images left today. Your allowance resets {{- resets}}.',
+    allowance: "Today's allowance: **{{- remaining}}** of {{- allowance}} left — resets {{- resets}}",
+    bonus_one: "Bonus: **{{- count}} credit** (granted by moderators, never expire, spent after today's allowance)",
+    bonus_other: "Bonus: **{{- count}} credits** (granted by moderators, never expire, spent after today's allowance)",
+    cooldownNone: 'Cooldown: none, you can generate now',
+    cooldownEnds: 'Cooldown: ends {{- until}}',
+    serverBudget_one: 'Server budget today: {{- used}} of {{- count}} image used',
+    serverBudget_other: 'Server budget today: {{- used}} of {{- count}} images used',
+    cost: 'One credit = one image (`samples: 4` costs 4). Images that fail are not charged.',
+  },
+  preferences: {
+    serversOnly: '`/preferences` works in servers only.',
+    pickSubcommand: 'Pick `set`, `view` or `reset`.',
+    subcommandGone: 'This subcommand is not available any more.',
+    nothingToSave: 'Give at least one preference to save: {{- names}}.',
+    /** `style`: the name as typed, with its backticks replaced so it cannot leave the code span. */
+    unknownStyle: 'This server has no style named `{{- style}}`. Pick one from the suggestions, or `none`. Nothing was saved.',
+    privateNotAllowed:
+      'Private results are not allowed in this server: its moderators decide (`/imagine-admin settings set allow_private`). Nothing was saved.',
+    /** `saved`: the saved options, each `` `name` value ``, joined by `listSeparator`. */
+    saved: '✅ Saved {{- saved}}. `/imagine` uses them when you leave those options out.',
+    listSeparator: ', ',
+    cleared: '✅ Cleared your preferences in this server: `/imagine` uses the server’s styles and the bot’s defaults again.',
+    nothingToClear: 'You had no preferences in this server.',
+    none: 'You have no preferences in this server (save some with `/preferences set`).',
+    title: '**Your preferences in this server**',
+    yes: 'yes',
+    no: 'no',
+    styleNone: '`none` (no style, not even the defaults)',
+    styleGone: ' — ⚠️ no longer exists in this server: ignored',
+    privateRefused: ' — ⚠️ not allowed in this server now: `/imagine` is refused (free) until you set `private:false` or type `private:false`',
+    samplesCut_one: 'ℹ️ This server allows at most {{- count}} image a request: your `samples` {{- value}} will be cut to {{- count}}.',
+    samplesCut_other: 'ℹ️ This server allows at most {{- count}} images a request: your `samples` {{- value}} will be cut to {{- count}}.',
+    stepsCut: 'ℹ️ This server allows at most {{- max}} steps: your `steps` {{- value}} will be cut to {{- max}}.',
+    /** `summary`: the parts below, joined by ` · `. */
+    effective: '**`/imagine` with only a prompt, here, now:** {{- summary}}',
+    style: 'style `{{- name}}` ({{- source}})',
+    source: {
+      preference: 'your preference',
+      channel: "this channel's default",
+      server: "the server's default",
+    },
+    noStyle: 'no style',
+    guidance: 'guidance {{- value}}',
+    steps_one: '{{- count}} step',
+    steps_other: '{{- count}} steps',
+    images_one: '{{- count}} image',
+    images_other: '{{- count}} images',
+    quality: '{{- format}} quality {{- quality}}',
+    private: 'private',
+    public: 'public',
+  },
+  info: {
+    serversOnly: 'Generation info works in servers only.',
+    notThisBot: 'Generation info works on images this bot posted; this message is not one of them.',
+    notAResult: 'This message is not an image result of this bot (or its buttons were removed), so there is no generation info.',
+    noLongerKept: 'The details of this result are no longer kept (results are kept for a limited time, or it was deleted).',
+    title: '**Generation info**',
+    madeBy: 'Made by <@{{- ownerId}}> in <#{{- channelId}}> · <t:{{- at}}:f> (<t:{{- at}}:R>)',
+    /** `seeds`: each seed in a code span, joined by `, `. */
+    seeds_one: 'Seed: {{- seeds}}',
+    seeds_other: 'Seeds: {{- seeds}}',
+    settings: 'Steps: {{- steps}} · Guidance: {{- guidance}} · Aspect ratio: {{- aspectRatio}} · Format: {{- format}}',
+    formatQuality: '{{- format}} (quality {{- quality}})',
+    ownerBlocked: '⛔ <@{{- ownerId}}> is blocked from `/imagine` in this server.',
+    deleteButton: 'Delete',
+    blockButton: 'Block owner',
+    buttonsServersOnly: 'These buttons work in servers only.',
+    onlyModerators: 'Only moderators can use this button.',
+    blocked: '✅ Blocked <@{{- ownerId}}> from `/imagine` in this server.',
+    deleted: '🗑️ Deleted the result of <@{{- ownerId}}>.',
+  },
+} as const;

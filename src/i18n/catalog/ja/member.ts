@@ -1,6 +1,76 @@
 import type { Translation } from '../../translation.js';
 import type enUS from '../en-US/member.js';
 
-const member: Translation<typeof enUS> = {};
+const member: Translation<typeof enUS> = {
+  credits: {
+    serversOnly: '`/credits` はサーバー内でのみ使えます。',
+    title: '**このサーバーでのあなたの画像クレジット**',
+    canMake_other: '今日はあと **{{- count}} 枚** の画像を作れます。',
+    canMakeServerLeft_other: '今日はあと **{{- count}} 枚** の画像を作れます（このサーバーの予算の残りです）。',
+    serverSpent: 'このサーバーは今日の画像予算を使い切りました。リセット（{{- resets}}）まで画像は作れません。',
+    noneLeft: '今日の画像はもう残っていません。上限は {{- resets}} にリセットされます。',
+    allowance: '今日の上限: {{- allowance}} 枚中 残り **{{- remaining}}** 枚 — {{- resets}} にリセット',
+    bonus_other: 'ボーナス: **{{- count}} クレジット**（モデレーターが付与、期限なし、今日の上限の後に使われます）',
+    cooldownNone: 'クールダウン: なし、今すぐ生成できます',
+    cooldownEnds: 'クールダウン: {{- until}} に終了',
+    serverBudget_other: '今日のサーバー予算: {{- count}} 枚中 {{- used}} 枚使用',
+    cost: '1 クレジット = 画像 1 枚（`samples: 4` なら 4）。失敗した画像は消費されません。',
+  },
+  preferences: {
+    serversOnly: '`/preferences` はサーバー内でのみ使えます。',
+    pickSubcommand: '`set`、`view`、`reset` のいずれかを選んでください。',
+    subcommandGone: 'このサブコマンドはもう使えません。',
+    nothingToSave: '保存する設定を 1 つ以上指定してください: {{- names}}。',
+    unknownStyle: 'このサーバーに `{{- style}}` という名前のスタイルはありません。候補から選ぶか、`none` を指定してください。何も保存されていません。',
+    privateNotAllowed:
+      'このサーバーでは非公開の結果は許可されていません。モデレーターが決めます（`/imagine-admin settings set allow_private`）。何も保存されていません。',
+    saved: '✅ 保存しました: {{- saved}}。これらのオプションを省くと `/imagine` がこの値を使います。',
+    listSeparator: '、',
+    cleared: '✅ このサーバーでのあなたの設定を消去しました。`/imagine` は再びサーバーのスタイルとボットの既定値を使います。',
+    nothingToClear: 'このサーバーでの設定はありませんでした。',
+    none: 'このサーバーでの設定はありません（`/preferences set` で保存できます）。',
+    title: '**このサーバーでのあなたの設定**',
+    yes: 'はい',
+    no: 'いいえ',
+    styleNone: '`none`（スタイルなし、既定のスタイルも使わない）',
+    styleGone: ' — ⚠️ このサーバーにもう存在しません: 無視されます',
+    privateRefused:
+      ' — ⚠️ 現在このサーバーでは許可されていません: `private:false` を保存するか入力するまで、`/imagine` は（無料で）断られます',
+    samplesCut_other: 'ℹ️ このサーバーでは 1 回のリクエストにつき最大 {{- count}} 枚です: `samples` {{- value}} は {{- count}} に減らされます。',
+    stepsCut: 'ℹ️ このサーバーでは最大 {{- max}} ステップです: `steps` {{- value}} は {{- max}} に減らされます。',
+    effective: '**プロンプトだけの `/imagine`（ここで、今）:** {{- summary}}',
+    style: 'スタイル `{{- name}}`（{{- source}}）',
+    source: {
+      preference: 'あなたの設定',
+      channel: 'このチャンネルの既定',
+      server: 'サーバーの既定',
+    },
+    noStyle: 'スタイルなし',
+    guidance: 'guidance {{- value}}',
+    steps_other: '{{- count}} ステップ',
+    images_other: '{{- count}} 枚',
+    quality: '{{- format}} 画質 {{- quality}}',
+    private: '非公開',
+    public: '公開',
+  },
+  info: {
+    serversOnly: '生成情報はサーバー内でのみ使えます。',
+    notThisBot: '生成情報はこのボットが投稿した画像に使えます。このメッセージは対象外です。',
+    notAResult: 'このメッセージはこのボットの画像結果ではない（またはボタンが削除された）ため、生成情報はありません。',
+    noLongerKept: 'この結果の詳細はもう保存されていません（結果の保存期間が過ぎたか、削除されました）。',
+    title: '**生成情報**',
+    madeBy: '<@{{- ownerId}}> が <#{{- channelId}}> で作成 · <t:{{- at}}:f>（<t:{{- at}}:R>）',
+    seeds_other: 'シード: {{- seeds}}',
+    settings: 'ステップ: {{- steps}} · Guidance: {{- guidance}} · アスペクト比: {{- aspectRatio}} · 形式: {{- format}}',
+    formatQuality: '{{- format}}（画質 {{- quality}}）',
+    ownerBlocked: '⛔ <@{{- ownerId}}> はこのサーバーで `/imagine` をブロックされています。',
+    deleteButton: '削除',
+    blockButton: '作成者をブロック',
+    buttonsServersOnly: 'これらのボタンはサーバー内でのみ使えます。',
+    onlyModerators: 'このボタンはモデレーターだけが使えます。',
+    blocked: '✅ このサーバーで <@{{- ownerId}}> の `/imagine` をブロックしました。',
+    deleted: '🗑️ <@{{- ownerId}}> の結果を削除しました。',
+  },
+};
 
 export default member;

@@ -1,6 +1,76 @@
 import type { Translation } from '../../translation.js';
 import type enUS from '../en-US/member.js';
 
-const member: Translation<typeof enUS> = {};
+const member: Translation<typeof enUS> = {
+  credits: {
+    serversOnly: '`/credits`는 서버에서만 사용할 수 있습니다.',
+    title: '**이 서버에서 내 이미지 크레딧**',
+    canMake_other: '오늘 이미지를 **{{- count}}장 더** 만들 수 있습니다.',
+    canMakeServerLeft_other: '오늘 이미지를 **{{- count}}장 더** 만들 수 있습니다: 이 서버 예산에서 남은 양입니다.',
+    serverSpent: '이 서버는 오늘 이미지 예산을 모두 사용했습니다: {{- resets}} 초기화될 때까지 이미지를 더 만들 수 없습니다.',
+    noneLeft: '오늘 남은 이미지가 없습니다. 할당량은 {{- resets}} 초기화됩니다.',
+    allowance: '오늘 할당량: {{- allowance}}장 중 **{{- remaining}}**장 남음 — {{- resets}} 초기화',
+    bonus_other: '보너스: **{{- count}} 크레딧** (모더레이터가 지급, 만료 없음, 오늘 할당량을 다 쓴 뒤에 사용)',
+    cooldownNone: '쿨다운: 없음, 지금 생성할 수 있습니다',
+    cooldownEnds: '쿨다운: {{- until}} 종료',
+    serverBudget_other: '오늘 서버 예산: {{- count}}장 중 {{- used}}장 사용',
+    cost: '크레딧 1 = 이미지 1장 (`samples: 4`는 4). 실패한 이미지는 차감되지 않습니다.',
+  },
+  preferences: {
+    serversOnly: '`/preferences`는 서버에서만 사용할 수 있습니다.',
+    pickSubcommand: '`set`, `view`, `reset` 중 하나를 선택하세요.',
+    subcommandGone: '이 하위 명령은 더 이상 사용할 수 없습니다.',
+    nothingToSave: '저장할 설정을 하나 이상 지정하세요: {{- names}}.',
+    unknownStyle: '이 서버에는 `{{- style}}`라는 스타일이 없습니다. 추천 목록에서 고르거나 `none`을 사용하세요. 아무것도 저장되지 않았습니다.',
+    privateNotAllowed:
+      '이 서버에서는 비공개 결과가 허용되지 않습니다: 모더레이터가 결정합니다 (`/imagine-admin settings set allow_private`). 아무것도 저장되지 않았습니다.',
+    saved: '✅ 저장했습니다: {{- saved}}. 이 옵션을 생략하면 `/imagine`이 이 값을 사용합니다.',
+    listSeparator: ', ',
+    cleared: '✅ 이 서버의 내 설정을 지웠습니다: `/imagine`은 다시 서버의 스타일과 봇 기본값을 사용합니다.',
+    nothingToClear: '이 서버에 저장된 설정이 없었습니다.',
+    none: '이 서버에 저장된 설정이 없습니다 (`/preferences set`으로 저장할 수 있습니다).',
+    title: '**이 서버에서 내 설정**',
+    yes: '예',
+    no: '아니요',
+    styleNone: '`none` (스타일 없음, 기본 스타일도 사용 안 함)',
+    styleGone: ' — ⚠️ 이 서버에 더 이상 없음: 무시됨',
+    privateRefused:
+      ' — ⚠️ 지금 이 서버에서 허용되지 않음: `private:false`를 저장하거나 입력할 때까지 `/imagine`이 (무료로) 거절됩니다',
+    samplesCut_other: 'ℹ️ 이 서버는 요청당 최대 {{- count}}장까지 허용합니다: `samples` {{- value}}는 {{- count}}(으)로 줄어듭니다.',
+    stepsCut: 'ℹ️ 이 서버는 최대 {{- max}}단계까지 허용합니다: `steps` {{- value}}는 {{- max}}(으)로 줄어듭니다.',
+    effective: '**지금 여기서 프롬프트만 넣은 `/imagine`:** {{- summary}}',
+    style: '스타일 `{{- name}}` ({{- source}})',
+    source: {
+      preference: '내 설정',
+      channel: '이 채널의 기본값',
+      server: '서버 기본값',
+    },
+    noStyle: '스타일 없음',
+    guidance: 'guidance {{- value}}',
+    steps_other: '{{- count}}단계',
+    images_other: '이미지 {{- count}}장',
+    quality: '{{- format}} 품질 {{- quality}}',
+    private: '비공개',
+    public: '공개',
+  },
+  info: {
+    serversOnly: '생성 정보는 서버에서만 사용할 수 있습니다.',
+    notThisBot: '생성 정보는 이 봇이 올린 이미지에만 사용할 수 있습니다. 이 메시지는 해당하지 않습니다.',
+    notAResult: '이 메시지는 이 봇의 이미지 결과가 아니거나 버튼이 제거되어서 생성 정보가 없습니다.',
+    noLongerKept: '이 결과의 세부 정보는 더 이상 보관되지 않습니다 (결과는 제한된 기간만 보관되거나 삭제되었습니다).',
+    title: '**생성 정보**',
+    madeBy: '<@{{- ownerId}}> 님이 <#{{- channelId}}>에서 생성 · <t:{{- at}}:f> (<t:{{- at}}:R>)',
+    seeds_other: '시드: {{- seeds}}',
+    settings: '단계: {{- steps}} · Guidance: {{- guidance}} · 화면 비율: {{- aspectRatio}} · 형식: {{- format}}',
+    formatQuality: '{{- format}} (품질 {{- quality}})',
+    ownerBlocked: '⛔ <@{{- ownerId}}> 님은 이 서버에서 `/imagine` 사용이 차단되어 있습니다.',
+    deleteButton: '삭제',
+    blockButton: '작성자 차단',
+    buttonsServersOnly: '이 버튼은 서버에서만 사용할 수 있습니다.',
+    onlyModerators: '이 버튼은 모더레이터만 사용할 수 있습니다.',
+    blocked: '✅ 이 서버에서 <@{{- ownerId}}> 님의 `/imagine` 사용을 차단했습니다.',
+    deleted: '🗑️ <@{{- ownerId}}> 님의 결과를 삭제했습니다.',
+  },
+};
 
 export default member;
