@@ -49,8 +49,9 @@ const lookup = i18n.t.bind(i18n) as unknown as (key: string | string[], options:
 
 /**
  * One `t` per locale, made once: `translator()` is a map lookup on the interaction hot path. It calls `i18n.t` with
- * the locale rather than using `getFixedT`'s function, which copies every i18next option on each call: 3–4× slower
- * (measured on Node 20: ~4 µs instead of ~11 µs a text, ~6 instead of ~22 µs with values).
+ * the locale rather than using `getFixedT`'s function, which copies every i18next option on each call (measured on
+ * Node 20 with these catalogs: 4 instead of 8 µs a text, 10 instead of 16 µs with one value, 19 instead of 30 with an
+ * escaped one).
  */
 function fixedTranslator(lng: Locale): Translator {
   const t = (key: string | string[], options?: string | Record<string, unknown>) =>
