@@ -133,7 +133,7 @@ const imagine: Translation<typeof enUS> = {
     seedList: 'Seeds {{- seeds}}',
     steps_one: '{{count}} Schritt',
     steps_other: '{{count}} Schritte',
-    guidance: 'Guidance {{guidance}}',
+    guidance: 'Guidance {{- guidance}}',
     seconds: '{{- seconds}} s',
     footerStyle: '{{- model}} · Stil: {{- style}}',
     spoilerOne: '⚠️ Dieses Bild könnte heikle Inhalte zeigen und ist deshalb hinter einem Spoiler versteckt: zum Anzeigen klicken.',

@@ -135,7 +135,7 @@ export default {
     seedList: 'seeds {{- seeds}}',
     steps_one: '{{count}} step',
     steps_other: '{{count}} steps',
-    guidance: 'guidance {{guidance}}',
+    guidance: 'guidance {{- guidance}}',
     seconds: '{{- seconds}} s',
     footerStyle: '{{- model}} · style: {{- style}}',
     spoilerOne: '⚠️ This image may show sensitive content, so it is hidden behind a spoiler: click to show.',

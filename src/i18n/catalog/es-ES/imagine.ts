@@ -153,7 +153,7 @@ const imagine: Translation<typeof enUS> = {
     steps_one: '{{count}} paso',
     steps_many: '{{count}} pasos',
     steps_other: '{{count}} pasos',
-    guidance: 'guidance {{guidance}}',
+    guidance: 'guidance {{- guidance}}',
     seconds: '{{- seconds}} s',
     footerStyle: '{{- model}} · estilo: {{- style}}',
     spoilerOne: '⚠️ Esta imagen puede mostrar contenido delicado, así que está oculta tras un spoiler: haz clic para verla.',

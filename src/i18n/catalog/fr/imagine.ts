@@ -153,7 +153,7 @@ const imagine: Translation<typeof enUS> = {
     steps_one: '{{count}} étape',
     steps_many: '{{count}} étapes',
     steps_other: '{{count}} étapes',
-    guidance: 'guidance {{guidance}}',
+    guidance: 'guidance {{- guidance}}',
     seconds: '{{- seconds}} s',
     footerStyle: '{{- model}} · style : {{- style}}',
     spoilerOne: '⚠️ Cette image peut montrer un contenu sensible, elle est donc masquée par un spoiler : clique pour l’afficher.',

@@ -113,7 +113,7 @@ const imagine: Translation<typeof enUS> = {
     seedRange: 'シード {{first}}–{{last}}',
     seedList: 'シード {{- seeds}}',
     steps_other: '{{count}} ステップ',
-    guidance: 'ガイダンス {{guidance}}',
+    guidance: 'ガイダンス {{- guidance}}',
     seconds: '{{- seconds}} 秒',
     footerStyle: '{{- model}} · スタイル：{{- style}}',
     spoilerOne: '⚠️ この画像にはセンシティブな内容が含まれる可能性があるため、スポイラーで隠しています。クリックすると表示されます。',

@@ -113,7 +113,7 @@ const imagine: Translation<typeof enUS> = {
     seedRange: '시드 {{first}}–{{last}}',
     seedList: '시드 {{- seeds}}',
     steps_other: '{{count}} 스텝',
-    guidance: '가이던스 {{guidance}}',
+    guidance: '가이던스 {{- guidance}}',
     seconds: '{{- seconds}}초',
     footerStyle: '{{- model}} · 스타일: {{- style}}',
     spoilerOne: '⚠️ 이 이미지에는 민감한 내용이 있을 수 있어 스포일러로 가렸어요. 클릭하면 보여요.',

@@ -153,7 +153,7 @@ const imagine: Translation<typeof enUS> = {
     steps_one: '{{count}} passo',
     steps_many: '{{count}} passos',
     steps_other: '{{count}} passos',
-    guidance: 'guidance {{guidance}}',
+    guidance: 'guidance {{- guidance}}',
     seconds: '{{- seconds}} s',
     footerStyle: '{{- model}} · estilo: {{- style}}',
     spoilerOne: '⚠️ Esta imagem pode mostrar conteúdo sensível, então está escondida atrás de um spoiler: clique para ver.',

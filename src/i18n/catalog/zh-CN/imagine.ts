@@ -111,7 +111,7 @@ const imagine: Translation<typeof enUS> = {
     seedRange: '种子 {{first}}–{{last}}',
     seedList: '种子 {{- seeds}}',
     steps_other: '{{count}} 步',
-    guidance: '引导系数 {{guidance}}',
+    guidance: '引导系数 {{- guidance}}',
     seconds: '{{- seconds}} 秒',
     footerStyle: '{{- model}} · 风格：{{- style}}',
     spoilerOne: '⚠️ 这张图片可能包含敏感内容，因此已用剧透遮挡：点击即可查看。',
