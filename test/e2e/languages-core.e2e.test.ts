@@ -60,6 +60,27 @@ describe('the language of the bot’s own answers', () => {
     await expectConsistentLedger(h.storage, { [member]: 0 }, { guildId: h.discord.guildId });
   });
 
+  it("tells a Korean member in Korean that storage is in trouble, at once and for free", async () => {
+    const member = snowflake();
+    const kv = h.storage.kv;
+    const get = kv.get.bind(kv);
+    // This member's preferences cannot be read (a broken connection): /imagine refuses before anything is reserved.
+    kv.get = ((key: string, ...rest: unknown[]) =>
+      key.startsWith('prefs:') && key.endsWith(`:${member}`)
+        ? Promise.reject(new Error('connection reset'))
+        : (get as (...args: unknown[]) => unknown)(key, ...rest)) as typeof kv.get;
+    try {
+      const sent = sendImagine(h.discord, { prompt: 'a lighthouse' }, { userId: member, locale: 'ko' });
+      expect(await immediateRefusal(sent)).toBe(
+        '❌ 봇 쪽에 문제가 있어 지금은 요청을 받을 수 없습니다. 크레딧은 차감되지 않았습니다. 1분 후에 다시 시도해 주세요.',
+      );
+    } finally {
+      kv.get = get;
+    }
+    expect(h.segmind.requests).toHaveLength(0);
+    await expectConsistentLedger(h.storage, { [member]: 0 }, { guildId: h.discord.guildId });
+  });
+
   it("journals a request with the member's language for their answers and the server's for channel posts", async () => {
     const member = snowflake();
     h.segmind.pause();
