@@ -28,7 +28,7 @@ void i18n.init({
   ns: NAMESPACES,
   defaultNS: 'common',
   supportedLngs: SUPPORTED_LOCALES,
-  // `fr` must not be read as "fr, then the generic `fr`"; our locale names are exactly the catalog folders.
+  // The exact locale, then en-US: no `pt` for `pt-BR` nor `zh` for `zh-CN` to look in (there are no such catalogs).
   load: 'currentOnly',
   lng: SOURCE_LOCALE,
   fallbackLng: SOURCE_LOCALE,
