@@ -43,7 +43,7 @@ const commands: Translation<typeof enUS> = {
     'imagine-admin settings set nsfw_policy': 'Prompts NSFW : désactivés, ou seulement dans les salons avec limite d’âge',
     'imagine-admin settings set exempt_moderators': 'Les modérateurs ne sont pas soumis au délai d’attente',
     'imagine-admin settings set image_check': 'Images signalées par la vérification : en spoiler, retenues, ou telles quelles (désactivée)',
-    'imagine-admin settings set log_flagged_images': 'Joindre une image signalée (en spoiler) à son rapport dans le salon de logs',
+    'imagine-admin settings set log_flagged_images': 'Joindre une image signalée (en spoiler) à son rapport dans le salon de journal',
     'imagine-admin settings set flag_limit': 'Images signalées par membre et par jour UTC avant un blocage automatique (0 = jamais)',
     'imagine-admin settings set allow_private': 'Les membres peuvent demander des résultats privés (/imagine private:true) ici',
     'imagine-admin settings set gallery_channel': 'Salon où ⭐ Partager (et le starboard) publient les résultats',

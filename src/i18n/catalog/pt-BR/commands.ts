@@ -43,7 +43,7 @@ const commands: Translation<typeof enUS> = {
     'imagine-admin settings set nsfw_policy': 'Prompts NSFW: desativados, ou só em canais com restrição de idade',
     'imagine-admin settings set exempt_moderators': 'Moderadores não têm tempo de espera',
     'imagine-admin settings set image_check': 'Imagens marcadas pela verificação: com spoiler, retidas ou como estão (desativada)',
-    'imagine-admin settings set log_flagged_images': 'Anexa uma imagem marcada (com spoiler) ao aviso dela no canal de registro',
+    'imagine-admin settings set log_flagged_images': 'Anexa uma imagem marcada (com spoiler) ao aviso dela no canal de log',
     'imagine-admin settings set flag_limit': 'Imagens marcadas por membro por dia UTC antes de um bloqueio automático (0 = nunca)',
     'imagine-admin settings set allow_private': 'Membros podem pedir resultados privados (/imagine private:true) aqui',
     'imagine-admin settings set gallery_channel': 'Canal onde ⭐ Compartilhar (e o starboard) publica resultados',
