@@ -19,7 +19,7 @@ const isResultEdit = (r: RecordedRequest) => r.method === 'PATCH' && r.path.ends
 interface Row {
   components: Array<{ type: number; label?: string; custom_id?: string; placeholder?: string; options?: Array<{ label: string }> }>;
 }
-const rowsOf = (json: unknown) => ((json as { components?: Row[] }).components ?? []) as Row[];
+const rowsOf = (json: unknown): Row[] => (json as { components?: Row[] }).components ?? [];
 const labelsOf = (json: unknown) => rowsOf(json).flatMap((row) => row.components.map((c) => c.label ?? c.placeholder));
 
 describe('the generation path in the member’s or the server’s language', () => {

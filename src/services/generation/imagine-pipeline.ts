@@ -544,7 +544,7 @@ export class ImaginePipeline {
 
   /** Through the original reply while its token lives, else as a channel message (a private one: a direct message). */
   private async post(job: JournalEntry, address: InteractionAddress, message: PreparedMessage, log: Logger): Promise<number> {
-    const { responder, clock, metrics } = this.deps;
+    const { responder, metrics } = this.deps;
     const files = message.fileNames.length;
     if (this.tokenAlive(job)) {
       try {

@@ -26,7 +26,7 @@ const tenChannels = Array.from({ length: 10 }, (_, i) => `<#${ID}${i}>`).join(',
 const timestamp = '<t:1799999999:R>';
 
 interface Button {
-  type: number;
+  type: ComponentType;
   label?: string;
   placeholder?: string;
   options?: Array<{ label: string }>;

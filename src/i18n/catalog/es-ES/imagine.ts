@@ -59,7 +59,7 @@ const imagine: Translation<typeof enUS> = {
   },
   progress: {
     generating: '🎨 Generando {{finished}}/{{total}}…',
-    next: '⏳ En cola: eres el siguiente.',
+    next: '⏳ En cola: tu turno es el siguiente.',
     ahead_one: '⏳ En cola: {{count}} imagen por delante.',
     ahead_many: '⏳ En cola: {{count}} imágenes por delante.',
     ahead_other: '⏳ En cola: {{count}} imágenes por delante.',

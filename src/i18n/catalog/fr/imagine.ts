@@ -59,7 +59,7 @@ const imagine: Translation<typeof enUS> = {
   },
   progress: {
     generating: '🎨 Génération {{finished}}/{{total}}…',
-    next: '⏳ En file d’attente — tu es le prochain.',
+    next: '⏳ En file d’attente — tu passes juste après.',
     ahead_one: '⏳ En file d’attente — {{count}} image avant toi.',
     ahead_many: '⏳ En file d’attente — {{count}} images avant toi.',
     ahead_other: '⏳ En file d’attente — {{count}} images avant toi.',
