@@ -17,8 +17,15 @@ declare module 'i18next' {
 /** A `t` bound to one locale: `t('common:errors.buttonGone')`, `t('imagine:…', { count, prompt })`. */
 export type Translator = TFunction<typeof NAMESPACES>;
 
-/** Everything Discord reads as markup in a message, including what `escapeMarkdown` leaves alone by default. */
-const MARKUP = { heading: true, bulletedList: true, numberedList: true, maskedLink: true } as const;
+/**
+ * A value as Discord shows it literally: everything it reads as markup is escaped, headings, lists and masked links
+ * included (which `escapeMarkdown` leaves alone by default). A number is never markup. Numbered lists are escaped here
+ * rather than by `escapeMarkdown`, whose rule also takes a decimal ("3.5" → "3\\.5"); a list needs "1. " with a space.
+ */
+function escapeForDiscord(value: unknown): string {
+  if (typeof value !== 'string') return String(value);
+  return escapeMarkdown(value, { heading: true, bulletedList: true, maskedLink: true }).replaceAll(/^( *\d+)\.(?= )/gm, '$1\\.');
+}
 
 const i18n = createInstance();
 // Synchronous: every catalog is in `resources`, so `init` has nothing to wait for and `t` works on the next line.
@@ -38,7 +45,8 @@ void i18n.init({
     // Every value a text is given is escaped for Discord markdown, so a member's prompt or name is shown as typed and
     // never read as bold, a link or a heading. `{{- value}}` opts out, for values the code built (mentions, <t:…:R>).
     escapeValue: true,
-    escape: (value: string) => escapeMarkdown(value, MARKUP),
+    escape: escapeForDiscord,
+    useRawValueToEscape: true,
     // A value that itself looks like `{{x}}` or `$t(…)` is left as text, not interpolated or nested.
     skipOnVariables: true,
   },

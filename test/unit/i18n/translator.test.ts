@@ -23,6 +23,11 @@ describe('the translator', () => {
     expect(render('{{name}} said', { name: '# heading' })).toBe('\\# heading said');
   });
 
+  it('escapes a numbered list but leaves numbers and decimals as they are', () => {
+    expect(render('{{a}} / {{b}} / {{c}} / {{d}}', { a: 3.5, b: '3.5', c: 1_000_000, d: '1. first' })).toBe('3.5 / 3.5 / 1000000 / 1\\. first');
+    expect(render('{{list}}', { list: '- a\n* b\n2. c' })).toBe('\\- a\n\\* b\n2\\. c');
+  });
+
   it('leaves a value that looks like a placeholder or a nested text as text', () => {
     expect(render('{{prompt}}', { prompt: '{{name}} $t(common:errors.buttonGone)', name: 'X' })).toBe('{{name}} $t(common:errors.buttonGone)');
   });
