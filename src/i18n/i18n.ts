@@ -20,7 +20,7 @@ export type Translator = TFunction<typeof NAMESPACES>;
 /**
  * A value as Discord shows it literally: everything it reads as markup is escaped, headings, lists and masked links
  * included (which `escapeMarkdown` leaves alone by default). A number is never markup. Numbered lists are escaped here
- * rather than by `escapeMarkdown`, whose rule also takes a decimal ("3.5" → "3\\.5"); a list needs "1. " with a space.
+ * rather than by `escapeMarkdown`, whose rule also takes a decimal ("3.5" → "3\.5"); a list needs "1. " with a space.
  */
 function escapeForDiscord(value: unknown): string {
   if (typeof value !== 'string') return String(value);
