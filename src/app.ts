@@ -47,6 +47,8 @@ import type { InstanceLease } from './services/generation/instance-lease.js';
 import { createSegmindLimiter } from './services/generation/create-segmind-limiter.js';
 import { SegmindClient } from './services/segmind/segmind-client.js';
 import { SegmindError, type SegmindErrorKind } from './services/segmind/segmind-errors.js';
+import { translator, type Translator } from './i18n/i18n.js';
+import { localeFor } from './i18n/locales.js';
 import type { Storage } from './services/storage/storage.js';
 import { UsagePolicy } from './services/usage/usage-policy.js';
 import { RedisOpenRequests } from './services/usage/open-requests.js';
@@ -96,11 +98,12 @@ export interface BotDeps {
   adoptionScanMs?: number;
 }
 
-/** What the operator is told a pause means (technical: it goes to the log and the operator's webhook). */
-const MODERATOR_PAUSE_CAUSE: Partial<Record<SegmindErrorKind, string>> = {
-  bad_api_key: "Segmind (the image service) rejected the bot's API key",
-  out_of_credits: "the bot's Segmind account (the image service) is out of credits",
+/** What moderators are told a pause means, in their log channel's language. */
+const MODERATOR_PAUSE_CAUSE: Partial<Record<SegmindErrorKind, 'admin:notices.causeBadApiKey' | 'admin:notices.causeOutOfCredits'>> = {
+  bad_api_key: 'admin:notices.causeBadApiKey',
+  out_of_credits: 'admin:notices.causeOutOfCredits',
 };
+/** What the operator is told a pause means (technical: it goes to the log and the operator's webhook). */
 const PAUSE_CAUSE: Partial<Record<SegmindErrorKind, string>> = {
   bad_api_key: 'Segmind rejected SEGMIND_API_KEY',
   out_of_credits: 'the Segmind account is out of credits',
@@ -237,9 +240,8 @@ export function createBot(deps: BotDeps): Bot {
     onOperatorPause: (kind, _message, detail) => {
       metrics.setGenerationPaused(true);
       // Moderators get the cause (they can pass it on to the operator); members only read that generation is paused.
-      void notifyLogChannels(
-        `⚠️ Image generation is paused for the whole bot: ${MODERATOR_PAUSE_CAUSE[kind] ?? "the image service refused the bot's account"}. Members are refused and nothing is charged; it resumes by itself once the bot's operator has fixed the account.`,
-      );
+      const moderatorCause = MODERATOR_PAUSE_CAUSE[kind] ?? 'admin:notices.causeOther';
+      void notifyLogChannels((t) => t('admin:notices.operatorPause', { cause: t(moderatorCause) }));
       const cause = `${PAUSE_CAUSE[kind] ?? `Segmind refused the account (${kind})`}${detail.reason ? ` (“${detail.reason}”)` : ''}`;
       void alerts.send(
         'generation_paused',
@@ -248,7 +250,7 @@ export function createBot(deps: BotDeps): Bot {
     },
     onOperatorResume: (kind) => {
       metrics.setGenerationPaused(false);
-      void notifyLogChannels('✅ Image generation is running again.');
+      void notifyLogChannels((t) => t('admin:notices.operatorResume'));
       void alerts.send('generation_resumed', `✅ **Generation resumed**: Segmind accepts the account again (it was paused because ${PAUSE_CAUSE[kind] ?? kind}).`);
     },
   });
@@ -372,13 +374,14 @@ export function createBot(deps: BotDeps): Bot {
   let markDiscordReady!: () => void;
   const discordReady = new Promise<void>((resolve) => (markDiscordReady = resolve));
 
-  /** Tells every server with a log channel, once, what concerns the whole bot (paused, resumed, low balance). */
-  async function notifyLogChannels(text: string): Promise<void> {
+  /** Tells every server with a log channel, once, what concerns the whole bot (paused, resumed, low balance), in its language. */
+  async function notifyLogChannels(text: (t: Translator) => string): Promise<void> {
     await discordReady;
-    for (const guildId of client.guilds.cache.keys()) {
+    for (const [guildId, guild] of client.guilds.cache) {
       try {
-        const { logChannelId } = await settings.get(guildId);
-        if (logChannelId) await postToChannel(logChannelId, text);
+        const { logChannelId, language } = await settings.get(guildId);
+        const locale = localeFor({ guildLocale: guild.preferredLocale, serverLanguage: language }, 'channel');
+        if (logChannelId) await postToChannel(logChannelId, text(translator(locale)));
       } catch (error) {
         logger.warn({ err: error, guildId }, 'could not notify the log channel');
       }
@@ -438,9 +441,7 @@ export function createBot(deps: BotDeps): Bot {
     if (balanceLow) return;
     balanceLow = true;
     await Promise.all([
-      notifyLogChannels(
-        `⚠️ The bot's image budget is running low (${dollars(balance.total)} left). Image generation stops when it runs out; the bot's operator needs to top it up.`,
-      ),
+      notifyLogChannels((t) => t('admin:notices.lowBalance', { amount: dollars(balance.total) })),
       alerts.send(
         'low_balance',
         `⚠️ **Segmind balance low**: ${dollars(balance.total)} left, below SEGMIND_LOW_BALANCE (${dollars(threshold)}). Generation pauses when it runs out: add credits in Segmind's console.`,

@@ -1,6 +1,7 @@
 /** `/imagine-admin audit`: the recent moderator actions. */
 import { z } from 'zod';
-import { fitList, relative, user } from './format.js';
+import { auditActionKey } from '../../services/usage/audit-log.js';
+import { fitList, moreOf, relative, user } from './format.js';
 import { handler, type AdminDeps, type AdminHandler, type PathOf } from './handler.js';
 import { count, integer, subcommand } from './options.js';
 
@@ -10,11 +11,16 @@ export function auditHandlers(deps: AdminDeps): Record<PathOf<typeof auditSubcom
   const { audit } = deps;
 
   return {
-    audit: handler(z.object({ count: integer(1, 25).optional() }), async (context, options) => {
-      const entries = (await audit.list(context.guildId)).slice(0, options.count ?? 10);
-      if (entries.length === 0) return 'No moderator actions recorded yet.';
-      const lines = entries.map((e) => `• ${relative(e.at)} ${user(e.actorId)} ${e.action}: ${e.details}`);
-      return `**Recent moderator actions** (newest first)\n${fitList(lines, '\n', 1900)}`;
+    audit: handler(z.object({ count: integer(1, 25).optional() }), async ({ t, guildId }, options) => {
+      const entries = (await audit.list(guildId)).slice(0, options.count ?? 10);
+      if (entries.length === 0) return t('admin:audit.empty');
+      // The audit keeps each entry in English: its action is put into the reader's language, its details stay as kept.
+      const lines = entries.map((e) => {
+        const key = auditActionKey(e.action);
+        const action = key === undefined ? e.action : t(`admin:audit.actions.${key}`);
+        return t('admin:audit.entry', { when: relative(e.at), actor: user(e.actorId), action, details: e.details });
+      });
+      return `${t('admin:audit.title')}\n${fitList(lines, '\n', 1900, moreOf(t))}`;
     }),
   };
 }

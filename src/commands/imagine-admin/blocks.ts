@@ -1,8 +1,7 @@
 /** `/imagine-admin block add|remove|list`: members who may not use /imagine. */
-import { escapeMarkdown } from 'discord.js';
 import type { Clock } from '../../clock.js';
 import { UserFacingError } from '../../errors.js';
-import { fitList, relative, user } from './format.js';
+import { fitList, moreOf, relative, user } from './format.js';
 import { handler, without, type AdminActor, type AdminDeps, type AdminHandler, type AdminTools, type PathOf } from './handler.js';
 import { group, member, memberOnly, none, optionalReason, reason, subcommand } from './options.js';
 
@@ -18,25 +17,26 @@ export function blockHandlers(deps: AdminDeps, { change }: AdminTools): Record<P
   return {
     'block/add': handler(memberOnly.extend(optionalReason.shape), async (context, { member, reason }) => {
       await blockMember({ change, clock }, context, member, reason);
-      return `✅ Blocked ${user(member)} from \`/imagine\` in this server.${reason ? ` They will see: “${reason}”.` : ''}`;
+      return reason ? context.t('admin:block.blockedWithReason', { member: user(member), reason }) : context.t('admin:block.blocked', { member: user(member) });
     }),
 
     'block/remove': handler(memberOnly, async (context, { member }) => {
-      await change(context, 'unblocked a member', (settings) => {
-        if (!(member in settings.blocked)) throw new UserFacingError(`${user(member)} is not blocked.`);
+      await change(context, 'unblocked', (settings) => {
+        if (!(member in settings.blocked)) throw new UserFacingError((t) => t('admin:block.notBlocked', { member: user(member) }));
         settings.blocked = without(settings.blocked, member);
-        return user(member);
+        return () => user(member);
       });
-      return `✅ ${user(member)} can use \`/imagine\` again.`;
+      return context.t('admin:block.unblocked', { member: user(member) });
     }),
 
-    'block/list': handler(none, ({ settings }) => {
+    'block/list': handler(none, ({ t, settings }) => {
       const entries = Object.entries(settings.blocked).sort(([, a], [, b]) => b.at - a.at);
-      if (entries.length === 0) return Promise.resolve('Nobody is blocked.');
-      const lines = entries.map(
-        ([id, block]) => `• ${user(id)} by ${user(block.by)} ${relative(block.at)}${block.reason ? ` — ${escapeMarkdown(block.reason)}` : ''}`,
-      );
-      return Promise.resolve(`**Blocked members** (${entries.length})\n${fitList(lines, '\n', 1900)}`);
+      if (entries.length === 0) return Promise.resolve(t('admin:block.nobody'));
+      const lines = entries.map(([id, block]) => {
+        const who = { member: user(id), by: user(block.by), when: relative(block.at) };
+        return block.reason ? t('admin:block.entryWithReason', { ...who, reason: block.reason }) : t('admin:block.entry', who);
+      });
+      return Promise.resolve(`${t('admin:block.title', { n: String(entries.length) })}\n${fitList(lines, '\n', 1900, moreOf(t))}`);
     }),
   };
 }
@@ -51,9 +51,9 @@ export async function blockMember(
   member: string,
   reason?: string,
 ): Promise<void> {
-  if (member === actor.actorId) throw new UserFacingError('You cannot block yourself.');
-  await change(actor, 'blocked a member', (settings) => {
+  if (member === actor.actorId) throw new UserFacingError((t) => t('admin:block.notYourself'));
+  await change(actor, 'blocked', (settings) => {
     settings.blocked = { ...settings.blocked, [member]: { by: actor.actorId, at: clock.now(), reason: reason ?? '' } };
-    return reason ? `${user(member)} — ${reason}` : user(member);
+    return () => (reason ? `${user(member)} — ${reason}` : user(member));
   });
 }

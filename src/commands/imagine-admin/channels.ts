@@ -2,7 +2,7 @@
 import { ApplicationCommandOptionType, ChannelType } from 'discord.js';
 import { z } from 'zod';
 import { UserFacingError } from '../../errors.js';
-import { channel, fitList, plural } from './format.js';
+import { channel, fitList, moreOf } from './format.js';
 import { handler, type AdminDeps, type AdminHandler, type AdminTools, type Autocompleter, type PathOf } from './handler.js';
 import { group, none, requireChannelType, resolveStored, snowflake, storedChoices, storedId, storedIdOption, subcommand } from './options.js';
 
@@ -40,44 +40,45 @@ export function channelsHandlers(_deps: AdminDeps, { change }: AdminTools): Reco
   return {
     'channels/add': handler(z.object({ channel: snowflake }), async (context, { channel: id }) => {
       requireChannelType(context.options, 'channel', IMAGINE_CHANNEL_TYPES);
-      const details = await change(context, 'allowed a channel', (settings) => {
-        if (settings.allowedChannels.includes(id)) throw new UserFacingError(`${channel(id)} is already allowed.`);
+      const details = await change(context, 'allowedChannel', (settings) => {
+        if (settings.allowedChannels.includes(id)) throw new UserFacingError((t) => t('admin:channels.alreadyAllowed', { channel: channel(id) }));
         if (settings.allowedChannels.length >= MAX_ALLOWED_CHANNELS)
-          throw new UserFacingError(`At most ${MAX_ALLOWED_CHANNELS} channels can be listed.`);
+          throw new UserFacingError((t) => t('admin:channels.tooMany', { n: String(MAX_ALLOWED_CHANNELS) }));
         settings.allowedChannels = [...settings.allowedChannels, id];
-        return `${channel(id)} (now ${plural(settings.allowedChannels.length, 'channel')})`;
+        const count = settings.allowedChannels.length;
+        return (t) => t('admin:channels.addedDetails', { channel: channel(id), count });
       });
-      return `✅ \`/imagine\` is allowed in ${details}; everywhere else it is refused.`;
+      return context.t('admin:channels.added', { details: details(context.t) });
     }),
 
     'channels/remove': handler(z.object({ channel: storedId }), async (context, { channel: typed }) => {
       const id = resolveStored(typed, context.settings.allowedChannels, (c) => context.interaction.guild?.channels.cache.get(c)?.name, 'channel');
       let left = 0;
-      await change(context, 'removed an allowed channel', (settings) => {
-        if (!settings.allowedChannels.includes(id)) throw new UserFacingError(`${channel(id)} is not in the list.`);
+      await change(context, 'removedChannel', (settings) => {
+        if (!settings.allowedChannels.includes(id)) throw new UserFacingError((t) => t('admin:channels.notListed', { channel: channel(id) }));
         settings.allowedChannels = settings.allowedChannels.filter((c) => c !== id);
         left = settings.allowedChannels.length;
-        return channel(id);
+        return () => channel(id);
       });
-      return `✅ Removed ${channel(id)}.${left === 0 ? ' No channel is listed any more: `/imagine` works everywhere.' : ''}`;
+      return context.t(left === 0 ? 'admin:channels.removedLast' : 'admin:channels.removed', { channel: channel(id) });
     }),
 
-    'channels/list': handler(none, ({ settings }) =>
+    'channels/list': handler(none, ({ t, settings }) =>
       Promise.resolve(
         settings.allowedChannels.length === 0
-          ? '`/imagine` works in every channel (no list set).'
-          : `\`/imagine\` works only in: ${fitList(settings.allowedChannels.map(channel), ', ', 1900)}`,
+          ? t('admin:channels.everywhere')
+          : t('admin:channels.only', { list: fitList(settings.allowedChannels.map(channel), ', ', 1900, moreOf(t)) }),
       ),
     ),
 
     'channels/clear': handler(none, async (context) => {
-      await change(context, 'cleared the allowed channels', (settings) => {
-        if (settings.allowedChannels.length === 0) throw new UserFacingError('No channel is listed: `/imagine` already works everywhere.');
-        const cleared = settings.allowedChannels.length;
+      await change(context, 'clearedChannels', (settings) => {
+        if (settings.allowedChannels.length === 0) throw new UserFacingError((t) => t('admin:channels.nothingToClear'));
+        const count = settings.allowedChannels.length;
         settings.allowedChannels = [];
-        return plural(cleared, 'channel');
+        return (t) => t('admin:channels.clearedDetails', { count });
       });
-      return '✅ `/imagine` works in every channel again.';
+      return context.t('admin:channels.cleared');
     }),
   };
 }

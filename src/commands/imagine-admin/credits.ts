@@ -1,7 +1,7 @@
 /** `/imagine-admin credits give|take|reset|allowance|clear-allowance`: the credits of one member. */
 import { z } from 'zod';
 import { UserFacingError } from '../../errors.js';
-import { plural, user } from './format.js';
+import { user } from './format.js';
 import { handler, without, type AdminDeps, type AdminHandler, type AdminTools, type PathOf } from './handler.js';
 import { MAX_CREDITS, count, group, integer, member, memberOnly, snowflake, subcommand } from './options.js';
 
@@ -23,43 +23,43 @@ export function creditsHandlers(deps: AdminDeps, { change, record, requireUnderC
   return {
     'credits/give': handler(memberAmount, async (context, { member, amount }) => {
       const balance = await quota.adjustBonus(context.guildId, member, amount);
-      await record(context, 'gave bonus credits', `${user(member)} +${amount} (bonus now ${balance})`);
-      return `✅ Gave ${user(member)} ${plural(amount, 'bonus credit')}. Their bonus balance is now **${balance}**.`;
+      await record(context, 'gaveBonus', (t) => t('admin:credits.gaveDetails', { member: user(member), amount: String(amount), balance: String(balance) }));
+      return context.t('admin:credits.gave', { member: user(member), count: amount, balance: String(balance) });
     }),
 
     'credits/take': handler(memberAmount, async (context, { member, amount }) => {
       const balance = await quota.adjustBonus(context.guildId, member, -amount);
-      await record(context, 'took bonus credits', `${user(member)} −${amount} (bonus now ${balance})`);
-      return `✅ Took up to ${plural(amount, 'bonus credit')} from ${user(member)}. Their bonus balance is now **${balance}**.`;
+      await record(context, 'tookBonus', (t) => t('admin:credits.tookDetails', { member: user(member), amount: String(amount), balance: String(balance) }));
+      return context.t('admin:credits.took', { member: user(member), count: amount, balance: String(balance) });
     }),
 
     'credits/reset': handler(memberOnly, async (context, { member }) => {
       await quota.resetUser(context.guildId, member, clock.now());
-      await record(context, "reset a member's usage", `${user(member)}: today's usage and cooldown cleared`);
-      return `✅ Cleared today's usage and the cooldown of ${user(member)}.`;
+      await record(context, 'resetUsage', (t) => t('admin:credits.resetDetails', { member: user(member) }));
+      return context.t('admin:credits.reset', { member: user(member) });
     }),
 
     'credits/allowance': handler(
       z.object({ member: snowflake, amount: integer(0, MAX_CREDITS) }),
       async (context, { member, amount }) => {
         requireUnderCeiling('amount', amount, 'dailyCredits');
-        await change(context, 'set a personal allowance', (settings) => {
+        await change(context, 'setAllowance', (settings) => {
           if (!(member in settings.memberAllowances) && Object.keys(settings.memberAllowances).length >= MAX_MEMBER_ALLOWANCES)
-            throw new UserFacingError(`At most ${MAX_MEMBER_ALLOWANCES} members can have a personal allowance.`);
+            throw new UserFacingError((t) => t('admin:credits.tooManyAllowances', { n: String(MAX_MEMBER_ALLOWANCES) }));
           settings.memberAllowances = { ...settings.memberAllowances, [member]: amount };
-          return `${user(member)}: ${plural(amount, 'credit')} per day`;
+          return (t) => t('admin:credits.allowanceDetails', { member: user(member), count: amount });
         });
-        return `✅ ${user(member)} now has a personal allowance of **${amount}** per UTC day (it replaces role and server allowances).`;
+        return context.t('admin:credits.allowance', { member: user(member), amount: String(amount) });
       },
     ),
 
     'credits/clear-allowance': handler(memberOnly, async (context, { member }) => {
-      await change(context, 'cleared a personal allowance', (settings) => {
-        if (!(member in settings.memberAllowances)) throw new UserFacingError(`${user(member)} has no personal allowance.`);
+      await change(context, 'clearedAllowance', (settings) => {
+        if (!(member in settings.memberAllowances)) throw new UserFacingError((t) => t('admin:credits.noAllowance', { member: user(member) }));
         settings.memberAllowances = without(settings.memberAllowances, member);
-        return user(member);
+        return () => user(member);
       });
-      return `✅ ${user(member)} follows the role and server allowances again.`;
+      return context.t('admin:credits.clearedAllowance', { member: user(member) });
     }),
   };
 }

@@ -10,7 +10,10 @@ import type {
 } from 'discord.js';
 import type { z } from 'zod';
 import type { Clock } from '../../clock.js';
-import { UserFacingError } from '../../errors.js';
+import { UserFacingError, type LocalizedText } from '../../errors.js';
+import type adminCatalog from '../../i18n/catalog/en-US/admin.js';
+import { translator, type Translator } from '../../i18n/i18n.js';
+import { localeFor, SOURCE_LOCALE, type Locale, type ServerLanguage } from '../../i18n/locales.js';
 import type { AuditLog } from '../../services/usage/audit-log.js';
 import type { GuildSettings, GuildSettingsRepository } from '../../services/usage/guild-settings.js';
 import type { PromptHistory } from '../../services/results/prompt-history.js';
@@ -32,13 +35,49 @@ export interface AdminDeps {
   postToChannel: (channelId: string, text: string) => Promise<void>;
 }
 
-/** Who acts, where: all a change needs, whichever interaction it came from (a command, a moderator's button). */
-export type AdminActor = Pick<AdminContext, 'guildId' | 'actorId'>;
+/**
+ * Who acts, where: all a change needs, whichever interaction it came from (a command, a moderator's button). The
+ * server's Discord locale picks the log channel's language when moderators fixed none.
+ */
+export type AdminActor = Pick<AdminContext, 'guildId' | 'actorId'> & { guildLocale?: string | null };
+
+/**
+ * A text not yet put into words: a change's details are shown to the moderator in their language, posted to the log
+ * channel in the server's, and kept in the audit (and the operators' log) in English.
+ */
+export type Text = LocalizedText;
+
+export type AuditAction = keyof (typeof adminCatalog)['audit']['actions'];
+
+/** The source language: what the audit keeps and operators read. */
+export const english = translator(SOURCE_LOCALE);
+
+/** A refusal put into the language the server fixed, which the central error reply (the member's locale only) cannot know. */
+export class FixedLanguageRefusal extends UserFacingError {
+  override readonly text: LocalizedText;
+
+  constructor(error: UserFacingError, t: Translator) {
+    super(error.message, error.code, { cause: error });
+    const shown = error.text(t);
+    this.text = () => shown;
+  }
+}
+
+/**
+ * The `t` for a server language other than the stored one (a change just made): `member` for the moderator's reply,
+ * `channel` for a channel's readers.
+ */
+export function translatorFor(context: Pick<AdminContext, 'interaction' | 'guildLocale'>, language: ServerLanguage, audience: 'member' | 'channel'): Translator {
+  return translator(localeFor({ memberLocale: context.interaction.locale, guildLocale: context.guildLocale, serverLanguage: language }, audience));
+}
 
 export interface AdminContext {
   interaction: Interaction;
   guildId: string;
   actorId: string;
+  guildLocale: string | null;
+  /** The moderator's language (or the one the server fixed). */
+  t: Translator;
   /** As read when the moderator was authorised; changes re-read them under the store's lock. */
   settings: GuildSettings;
   options: readonly CommandInteractionOption[];
@@ -94,18 +133,29 @@ export function createAdminTools(deps: AdminDeps) {
    * Every change: under the settings lock, then into the audit log and the log channel (the old one when the change
    * removed it, so turning logging off is logged too).
    */
-  async function change(context: AdminActor, action: string, mutate: (settings: GuildSettings) => string): Promise<string> {
-    let details = '';
+  async function change(context: AdminActor, action: AuditAction, mutate: (settings: GuildSettings) => Text): Promise<Text> {
+    let details: Text = () => '';
     let previousLogChannel: string | null = null;
     const updated = await repository.update(context.guildId, (settings) => {
       previousLogChannel = settings.logChannelId;
       details = mutate(settings);
     });
-    await audit.record(context.guildId, updated.logChannelId ?? previousLogChannel, { actorId: context.actorId, action, details });
+    await post(context, updated, updated.logChannelId ?? previousLogChannel, action, details);
     return details;
   }
-  async function record(context: Pick<AdminContext, 'guildId' | 'actorId' | 'settings'>, action: string, details: string): Promise<void> {
-    await audit.record(context.guildId, context.settings.logChannelId, { actorId: context.actorId, action, details });
+  async function record(context: AdminActor & Pick<AdminContext, 'settings'>, action: AuditAction, details: Text): Promise<void> {
+    await post(context, context.settings, context.settings.logChannelId, action, details);
+  }
+  /** Into the audit in English; into the log channel in the server's language (as it is after the change). */
+  async function post(actor: AdminActor, settings: GuildSettings, logChannelId: string | null, action: AuditAction, details: Text): Promise<void> {
+    const locale: Locale = localeFor({ guildLocale: actor.guildLocale, serverLanguage: settings.language }, 'channel');
+    const t = translator(locale);
+    await audit.record(
+      actor.guildId,
+      logChannelId,
+      { actorId: actor.actorId, action: english(`admin:audit.actions.${action}`), details: details(english) },
+      { locale, details: details(t) },
+    );
   }
   const effective = (settings: GuildSettings) => policy.limitsFor(ANYONE, settings);
   /**
@@ -115,12 +165,7 @@ export function createAdminTools(deps: AdminDeps) {
   function requireUnderCeiling(option: string, value: number | undefined, ceiling: 'dailyCredits' | 'guildDailyCap'): void {
     const limit = policy.ceilings[ceiling];
     if (value === undefined || limit === 0 || value <= limit) return;
-    const variable = ceiling === 'dailyCredits' ? 'MAX_DAILY_CREDITS' : 'MAX_GUILD_DAILY_CREDITS';
-    const unit = ceiling === 'dailyCredits' ? 'credits per member per UTC day' : 'images per server per UTC day';
-    throw new UserFacingError(
-      `\`${option}\` can be at most **${limit}** here: the bot's operator set a ceiling of ${limit} ${unit} (\`${variable}\`) that no server setting can exceed.`,
-      'above_ceiling',
-    );
+    throw new UserFacingError((t) => t(`admin:ceiling.${ceiling}`, { option, limit: String(limit) }), 'above_ceiling');
   }
 
   return { change, record, effective, requireUnderCeiling };

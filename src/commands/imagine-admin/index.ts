@@ -15,10 +15,15 @@ import {
   MessageFlags,
   PermissionFlagsBits,
   type AutocompleteInteraction,
+  type ChatInputCommandInteraction,
   type CommandInteractionOption,
   type RESTPostAPIChatInputApplicationCommandsJSONBody,
 } from 'discord.js';
 import { UserFacingError } from '../../errors.js';
+import { translator, type Translator } from '../../i18n/i18n.js';
+import { localeFor } from '../../i18n/locales.js';
+import type { Logger } from '../../logger.js';
+import type { GuildSettings } from '../../services/usage/guild-settings.js';
 import { parseOptionList } from '../options.js';
 import { memberContextOf } from '../member-context.js';
 import type { SlashCommand } from '../types.js';
@@ -27,10 +32,10 @@ import { blockGroup, blockHandlers } from './blocks.js';
 import { channelsAutocomplete, channelsGroup, channelsHandlers } from './channels.js';
 import { creditsGroup, creditsHandlers } from './credits.js';
 import { fitReply } from './format.js';
-import { createAdminTools, type AdminDeps, type AdminHandler, type Autocompleter, type PathOf } from './handler.js';
+import { createAdminTools, FixedLanguageRefusal, type AdminDeps, type AdminHandler, type Autocompleter, type PathOf } from './handler.js';
 import { pauseHandlers, pauseSubcommands } from './pause.js';
 import { roleAutocomplete, roleGroup, roleHandlers } from './roles.js';
-import { settingsGroup, settingsHandlers } from './settings.js';
+import { settingsAutocomplete, settingsGroup, settingsHandlers } from './settings.js';
 import { stylesAutocomplete, stylesGroup, stylesHandlers } from './styles.js';
 import { usageHandlers, usageSubcommand } from './usage.js';
 import { wordsGroup, wordsHandlers } from './words.js';
@@ -68,7 +73,7 @@ export function selectedSubcommand(data: readonly CommandInteractionOption[]): {
   } else if (first?.type === ApplicationCommandOptionType.Subcommand) {
     return { path: first.name, options: first.options ?? [] };
   }
-  throw new UserFacingError('Pick one of the `/imagine-admin` subcommands.', 'invalid_options');
+  throw new UserFacingError((t) => t('admin:guard.pickSubcommand'), 'invalid_options');
 }
 
 /** Like parseOptions, for a subcommand's options. */
@@ -93,8 +98,9 @@ export function createAdminHandlers(deps: AdminDeps): Record<AdminPath, AdminHan
   };
 }
 
-/** The options that autocomplete, by subcommand: values stored in the settings (some of which Discord no longer knows), styles. */
+/** The options that autocomplete, by subcommand: the server language, values stored in the settings (some of which Discord no longer knows), styles. */
 const autocompletersFor = (deps: AdminDeps): Partial<Record<AdminPath, Autocompleter>> => ({
+  ...settingsAutocomplete,
   ...channelsAutocomplete,
   ...roleAutocomplete,
   ...stylesAutocomplete(deps),
@@ -121,25 +127,37 @@ export function createImagineAdminCommand(deps: AdminDeps): SlashCommand {
       await interaction.respond(choices.slice(0, 25));
     },
     async execute(interaction, log) {
-      if (!interaction.inGuild()) throw new UserFacingError('`/imagine-admin` works in servers only.');
+      if (!interaction.inGuild()) throw new UserFacingError((t) => t('admin:guard.serversOnly'));
       // default_member_permissions only hides the command, and server admins can change who sees it: check again.
       const settings = await deps.settings.get(interaction.guildId);
-      if (!deps.policy.isModerator(memberContextOf(interaction), settings))
-        throw new UserFacingError('Only moderators can use /imagine-admin.', 'not_moderator');
-      const { path, options } = selectedSubcommand(interaction.options.data);
-      const selected = handlers.get(path);
-      if (!selected) throw new UserFacingError('This subcommand is not available any more.', 'unknown_subcommand');
-      const parsed = parseSubcommandOptions(selected.schema, options);
-      // Storage reads and the log-channel post may take a moment: acknowledge inside Discord's 3 s first.
-      await interaction.deferReply({ flags: MessageFlags.Ephemeral });
-      log.debug({ subcommand: path }, 'moderator command');
-      const reply = await selected.run({ interaction, guildId: interaction.guildId, actorId: interaction.user.id, settings, options }, parsed);
-      const { content, files } = typeof reply === 'string' ? { content: reply, files: [] } : reply;
-      await interaction.editReply({
-        content: fitReply(content),
-        ...(files.length > 0 ? { files: files.map((file) => ({ attachment: file.data, name: file.name })) } : {}),
-        allowedMentions: { parse: [] },
-      });
+      const t = translator(localeFor({ memberLocale: interaction.locale, guildLocale: interaction.guildLocale, serverLanguage: settings.language }, 'member'));
+      try {
+        await run(interaction, settings, t, log);
+      } catch (error) {
+        if (error instanceof UserFacingError && settings.language !== 'auto') throw new FixedLanguageRefusal(error, t);
+        throw error;
+      }
     },
   };
+
+  async function run(interaction: ChatInputCommandInteraction<'cached' | 'raw'>, settings: GuildSettings, t: Translator, log: Logger): Promise<void> {
+    if (!deps.policy.isModerator(memberContextOf(interaction), settings)) throw new UserFacingError((t) => t('admin:guard.notModerator'), 'not_moderator');
+    const { path, options } = selectedSubcommand(interaction.options.data);
+    const selected = handlers.get(path);
+    if (!selected) throw new UserFacingError((t) => t('admin:guard.unknownSubcommand'), 'unknown_subcommand');
+    const parsed = parseSubcommandOptions(selected.schema, options);
+    // Storage reads and the log-channel post may take a moment: acknowledge inside Discord's 3 s first.
+    await interaction.deferReply({ flags: MessageFlags.Ephemeral });
+    log.debug({ subcommand: path }, 'moderator command');
+    const reply = await selected.run(
+      { interaction, guildId: interaction.guildId, actorId: interaction.user.id, guildLocale: interaction.guildLocale, t, settings, options },
+      parsed,
+    );
+    const { content, files } = typeof reply === 'string' ? { content: reply, files: [] } : reply;
+    await interaction.editReply({
+      content: fitReply(content),
+      ...(files.length > 0 ? { files: files.map((file) => ({ attachment: file.data, name: file.name })) } : {}),
+      allowedMentions: { parse: [] },
+    });
+  }
 }

@@ -79,7 +79,8 @@ export const optionalReason = z.object({ reason: line(MAX_REASON_LENGTH).optiona
 /** Discord's client only offers the declared channel types; check again when the resolved channel is known. */
 export function requireChannelType(options: readonly CommandInteractionOption[], name: string, allowed: readonly ChannelType[]): void {
   const resolved = options.find((option) => option.name === name)?.channel;
-  if (resolved && !allowed.includes(resolved.type)) throw new UserFacingError(`${channel(resolved.id)} is not a channel this can use.`, 'invalid_options');
+  if (resolved && !allowed.includes(resolved.type))
+    throw new UserFacingError((t) => t('admin:options.wrongChannel', { channel: channel(resolved.id) }), 'invalid_options');
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -127,5 +128,5 @@ export function resolveStored(typed: string, stored: readonly string[], nameOf: 
   const name = typed.replace(/^[#@]/, '').toLowerCase();
   const matches = stored.filter((candidate) => nameOf(candidate)?.toLowerCase() === name);
   if (matches.length === 1) return matches[0]!;
-  throw new UserFacingError(`Pick the ${kind} from the suggestions, or give its id.`, 'invalid_options');
+  throw new UserFacingError((t) => (kind === 'channel' ? t('admin:options.pickChannel') : t('admin:options.pickRole')), 'invalid_options');
 }

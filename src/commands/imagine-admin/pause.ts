@@ -14,21 +14,22 @@ export function pauseHandlers(deps: AdminDeps, { change }: AdminTools): Record<P
 
   return {
     pause: handler(optionalReason, async (context, { reason }) => {
-      await change(context, 'paused /imagine', (settings) => {
+      await change(context, 'paused', (settings) => {
         settings.paused = { by: context.actorId, at: clock.now(), reason: reason ?? '' };
-        return reason ?? 'no reason given';
+        // The reason is the moderator's own words: kept as typed (the audit is read by moderators, who wrote it).
+        return (t) => reason ?? t('admin:pause.noReason');
       });
-      return `⏸️ \`/imagine\` is paused in this server.${reason ? ` Members will see: “${reason}”.` : ''} Use \`/imagine-admin resume\` to resume.`;
+      return reason ? context.t('admin:pause.pausedWithReason', { reason }) : context.t('admin:pause.paused');
     }),
 
     resume: handler(none, async (context) => {
-      await change(context, 'resumed /imagine', (settings) => {
-        if (!settings.paused) throw new UserFacingError('`/imagine` is not paused.');
+      await change(context, 'resumed', (settings) => {
+        if (!settings.paused) throw new UserFacingError((t) => t('admin:pause.notPaused'));
         const since = settings.paused.at;
         settings.paused = null;
-        return `paused since ${relative(since)}`;
+        return (t) => t('admin:pause.pausedSince', { when: relative(since) });
       });
-      return '▶️ `/imagine` works again in this server.';
+      return context.t('admin:pause.resumed');
     }),
   };
 }

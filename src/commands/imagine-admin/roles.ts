@@ -2,7 +2,7 @@
 import { ApplicationCommandOptionType } from 'discord.js';
 import { z } from 'zod';
 import { UserFacingError } from '../../errors.js';
-import { describeOverride, fitList, roleMention } from './format.js';
+import { describeOverride, fitList, moreOf, roleMention } from './format.js';
 import { handler, without, type AdminHandler, type AdminTools, type Autocompleter, type PathOf } from './handler.js';
 import {
   MAX_COOLDOWN_SECONDS,
@@ -51,40 +51,39 @@ export function roleHandlers({ change, requireUnderCeiling }: AdminTools): Recor
       }),
       async (context, options) => {
         if (options.daily_credits === undefined && options.cooldown_seconds === undefined)
-          throw new UserFacingError('Give `daily_credits` and/or `cooldown_seconds` for the role.', 'invalid_options');
-        if (options.role === context.guildId)
-          throw new UserFacingError('For everyone, use `/imagine-admin settings set` instead of a role override.', 'invalid_options');
+          throw new UserFacingError((t) => t('admin:role.giveSomething'), 'invalid_options');
+        if (options.role === context.guildId) throw new UserFacingError((t) => t('admin:role.everyone'), 'invalid_options');
         requireUnderCeiling('daily_credits', options.daily_credits, 'dailyCredits');
-        const details = await change(context, 'set a role override', (settings) => {
+        const details = await change(context, 'setRoleOverride', (settings) => {
           const current = settings.roleOverrides[options.role];
           if (!current && Object.keys(settings.roleOverrides).length >= MAX_ROLE_OVERRIDES)
-            throw new UserFacingError(`At most ${MAX_ROLE_OVERRIDES} roles can have an override.`);
+            throw new UserFacingError((t) => t('admin:role.tooMany', { n: String(MAX_ROLE_OVERRIDES) }));
           const next = {
             dailyCredits: options.daily_credits ?? current?.dailyCredits ?? null,
             cooldownSeconds: options.cooldown_seconds ?? current?.cooldownSeconds ?? null,
           };
           settings.roleOverrides = { ...settings.roleOverrides, [options.role]: next };
-          return `${roleMention(options.role)}: ${describeOverride(next)}`;
+          return (t) => `${roleMention(options.role)}: ${describeOverride(t, next)}`;
         });
-        return `✅ ${details}. Members with several roles get the most generous allowance and the shortest cooldown; a personal allowance wins over roles.`;
+        return context.t('admin:role.set', { details: details(context.t) });
       },
     ),
 
     'role/clear': handler(z.object({ role: storedId }), async (context, { role: typed }) => {
       const role = resolveStored(typed, Object.keys(context.settings.roleOverrides), (id) => context.interaction.guild?.roles.cache.get(id)?.name, 'role');
-      await change(context, 'cleared a role override', (settings) => {
-        if (!(role in settings.roleOverrides)) throw new UserFacingError(`${roleMention(role)} has no override.`);
+      await change(context, 'clearedRoleOverride', (settings) => {
+        if (!(role in settings.roleOverrides)) throw new UserFacingError((t) => t('admin:role.noOverride', { role: roleMention(role) }));
         settings.roleOverrides = without(settings.roleOverrides, role);
-        return roleMention(role);
+        return () => roleMention(role);
       });
-      return `✅ ${roleMention(role)} follows the server settings again.`;
+      return context.t('admin:role.cleared', { role: roleMention(role) });
     }),
 
-    'role/list': handler(none, ({ settings }) => {
+    'role/list': handler(none, ({ t, settings }) => {
       const entries = Object.entries(settings.roleOverrides);
-      if (entries.length === 0) return Promise.resolve('No role overrides: every role follows the server settings.');
-      const lines = entries.map(([id, override]) => `• ${roleMention(id)}: ${describeOverride(override)}`);
-      return Promise.resolve(`**Role overrides** (${entries.length})\n${fitList(lines, '\n', 1900)}`);
+      if (entries.length === 0) return Promise.resolve(t('admin:role.none'));
+      const lines = entries.map(([id, override]) => `• ${roleMention(id)}: ${describeOverride(t, override)}`);
+      return Promise.resolve(`${t('admin:role.title', { n: String(entries.length) })}\n${fitList(lines, '\n', 1900, moreOf(t))}`);
     }),
   };
 }

@@ -1,10 +1,12 @@
 /** `/imagine-admin settings view|set|reset`: the server's settings for /imagine. */
-import { ApplicationCommandOptionType, ChannelType, DiscordAPIError, escapeMarkdown } from 'discord.js';
-import { z } from 'zod';
+import { ApplicationCommandOptionType, ChannelType, DiscordAPIError } from 'discord.js';
 import { UserFacingError } from '../../errors.js';
+import { z } from 'zod';
+import type { Translator } from '../../i18n/i18n.js';
+import { SERVER_LANGUAGES, type Locale } from '../../i18n/locales.js';
 import { IMAGE_CHECK_ACTIONS, NSFW_POLICIES, newGuildSettings, type EffectiveSettings, type GuildSettings, type ImageCheckAction } from '../../services/usage/guild-settings.js';
-import { channel, code, describeNsfwPolicy, describeOverride, fitList, plural, relative, roleMention, user } from './format.js';
-import { ANYONE, handler, type AdminDeps, type AdminHandler, type AdminTools, type PathOf } from './handler.js';
+import { channel, code, describeNsfwPolicy, describeOverride, fitList, moreOf, relative, roleMention, user } from './format.js';
+import { ANYONE, handler, type AdminDeps, type AdminHandler, type AdminTools, type Autocompleter, type PathOf, type Text, translatorFor } from './handler.js';
 import { MAX_COOLDOWN_SECONDS, MAX_CREDITS, choicesOf, count, group, integer, none, requireChannelType, snowflake, subcommand } from './options.js';
 
 const MAX_SERVER_CAP = 10_000_000;
@@ -31,6 +33,7 @@ const SETTING_NAMES = [
   'allow_private',
   'gallery_channel',
   'gallery_stars',
+  'language',
 ] as const;
 type SettingName = (typeof SETTING_NAMES)[number];
 
@@ -86,6 +89,8 @@ export const settingsGroup = group('settings', 'Server settings for /imagine', [
       channel_types: [...LOG_CHANNEL_TYPES],
     },
     count('gallery_stars', '⭐ reactions from other members that share a result to the gallery (0 = off)', 0, MAX_GALLERY_STARS),
+    // Suggested rather than 9 choices: /imagine-admin is near Discord's 4000-character budget.
+    { type: ApplicationCommandOptionType.String, name: 'language', description: "Bot language (auto: each member's)", autocomplete: true, max_length: 5 },
   ]),
   subcommand('reset', 'Put one setting back to the bot default', [
     { type: ApplicationCommandOptionType.String, name: 'setting', description: 'Which setting', choices: choicesOf(SETTING_NAMES), required: true },
@@ -109,8 +114,30 @@ const settingsSetSchema = z.object({
   allow_private: z.boolean({ error: 'must be true or false' }).optional(),
   gallery_channel: snowflake.optional(),
   gallery_stars: integer(0, MAX_GALLERY_STARS).optional(),
+  language: z.enum(SERVER_LANGUAGES, { error: `must be one of ${SERVER_LANGUAGES.join(', ')}` }).optional(),
 });
 type SettingsChange = z.output<typeof settingsSetSchema>;
+
+/** Each language by its own name, as a member of that language looks for it. */
+const LANGUAGE_NAMES: Record<Locale, string> = {
+  'en-US': 'English',
+  'es-ES': 'Español',
+  'pt-BR': 'Português (Brasil)',
+  fr: 'Français',
+  de: 'Deutsch',
+  ja: '日本語',
+  ko: '한국어',
+  'zh-CN': '简体中文',
+};
+
+export const settingsAutocomplete: Partial<Record<PathOf<typeof settingsGroup>, Autocompleter>> = {
+  'settings/set': ({ typed }) => {
+    const needle = typed.trim().toLowerCase();
+    return SERVER_LANGUAGES.map((value) => ({ name: value === 'auto' ? 'auto' : `${value} — ${LANGUAGE_NAMES[value]}`, value })).filter(
+      (choice) => choice.name.toLowerCase().includes(needle),
+    );
+  },
+};
 
 export function settingsHandlers(deps: AdminDeps, { change, effective, requireUnderCeiling }: AdminTools): Record<PathOf<typeof settingsGroup>, AdminHandler> {
   const { settings: repository, policy, postToChannel } = deps;
@@ -125,66 +152,58 @@ export function settingsHandlers(deps: AdminDeps, { change, effective, requireUn
     } catch (error) {
       const code = error instanceof DiscordAPIError ? Number(error.code) : undefined;
       if (code === 50001 || code === 50013 || code === 10003)
-        throw new UserFacingError(
-          `The bot cannot post in ${channel(channelId)}, so nothing was changed. Give the bot **View Channel** and **Send Messages** there (Edit Channel → Permissions), then set it again.`,
-          'log_channel_unusable',
-        );
-      throw new UserFacingError(`A test line could not be posted in ${channel(channelId)} just now, so nothing was changed. Try again in a minute.`, 'log_channel_unusable');
+        throw new UserFacingError((t) => t('admin:settings.set.cannotPost', { channel: channel(channelId) }), 'log_channel_unusable');
+      throw new UserFacingError((t) => t('admin:settings.set.testFailed', { channel: channel(channelId) }), 'log_channel_unusable');
     }
   }
   const botDefaults = () => policy.limitsFor(ANYONE, newGuildSettings());
 
   return {
-    'settings/view': handler(none, ({ settings }) =>
-      Promise.resolve(describeSettings(settings, effective(settings), botDefaults(), policy.ceilings)),
+    'settings/view': handler(none, ({ t, settings, guildLocale }) =>
+      Promise.resolve(describeSettings(t, settings, effective(settings), botDefaults(), policy.ceilings, guildLocale)),
     ),
 
     'settings/set': handler(settingsSetSchema, async (context, options) => {
-      if (Object.values(options).every((value) => value === undefined))
-        throw new UserFacingError('Give at least one setting to change.', 'invalid_options');
-      if (options.moderator_role === context.guildId)
-        throw new UserFacingError('@everyone cannot be the moderator role: pick a role only moderators have.', 'invalid_options');
+      if (Object.values(options).every((value) => value === undefined)) throw new UserFacingError((t) => t('admin:settings.set.nothing'), 'invalid_options');
+      if (options.moderator_role === context.guildId) throw new UserFacingError((t) => t('admin:settings.set.everyoneModerator'), 'invalid_options');
       requireChannelType(context.options, 'log_channel', LOG_CHANNEL_TYPES);
       requireChannelType(context.options, 'generation_log_channel', LOG_CHANNEL_TYPES);
       requireChannelType(context.options, 'gallery_channel', LOG_CHANNEL_TYPES);
       requireUnderCeiling('daily_credits', options.daily_credits, 'dailyCredits');
       requireUnderCeiling('server_daily_cap', options.server_daily_cap, 'guildDailyCap');
-      if (options.log_channel !== undefined)
-        await postTestLine(
-          options.log_channel,
-          `🛠️ ${user(context.actorId)} made this the log channel of \`/imagine\`: moderator actions and members' reports are posted here.`,
-        );
+      // A test line is read by whoever watches that channel: in the server's language, as the new setting has it.
+      const channelT = translatorFor(context, options.language ?? context.settings.language, 'channel');
+      const actor = user(context.actorId);
+      if (options.log_channel !== undefined) await postTestLine(options.log_channel, channelT('admin:settings.set.testLogChannel', { user: actor }));
       if (options.generation_log_channel !== undefined)
-        await postTestLine(
-          options.generation_log_channel,
-          `🛠️ ${user(context.actorId)} made this the generation log of \`/imagine\`: one line per image result is posted here (who, prompt, link).`,
-        );
-      if (options.gallery_channel !== undefined)
-        await postTestLine(
-          options.gallery_channel,
-          `🛠️ ${user(context.actorId)} made this the gallery of \`/imagine\`: results members share with ⭐ are posted here.`,
-        );
-      const details = await change(context, 'changed settings', (settings) => applySettings(settings, options));
+        await postTestLine(options.generation_log_channel, channelT('admin:settings.set.testGenerationLog', { user: actor }));
+      if (options.gallery_channel !== undefined) await postTestLine(options.gallery_channel, channelT('admin:settings.set.testGallery', { user: actor }));
+      const details = await change(context, 'changedSettings', (settings) => applySettings(settings, options));
+      // The reply speaks the language just chosen, so moderators see at once what members will.
+      const t = options.language === undefined ? context.t : translatorFor(context, options.language, 'member');
       const ceiling = policy.ceilings.guildDailyCap;
       // "No cap" cannot lift the operator's ceiling: say what applies instead.
       const notes = [
-        options.server_daily_cap === 0 && ceiling > 0 ? ` The operator's ceiling of **${ceiling}** images per UTC day still applies.` : '',
-        options.moderator_role !== undefined ? ` ${MODERATOR_ROLE_NOTE}` : '',
-        options.log_channel !== undefined || options.generation_log_channel !== undefined || options.gallery_channel !== undefined ? ' A test line was posted there.' : '',
+        options.server_daily_cap === 0 && ceiling > 0 ? t('admin:settings.set.noteCeiling', { n: String(ceiling) }) : '',
+        options.moderator_role !== undefined ? ` ${t('admin:settings.moderatorRoleNote')}` : '',
+        options.log_channel !== undefined || options.generation_log_channel !== undefined || options.gallery_channel !== undefined ? t('admin:settings.set.noteTestLine') : '',
         options.gallery_stars !== undefined && options.gallery_stars > 0 && (options.gallery_channel ?? context.settings.galleryChannelId) === null
-          ? ' The starboard starts once `gallery_channel` is set.'
+          ? t('admin:settings.set.noteStarboard')
           : '',
       ];
-      return `✅ Changed ${details}.${notes.join('')}`;
+      return `${t('admin:settings.set.changed', { details: details(t) })}${notes.join('')}`;
     }),
 
     'settings/reset': handler(z.object({ setting: z.enum(SETTING_NAMES, { error: 'is not a setting' }) }), async (context, { setting }) => {
-      const details = await change(context, 'reset a setting', (settings) => {
+      const details = await change(context, 'resetSetting', (settings) => {
         resetSetting(settings, setting);
-        return `${code(setting)} to the bot default`;
+        return (t) => t('admin:settings.reset.details', { name: code(setting) });
       });
-      const now = effective(await repository.get(context.guildId));
-      return `✅ Reset ${details}.${setting in SHOWN ? ` It is now ${SHOWN[setting as keyof typeof SHOWN](now)}.` : ''}`;
+      const now = await repository.get(context.guildId);
+      // Back to `auto`: the reply follows the moderator's own language again.
+      const t = setting === 'language' ? translatorFor(context, 'auto', 'member') : context.t;
+      if (setting in SHOWN) return t('admin:settings.reset.doneNow', { details: details(t), value: SHOWN[setting as keyof typeof SHOWN](t, effective(now)) });
+      return t('admin:settings.reset.done', { details: details(t) });
     }),
   };
 }
@@ -192,24 +211,21 @@ export function settingsHandlers(deps: AdminDeps, { change, effective, requireUn
 /** What applies: the server's settings with the bot defaults filled in. */
 type Limits = EffectiveSettings;
 
-const IMAGE_CHECK_SHOWN: Record<ImageCheckAction, string> = {
-  spoiler: '**spoiler** — flagged images are posted behind a spoiler',
-  block: '**block** — flagged images are withheld (not charged)',
-  off: '**off** — flagged images are posted as they are',
-};
+const IMAGE_CHECK_SHOWN = {
+  spoiler: 'admin:shown.imageCheckSpoiler',
+  block: 'admin:shown.imageCheckBlock',
+  off: 'admin:shown.imageCheckOff',
+} as const satisfies Record<ImageCheckAction, string>;
 
 /** How each numeric setting reads in a reply. */
 const SHOWN = {
-  daily_credits: (l: Limits) => `**${l.dailyCredits}** credits per member per UTC day`,
-  cooldown_seconds: (l: Limits) => `**${l.cooldownSeconds} s** between requests`,
-  server_daily_cap: (l: Limits) => (l.guildDailyCap > 0 ? `**${l.guildDailyCap}** images per UTC day for the server` : '**no server cap**'),
-  max_samples: (l: Limits) => `at most **${l.maxSamples}** images per request`,
-  max_steps: (l: Limits) => `at most **${l.maxSteps}** steps per image`,
+  daily_credits: (t: Translator, l: Limits) => t('admin:shown.dailyCredits', { n: String(l.dailyCredits) }),
+  cooldown_seconds: (t: Translator, l: Limits) => t('admin:shown.cooldown', { n: String(l.cooldownSeconds) }),
+  server_daily_cap: (t: Translator, l: Limits) =>
+    l.guildDailyCap > 0 ? t('admin:shown.serverCap', { n: String(l.guildDailyCap) }) : t('admin:shown.noServerCap'),
+  max_samples: (t: Translator, l: Limits) => t('admin:shown.maxSamples', { n: String(l.maxSamples) }),
+  max_steps: (t: Translator, l: Limits) => t('admin:shown.maxSteps', { n: String(l.maxSteps) }),
 } as const;
-
-/** Discord's own permission gate stays in front of the moderator role: say so wherever the role is set or shown. */
-export const MODERATOR_ROLE_NOTE =
-  'Discord still hides `/imagine-admin` from this role until a server admin allows it: Server Settings → Integrations → this bot → `/imagine-admin`, add the role.';
 
 /** The operator's ceilings (0 = none), shown so moderators know what no setting of theirs can exceed. */
 interface Ceilings {
@@ -217,126 +233,183 @@ interface Ceilings {
   guildDailyCap: number;
 }
 
-function describeCeilings({ dailyCredits, guildDailyCap }: Ceilings): string {
+function describeCeilings(t: Translator, { dailyCredits, guildDailyCap }: Ceilings): string {
   const parts = [
-    dailyCredits > 0 ? `**${dailyCredits}** credits per member per UTC day` : null,
-    guildDailyCap > 0 ? `**${guildDailyCap}** images per UTC day for the server` : null,
+    dailyCredits > 0 ? t('admin:settings.view.ceilingsDailyCredits', { n: String(dailyCredits) }) : null,
+    guildDailyCap > 0 ? t('admin:settings.view.ceilingsGuildDailyCap', { n: String(guildDailyCap) }) : null,
   ].filter((part) => part !== null);
-  return parts.length === 0 ? 'none' : `at most ${parts.join(' and ')}, whatever is set here`;
+  if (parts.length === 0) return t('admin:settings.view.ceilingsNone');
+  const value =
+    parts.length === 1 ? t('admin:settings.view.ceilingsOne', { a: parts[0]! }) : t('admin:settings.view.ceilingsBoth', { a: parts[0]!, b: parts[1]! });
+  return t('admin:settings.view.ceilings', { value });
 }
 
-export function describeSettings(settings: GuildSettings, effective: Limits, defaults: Limits, ceilings: Ceilings = { dailyCredits: 0, guildDailyCap: 0 }): string {
-  const origin = (value: unknown, defaultText: string) => (value === null ? ' _(bot default)_' : ` _(server setting; bot default ${defaultText})_`);
-  const lines = [
-    '**/imagine settings in this server**',
-    `Daily credits: ${SHOWN.daily_credits(effective)}${origin(settings.dailyCredits, String(defaults.dailyCredits))}`,
-    `Cooldown: ${SHOWN.cooldown_seconds(effective)}${origin(settings.cooldownSeconds, `${defaults.cooldownSeconds} s`)}`,
-    `Server cap: ${SHOWN.server_daily_cap(effective)}${origin(settings.guildDailyCap, defaults.guildDailyCap > 0 ? String(defaults.guildDailyCap) : 'no cap')}`,
-    `Operator's ceilings: ${describeCeilings(ceilings)}`,
-    `Samples: ${SHOWN.max_samples(effective)}${origin(settings.maxSamples, String(defaults.maxSamples))}`,
-    `Steps: ${SHOWN.max_steps(effective)}${origin(settings.maxSteps, String(defaults.maxSteps))}`,
-    `Moderators: members with Manage Server${settings.moderatorRoleId ? ` and ${roleMention(settings.moderatorRoleId)} — ${MODERATOR_ROLE_NOTE}` : ' (no moderator role set)'}`,
-    `Exempt from cooldown: ${settings.exemptModerators ? 'moderators' : 'nobody'}${settings.exemptModerators ? ' _(bot default)_' : ' _(server setting)_'}`,
-    `Log channel: ${settings.logChannelId ? channel(settings.logChannelId) : 'none'}`,
-    `Generation log: ${settings.generationLogChannelId ? `${channel(settings.generationLogChannelId)} (one line per image result)` : 'none'}`,
-    `NSFW prompts: ${describeNsfwPolicy(settings)}${settings.nsfwPolicy === 'off' ? ' _(bot default)_' : ' _(server setting)_'}`,
-    `Image check: ${IMAGE_CHECK_SHOWN[effective.imageCheck]}${origin(settings.imageCheck, defaults.imageCheck)}${
-      settings.nsfwPolicy === 'age_restricted' ? '; in age-restricted channels, as they are' : ''
-    }`,
-    `Flagged images in the log channel: ${settings.logFlaggedImages ? 'reported with the image (as a spoiler)' : 'reported without the image'}${
-      settings.logFlaggedImages ? ' _(server setting)_' : ' _(bot default)_'
-    }`,
-    `Flag limit: ${settings.flagLimit > 0 ? `blocked automatically at **${settings.flagLimit}** flagged ${settings.flagLimit === 1 ? 'image' : 'images'} per member per UTC day _(server setting)_` : 'none _(bot default)_'}`,
-    `Private results: ${settings.allowPrivate ? 'allowed (`/imagine private:true`) _(server setting)_' : 'not allowed _(bot default)_'}`,
-    `Gallery: ${settings.galleryChannelId ? `${channel(settings.galleryChannelId)} (⭐ Share)` : 'none'}`,
-    `Starboard: ${settings.galleryStars > 0 ? `a result with **${settings.galleryStars}** ⭐ from other members is shared${settings.galleryChannelId ? '' : ' (once `gallery_channel` is set)'} _(server setting)_` : 'off _(bot default)_'}`,
-    `Generation: ${
-      settings.paused
-        ? `⏸️ **paused** by ${user(settings.paused.by)} ${relative(settings.paused.at)}${settings.paused.reason ? ` — ${escapeMarkdown(settings.paused.reason)}` : ''}`
-        : 'running'
-    }`,
-    `Allowed channels: ${settings.allowedChannels.length === 0 ? 'everywhere' : fitList(settings.allowedChannels.map(channel), ', ', 400)}`,
-  ];
+function describeLanguage(t: Translator, settings: GuildSettings, guildLocale: string | null): string {
+  if (settings.language === 'auto')
+    return t('admin:settings.view.language', {
+      value: t('admin:shown.languageAuto', { guild: code(guildLocale ?? 'en-US') }),
+      origin: t('admin:settings.view.botDefault'),
+    });
+  const value = t('admin:shown.languageFixed', { name: LANGUAGE_NAMES[settings.language], code: settings.language });
+  return t('admin:settings.view.language', { value, origin: t('admin:settings.view.serverSetting') });
+}
+
+export function describeSettings(
+  t: Translator,
+  settings: GuildSettings,
+  effective: Limits,
+  defaults: Limits,
+  ceilings: Ceilings = { dailyCredits: 0, guildDailyCap: 0 },
+  guildLocale: string | null = null,
+): string {
+  const origin = (value: unknown, defaultText: string) =>
+    value === null ? t('admin:settings.view.botDefault') : t('admin:settings.view.serverSettingWithDefault', { value: defaultText });
+  const fixed = (isDefault: boolean) => (isDefault ? t('admin:settings.view.botDefault') : t('admin:settings.view.serverSetting'));
+  const more = moreOf(t);
+  const paused = settings.paused;
   const overrides = Object.entries(settings.roleOverrides);
-  lines.push(
-    `Role overrides: ${
-      overrides.length === 0 ? 'none' : fitList(overrides.map(([id, o]) => `${roleMention(id)} ${describeOverride(o)}`), ' · ', 500)
-    }`,
-    `Personal allowances: ${plural(Object.keys(settings.memberAllowances).length, 'member')}`,
-    `Word lists: ${plural(settings.bannedWords.length, 'banned word')}, ${plural(settings.nsfwWords.length, 'NSFW word')}`,
-    `Blocked members: ${Object.keys(settings.blocked).length}`,
-  );
+  const lines = [
+    t('admin:settings.view.title'),
+    t('admin:settings.view.dailyCredits', { value: SHOWN.daily_credits(t, effective), origin: origin(settings.dailyCredits, String(defaults.dailyCredits)) }),
+    t('admin:settings.view.cooldown', {
+      value: SHOWN.cooldown_seconds(t, effective),
+      origin: origin(settings.cooldownSeconds, t('admin:settings.view.defaultSeconds', { n: String(defaults.cooldownSeconds) })),
+    }),
+    t('admin:settings.view.serverCap', {
+      value: SHOWN.server_daily_cap(t, effective),
+      origin: origin(settings.guildDailyCap, defaults.guildDailyCap > 0 ? String(defaults.guildDailyCap) : t('admin:settings.view.defaultNoCap')),
+    }),
+    describeCeilings(t, ceilings),
+    t('admin:settings.view.samples', { value: SHOWN.max_samples(t, effective), origin: origin(settings.maxSamples, String(defaults.maxSamples)) }),
+    t('admin:settings.view.steps', { value: SHOWN.max_steps(t, effective), origin: origin(settings.maxSteps, String(defaults.maxSteps)) }),
+    settings.moderatorRoleId
+      ? t('admin:settings.view.moderatorsWithRole', { role: roleMention(settings.moderatorRoleId), note: t('admin:settings.moderatorRoleNote') })
+      : t('admin:settings.view.moderatorsNoRole'),
+    settings.exemptModerators ? t('admin:settings.view.exemptModerators') : t('admin:settings.view.exemptNobody'),
+    settings.logChannelId ? t('admin:settings.view.logChannel', { channel: channel(settings.logChannelId) }) : t('admin:settings.view.logChannelNone'),
+    settings.generationLogChannelId
+      ? t('admin:settings.view.generationLog', { channel: channel(settings.generationLogChannelId) })
+      : t('admin:settings.view.generationLogNone'),
+    t('admin:settings.view.nsfw', { policy: describeNsfwPolicy(t, settings), origin: fixed(settings.nsfwPolicy === 'off') }),
+    t('admin:settings.view.imageCheck', {
+      action: t(IMAGE_CHECK_SHOWN[effective.imageCheck]),
+      origin: origin(settings.imageCheck, defaults.imageCheck),
+      ageRestricted: settings.nsfwPolicy === 'age_restricted' ? t('admin:settings.view.imageCheckAgeRestricted') : '',
+    }),
+    settings.logFlaggedImages ? t('admin:settings.view.flaggedWithImage') : t('admin:settings.view.flaggedWithoutImage'),
+    settings.flagLimit > 0 ? t('admin:settings.view.flagLimit', { count: settings.flagLimit }) : t('admin:settings.view.flagLimitNone'),
+    settings.allowPrivate ? t('admin:settings.view.privateAllowed') : t('admin:settings.view.privateNotAllowed'),
+    settings.galleryChannelId ? t('admin:settings.view.gallery', { channel: channel(settings.galleryChannelId) }) : t('admin:settings.view.galleryNone'),
+    settings.galleryStars > 0
+      ? t(settings.galleryChannelId ? 'admin:settings.view.starboard' : 'admin:settings.view.starboardPending', { n: String(settings.galleryStars) })
+      : t('admin:settings.view.starboardOff'),
+    paused
+      ? paused.reason
+        ? t('admin:settings.view.pausedWithReason', { user: user(paused.by), when: relative(paused.at), reason: paused.reason })
+        : t('admin:settings.view.paused', { user: user(paused.by), when: relative(paused.at) })
+      : t('admin:settings.view.running'),
+    settings.allowedChannels.length === 0
+      ? t('admin:settings.view.allowedEverywhere')
+      : t('admin:settings.view.allowedChannels', { list: fitList(settings.allowedChannels.map(channel), ', ', 400, more) }),
+    overrides.length === 0
+      ? t('admin:settings.view.roleOverridesNone')
+      : t('admin:settings.view.roleOverrides', {
+          list: fitList(
+            overrides.map(([id, o]) => `${roleMention(id)} ${describeOverride(t, o)}`),
+            ' · ',
+            500,
+            more,
+          ),
+        }),
+    t('admin:settings.view.allowances', { count: Object.keys(settings.memberAllowances).length }),
+    t('admin:settings.view.wordLists', {
+      banned: t('admin:settings.view.bannedWords', { count: settings.bannedWords.length }),
+      nsfw: t('admin:settings.view.nsfwWords', { count: settings.nsfwWords.length }),
+    }),
+    t('admin:settings.view.blocked', { n: String(Object.keys(settings.blocked).length) }),
+    describeLanguage(t, settings, guildLocale),
+  ];
   return lines.join('\n');
 }
 
-function applySettings(settings: GuildSettings, change: SettingsChange): string {
-  const changed: string[] = [];
-  const note = (name: SettingName, value: string) => changed.push(`${code(name)} → ${value}`);
+function applySettings(settings: GuildSettings, change: SettingsChange): Text {
+  const changed: Text[] = [];
+  const note = (name: SettingName, value: Text) => changed.push((t) => t('admin:settings.set.change', { name: code(name), value: value(t) }));
+  const as = (value: string) => () => value;
+  const yesNo = (value: boolean) => (t: Translator) => (value ? t('admin:settings.set.yes') : t('admin:settings.set.no'));
   if (change.daily_credits !== undefined) {
     settings.dailyCredits = change.daily_credits;
-    note('daily_credits', String(change.daily_credits));
+    note('daily_credits', as(String(change.daily_credits)));
   }
   if (change.cooldown_seconds !== undefined) {
-    settings.cooldownSeconds = change.cooldown_seconds;
-    note('cooldown_seconds', `${change.cooldown_seconds} s`);
+    const seconds = change.cooldown_seconds;
+    settings.cooldownSeconds = seconds;
+    note('cooldown_seconds', (t) => t('admin:settings.set.seconds', { n: String(seconds) }));
   }
   if (change.server_daily_cap !== undefined) {
-    settings.guildDailyCap = change.server_daily_cap;
-    note('server_daily_cap', change.server_daily_cap === 0 ? 'no cap' : String(change.server_daily_cap));
+    const cap = change.server_daily_cap;
+    settings.guildDailyCap = cap;
+    note('server_daily_cap', (t) => (cap === 0 ? t('admin:settings.set.noCap') : String(cap)));
   }
   if (change.max_samples !== undefined) {
     settings.maxSamples = change.max_samples;
-    note('max_samples', String(change.max_samples));
+    note('max_samples', as(String(change.max_samples)));
   }
   if (change.max_steps !== undefined) {
     settings.maxSteps = change.max_steps;
-    note('max_steps', String(change.max_steps));
+    note('max_steps', as(String(change.max_steps)));
   }
   if (change.moderator_role !== undefined) {
     settings.moderatorRoleId = change.moderator_role;
-    note('moderator_role', roleMention(change.moderator_role));
+    note('moderator_role', as(roleMention(change.moderator_role)));
   }
   if (change.log_channel !== undefined) {
     settings.logChannelId = change.log_channel;
-    note('log_channel', channel(change.log_channel));
+    note('log_channel', as(channel(change.log_channel)));
   }
   if (change.generation_log_channel !== undefined) {
     settings.generationLogChannelId = change.generation_log_channel;
-    note('generation_log_channel', channel(change.generation_log_channel));
+    note('generation_log_channel', as(channel(change.generation_log_channel)));
   }
   if (change.nsfw_policy !== undefined) {
     settings.nsfwPolicy = change.nsfw_policy;
-    note('nsfw_policy', change.nsfw_policy);
+    note('nsfw_policy', as(change.nsfw_policy));
   }
   if (change.exempt_moderators !== undefined) {
     settings.exemptModerators = change.exempt_moderators;
-    note('exempt_moderators', change.exempt_moderators ? 'yes' : 'no');
+    note('exempt_moderators', yesNo(change.exempt_moderators));
   }
   if (change.image_check !== undefined) {
     settings.imageCheck = change.image_check;
-    note('image_check', change.image_check);
+    note('image_check', as(change.image_check));
   }
   if (change.log_flagged_images !== undefined) {
     settings.logFlaggedImages = change.log_flagged_images;
-    note('log_flagged_images', change.log_flagged_images ? 'yes' : 'no');
+    note('log_flagged_images', yesNo(change.log_flagged_images));
   }
   if (change.flag_limit !== undefined) {
-    settings.flagLimit = change.flag_limit;
-    note('flag_limit', change.flag_limit === 0 ? 'none' : `${change.flag_limit} per member per UTC day`);
+    const limit = change.flag_limit;
+    settings.flagLimit = limit;
+    note('flag_limit', (t) => (limit === 0 ? t('admin:settings.set.none') : t('admin:settings.set.flagLimit', { n: String(limit) })));
   }
   if (change.allow_private !== undefined) {
     settings.allowPrivate = change.allow_private;
-    note('allow_private', change.allow_private ? 'yes' : 'no');
+    note('allow_private', yesNo(change.allow_private));
   }
   if (change.gallery_channel !== undefined) {
     settings.galleryChannelId = change.gallery_channel;
-    note('gallery_channel', channel(change.gallery_channel));
+    note('gallery_channel', as(channel(change.gallery_channel)));
   }
   if (change.gallery_stars !== undefined) {
-    settings.galleryStars = change.gallery_stars;
-    note('gallery_stars', change.gallery_stars === 0 ? 'off' : `${change.gallery_stars} ⭐`);
+    const stars = change.gallery_stars;
+    settings.galleryStars = stars;
+    note('gallery_stars', (t) => (stars === 0 ? t('admin:settings.set.off') : t('admin:settings.set.stars', { n: String(stars) })));
   }
-  return changed.join(', ');
+  if (change.language !== undefined) {
+    settings.language = change.language;
+    note('language', as(change.language));
+  }
+  return (t) => changed.map((text) => text(t)).join(', ');
 }
 
 function resetSetting(settings: GuildSettings, setting: SettingName): void {
@@ -389,6 +462,9 @@ function resetSetting(settings: GuildSettings, setting: SettingName): void {
       return;
     case 'gallery_stars':
       settings.galleryStars = defaults.galleryStars;
+      return;
+    case 'language':
+      settings.language = defaults.language;
       return;
   }
 }

@@ -20,8 +20,9 @@ import { ASPECT_RATIOS, LIMITS } from '../../services/segmind/flux-params.js';
 import type { GuildSettings } from '../../services/usage/guild-settings.js';
 import { findBrokenRule } from '../../services/usage/word-filter.js';
 import { imagineFields } from '../imagine.js';
-import { channel, code, fitList, plural, truncate } from './format.js';
-import { handler, type AdminDeps, type AdminHandler, type AdminTools, type Autocompleter, type PathOf } from './handler.js';
+import type { Translator } from '../../i18n/i18n.js';
+import { channel, code, fitList, moreOf, truncate } from './format.js';
+import { english, handler, type AdminDeps, type AdminHandler, type AdminTools, type Autocompleter, type PathOf } from './handler.js';
 import { group, line, requireChannelType, snowflake, subcommand, text, type BasicOption } from './options.js';
 
 /** Channels with a default style: where /imagine can be used (a thread takes its parent's). */
@@ -99,11 +100,11 @@ export function stylesAutocomplete({ styles }: AdminDeps): Partial<Record<PathOf
 export function stylesHandlers({ styles, clock }: AdminDeps, { record }: AdminTools): Record<PathOf<typeof stylesGroup>, AdminHandler> {
   return {
     'styles/add': handler(addSchema, async (context, options) => {
+      const { t } = context;
       const nsfwWord = checkTemplate(options.template, context.settings);
       const { result: previous } = await styles.update(context.guildId, (stored) => {
         const existing = findStyle(stored, options.name);
-        if (!existing && stored.styles.length >= MAX_STYLES)
-          throw new UserFacingError(`This server has ${MAX_STYLES} styles, the most it can have. Remove one first.`);
+        if (!existing && stored.styles.length >= MAX_STYLES) throw new UserFacingError((t) => t('admin:styles.tooMany', { n: String(MAX_STYLES) }));
         const style: Style = {
           name: options.name,
           template: options.template,
@@ -118,69 +119,73 @@ export function stylesHandlers({ styles, clock }: AdminDeps, { record }: AdminTo
         // Defaults name styles case-insensitively: a new spelling of the name keeps them.
         return existing;
       });
-      await record(context, previous ? 'updated a style' : 'added a style', `${code(options.name)}: ${describeStyle(options)}`);
-      const lines = [
-        previous
-          ? `✅ Updated the style ${code(options.name)} (it existed): ${describeStyle(options)}.`
-          : `✅ Added the style ${code(options.name)}: ${describeStyle(options)}.`,
-        `Members use it with \`/imagine prompt:… style:${options.name}\`.`,
+      await record(context, previous ? 'updatedStyle' : 'addedStyle', (t) => `${code(options.name)}: ${describeStyle(t, options)}`);
+      const what = { name: code(options.name), style: describeStyle(t, options) };
+      const lines: string[] = [
+        previous ? t('admin:styles.updated', what) : t('admin:styles.added', what),
+        t('admin:styles.howToUse', { command: `\`/imagine prompt:… style:${options.name}\`` }),
       ];
-      if (!options.template.includes(PROMPT_PLACEHOLDER)) lines.push(`Its template has no \`${PROMPT_PLACEHOLDER}\`: the member's prompt is appended after a comma.`);
-      if (nsfwWord !== undefined) lines.push(`⚠️ Its template contains the NSFW word ${code(nsfwWord)}: it works only in age-restricted channels.`);
+      if (!options.template.includes(PROMPT_PLACEHOLDER)) lines.push(t('admin:styles.noPlaceholder', { placeholder: PROMPT_PLACEHOLDER }));
+      if (nsfwWord !== undefined) lines.push(t('admin:styles.nsfwWord', { word: code(nsfwWord) }));
       return lines.join('\n');
     }),
 
     'styles/remove': handler(nameOnly, async (context, { name }) => {
       const { result } = await styles.update(context.guildId, (stored) => {
         const style = findStyle(stored, name);
-        if (!style) throw new UserFacingError(`There is no style named ${code(name)}.`);
+        if (!style) throw new UserFacingError((t) => t('admin:styles.noSuchStyle', { name: code(name) }));
         const wasServerDefault = stored.serverDefault !== null && sameName(stored.serverDefault, style.name);
         const channels = Object.keys(stored.channelDefaults).filter((id) => sameName(stored.channelDefaults[id]!, style.name));
         stored.styles = stored.styles.filter((s) => s !== style);
         if (wasServerDefault) stored.serverDefault = null;
         stored.channelDefaults = Object.fromEntries(Object.entries(stored.channelDefaults).filter(([id]) => !channels.includes(id)));
-        return { removed: style.name, cleared: [...(wasServerDefault ? ["the server's"] : []), ...channels.map(channel)] };
+        return { removed: style.name, wasServerDefault, channels };
       });
-      const cleared = result.cleared.length === 0 ? '' : ` It was the default of ${fitList(result.cleared, ', ', 600)}: cleared.`;
-      await record(context, 'removed a style', `${code(result.removed)}${cleared}`);
-      return `✅ Removed the style ${code(result.removed)}.${cleared}`;
+      const cleared = (t: Translator) => {
+        const defaults = [...(result.wasServerDefault ? [t('admin:styles.theServers')] : []), ...result.channels.map(channel)];
+        return defaults.length === 0 ? '' : t('admin:styles.clearedDefaults', { list: fitList(defaults, ', ', 600, moreOf(t)) });
+      };
+      await record(context, 'removedStyle', (t) => `${code(result.removed)}${cleared(t)}`);
+      return `${context.t('admin:styles.removed', { name: code(result.removed) })}${cleared(context.t)}`;
     }),
 
-    'styles/list': handler(z.object({}), async (context) => Promise.resolve(describeStyles(await styles.get(context.guildId)))),
+    'styles/list': handler(z.object({}), async (context) => Promise.resolve(describeStyles(await styles.get(context.guildId), context.t))),
 
     'styles/default': handler(defaultSchema, async (context, { style: typed, channel: channelId }) => {
       if (channelId !== undefined) requireChannelType(context.options, 'channel', STYLE_CHANNEL_TYPES);
-      const where = channelId === undefined ? "the server's default style" : `the default style of ${channel(channelId)}`;
+      const where = (t: Translator) =>
+        channelId === undefined ? t('admin:styles.whereServer') : t('admin:styles.whereChannel', { channel: channel(channelId) });
       // "none" is no style: the same as leaving the option out.
       const clearing = typed === undefined || sameName(typed, NO_STYLE);
       const { result } = await styles.update(context.guildId, (stored) => {
         const previous = channelId === undefined ? stored.serverDefault : (stored.channelDefaults[channelId] ?? null);
         if (clearing) {
-          if (previous === null) throw new UserFacingError(`${capitalize(where)} is not set.`);
+          if (previous === null)
+            throw new UserFacingError((t) => (channelId === undefined ? t('admin:styles.notSetServer') : t('admin:styles.notSetChannel', { channel: channel(channelId) })));
           if (channelId === undefined) stored.serverDefault = null;
           else stored.channelDefaults = Object.fromEntries(Object.entries(stored.channelDefaults).filter(([id]) => id !== channelId));
           return { name: null, previous };
         }
         const style = findStyle(stored, typed);
-        if (!style) throw new UserFacingError(`There is no style named ${code(typed)}. Add it first with \`/imagine-admin styles add\`.`);
+        if (!style) throw new UserFacingError((t) => t('admin:styles.addFirst', { name: code(typed) }));
         if (channelId === undefined) stored.serverDefault = style.name;
         else {
           if (previous === null && Object.keys(stored.channelDefaults).length >= MAX_CHANNEL_DEFAULTS)
-            throw new UserFacingError(`At most ${MAX_CHANNEL_DEFAULTS} channels can have a default style of their own.`);
+            throw new UserFacingError((t) => t('admin:styles.tooManyDefaults', { n: String(MAX_CHANNEL_DEFAULTS) }));
           stored.channelDefaults = { ...stored.channelDefaults, [channelId]: style.name };
         }
         return { name: style.name, previous };
       });
+      const { t } = context;
       if (result.name === null) {
-        await record(context, 'cleared a default style', `${where} (was ${code(result.previous)})`);
-        return `✅ Cleared ${where} (was ${code(result.previous)}).`;
+        const previous = code(result.previous);
+        await record(context, 'clearedDefaultStyle', (t) => t('admin:styles.clearedDetails', { where: where(t), previous }));
+        return t('admin:styles.cleared', { where: where(t), previous });
       }
-      await record(context, 'set a default style', `${where} → ${code(result.name)}`);
-      const applies =
-        channelId === undefined
-          ? 'It applies to every `/imagine` without a style typed or preferred, except in channels with a default of their own.'
-          : `It applies to every \`/imagine\` in ${channel(channelId)} (and its threads) without a style typed or preferred.`;
-      return `✅ Set ${where} → ${code(result.name)}. ${applies} Members opt out with \`style:none\`.`;
+      const name = code(result.name);
+      await record(context, 'setDefaultStyle', (t) => t('admin:styles.setDetails', { where: where(t), name }));
+      const applies = channelId === undefined ? t('admin:styles.appliesServer') : t('admin:styles.appliesChannel', { channel: channel(channelId) });
+      return t('admin:styles.set', { where: where(t), name, applies });
     }),
   };
 }
@@ -192,41 +197,39 @@ export function stylesHandlers({ styles, clock }: AdminDeps, { record }: AdminTo
 function checkTemplate(template: string, settings: GuildSettings): string | undefined {
   const words = template.split(PROMPT_PLACEHOLDER).join(' ');
   const banned = findBrokenRule(words, settings.bannedWords);
-  if (banned !== undefined)
-    throw new UserFacingError(`The template contains the banned word ${code(banned)}: every prompt with this style would be refused. Nothing was saved.`);
+  if (banned !== undefined) throw new UserFacingError((t) => t('admin:styles.bannedWord', { word: code(banned) }));
   const nsfw = findBrokenRule(words, settings.nsfwWords);
-  if (nsfw !== undefined && settings.nsfwPolicy !== 'age_restricted')
-    throw new UserFacingError(
-      `The template contains the NSFW word ${code(nsfw)}, and this server refuses NSFW prompts everywhere (\`nsfw_policy\` off). Nothing was saved.`,
-    );
+  if (nsfw !== undefined && settings.nsfwPolicy !== 'age_restricted') throw new UserFacingError((t) => t('admin:styles.nsfwRefused', { word: code(nsfw) }));
   return nsfw;
 }
 
-function describeStyle(style: Pick<Style, 'template' | 'description' | 'aspect_ratio' | 'guidance' | 'steps'>): string {
+function describeStyle(t: Translator, style: Pick<Style, 'template' | 'description' | 'aspect_ratio' | 'guidance' | 'steps'>): string {
   const settings = [
     ...(style.aspect_ratio ? [style.aspect_ratio] : []),
-    ...(style.guidance !== undefined ? [`guidance ${style.guidance}`] : []),
-    ...(style.steps !== undefined ? [`${style.steps} steps`] : []),
+    ...(style.guidance !== undefined ? [t('admin:styles.guidance', { n: String(style.guidance) })] : []),
+    ...(style.steps !== undefined ? [t('admin:styles.steps', { count: style.steps })] : []),
   ];
   return [code(truncate(style.template, 300)), ...(settings.length > 0 ? [settings.join(' · ')] : [])].join(' · ');
 }
 
 /** Everything, defaults marked, within one Discord message. */
-export function describeStyles(stored: ServerStyles): string {
-  if (stored.styles.length === 0) return 'This server has no styles yet. Add one with `/imagine-admin styles add name:… template:"{prompt}, …"`.';
+export function describeStyles(stored: ServerStyles, t: Translator = english): string {
+  if (stored.styles.length === 0) return t('admin:styles.none');
   const channelsOf = (name: string) => Object.keys(stored.channelDefaults).filter((id) => sameName(stored.channelDefaults[id]!, name));
+  const more = moreOf(t);
   const lines = stored.styles.map((style) => {
     const marks = [
-      ...(stored.serverDefault !== null && sameName(stored.serverDefault, style.name) ? ['server default'] : []),
-      ...(channelsOf(style.name).length > 0 ? [`default in ${fitList(channelsOf(style.name).map(channel), ', ', 200)}`] : []),
+      ...(stored.serverDefault !== null && sameName(stored.serverDefault, style.name) ? [t('admin:styles.markServer')] : []),
+      ...(channelsOf(style.name).length > 0 ? [t('admin:styles.markChannels', { list: fitList(channelsOf(style.name).map(channel), ', ', 200, more) })] : []),
     ];
     const description = style.description ? ` — ${escapeMarkdown(style.description)}` : '';
-    return `• **${escapeMarkdown(style.name)}**${description}${marks.length > 0 ? ` ⭐ ${marks.join('; ')}` : ''}\n  ${describeStyle({ ...style, template: truncate(style.template, 120) })}`;
+    return `• **${escapeMarkdown(style.name)}**${description}${marks.length > 0 ? ` ⭐ ${marks.join('; ')}` : ''}\n  ${describeStyle(t, { ...style, template: truncate(style.template, 120) })}`;
   });
-  const header = `**Styles** (${stored.styles.length}/${MAX_STYLES}) · server default: ${stored.serverDefault === null ? 'none' : code(stored.serverDefault)} · ${plural(Object.keys(stored.channelDefaults).length, 'channel')} with a default of its own`;
-  return `${header}\n${fitList(lines, '\n', 1990 - header.length)}`;
-}
-
-function capitalize(text: string): string {
-  return `${text[0]?.toUpperCase() ?? ''}${text.slice(1)}`;
+  const header = t('admin:styles.header', {
+    n: String(stored.styles.length),
+    max: String(MAX_STYLES),
+    serverDefault: stored.serverDefault === null ? t('admin:styles.noServerDefault') : code(stored.serverDefault),
+    count: Object.keys(stored.channelDefaults).length,
+  });
+  return `${header}\n${fitList(lines, '\n', 1990 - header.length, more)}`;
 }

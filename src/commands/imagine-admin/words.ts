@@ -1,11 +1,12 @@
 /** `/imagine-admin words add|remove|list|test|reset`: the banned and NSFW word lists. */
-import { ApplicationCommandOptionType, escapeMarkdown } from 'discord.js';
+import { ApplicationCommandOptionType } from 'discord.js';
 import { z } from 'zod';
 import { UserFacingError } from '../../errors.js';
 import { DEFAULT_NSFW_WORDS, type GuildSettings } from '../../services/usage/guild-settings.js';
 import { compileRule, findBrokenRule } from '../../services/usage/word-filter.js';
-import { code, describeNsfwPolicy, fitList, plural, truncate } from './format.js';
-import { handler, type AdminHandler, type AdminTools, type PathOf } from './handler.js';
+import type { Translator } from '../../i18n/i18n.js';
+import { code, describeNsfwPolicy, fitList, moreOf, truncate } from './format.js';
+import { english, handler, type AdminHandler, type AdminTools, type PathOf } from './handler.js';
 import { choicesOf, group, line, subcommand, text, type BasicOption } from './options.js';
 
 const MAX_WORDS_PER_LIST = 500;
@@ -51,70 +52,75 @@ type Skipped = { phrase: string; why: string };
 export function wordsHandlers({ change }: AdminTools): Record<PathOf<typeof wordsGroup>, AdminHandler> {
   return {
     'words/add': handler(phrasesInList, async (context, { phrase: typed, list }) => {
+      const { t } = context;
       const { phrases, skipped } = splitPhrases(typed);
       let added: string[] = [];
-      await change(context, `added to the ${list} words`, (settings) => {
+      await change(context, list === 'banned' ? 'addedBanned' : 'addedNsfw', (settings) => {
         const words = wordsOf(settings, list);
         const known = new Set(words.map((w) => w.toLowerCase()));
         added = [];
         for (const phrase of phrases) {
-          if (known.has(phrase.toLowerCase())) skipped.push({ phrase, why: 'already in the list' });
+          if (known.has(phrase.toLowerCase())) skipped.push({ phrase, why: ALREADY_LISTED });
           else if (words.length + added.length >= MAX_WORDS_PER_LIST) skipped.push({ phrase, why: `the list is full (${MAX_WORDS_PER_LIST})` });
           else added.push(phrase);
         }
         // Nothing to add: nothing is stored nor audited, and the moderator is told why.
-        if (added.length === 0) throw new UserFacingError(nothingAdded(skipped, list), skipped.length === 1 ? undefined : 'invalid_options');
+        if (added.length === 0) throw new UserFacingError((t) => nothingAdded(t, skipped, list), skipped.length === 1 ? undefined : 'invalid_options');
         setWords(settings, list, [...words, ...added]);
-        return fitList(added.map(code), ', ', AUDIT_LIST_BUDGET);
+        const details = fitList(added.map(code), ', ', AUDIT_LIST_BUDGET);
+        return () => details;
       });
       const first = added[0]!;
       const lines = [
-        `✅ Added ${fitList(added.map(code), ', ', 1200)} to the ${list} list. Disguises like \`${disguise(first)}\` are caught too.`,
-        ...(skipped.length > 0 ? [`Skipped ${plural(skipped.length, 'phrase')}: ${fitList(skipped.map(({ phrase, why }) => `${code(phrase)} (${why})`), ', ', 600)}`] : []),
+        t('admin:words.added', { phrases: fitList(added.map(code), ', ', 1200, moreOf(t)), list, disguise: disguise(first) }),
+        ...(skipped.length > 0 ? [t('admin:words.skipped', { count: skipped.length, list: describeSkipped(t, skipped, 600) })] : []),
       ];
       return lines.join('\n');
     }),
 
     'words/remove': handler(phraseInList, async (context, { phrase, list }) => {
-      await change(context, `removed from the ${list} words`, (settings) => {
+      await change(context, list === 'banned' ? 'removedBanned' : 'removedNsfw', (settings) => {
         const words = wordsOf(settings, list);
         const index = words.findIndex((w) => w.toLowerCase() === phrase.toLowerCase());
-        if (index < 0) throw new UserFacingError(`${code(phrase)} is not in the ${list} list.`);
+        if (index < 0) throw new UserFacingError((t) => t('admin:words.notListed', { phrase: code(phrase), list }));
         setWords(settings, list, words.filter((_, i) => i !== index));
-        return code(phrase);
+        return () => code(phrase);
       });
-      return `✅ Removed ${code(phrase)} from the ${list} list.`;
+      return context.t('admin:words.removed', { phrase: code(phrase), list });
     }),
 
-    'words/list': handler(listOnly.extend({ export: z.boolean({ error: 'must be true or false' }).optional() }), ({ settings }, options) => {
+    'words/list': handler(listOnly.extend({ export: z.boolean({ error: 'must be true or false' }).optional() }), ({ t, settings }, options) => {
       const words = wordsOf(settings, options.list);
-      const title = options.list === 'banned' ? 'Banned words (refused everywhere)' : `NSFW words (${describeNsfwPolicy(settings)})`;
-      if (words.length === 0) return Promise.resolve(`**${title}**: none.`);
+      const title = options.list === 'banned' ? t('admin:words.bannedTitle') : t('admin:words.nsfwTitle', { policy: describeNsfwPolicy(t, settings) });
+      if (words.length === 0) return Promise.resolve(t('admin:words.listEmpty', { title }));
       if (options.export === true)
         // One phrase per line: what `words add` takes back, joined with commas, after a `words reset`.
         return Promise.resolve({
-          content: `**${title}** (${words.length}): attached as \`words.txt\`, one per line.`,
+          content: t('admin:words.exported', { title, n: String(words.length) }),
           files: [{ name: 'words.txt', data: Buffer.from(`${words.join('\n')}\n`) }],
         });
-      return Promise.resolve(`**${title}** (${words.length})\n${fitList(words.map(code), ', ', 1850)}`);
+      return Promise.resolve(`${t('admin:words.listTitle', { title, n: String(words.length) })}\n${fitList(words.map(code), ', ', 1850, moreOf(t))}`);
     }),
 
-    'words/test': handler(z.object({ prompt: line(MAX_TEST_PROMPT_LENGTH) }), ({ settings }, { prompt }) =>
-      Promise.resolve(describeWordTest(prompt, settings)),
+    'words/test': handler(z.object({ prompt: line(MAX_TEST_PROMPT_LENGTH) }), ({ t, settings }, { prompt }) =>
+      Promise.resolve(describeWordTest(prompt, settings, t)),
     ),
 
     'words/reset': handler(listOnly, async (context, { list }) => {
-      await change(context, `reset the ${list} words`, (settings) => {
+      await change(context, list === 'banned' ? 'resetBanned' : 'resetNsfw', (settings) => {
         const before = wordsOf(settings, list);
         const next: readonly string[] = list === 'banned' ? [] : DEFAULT_NSFW_WORDS;
         setWords(settings, list, [...next]);
         // The audit names what was removed, so a reset by mistake can be undone with `words add`.
         const kept = new Set(next.map((w) => w.toLowerCase()));
         const removed = before.filter((w) => !kept.has(w.toLowerCase()));
-        const what = list === 'banned' ? 'emptied' : `back to the ${DEFAULT_NSFW_WORDS.length} built-in words`;
-        return `${what}; removed ${removed.length === 0 ? 'nothing' : `${plural(removed.length, 'phrase')}: ${fitList(removed.map(code), ', ', AUDIT_LIST_BUDGET)}`}`;
+        const phrases = fitList(removed.map(code), ', ', AUDIT_LIST_BUDGET);
+        return (t) => {
+          const what = list === 'banned' ? t('admin:words.emptied') : t('admin:words.backToBuiltIn', { n: String(DEFAULT_NSFW_WORDS.length) });
+          return removed.length === 0 ? t('admin:words.resetNothing', { what }) : t('admin:words.resetRemoved', { what, count: removed.length, phrases });
+        };
       });
-      return list === 'banned' ? '✅ The banned list is empty.' : `✅ The NSFW list is back to its ${DEFAULT_NSFW_WORDS.length} built-in words.`;
+      return list === 'banned' ? context.t('admin:words.bannedReset') : context.t('admin:words.nsfwReset', { n: String(DEFAULT_NSFW_WORDS.length) });
     }),
   };
 }
@@ -139,16 +145,36 @@ export function splitPhrases(typed: string): { phrases: string[]; skipped: Skipp
   return { phrases, skipped };
 }
 
+const ALREADY_LISTED = 'already in the list';
+const NO_LETTERS = 'no letters or digits to match';
+
+/** Why a phrase was skipped, in the reader's language where it is ours (option checks stay as zod words them). */
+function whyText(t: Translator, why: string): string {
+  if (why === ALREADY_LISTED) return t('admin:words.whyListed');
+  if (why === NO_LETTERS) return t('admin:words.whyNoLetters');
+  if (why.startsWith('the list is full')) return t('admin:words.whyFull', { n: String(MAX_WORDS_PER_LIST) });
+  return why;
+}
+
+function describeSkipped(t: Translator, skipped: Skipped[], budget: number): string {
+  return fitList(
+    skipped.map(({ phrase, why }) => `${code(phrase)} (${whyText(t, why)})`),
+    ', ',
+    budget,
+    moreOf(t),
+  );
+}
+
 /** Why nothing of a `words add` was added; a single phrase keeps the one-line answer. */
-function nothingAdded(skipped: Skipped[], list: WordList): string {
+function nothingAdded(t: Translator, skipped: Skipped[], list: WordList): string {
   const [only] = skipped;
   if (skipped.length === 1 && only) {
-    if (only.why === 'already in the list') return `${code(only.phrase)} is already in the ${list} list.`;
-    if (only.why === 'no letters or digits to match') return `${code(only.phrase)} has no letters or digits to match.`;
-    if (only.why.startsWith('the list is full')) return `The ${list} list is full (${MAX_WORDS_PER_LIST}).`;
+    if (only.why === ALREADY_LISTED) return t('admin:words.alreadyListed', { phrase: code(only.phrase), list });
+    if (only.why === NO_LETTERS) return t('admin:words.noLetters', { phrase: code(only.phrase) });
+    if (only.why.startsWith('the list is full')) return t('admin:words.full', { list, n: String(MAX_WORDS_PER_LIST) });
   }
-  if (skipped.length === 0) return 'Give at least one word or phrase.';
-  return `Nothing was added to the ${list} list: ${fitList(skipped.map(({ phrase, why }) => `${code(phrase)} (${why})`), ', ', 1500)}`;
+  if (skipped.length === 0) return t('admin:words.giveOne');
+  return t('admin:words.nothingAdded', { list, skipped: describeSkipped(t, skipped, 1500) });
 }
 
 function wordsOf(settings: GuildSettings, list: WordList): readonly string[] {
@@ -167,26 +193,25 @@ function disguise(phrase: string): string {
   return word.length > 1 && word.length <= 12 ? [...word].join('.') : word.toUpperCase();
 }
 
-export function describeWordTest(prompt: string, settings: GuildSettings): string {
+export function describeWordTest(prompt: string, settings: GuildSettings, t: Translator = english): string {
   const banned = findBrokenRule(prompt, settings.bannedWords);
   const nsfw = findBrokenRule(prompt, settings.nsfwWords);
-  const lines = [`**Word test** for “${escapeMarkdown(truncate(prompt, 300))}”`];
-  lines.push(banned === undefined ? '• Banned list: no match' : `• Banned list: breaks ${code(banned)} → refused everywhere`);
-  if (nsfw === undefined) lines.push('• NSFW list: no match');
+  const ageRestricted = settings.nsfwPolicy === 'age_restricted';
+  const lines: string[] = [t('admin:words.testTitle', { prompt: truncate(prompt, 300) })];
+  lines.push(banned === undefined ? t('admin:words.testBannedClear') : t('admin:words.testBannedBroken', { rule: code(banned) }));
+  if (nsfw === undefined) lines.push(t('admin:words.testNsfwClear'));
   else
     lines.push(
-      `• NSFW list: breaks ${code(nsfw)} → ${
-        settings.nsfwPolicy === 'age_restricted' ? 'allowed only in age-restricted channels' : 'refused everywhere (NSFW policy is off)'
-      }`,
+      t('admin:words.testNsfwBroken', { rule: code(nsfw), where: ageRestricted ? t('admin:shown.nsfwAgeRestricted') : t('admin:words.testNsfwRefused') }),
     );
   const verdict =
     banned !== undefined
-      ? '❌ This prompt would be refused everywhere.'
+      ? t('admin:words.verdictRefused')
       : nsfw === undefined
-        ? '✅ This prompt passes the word lists.'
-        : settings.nsfwPolicy === 'age_restricted'
-          ? '🔞 This prompt would be allowed only in age-restricted channels.'
-          : '❌ This prompt would be refused everywhere.';
+        ? t('admin:words.verdictPasses')
+        : ageRestricted
+          ? t('admin:words.verdictAgeRestricted')
+          : t('admin:words.verdictRefused');
   lines.push(verdict);
   return lines.join('\n');
 }

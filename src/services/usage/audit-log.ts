@@ -1,6 +1,9 @@
 import { escapeMarkdown } from 'discord.js';
 import { z } from 'zod';
 import type { Clock } from '../../clock.js';
+import adminCatalog from '../../i18n/catalog/en-US/admin.js';
+import { translator } from '../../i18n/i18n.js';
+import type { Locale } from '../../i18n/locales.js';
 import type { Logger } from '../../logger.js';
 import type { Storage } from '../storage/storage.js';
 
@@ -18,7 +21,21 @@ const MAX_POST = 2000;
 /** How much of a deleted result's prompt the audit keeps. */
 const MAX_PROMPT = 300;
 
-export const RESULT_DELETED = 'deleted a result';
+export const RESULT_DELETED = adminCatalog.audit.actions.deletedResult;
+
+type AuditActionKey = keyof typeof adminCatalog.audit.actions;
+const ACTION_KEYS = new Map(Object.entries(adminCatalog.audit.actions).map(([key, english]) => [english as string, key as AuditActionKey]));
+
+/** The catalog key of an action as the audit keeps it (in English), so it can be shown in another language. */
+export function auditActionKey(english: string): AuditActionKey | undefined {
+  return ACTION_KEYS.get(english);
+}
+
+/** How the log channel reads an entry: its language, and the details put into it (else as kept). */
+export interface LogChannelLine {
+  locale: Locale;
+  details?: string;
+}
 
 /**
  * What the audit keeps of a result a moderator deleted: whose it was, where, and its prompt (the images are gone, so
@@ -42,7 +59,8 @@ export class AuditLog {
     private readonly log: Logger,
   ) {}
 
-  async record(guildId: string, logChannelId: string | null, entry: Omit<AuditEntry, 'at'>): Promise<void> {
+  /** Kept as given (English); posted in `shown.locale` when given, else in English. */
+  async record(guildId: string, logChannelId: string | null, entry: Omit<AuditEntry, 'at'>, shown?: LogChannelLine): Promise<void> {
     const full = { ...entry, at: this.clock.now() };
     await this.storage.withLock(key(guildId), async () => {
       const entries = await this.list(guildId);
@@ -50,7 +68,13 @@ export class AuditLog {
     });
     this.log.info({ guildId, moderatorId: entry.actorId, action: entry.action, details: entry.details }, 'moderator action');
     if (logChannelId) {
-      const line = `🛠️ <@${entry.actorId}> ${entry.action}: ${entry.details}`;
+      const t = translator(shown?.locale ?? 'en-US');
+      const key = auditActionKey(entry.action);
+      const line = t('admin:audit.post', {
+        actor: `<@${entry.actorId}>`,
+        action: key === undefined ? entry.action : t(`admin:audit.actions.${key}`),
+        details: shown?.details ?? entry.details,
+      });
       const text = line.length > MAX_POST ? `${line.slice(0, MAX_POST - 1)}…` : line;
       await this.post(logChannelId, text).catch((error: unknown) =>
         this.log.warn({ err: error, guildId, logChannelId }, 'could not post to the log channel'),
