@@ -22,6 +22,7 @@ import { styleChoices } from '../services/creative/style-choices.js';
 import { STYLE_NAME_MAX, type StyleStore } from '../services/creative/style-store.js';
 import { StorageUnavailableError } from '../services/usage/usage-policy.js';
 import { parseOptions } from './options.js';
+import { OPTION_MESSAGES } from './option-messages.js';
 import { memberContextOf } from './member-context.js';
 import { submitImagine, type ImagineInput, type SubmitDeps } from './submit-imagine.js';
 import type { SlashCommand } from './types.js';
@@ -112,10 +113,10 @@ export const definition = {
 } as const satisfies RESTPostAPIChatInputApplicationCommandsJSONBody;
 
 const number = (min: number, max: number) => {
-  const range = `must be between ${min} and ${max}`;
-  return z.number({ error: 'must be a number' }).min(min, range).max(max, range);
+  const range = OPTION_MESSAGES.between(min, max);
+  return z.number({ error: OPTION_MESSAGES.number }).min(min, range).max(max, range);
 };
-const integer = (min: number, max: number) => number(min, max).int('must be a whole number');
+const integer = (min: number, max: number) => number(min, max).int(OPTION_MESSAGES.whole);
 
 // eslint-disable-next-line no-control-regex
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
@@ -123,25 +124,25 @@ const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
 /** Each option's validation, shared by the full set (remix) and the typed-only set (/imagine) and /preferences. */
 export const imagineFields = {
   prompt: z
-    .string({ error: 'is required' })
+    .string({ error: OPTION_MESSAGES.required })
     .trim()
-    .min(1, 'is empty')
-    .max(LIMITS.promptMaxLength, `is longer than ${LIMITS.promptMaxLength} characters`)
-    .refine((prompt) => !CONTROL_CHARACTERS.test(prompt), 'contains control characters (line breaks, tabs…)'),
-  aspect_ratio: z.enum(ASPECT_RATIOS, { error: `must be one of ${ASPECT_RATIOS.join(', ')}` }),
+    .min(1, OPTION_MESSAGES.empty)
+    .max(LIMITS.promptMaxLength, OPTION_MESSAGES.tooLong(LIMITS.promptMaxLength))
+    .refine((prompt) => !CONTROL_CHARACTERS.test(prompt), OPTION_MESSAGES.control),
+  aspect_ratio: z.enum(ASPECT_RATIOS, { error: OPTION_MESSAGES.oneOf(ASPECT_RATIOS) }),
   guidance: number(LIMITS.guidance.min, LIMITS.guidance.max),
   steps: integer(LIMITS.steps.min, LIMITS.steps.max),
   samples: integer(LIMITS.samples.min, LIMITS.samples.max),
   seed: integer(LIMITS.seed.min, LIMITS.seed.max),
-  output_format: z.enum(OUTPUT_FORMATS, { error: `must be one of ${OUTPUT_FORMATS.join(', ')}` }),
+  output_format: z.enum(OUTPUT_FORMATS, { error: OPTION_MESSAGES.oneOf(OUTPUT_FORMATS) }),
   output_quality: integer(LIMITS.outputQuality.min, LIMITS.outputQuality.max),
   prompt_strength: number(LIMITS.promptStrength.min, LIMITS.promptStrength.max),
   style: z
-    .string({ error: 'must be text' })
+    .string({ error: OPTION_MESSAGES.text })
     .trim()
-    .min(1, 'is empty')
-    .max(STYLE_NAME_MAX, `is longer than ${STYLE_NAME_MAX} characters`),
-  private: z.boolean({ error: 'must be true or false' }),
+    .min(1, OPTION_MESSAGES.empty)
+    .max(STYLE_NAME_MAX, OPTION_MESSAGES.tooLong(STYLE_NAME_MAX)),
+  private: z.boolean({ error: OPTION_MESSAGES.boolean }),
 };
 
 /** The options exactly as Segmind names them; defaults are Segmind's example values (a remix's full set). */

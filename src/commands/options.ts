@@ -1,6 +1,7 @@
 import type { ChatInputCommandInteraction, CommandInteractionOption } from 'discord.js';
 import type { z } from 'zod';
 import { UserFacingError } from '../errors.js';
+import { invalidOptionLines } from './option-messages.js';
 
 /**
  * Reads the options Discord sent and validates them again: the client enforces the declared limits, Discord's
@@ -15,9 +16,6 @@ export function parseOptionList<S extends z.ZodType>(schema: S, options: readonl
   const raw = Object.fromEntries(options.map((option) => [option.name, option.value]));
   const result = schema.safeParse(raw);
   if (result.success) return result.data;
-  const lines = result.error.issues.map((issue) => {
-    const name = issue.path.join('.');
-    return name ? `• \`${name}\`: ${issue.message}` : `• ${issue.message}`;
-  });
-  throw new UserFacingError(`Some options are not valid:\n${lines.join('\n')}`, 'invalid_options');
+  const { issues } = result.error;
+  throw new UserFacingError((t) => t('imagine:validation.options', { lines: invalidOptionLines(issues, t) }), 'invalid_options');
 }

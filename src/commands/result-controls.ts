@@ -25,6 +25,7 @@ import type { ButtonHandler } from './cancel-button.js';
 import { optionsSchema, type ImagineOptions } from './imagine.js';
 import { expandWithinLimit } from '../services/creative/expand-style.js';
 import { submitImagine, type ImagineInput, type SubmitDeps } from './submit-imagine.js';
+import { invalidOptionLines } from './option-messages.js';
 
 export interface ResultControlsDeps extends SubmitDeps {
   results: ResultStore;
@@ -318,8 +319,8 @@ function parseRemix(interaction: ModalSubmitInteraction, base: FluxDevParams, ex
     samples: fixedSeed === undefined ? samples : 1,
   });
   if (!result.success) {
-    const lines = result.error.issues.map((issue) => `• \`${issue.path.join('.')}\`: ${issue.message}`).join('\n');
-    throw new UserFacingError((t) => t('imagine:controls.invalidFields', { lines }), 'invalid_options');
+    const { issues } = result.error;
+    throw new UserFacingError((t) => t('imagine:controls.invalidFields', { lines: invalidOptionLines(issues, t) }), 'invalid_options');
   }
   return result.data;
 }

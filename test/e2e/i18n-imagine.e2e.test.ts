@@ -118,6 +118,24 @@ describe('the generation path in the member’s or the server’s language', () 
     await expectConsistentLedger(h.storage, { [member]: 1 }, { guildId: h.discord.guildId });
   });
 
+  it('shows a Korean member the remix form in Korean, and explains a wrong field in Korean at no cost', async () => {
+    const member = snowflake();
+    const sent = sendImagine(h.discord, { prompt: 'a windmill', seed: 3 }, { userId: member, locale: 'ko' });
+    const edit = await delivered(sent);
+    const remix = rowsOf(edit.json)[0]!.components[1]!.custom_id!;
+    const press = h.discord.sendButton({ customId: remix, messageId: sent.originalMessage()!.id, userId: member, locale: 'ko' });
+    const modal = ((await press.waitForCallback()).json as { type: number; data: { custom_id: string; title: string; components: Row[] } }).data;
+    expect(modal.title).toBe('리믹스 · 이미지 1장');
+    const inputs = modal.components.flatMap((row) => row.components) as Array<{ custom_id: string; label: string; value: string }>;
+    expect(inputs.map((input) => input.label)).toEqual(['프롬프트', '화면 비율(예: 1:1, 16:9, 2:3, 9:16)', '스텝(1–50)', '가이던스(0–10)', '시드(숫자 또는 "random")']);
+    const fields = Object.fromEntries(inputs.map((input) => [input.custom_id, input.value]));
+    const submit = h.discord.sendModalSubmit({ customId: modal.custom_id, fields: { ...fields, steps: '80' }, userId: member, locale: 'ko' });
+    const answer = messageOf((await submit.waitForCallback()).json);
+    expect(answer).toMatchObject({ content: '❌ 올바르지 않은 항목이 있어요:\n• `steps`: 1에서 50 사이여야 해요', flags: 64 });
+    expect(h.segmind.requests).toHaveLength(1);
+    await expectConsistentLedger(h.storage, { [member]: 1 }, { guildId: h.discord.guildId });
+  });
+
   it('escapes a moderator’s block reason in a Korean member’s refusal, so it is never read as markup', async () => {
     const member = snowflake();
     await change({ blocked: { [member]: { by: snowflake(), at: Date.now(), reason: '**spam** in #general' } } });
