@@ -11,6 +11,7 @@ import { expectConsistentLedger } from '../support/ledger.js';
  */
 
 const MANAGE_SERVER = String(1 << 5);
+const CHANNEL = Number(ApplicationCommandOptionType.Channel);
 
 interface Server {
   id: string;
@@ -50,7 +51,7 @@ const moderator = (locale: string): Actor => ({ userId: snowflake(), locale, per
 async function admin(h: Harness, s: Server, command: string, actor: Actor, leaf: SlashCommandOption[] = []): Promise<string> {
   const resolved: APIInteractionDataResolved = { channels: {} };
   for (const option of leaf)
-    if (option.type === ApplicationCommandOptionType.Channel)
+    if (option.type === CHANNEL)
       resolved.channels![String(option.value)] = { id: String(option.value), name: 'mod-log', type: ChannelType.GuildText, permissions: '0' };
   const sent = h.discord.sendSlashCommand({
     name: 'imagine-admin',
@@ -119,7 +120,7 @@ describe('/imagine-admin in the moderator’s or the server’s language', () =>
     const en = moderator('en-US');
     // The reply to the change is already in the language chosen: the moderator sees what members will.
     expect(await admin(h, s, 'settings set', en, [language('fr')])).toBe('✅ Modifié : `language` → fr.');
-    expect(await admin(h, s, 'settings view', en)).toContain('Langue : **Français** (`fr`) pour tout le monde _(réglage du serveur)_');
+    expect(await admin(h, s, 'settings view', en)).toContain('Langue : **Français** (`fr`) pour tout le monde _(serveur)_');
 
     const japaneseMember: Actor = { userId: snowflake(), locale: 'ja' };
     expect(await admin(h, s, 'pause', japaneseMember)).toBe('❌ Seuls les modérateurs peuvent utiliser /imagine-admin.');

@@ -23,7 +23,7 @@ export function fitList(items: readonly string[], separator: string, budget: num
     const next = out === '' ? item : `${out}${separator}${item}`;
     const rest = items.length - i - 1;
     const tail = rest > 0 ? `${separator}${more(rest)}` : '';
-    if (next.length + tail.length > budget) return `${out}${separator}${more(items.length - i)}`;
+    if (next.length + tail.length > budget) return out === '' ? more(items.length) : `${out}${separator}${more(items.length - i)}`;
     out = next;
   }
   return out;

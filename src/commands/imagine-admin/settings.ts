@@ -5,7 +5,7 @@ import { z } from 'zod';
 import type { Translator } from '../../i18n/i18n.js';
 import { SERVER_LANGUAGES, type Locale } from '../../i18n/locales.js';
 import { IMAGE_CHECK_ACTIONS, NSFW_POLICIES, newGuildSettings, type EffectiveSettings, type GuildSettings, type ImageCheckAction } from '../../services/usage/guild-settings.js';
-import { channel, code, describeNsfwPolicy, describeOverride, fitList, moreOf, relative, roleMention, user } from './format.js';
+import { MAX_REPLY, channel, code, describeNsfwPolicy, describeOverride, fitList, moreOf, relative, roleMention, truncate, user } from './format.js';
 import { ANYONE, handler, type AdminDeps, type AdminHandler, type AdminTools, type Autocompleter, type PathOf, type Text, translatorFor } from './handler.js';
 import { MAX_COOLDOWN_SECONDS, MAX_CREDITS, choicesOf, count, group, integer, none, requireChannelType, snowflake, subcommand } from './options.js';
 
@@ -211,6 +211,11 @@ export function settingsHandlers(deps: AdminDeps, { change, effective, requireUn
 /** What applies: the server's settings with the bot defaults filled in. */
 type Limits = EffectiveSettings;
 
+/** How much of a pause reason the view shows (escaped, it may double). */
+const MAX_REASON_SHOWN = 80;
+/** Each list of the view gets at least this much, whatever the other lines take (else it reads `… and 50 more`). */
+const MIN_LIST_BUDGET = 0;
+
 const IMAGE_CHECK_SHOWN = {
   spoiler: 'admin:shown.imageCheckSpoiler',
   block: 'admin:shown.imageCheckBlock',
@@ -267,8 +272,16 @@ export function describeSettings(
   const fixed = (isDefault: boolean) => (isDefault ? t('admin:settings.view.botDefault') : t('admin:settings.view.serverSetting'));
   const more = moreOf(t);
   const paused = settings.paused;
+  // A long reason is the moderator's own words, in full in the audit: the view shows its start.
+  const reason = paused ? truncate(paused.reason, MAX_REASON_SHOWN) : '';
   const overrides = Object.entries(settings.roleOverrides);
-  const lines = [
+  const moderators = (withNote: boolean) =>
+    settings.moderatorRoleId === null
+      ? t('admin:settings.view.moderatorsNoRole')
+      : withNote
+        ? t('admin:settings.view.moderatorsWithRole', { role: roleMention(settings.moderatorRoleId), note: t('admin:settings.moderatorRoleNote') })
+        : t('admin:settings.view.moderatorsWithRoleShort', { role: roleMention(settings.moderatorRoleId) });
+  const head = [
     t('admin:settings.view.title'),
     t('admin:settings.view.dailyCredits', { value: SHOWN.daily_credits(t, effective), origin: origin(settings.dailyCredits, String(defaults.dailyCredits)) }),
     t('admin:settings.view.cooldown', {
@@ -282,9 +295,7 @@ export function describeSettings(
     describeCeilings(t, ceilings),
     t('admin:settings.view.samples', { value: SHOWN.max_samples(t, effective), origin: origin(settings.maxSamples, String(defaults.maxSamples)) }),
     t('admin:settings.view.steps', { value: SHOWN.max_steps(t, effective), origin: origin(settings.maxSteps, String(defaults.maxSteps)) }),
-    settings.moderatorRoleId
-      ? t('admin:settings.view.moderatorsWithRole', { role: roleMention(settings.moderatorRoleId), note: t('admin:settings.moderatorRoleNote') })
-      : t('admin:settings.view.moderatorsNoRole'),
+    moderators(true),
     settings.exemptModerators ? t('admin:settings.view.exemptModerators') : t('admin:settings.view.exemptNobody'),
     settings.logChannelId ? t('admin:settings.view.logChannel', { channel: channel(settings.logChannelId) }) : t('admin:settings.view.logChannelNone'),
     settings.generationLogChannelId
@@ -304,23 +315,12 @@ export function describeSettings(
       ? t(settings.galleryChannelId ? 'admin:settings.view.starboard' : 'admin:settings.view.starboardPending', { n: String(settings.galleryStars) })
       : t('admin:settings.view.starboardOff'),
     paused
-      ? paused.reason
-        ? t('admin:settings.view.pausedWithReason', { user: user(paused.by), when: relative(paused.at), reason: paused.reason })
+      ? reason
+        ? t('admin:settings.view.pausedWithReason', { user: user(paused.by), when: relative(paused.at), reason })
         : t('admin:settings.view.paused', { user: user(paused.by), when: relative(paused.at) })
       : t('admin:settings.view.running'),
-    settings.allowedChannels.length === 0
-      ? t('admin:settings.view.allowedEverywhere')
-      : t('admin:settings.view.allowedChannels', { list: fitList(settings.allowedChannels.map(channel), ', ', 400, more) }),
-    overrides.length === 0
-      ? t('admin:settings.view.roleOverridesNone')
-      : t('admin:settings.view.roleOverrides', {
-          list: fitList(
-            overrides.map(([id, o]) => `${roleMention(id)} ${describeOverride(t, o)}`),
-            ' · ',
-            500,
-            more,
-          ),
-        }),
+  ];
+  const tail = [
     t('admin:settings.view.allowances', { count: Object.keys(settings.memberAllowances).length }),
     t('admin:settings.view.wordLists', {
       banned: t('admin:settings.view.bannedWords', { count: settings.bannedWords.length }),
@@ -329,7 +329,30 @@ export function describeSettings(
     t('admin:settings.view.blocked', { n: String(Object.keys(settings.blocked).length) }),
     describeLanguage(t, settings, guildLocale),
   ];
-  return lines.join('\n');
+  // The note on the moderator role is the first to go when a server has set everything (it is said when the role is set).
+  if ([...head, ...tail].join('\n').length > MAX_REPLY - MAX_REPLY / 5) head[head.indexOf(moderators(true))] = moderators(false);
+  // The two lists share what the other lines leave of one message (each line has its own line break).
+  const allowedLabel = t('admin:settings.view.allowedChannels', { list: '' });
+  const overridesLabel = t('admin:settings.view.roleOverrides', { list: '' });
+  const left = MAX_REPLY - [...head, ...tail].join('\n').length - allowedLabel.length - overridesLabel.length - 2;
+  const allowedBudget = Math.max(MIN_LIST_BUDGET, Math.floor(left * 0.4));
+  const overridesBudget = Math.max(MIN_LIST_BUDGET, left - allowedBudget);
+  const lists = [
+    settings.allowedChannels.length === 0
+      ? t('admin:settings.view.allowedEverywhere')
+      : t('admin:settings.view.allowedChannels', { list: fitList(settings.allowedChannels.map(channel), ', ', Math.min(400, allowedBudget), more) }),
+    overrides.length === 0
+      ? t('admin:settings.view.roleOverridesNone')
+      : t('admin:settings.view.roleOverrides', {
+          list: fitList(
+            overrides.map(([id, o]) => `${roleMention(id)} ${describeOverride(t, o)}`),
+            ' · ',
+            Math.min(500, overridesBudget),
+            more,
+          ),
+        }),
+  ];
+  return [...head, ...lists, ...tail].join('\n');
 }
 
 function applySettings(settings: GuildSettings, change: SettingsChange): Text {

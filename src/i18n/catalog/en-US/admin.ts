@@ -62,6 +62,7 @@ export default {
       samples: 'Samples: {{- value}}{{- origin}}',
       steps: 'Steps: {{- value}}{{- origin}}',
       moderatorsWithRole: 'Moderators: members with Manage Server and {{- role}} — {{- note}}',
+      moderatorsWithRoleShort: 'Moderators: members with Manage Server and {{- role}}',
       moderatorsNoRole: 'Moderators: members with Manage Server (no moderator role set)',
       exemptModerators: 'Exempt from cooldown: moderators _(bot default)_',
       exemptNobody: 'Exempt from cooldown: nobody _(server setting)_',

@@ -63,6 +63,7 @@ const admin: Translation<typeof enUS> = {
       samples: '枚数：{{- value}}{{- origin}}',
       steps: 'ステップ数：{{- value}}{{- origin}}',
       moderatorsWithRole: 'モデレーター：「サーバー管理」権限を持つメンバーと {{- role}} — {{- note}}',
+      moderatorsWithRoleShort: 'モデレーター：「サーバー管理」権限を持つメンバーと {{- role}}',
       moderatorsNoRole: 'モデレーター：「サーバー管理」権限を持つメンバー（モデレーターロール未設定）',
       exemptModerators: '待ち時間の免除：モデレーター _（ボットの既定値）_',
       exemptNobody: '待ち時間の免除：なし _（サーバーの設定）_',

@@ -63,6 +63,7 @@ const admin: Translation<typeof enUS> = {
       samples: '이미지 수: {{- value}}{{- origin}}',
       steps: '단계 수: {{- value}}{{- origin}}',
       moderatorsWithRole: '모더레이터: 서버 관리 권한이 있는 멤버와 {{- role}} — {{- note}}',
+      moderatorsWithRoleShort: '모더레이터: 서버 관리 권한이 있는 멤버와 {{- role}}',
       moderatorsNoRole: '모더레이터: 서버 관리 권한이 있는 멤버(모더레이터 역할 미설정)',
       exemptModerators: '대기 시간 면제: 모더레이터 _(봇 기본값)_',
       exemptNobody: '대기 시간 면제: 없음 _(서버 설정)_',

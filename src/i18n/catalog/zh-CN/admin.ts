@@ -63,6 +63,7 @@ const admin: Translation<typeof enUS> = {
       samples: '图片数量：{{- value}}{{- origin}}',
       steps: '步数：{{- value}}{{- origin}}',
       moderatorsWithRole: '管理员：拥有“管理服务器”权限的成员以及 {{- role}} — {{- note}}',
+      moderatorsWithRoleShort: '管理员：拥有“管理服务器”权限的成员以及 {{- role}}',
       moderatorsNoRole: '管理员：拥有“管理服务器”权限的成员（未设置管理员身份组）',
       exemptModerators: '免冷却：管理员 _（机器人默认值）_',
       exemptNobody: '免冷却：无 _（服务器设置）_',
