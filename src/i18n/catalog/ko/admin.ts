@@ -58,8 +58,8 @@ const admin: Translation<typeof enUS> = {
       ceilingsNone: '운영자 상한: 없음',
       ceilingsDailyCredits: '멤버당 UTC 하루 **{{- n}}**크레딧',
       ceilingsGuildDailyCap: '서버 전체 UTC 하루 **{{- n}}**장',
-      ceilingsOne: '여기 설정과 관계없이 최대 {{- a}}',
-      ceilingsBoth: '여기 설정과 관계없이 최대 {{- a}}, {{- b}}',
+      ceilingsOne: '{{- a}}까지(여기 설정과 관계없이)',
+      ceilingsBoth: '{{- a}}, {{- b}}까지(여기 설정과 관계없이)',
       samples: '이미지 수: {{- value}}{{- origin}}',
       steps: '단계 수: {{- value}}{{- origin}}',
       moderatorsWithRole: '모더레이터: 서버 관리 권한이 있는 멤버와 {{- role}} — {{- note}}',
@@ -307,10 +307,10 @@ const admin: Translation<typeof enUS> = {
     resumed: '▶️ 이 서버에서 `/imagine`이 다시 작동해요.',
   },
   audit: {
-    post: '🛠️ {{- actor}}: {{- action}} — {{- details}}',
+    post: '🛠️ {{- actor}} · {{- action}}: {{- details}}',
     empty: '아직 기록된 모더레이터 작업이 없어요.',
     title: '**최근 모더레이터 작업** (최신순)',
-    entry: '• {{- when}} {{- actor}}: {{- action}} — {{- details}}',
+    entry: '• {{- when}} {{- actor}} · {{- action}}: {{- details}}',
     actions: {
       changedSettings: '설정 변경',
       resetSetting: '설정 초기화',
