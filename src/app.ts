@@ -188,7 +188,10 @@ export function createBot(deps: BotDeps): Bot {
     ...(deps.segmindDispatcher ? { dispatcher: deps.segmindDispatcher } : {}),
   });
   const settings = new GuildSettingsRepository(storage, logger.child({ component: 'settings' }));
-  const audit = new AuditLog(storage, clock, postToChannel, logger.child({ component: 'audit' }));
+  // Its posts speak the server's language (moderators' own actions give theirs; the bot's, like an automatic block, do not).
+  const audit = new AuditLog(storage, clock, postToChannel, logger.child({ component: 'audit' }), async (guildId) =>
+    localeFor({ guildLocale: client.guilds.cache.get(guildId)?.preferredLocale, serverLanguage: (await settings.get(guildId)).language }, 'channel'),
+  );
   /**
    * The local classifier (worker threads, each with its own model: most of the bot's memory). Loaded by `start()` when
    * the bot's default checks images; with `DEFAULT_IMAGE_CHECK=off`, only once a server turns the check on, so a bot

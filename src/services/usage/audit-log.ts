@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { Clock } from '../../clock.js';
 import adminCatalog from '../../i18n/catalog/en-US/admin.js';
 import { translator } from '../../i18n/i18n.js';
-import type { Locale } from '../../i18n/locales.js';
+import { SOURCE_LOCALE, type Locale } from '../../i18n/locales.js';
 import type { Logger } from '../../logger.js';
 import type { Storage } from '../storage/storage.js';
 
@@ -57,9 +57,11 @@ export class AuditLog {
     private readonly clock: Clock,
     private readonly post: LogChannelPoster,
     private readonly log: Logger,
+    /** The server's language for a post whose caller gave none (English without it). */
+    private readonly channelLocale: (guildId: string) => Promise<Locale> = () => Promise.resolve(SOURCE_LOCALE),
   ) {}
 
-  /** Kept as given (English); posted in `shown.locale` when given, else in English. */
+  /** Kept as given (English); posted in `shown.locale` when given, else in the server's language. */
   async record(guildId: string, logChannelId: string | null, entry: Omit<AuditEntry, 'at'>, shown?: LogChannelLine): Promise<void> {
     const full = { ...entry, at: this.clock.now() };
     await this.storage.withLock(key(guildId), async () => {
@@ -68,11 +70,12 @@ export class AuditLog {
     });
     this.log.info({ guildId, moderatorId: entry.actorId, action: entry.action, details: entry.details }, 'moderator action');
     if (logChannelId) {
-      const t = translator(shown?.locale ?? 'en-US');
-      const key = auditActionKey(entry.action);
+      const locale = shown?.locale ?? (await this.channelLocale(guildId).catch(() => SOURCE_LOCALE));
+      const t = translator(locale);
+      const actionKey = auditActionKey(entry.action);
       const line = t('admin:audit.post', {
         actor: `<@${entry.actorId}>`,
-        action: key === undefined ? entry.action : t(`admin:audit.actions.${key}`),
+        action: actionKey === undefined ? entry.action : t(`admin:audit.actions.${actionKey}`),
         details: shown?.details ?? entry.details,
       });
       const text = line.length > MAX_POST ? `${line.slice(0, MAX_POST - 1)}…` : line;
