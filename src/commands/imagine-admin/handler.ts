@@ -13,7 +13,7 @@ import type { Clock } from '../../clock.js';
 import { UserFacingError, type LocalizedText } from '../../errors.js';
 import type adminCatalog from '../../i18n/catalog/en-US/admin.js';
 import { translator, type Translator } from '../../i18n/i18n.js';
-import { localeFor, SOURCE_LOCALE, type Locale, type ServerLanguage } from '../../i18n/locales.js';
+import { localeFor, SOURCE_LOCALE, type ServerLanguage } from '../../i18n/locales.js';
 import type { AuditLog } from '../../services/usage/audit-log.js';
 import type { GuildSettings, GuildSettingsRepository } from '../../services/usage/guild-settings.js';
 import type { PromptHistory } from '../../services/results/prompt-history.js';
@@ -148,13 +148,13 @@ export function createAdminTools(deps: AdminDeps) {
   }
   /** Into the audit in English; into the log channel in the server's language (as it is after the change). */
   async function post(actor: AdminActor, settings: GuildSettings, logChannelId: string | null, action: AuditAction, details: Text): Promise<void> {
-    const locale: Locale = localeFor({ guildLocale: actor.guildLocale, serverLanguage: settings.language }, 'channel');
-    const t = translator(locale);
+    // Without the interaction's guild locale (a moderator's button), the audit log asks Discord's cache for it.
+    const locale = actor.guildLocale === undefined ? undefined : localeFor({ guildLocale: actor.guildLocale, serverLanguage: settings.language }, 'channel');
     await audit.record(
       actor.guildId,
       logChannelId,
       { actorId: actor.actorId, action: english(`admin:audit.actions.${action}`), details: details(english) },
-      { locale, details: details(t) },
+      { ...(locale === undefined ? {} : { locale }), details },
     );
   }
   const effective = (settings: GuildSettings) => policy.limitsFor(ANYONE, settings);

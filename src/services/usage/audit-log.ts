@@ -2,7 +2,7 @@ import { escapeMarkdown } from 'discord.js';
 import { z } from 'zod';
 import type { Clock } from '../../clock.js';
 import adminCatalog from '../../i18n/catalog/en-US/admin.js';
-import { translator } from '../../i18n/i18n.js';
+import { translator, type Translator } from '../../i18n/i18n.js';
 import { SOURCE_LOCALE, type Locale } from '../../i18n/locales.js';
 import type { Logger } from '../../logger.js';
 import type { Storage } from '../storage/storage.js';
@@ -31,10 +31,10 @@ export function auditActionKey(english: string): AuditActionKey | undefined {
   return ACTION_KEYS.get(english);
 }
 
-/** How the log channel reads an entry: its language, and the details put into it (else as kept). */
+/** How the log channel reads an entry: its language (else the server's), and the details put into it (else as kept). */
 export interface LogChannelLine {
-  locale: Locale;
-  details?: string;
+  locale?: Locale;
+  details?: (t: Translator) => string;
 }
 
 /**
@@ -76,7 +76,7 @@ export class AuditLog {
       const line = t('admin:audit.post', {
         actor: `<@${entry.actorId}>`,
         action: actionKey === undefined ? entry.action : t(`admin:audit.actions.${actionKey}`),
-        details: shown?.details ?? entry.details,
+        details: shown?.details?.(t) ?? entry.details,
       });
       const text = line.length > MAX_POST ? `${line.slice(0, MAX_POST - 1)}…` : line;
       await this.post(logChannelId, text).catch((error: unknown) =>

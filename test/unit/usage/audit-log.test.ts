@@ -31,7 +31,7 @@ describe('the audit log in the server’s language', () => {
   it('posts in the language its caller gives, and an action it does not know as it is', async () => {
     const posts: string[] = [];
     const audit = auditWith('ja', posts);
-    await audit.record(GUILD, LOG_CHANNEL, { actorId: '1', action: 'blocked a member', details: 'x' }, { locale: 'fr', details: 'y' });
+    await audit.record(GUILD, LOG_CHANNEL, { actorId: '1', action: 'blocked a member', details: 'x' }, { locale: 'fr', details: () => 'y' });
     await audit.record(GUILD, LOG_CHANNEL, { actorId: '1', action: 'did something new', details: 'z' });
     expect(posts).toEqual(['🛠️ <@1> a bloqué un membre : y', '🛠️ <@1> がdid something new：z']);
     expect(auditActionKey('blocked a member')).toBe('blocked');
