@@ -126,7 +126,7 @@ describe('the generation path in the member’s or the server’s language', () 
     const press = h.discord.sendButton({ customId: remix, messageId: sent.originalMessage()!.id, userId: member, locale: 'ko' });
     const modal = ((await press.waitForCallback()).json as { type: number; data: { custom_id: string; title: string; components: Row[] } }).data;
     expect(modal.title).toBe('리믹스 · 이미지 1장');
-    const inputs = modal.components.flatMap((row) => row.components) as Array<{ custom_id: string; label: string; value: string }>;
+    const inputs = modal.components.flatMap((row) => row.components) as unknown as Array<{ custom_id: string; label: string; value: string }>;
     expect(inputs.map((input) => input.label)).toEqual(['프롬프트', '화면 비율(예: 1:1, 16:9, 2:3, 9:16)', '스텝(1–50)', '가이던스(0–10)', '시드(숫자 또는 "random")']);
     const fields = Object.fromEntries(inputs.map((input) => [input.custom_id, input.value]));
     const submit = h.discord.sendModalSubmit({ customId: modal.custom_id, fields: { ...fields, steps: '80' }, userId: member, locale: 'ko' });
