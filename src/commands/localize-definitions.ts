@@ -3,7 +3,7 @@
  * every command, subcommand group, subcommand and option, `name_localizations` on every choice. Names stay English
  * (they are what members type and what the README documents); the English texts stay in the definitions.
  */
-import type { LocalizationMap, RESTPostAPIApplicationCommandsJSONBody } from 'discord.js';
+import { ApplicationCommandType, type LocalizationMap, type RESTPostAPIApplicationCommandsJSONBody } from 'discord.js';
 import { resources } from '../i18n/catalog/index.js';
 import { SOURCE_LOCALE, SUPPORTED_LOCALES, type Locale } from '../i18n/locales.js';
 
@@ -21,7 +21,7 @@ type Node = Record<string, unknown>;
 /** The definition with its localizations; a text the catalog lacks stays English (the catalog test keeps none missing). */
 export function localizeDefinition<T extends RESTPostAPIApplicationCommandsJSONBody>(definition: T): T {
   // Context-menu commands have no description and their name is what the menu shows: nothing to localize.
-  if (definition.type !== undefined && definition.type !== 1) return definition;
+  if (definition.type !== undefined && definition.type !== ApplicationCommandType.ChatInput) return definition;
   return localizeNode(definition as unknown as Node, definition.name) as unknown as T;
 }
 
@@ -57,5 +57,5 @@ function localizations(pick: (catalog: { description: Texts; choice: Texts }) =>
     const text = pick(resources[locale].commands) ?? fallback;
     return text === undefined ? [] : [[discordLocale, text] as const];
   });
-  return entries.length === 0 ? undefined : (Object.fromEntries(entries) as LocalizationMap);
+  return entries.length === 0 ? undefined : Object.fromEntries(entries);
 }

@@ -1,3 +1,4 @@
+import { ApplicationCommandType } from 'discord.js';
 import { describe, expect, it } from 'vitest';
 import { commandDefinitions } from '../../../src/commands/index.js';
 import { COMMAND_LOCALES } from '../../../src/commands/localize-definitions.js';
@@ -16,7 +17,7 @@ interface Node {
   choices?: Choice[];
 }
 
-const chatInput = commandDefinitions.filter((c) => c.type === undefined || c.type === 1) as unknown as Node[];
+const chatInput = commandDefinitions.filter((c) => c.type === undefined || c.type === ApplicationCommandType.ChatInput) as unknown as Node[];
 
 /** Every command, group, subcommand and option with its path as typed, depth first. */
 function nodes(): Array<{ path: string; node: Node }> {
@@ -48,7 +49,7 @@ describe('command localizations', () => {
 
   it('leave names English and the message command alone', () => {
     for (const { node } of nodes()) expect(Object.keys(node)).not.toContain('name_localizations');
-    const menu = commandDefinitions.find((c) => c.type === 3)!;
+    const menu = commandDefinitions.find((c) => c.type === ApplicationCommandType.Message)!;
     expect(menu).not.toHaveProperty('description_localizations');
     expect(menu).not.toHaveProperty('name_localizations');
   });
