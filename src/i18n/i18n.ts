@@ -62,9 +62,41 @@ const lookup = i18n.t.bind(i18n) as unknown as (key: string | string[], options:
  * escaped one).
  */
 function fixedTranslator(lng: Locale): Translator {
-  const t = (key: string | string[], options?: string | Record<string, unknown>) =>
-    lookup(key, typeof options === 'string' ? { defaultValue: options, lng } : { ...options, lng });
+  // A text is a function of its key and values, and the catalogs are fixed at start-up: a result's labels, step counts,
+  // guidance and queue positions repeat, and i18next takes 10–40 µs a text (plural rules, interpolation, escaping), so
+  // texts without values or with a few short ones are remembered. Members' own texts (prompts, reasons) are long and
+  // never repeat: looked up each time. Bounded: emptied when full.
+  const remembered = new Map<string, string>();
+  const t = (key: string | string[], options?: string | Record<string, unknown>) => {
+    const memo = typeof key === 'string' ? memoKey(key, options) : undefined;
+    if (memo === undefined) return lookup(key, typeof options === 'string' ? { defaultValue: options, lng } : { ...options, lng });
+    let text = remembered.get(memo);
+    if (text === undefined) {
+      text = lookup(key, { ...(options as Record<string, unknown> | undefined), lng });
+      if (remembered.size >= MAX_REMEMBERED_TEXTS) remembered.clear();
+      remembered.set(memo, text);
+    }
+    return text;
+  };
   return t as unknown as Translator;
+}
+
+const MAX_REMEMBERED_TEXTS = 5_000;
+
+/** The cache key of a text worth remembering (no values, or at most four numbers and short strings), else undefined. */
+function memoKey(key: string, options: string | Record<string, unknown> | undefined): string | undefined {
+  if (options === undefined) return key;
+  if (typeof options === 'string') return undefined;
+  let memo = key;
+  let values = 0;
+  for (const name in options) {
+    const value = options[name];
+    if (++values > 4) return undefined;
+    if (typeof value === 'number') memo += `\u0000${name}=${value}`;
+    else if (typeof value === 'string' && value.length <= 24) memo += `\u0000${name}:${value}`;
+    else return undefined;
+  }
+  return memo;
 }
 const translators = new Map<Locale, Translator>(SUPPORTED_LOCALES.map((locale) => [locale, fixedTranslator(locale)]));
 

@@ -38,6 +38,20 @@ describe('the translator', () => {
     );
   });
 
+  it('gives a remembered text exactly as the first time, and a text with other values anew', () => {
+    const t = loose('en-US');
+    for (let i = 0; i < 2; i++) {
+      expect(t('imagine:result.steps', { count: 1 })).toBe('1 step');
+      expect(t('imagine:result.steps', { count: 28 })).toBe('28 steps');
+      expect(render('{{name}}!', { name: '*x*' })).toBe('\\*x\\*!');
+      expect(render('{{name}}!', { name: '_y_' })).toBe('\\_y\\_!');
+      expect(render('{{n}}?', { n: 5 })).toBe('5?');
+      expect(render('{{n}}?', { n: '5' })).toBe('5?');
+    }
+    // the same key in another language is another text
+    expect((translator('de') as unknown as (key: string, vars?: object) => string)('imagine:result.steps', { count: 1 })).not.toBe('1 step');
+  });
+
   it("answers an interaction in the member's language, English for one we do not speak", () => {
     expect(memberTranslator({ locale: 'ko', guildLocale: 'de' })('common:cancel.tooLate')).toMatch(/^취소하기에는/);
     expect(memberTranslator({ locale: 'tr', guildLocale: 'de' })('common:cancel.tooLate')).toMatch(/^Too late to cancel/);
