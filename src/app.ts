@@ -14,6 +14,7 @@ import {
 } from 'discord.js';
 import type { Dispatcher } from 'undici';
 import { systemClock, type Clock } from './clock.js';
+import { memberTranslator } from './i18n/i18n.js';
 import { createCancelButton } from './commands/cancel-button.js';
 import { createResultControls } from './commands/result-controls.js';
 import { createShareButton } from './commands/share-button.js';
@@ -500,7 +501,7 @@ export function createBot(deps: BotDeps): Bot {
       logger.warn({ guildId: interaction.guildId }, 'refused an interaction from a server not in ALLOWED_GUILD_IDS');
       if (interaction.isRepliable())
         interaction
-          .reply({ content: '❌ This bot is not available in this server.', flags: MessageFlags.Ephemeral })
+          .reply({ content: `❌ ${memberTranslator(interaction)('common:errors.serverNotAllowed')}`, flags: MessageFlags.Ephemeral })
           .catch((error: unknown) => logger.warn({ err: error }, 'could not refuse an interaction from a server not allowed'));
       return;
     }

@@ -116,6 +116,9 @@ describe("the operator's ceilings and server allow-list", () => {
     const member = h.discord.defaultUserId;
     const outside = sendImagine(h.discord, { prompt: 'a lighthouse' }, { guildId: newcomer, channelId: '666666666666666667', userId: member });
     expect(await immediateRefusal(outside)).toBe('❌ This bot is not available in this server.');
+    // in the member's language
+    const inJapanese = sendImagine(h.discord, { prompt: 'a lighthouse' }, { guildId: newcomer, channelId: '666666666666666667', userId: member, locale: 'ja' });
+    expect(await immediateRefusal(inJapanese)).toBe('❌ このBotはこのサーバーでは利用できません。');
     expect(h.segmind.requests).toHaveLength(0);
     await expectConsistentLedger(h.storage, { [member]: 0 }, { guildId: newcomer });
 

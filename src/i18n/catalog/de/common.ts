@@ -6,6 +6,7 @@ const common: Translation<typeof enUS> = {
     generic: 'Auf Seiten des Bots ist etwas schiefgelaufen. Es wurde nichts generiert. (Ref. `{{- ref}}`)',
     commandGone: 'Dieser Befehl ist nicht mehr verfügbar.',
     buttonGone: 'Diese Schaltfläche funktioniert nicht mehr.',
+    serverNotAllowed: 'Dieser Bot ist auf diesem Server nicht verfügbar.',
   },
   cancel: {
     notYours: 'Nur das Mitglied, das diese Bilder angefordert hat, kann sie abbrechen.',

@@ -5,6 +5,7 @@ export default {
     generic: "Something went wrong on the bot's side. Nothing was generated. (ref `{{- ref}}`)",
     commandGone: 'This command is not available any more.',
     buttonGone: 'This button does not work any more.',
+    serverNotAllowed: 'This bot is not available in this server.',
   },
   cancel: {
     notYours: 'Only the member who asked for these images can cancel them.',

@@ -6,6 +6,7 @@ const common: Translation<typeof enUS> = {
     generic: 'Algo ha fallado por parte del bot. No se ha generado nada. (ref. `{{- ref}}`)',
     commandGone: 'Este comando ya no está disponible.',
     buttonGone: 'Este botón ya no funciona.',
+    serverNotAllowed: 'Este bot no está disponible en este servidor.',
   },
   cancel: {
     notYours: 'Solo quien pidió estas imágenes puede cancelarlas.',

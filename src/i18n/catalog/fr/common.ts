@@ -6,6 +6,7 @@ const common: Translation<typeof enUS> = {
     generic: 'Un problème est survenu du côté du bot. Rien n’a été généré. (réf. `{{- ref}}`)',
     commandGone: 'Cette commande n’est plus disponible.',
     buttonGone: 'Ce bouton ne fonctionne plus.',
+    serverNotAllowed: 'Ce bot n\'est pas disponible sur ce serveur.',
   },
   cancel: {
     notYours: 'Seul le membre qui a demandé ces images peut les annuler.',

@@ -6,6 +6,7 @@ const common: Translation<typeof enUS> = {
     generic: 'ボット側で問題が発生しました。画像は生成されていません。（参照 `{{- ref}}`）',
     commandGone: 'このコマンドはもう利用できません。',
     buttonGone: 'このボタンはもう使えません。',
+    serverNotAllowed: 'このBotはこのサーバーでは利用できません。',
   },
   cancel: {
     notYours: 'この画像をリクエストしたメンバーだけがキャンセルできます。',

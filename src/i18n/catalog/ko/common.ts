@@ -6,6 +6,7 @@ const common: Translation<typeof enUS> = {
     generic: '봇 쪽에서 문제가 발생했습니다. 아무것도 생성되지 않았습니다. (참조 `{{- ref}}`)',
     commandGone: '이 명령어는 더 이상 사용할 수 없습니다.',
     buttonGone: '이 버튼은 더 이상 작동하지 않습니다.',
+    serverNotAllowed: '이 봇은 이 서버에서 사용할 수 없습니다.',
   },
   cancel: {
     notYours: '이 이미지를 요청한 멤버만 취소할 수 있습니다.',

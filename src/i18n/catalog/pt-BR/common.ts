@@ -6,6 +6,7 @@ const common: Translation<typeof enUS> = {
     generic: 'Algo deu errado do lado do bot. Nada foi gerado. (ref. `{{- ref}}`)',
     commandGone: 'Este comando não está mais disponível.',
     buttonGone: 'Este botão não funciona mais.',
+    serverNotAllowed: 'Este bot não está disponível neste servidor.',
   },
   cancel: {
     notYours: 'Só quem pediu estas imagens pode cancelá-las.',

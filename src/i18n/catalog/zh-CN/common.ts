@@ -6,6 +6,7 @@ const common: Translation<typeof enUS> = {
     generic: '机器人这边出了问题，没有生成任何内容。（参考编号 `{{- ref}}`）',
     commandGone: '此命令已不再可用。',
     buttonGone: '此按钮已失效。',
+    serverNotAllowed: '此机器人在本服务器中不可用。',
   },
   cancel: {
     notYours: '只有请求这些图片的成员才能取消。',
