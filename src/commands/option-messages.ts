@@ -16,6 +16,9 @@ export const OPTION_MESSAGES = {
   oneOf: (values: readonly string[]) => `must be one of ${values.join(', ')}`,
   text: 'must be text',
   boolean: 'must be true or false',
+  discordId: 'must be a Discord id',
+  notSetting: 'is not a setting',
+  styleNoneReserved: '`none` is reserved: it means no style',
 } as const;
 
 const FIXED: Record<string, (t: Translator) => string> = {
@@ -26,6 +29,9 @@ const FIXED: Record<string, (t: Translator) => string> = {
   [OPTION_MESSAGES.control]: (t) => t('imagine:validation.control'),
   [OPTION_MESSAGES.text]: (t) => t('imagine:validation.text'),
   [OPTION_MESSAGES.boolean]: (t) => t('imagine:validation.boolean'),
+  [OPTION_MESSAGES.discordId]: (t) => t('imagine:validation.discordId'),
+  [OPTION_MESSAGES.notSetting]: (t) => t('imagine:validation.notSetting'),
+  [OPTION_MESSAGES.styleNoneReserved]: (t) => t('imagine:validation.styleNoneReserved'),
 };
 
 /** `message` (one of OPTION_MESSAGES) in `t`'s language; any other message as it is. */

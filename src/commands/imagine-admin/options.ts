@@ -1,4 +1,5 @@
 /** Option builders and zod pieces shared by the `/imagine-admin` subjects. */
+import { OPTION_MESSAGES } from '../option-messages.js';
 import {
   ApplicationCommandOptionType,
   type APIApplicationCommandBasicOption,
@@ -58,7 +59,7 @@ export function group<const N extends string, const S extends ReturnType<typeof 
 // ---------------------------------------------------------------------------------------------------------------------
 // Option schemas (validated again: Discord's client enforces the declared limits, its server does not)
 
-export const snowflake = z.string({ error: 'is required' }).regex(/^\d{17,20}$/, 'must be a Discord id');
+export const snowflake = z.string({ error: 'is required' }).regex(/^\d{17,20}$/, OPTION_MESSAGES.discordId);
 export const integer = (min: number, max: number) => {
   const range = `must be between ${min} and ${max}`;
   return z.number({ error: 'must be a number' }).int('must be a whole number').min(min, range).max(max, range);

@@ -1,4 +1,5 @@
 /** `/imagine-admin settings view|set|reset`: the server's settings for /imagine. */
+import { OPTION_MESSAGES } from '../option-messages.js';
 import { ApplicationCommandOptionType, ChannelType, DiscordAPIError } from 'discord.js';
 import { UserFacingError } from '../../errors.js';
 import { z } from 'zod';
@@ -194,7 +195,7 @@ export function settingsHandlers(deps: AdminDeps, { change, effective, requireUn
       return `${t('admin:settings.set.changed', { details: details(t) })}${notes.join('')}`;
     }),
 
-    'settings/reset': handler(z.object({ setting: z.enum(SETTING_NAMES, { error: 'is not a setting' }) }), async (context, { setting }) => {
+    'settings/reset': handler(z.object({ setting: z.enum(SETTING_NAMES, { error: OPTION_MESSAGES.notSetting }) }), async (context, { setting }) => {
       const details = await change(context, 'resetSetting', (settings) => {
         resetSetting(settings, setting);
         return (t) => t('admin:settings.reset.details', { name: code(setting) });

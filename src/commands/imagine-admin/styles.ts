@@ -1,4 +1,5 @@
 /** `/imagine-admin styles add|remove|list|default`: the server's styles and its default styles, server-wide and per channel. */
+import { OPTION_MESSAGES } from '../option-messages.js';
 import { ApplicationCommandOptionType, ChannelType, escapeMarkdown } from 'discord.js';
 import { z } from 'zod';
 import { UserFacingError } from '../../errors.js';
@@ -75,7 +76,7 @@ export const stylesGroup = group('styles', 'Styles', [
   ]),
 ]);
 
-const styleName = line(STYLE_NAME_MAX).refine((name) => !sameName(name, NO_STYLE), `\`${NO_STYLE}\` is reserved: it means no style`);
+const styleName = line(STYLE_NAME_MAX).refine((name) => !sameName(name, NO_STYLE), OPTION_MESSAGES.styleNoneReserved);
 const addSchema = z.object({
   name: styleName,
   template: line(TEMPLATE_MAX),

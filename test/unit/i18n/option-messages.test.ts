@@ -29,7 +29,13 @@ describe('what an option check says, in the member’s language', () => {
   });
 
   it('passes a message it does not know through as it is (another command’s own rule)', () => {
-    expect(optionMessageIn('`none` is reserved: it means no style', translator('ja'))).toBe('`none` is reserved: it means no style');
+    expect(optionMessageIn('must rhyme with orange', translator('ja'))).toBe('must rhyme with orange');
+  });
+
+  it('speaks the moderators’ own rules too (an id, a setting’s name, the reserved style name)', () => {
+    expect(optionMessageIn('`none` is reserved: it means no style', translator('ja'))).toBe('`none` は予約語です（スタイルなしを意味します）');
+    expect(optionMessageIn('must be a Discord id', translator('de'))).toBe('muss eine Discord-ID sein');
+    expect(optionMessageIn('is not a setting', translator('fr'))).toBe("n'est pas un réglage");
   });
 
   it('lists what /imagine’s own schemas refuse, one line per option', () => {

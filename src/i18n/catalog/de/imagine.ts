@@ -227,6 +227,9 @@ const imagine: Translation<typeof enUS> = {
     oneOf: 'muss eines davon sein: {{- values}}',
     text: 'muss Text sein',
     boolean: 'muss true oder false sein',
+    discordId: 'muss eine Discord-ID sein',
+    notSetting: 'ist keine Einstellung',
+    styleNoneReserved: '`none` ist reserviert: es bedeutet „kein Stil“',
   },
   log: {
     style: 'Stil: {{style}}',

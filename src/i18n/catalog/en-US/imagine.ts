@@ -229,6 +229,9 @@ export default {
     oneOf: 'must be one of {{- values}}',
     text: 'must be text',
     boolean: 'must be true or false',
+    discordId: 'must be a Discord id',
+    notSetting: 'is not a setting',
+    styleNoneReserved: '`none` is reserved: it means no style',
   },
   log: {
     style: 'style: {{style}}',

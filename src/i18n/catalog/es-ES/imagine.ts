@@ -249,6 +249,9 @@ const imagine: Translation<typeof enUS> = {
     oneOf: 'debe ser uno de estos: {{- values}}',
     text: 'debe ser texto',
     boolean: 'debe ser true o false',
+    discordId: 'debe ser un ID de Discord',
+    notSetting: 'no es un ajuste',
+    styleNoneReserved: '`none` está reservado: significa sin estilo',
   },
   log: {
     style: 'estilo: {{style}}',

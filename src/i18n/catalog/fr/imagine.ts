@@ -249,6 +249,9 @@ const imagine: Translation<typeof enUS> = {
     oneOf: 'doit être l’une de ces valeurs : {{- values}}',
     text: 'doit être du texte',
     boolean: 'doit être true ou false',
+    discordId: 'doit être un identifiant Discord',
+    notSetting: 'n\'est pas un réglage',
+    styleNoneReserved: '`none` est réservé : il signifie aucun style',
   },
   log: {
     style: 'style : {{style}}',

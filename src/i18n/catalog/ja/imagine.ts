@@ -204,6 +204,9 @@ const imagine: Translation<typeof enUS> = {
     oneOf: '次のいずれかを指定してください：{{- values}}',
     text: 'テキストで指定してください',
     boolean: 'true か false を指定してください',
+    discordId: 'Discord の ID を指定してください',
+    notSetting: '設定項目ではありません',
+    styleNoneReserved: '`none` は予約語です（スタイルなしを意味します）',
   },
   log: {
     style: 'スタイル：{{style}}',

@@ -204,6 +204,9 @@ const imagine: Translation<typeof enUS> = {
     oneOf: '다음 중 하나여야 해요: {{- values}}',
     text: '텍스트여야 해요',
     boolean: 'true 또는 false여야 해요',
+    discordId: 'Discord ID여야 해요',
+    notSetting: '설정 항목이 아니에요',
+    styleNoneReserved: '`none`은 예약어예요: 스타일 없음을 뜻해요',
   },
   log: {
     style: '스타일: {{style}}',

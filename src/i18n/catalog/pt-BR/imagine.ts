@@ -249,6 +249,9 @@ const imagine: Translation<typeof enUS> = {
     oneOf: 'precisa ser um destes: {{- values}}',
     text: 'precisa ser texto',
     boolean: 'precisa ser true ou false',
+    discordId: 'precisa ser um ID do Discord',
+    notSetting: 'não é uma configuração',
+    styleNoneReserved: '`none` é reservado: significa sem estilo',
   },
   log: {
     style: 'estilo: {{style}}',

@@ -202,6 +202,9 @@ const imagine: Translation<typeof enUS> = {
     oneOf: '必须是以下之一：{{- values}}',
     text: '必须是文本',
     boolean: '必须是 true 或 false',
+    discordId: '必须是 Discord ID',
+    notSetting: '不是可用的设置项',
+    styleNoneReserved: '`none` 为保留名称：表示不使用风格',
   },
   log: {
     style: '风格：{{style}}',
