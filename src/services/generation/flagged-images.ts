@@ -98,6 +98,15 @@ export function autoBlockReason(limit: number, t: Translator = en): string {
   return t('imagine:flagged.autoBlock', { count: limit });
 }
 
+/**
+ * A block's stored reason as `t` says it: the automatic block's (stored in English, for the audit log) in `t`'s
+ * language; a moderator's own words as they typed them.
+ */
+export function blockReasonIn(reason: string, t: Translator): string {
+  const limit = Number(/\d+/.exec(reason)?.[0]);
+  return Number.isSafeInteger(limit) && reason === autoBlockReason(limit) ? autoBlockReason(limit, t) : reason;
+}
+
 function truncate(text: string, max: number): string {
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }

@@ -28,7 +28,7 @@ import {
 import { findBrokenRule } from './word-filter.js';
 import type { FluxDevParams } from '../segmind/flux-params.js';
 import type { AuditLog } from './audit-log.js';
-import { autoBlockReason, type ImageRules } from '../generation/flagged-images.js';
+import { autoBlockReason, blockReasonIn, type ImageRules } from '../generation/flagged-images.js';
 import type { FleetOpenRequests } from './open-requests.js';
 
 /** Who is asking, where: what the policy needs from the interaction. */
@@ -502,7 +502,7 @@ export class UsagePolicy {
     const block = settings.blocked[member.userId];
     if (block) {
       const { reason } = block;
-      throw new Refusal('blocked', (t) => (reason ? t('imagine:refusal.blockedReason', { reason }) : t('imagine:refusal.blocked')));
+      throw new Refusal('blocked', (t) => (reason ? t('imagine:refusal.blockedReason', { reason: blockReasonIn(reason, t) }) : t('imagine:refusal.blocked')));
     }
     const inAllowedChannel =
       settings.allowedChannels.includes(member.channelId) ||

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { translator } from '../../../src/i18n/i18n.js';
 import {
   autoBlockReason,
+  blockReasonIn,
   flagReportText,
   RULES_UNREADABLE,
   scoresForLog,
@@ -85,5 +87,15 @@ describe('flag texts', () => {
   it('gives an automatic block a reason the member can read', () => {
     expect(autoBlockReason(3)).toBe("Automatic: 3 flagged images in one day (this server's limit). A moderator can lift it.");
     expect(autoBlockReason(1)).toContain('1 flagged image in one day');
+  });
+});
+
+describe('a block’s reason shown to the member', () => {
+  it('says the automatic block’s reason (stored in English) in the member’s language, and a moderator’s words as typed', () => {
+    const stored = autoBlockReason(3);
+    expect(stored).toBe("Automatic: 3 flagged images in one day (this server's limit). A moderator can lift it.");
+    expect(blockReasonIn(stored, translator('ja'))).toBe('自動：1 日にフラグ付きの画像が 3 枚（このサーバーの上限）。モデレーターが解除できます。');
+    expect(blockReasonIn(stored, translator('en-US'))).toBe(stored);
+    expect(blockReasonIn('spam, 3 times', translator('ja'))).toBe('spam, 3 times');
   });
 });
