@@ -76,6 +76,12 @@ export function createResultControls(deps: ResultControlsDeps): ButtonHandler {
         if (!record) throw new UserFacingError(EXPIRED);
         return record;
       };
+      // Details and the remix form answer in the server's fixed language when moderators set one: its settings are
+      // read beside the result (a failed read leaves the member's own language).
+      const loadWithLanguage = async () => {
+        const [record, settings] = await Promise.all([load(), deps.settings.get(interaction.guildId).catch(() => undefined)]);
+        return { record, language: settings?.language };
+      };
       if (parsed.action === 'report') {
         if (!interaction.isButton()) throw new UserFacingError(NOT_ANY_MORE);
         // Answered privately, acknowledged before storage is read, whatever its load (as Details).
@@ -88,11 +94,11 @@ export function createResultControls(deps: ResultControlsDeps): ButtonHandler {
       const generate = generation(interaction, parsed.action, extra, deps);
       if (generate) return submitImagine(interaction, async () => generate(await load()), deps, log, { private: isPrivate });
       // A form must be the first answer, so its read is bounded to stay inside Discord's 3 s.
-      if (opensForm(interaction, parsed.action)) return handle(interaction, parsed.action, await beforeFormDeadline(load()), deps, isPrivate);
+      if (opensForm(interaction, parsed.action)) return handle(interaction, parsed.action, await beforeFormDeadline(loadWithLanguage()), deps, isPrivate);
       if (!answersPrivately(interaction, parsed.action)) throw new UserFacingError(NOT_ANY_MORE);
       // Details and Delete answer privately: acknowledged before storage is read, whatever its load.
       await interaction.deferReply({ flags: MessageFlags.Ephemeral });
-      await handle(interaction, parsed.action, await load(), deps, isPrivate);
+      await handle(interaction, parsed.action, await loadWithLanguage(), deps, isPrivate);
     },
   };
 }
@@ -163,15 +169,21 @@ function expanded(style: { name: string; template: string; memberPrompt: string 
   return expandWithinLimit(style, style.memberPrompt);
 }
 
-async function handle(interaction: Control, action: string, record: ResultRecord, deps: ResultControlsDeps, isPrivate: boolean): Promise<void> {
+async function handle(
+  interaction: Control,
+  action: string,
+  { record, language }: { record: ResultRecord; language: ServerLanguage | undefined },
+  deps: ResultControlsDeps,
+  isPrivate: boolean,
+): Promise<void> {
   // Each action belongs to one kind of control: a forged id on another kind does nothing.
   const button = interaction.isButton();
   if (['reroll', 'remix', 'details', 'delete'].includes(action) && !button) throw new UserFacingError(NOT_ANY_MORE);
   switch (action) {
     case 'remix':
-      return showRemixModal(interaction, record, undefined, isPrivate);
+      return showRemixModal(interaction, record, undefined, isPrivate, language);
     case 'details':
-      await interaction.editReply({ ...describe(record, memberT(interaction)), allowedMentions: { parse: [] } });
+      await interaction.editReply({ ...describe(record, memberT(interaction, language)), allowedMentions: { parse: [] } });
       return;
     case 'delete':
       return deleteResult(interaction, record, deps);
@@ -179,7 +191,7 @@ async function handle(interaction: Control, action: string, record: ResultRecord
       if (!interaction.isStringSelectMenu()) break;
       const [kind, indexText] = (interaction.values[0] ?? '').split('-');
       const image = record.images.find((i) => String(i.index) === indexText);
-      if (image && kind === 'remix') return showRemixModal(interaction, record, image.seed, isPrivate);
+      if (image && kind === 'remix') return showRemixModal(interaction, record, image.seed, isPrivate, language);
       break;
     }
   }
@@ -260,10 +272,16 @@ function truncate(text: string, max: number): string {
  * A modal must be the interaction's first answer: nothing slow may come before it. A styled result's form holds the
  * member's own prompt (its submission is expanded again); a private one's custom_id keeps the mark.
  */
-async function showRemixModal(interaction: Control, record: ResultRecord, seed: number | undefined, isPrivate: boolean): Promise<void> {
+async function showRemixModal(
+  interaction: Control,
+  record: ResultRecord,
+  seed: number | undefined,
+  isPrivate: boolean,
+  language: ServerLanguage | undefined,
+): Promise<void> {
   if (interaction.isModalSubmit()) throw new UserFacingError(NOT_ANY_MORE);
   const { params, style } = record;
-  const t = memberT(interaction);
+  const t = memberT(interaction, language);
   const own = seed === undefined ? `n${params.samples}` : `s${seed}`;
   const input = (custom_id: string, label: string, value: string, kind = TextInputStyle.Short, max = 20) => ({
     type: ComponentType.ActionRow as const,

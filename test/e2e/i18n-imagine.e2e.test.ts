@@ -110,9 +110,15 @@ describe('the generation path in the member’s or the server’s language', () 
   it('speaks the language moderators fixed (French) to a Japanese member: the result, its buttons and the refusal', async () => {
     await change({ language: 'fr', cooldownSeconds: 600 });
     const member = snowflake();
-    const edit = await delivered(sendImagine(h.discord, { prompt: 'un phare', seed: 3 }, { userId: member, locale: 'ja' }));
+    const first = sendImagine(h.discord, { prompt: 'un phare', seed: 3 }, { userId: member, locale: 'ja' });
+    const edit = await delivered(first);
     expect(messageOf(edit.json).content).toMatch(new RegExp(`^\\*\\*un phare\\*\\* — <@${member}>\\nseed 3 · 1:1 · 25 étapes · guidance 3\\.5 · `));
     expect(labelsOf(edit.json)).toEqual(['Relancer', 'Remix', 'Détails', 'Supprimer', 'Signaler']);
+    // Details, read back from storage with the server's settings, answers in French too
+    const details = rowsOf(edit.json)[0]!.components[2]!.custom_id!;
+    const press = h.discord.sendButton({ customId: details, messageId: first.originalMessage()!.id, userId: member, locale: 'ja' });
+    const answer = await press.waitForRequest((r) => r.method === 'PATCH' && r.path.endsWith('/messages/@original'));
+    expect(messageOf(answer.json).content).toMatch(/^\*\*Tous les paramètres de ce résultat\*\*\n/);
     const text = await refusalAfterDeferral(sendImagine(h.discord, { prompt: 'encore' }, { userId: member, locale: 'ja' }));
     expect(text).toMatch(/^❌ Tu dois patienter un peu\. Réessaie <t:\d+:R>\.$/);
     await expectConsistentLedger(h.storage, { [member]: 1 }, { guildId: h.discord.guildId });
