@@ -85,11 +85,11 @@ describe('a member’s own commands in their language', () => {
     const member = snowflake();
     const lines = await credits(member, 'ko');
     expect(lines[0]).toBe('**이 서버에서 내 이미지 크레딧**');
-    expect(lines[1]).toBe('오늘 이미지를 **5장 더** 만들 수 있습니다.');
+    expect(lines[1]).toBe('오늘 이미지를 **5장 더** 만들 수 있어요.');
     expect(lines[2]).toMatch(/^오늘 할당량: 5장 중 \*\*5\*\*장 남음 — <t:\d+:R> 초기화$/);
     expect(lines[3]).toBe('보너스: **0 크레딧** (모더레이터가 지급, 만료 없음, 오늘 할당량을 다 쓴 뒤에 사용)');
-    expect(lines[4]).toBe('쿨다운: 없음, 지금 생성할 수 있습니다');
-    expect(lines.at(-1)).toBe('크레딧 1 = 이미지 1장 (`samples: 4`는 4). 실패한 이미지는 차감되지 않습니다.');
+    expect(lines[4]).toBe('쿨다운: 없음, 지금 생성할 수 있어요');
+    expect(lines.at(-1)).toBe('크레딧 1 = 이미지 1장 (`samples: 4`는 4). 실패한 이미지는 차감되지 않아요.');
     await expectConsistentLedger(h.storage, { [member]: 0 }, { guildId: place.guildId });
   });
 
@@ -124,11 +124,11 @@ describe('a member’s own commands in their language', () => {
     await settings().update(place.guildId, (s) => Object.assign(s, { language: 'fr' }));
     try {
       const member = { userId: snowflake(), locale: 'ko' } as Actor;
-      expect((await credits(member.userId, 'ko'))[0]).toBe('**Vos crédits d’images sur ce serveur**');
+      expect((await credits(member.userId, 'ko'))[0]).toBe('**Tes crédits d’images sur ce serveur**');
       expect(await preferences(h, place, member, 'set', { style: 'watercolour' })).toBe(
-        '❌ Ce serveur n’a aucun style nommé `watercolour`. Choisissez-en un parmi les suggestions, ou `none`. Rien n’a été enregistré.',
+        '❌ Ce serveur n’a aucun style nommé `watercolour`. Choisis-en un parmi les suggestions, ou `none`. Rien n’a été enregistré.',
       );
-      expect(await preferences(h, place, member, 'view')).toMatch(/^Vous n’avez aucune préférence sur ce serveur/);
+      expect(await preferences(h, place, member, 'view')).toMatch(/^Tu n’as aucune préférence sur ce serveur/);
       await expectConsistentLedger(h.storage, { [member.userId]: 0 }, { guildId: place.guildId });
     } finally {
       await settings().update(place.guildId, (s) => Object.assign(s, { language: 'auto' }));

@@ -53,7 +53,7 @@ describe('the language of the bot’s own answers', () => {
   it('tells each member in their own language that a button or a command is gone', async () => {
     const member = snowflake();
     const button = (locale: string) => h.discord.sendButton({ customId: 'retired:button', userId: member, locale });
-    expect(await immediateRefusal(button('ko'))).toBe('❌ 이 버튼은 더 이상 작동하지 않습니다.');
+    expect(await immediateRefusal(button('ko'))).toBe('❌ 이 버튼은 더 이상 작동하지 않아요.');
     expect(await immediateRefusal(button('zh-TW'))).toBe('❌ This button does not work any more.');
     const command = h.discord.sendSlashCommand({ name: 'retired-command', userId: member, locale: 'es-419' });
     expect(await immediateRefusal(command)).toBe('❌ Este comando ya no está disponible.');
@@ -72,7 +72,7 @@ describe('the language of the bot’s own answers', () => {
     try {
       const sent = sendImagine(h.discord, { prompt: 'a lighthouse' }, { userId: member, locale: 'ko' });
       expect(await immediateRefusal(sent)).toBe(
-        '❌ 봇 쪽에 문제가 있어 지금은 요청을 받을 수 없습니다. 크레딧은 차감되지 않았습니다. 1분 후에 다시 시도해 주세요.',
+        '❌ 봇 쪽에 문제가 있어 지금은 요청을 받을 수 없어요. 크레딧은 차감되지 않았어요. 1분 후에 다시 시도해 주세요.',
       );
     } finally {
       kv.get = get;

@@ -51,7 +51,7 @@ describe('command sync comparison', () => {
     const localized = {
       name: 'credits',
       description: 'How many images you can still generate today',
-      description_localizations: { fr: 'Combien d’images vous pouvez encore générer aujourd’hui', ja: '今日あと何枚生成できるか' },
+      description_localizations: { fr: 'Combien d’images tu peux encore générer aujourd’hui', ja: '今日あと何枚生成できるか' },
       options: [
         {
           type: 3,

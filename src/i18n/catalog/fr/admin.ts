@@ -6,7 +6,7 @@ const admin: Translation<typeof enUS> = {
     serversOnly: '`/imagine-admin` ne fonctionne que sur un serveur.',
     notModerator: 'Seuls les modérateurs peuvent utiliser /imagine-admin.',
     unknownSubcommand: "Cette sous-commande n'est plus disponible.",
-    pickSubcommand: "Choisissez l'une des sous-commandes de `/imagine-admin`.",
+    pickSubcommand: "Choisis l'une des sous-commandes de `/imagine-admin`.",
   },
   list: {
     more: '… et {{- n}} de plus',
@@ -19,8 +19,8 @@ const admin: Translation<typeof enUS> = {
   },
   options: {
     wrongChannel: "{{- channel}} n'est pas un salon utilisable ici.",
-    pickChannel: 'Choisissez le salon parmi les suggestions, ou donnez son identifiant.',
-    pickRole: 'Choisissez le rôle parmi les suggestions, ou donnez son identifiant.',
+    pickChannel: 'Choisis le salon parmi les suggestions, ou donne son identifiant.',
+    pickRole: 'Choisis le rôle parmi les suggestions, ou donne son identifiant.',
   },
   shown: {
     dailyCredits: '**{{- n}}** crédits par membre et par jour UTC',
@@ -45,7 +45,7 @@ const admin: Translation<typeof enUS> = {
   },
   settings: {
     moderatorRoleNote:
-      "Discord masque encore `/imagine-admin` à ce rôle tant qu'un administrateur du serveur ne l'a pas autorisé : Paramètres du serveur → Intégrations → ce bot → `/imagine-admin`, ajoutez le rôle.",
+      "Discord masque encore `/imagine-admin` à ce rôle tant qu'un administrateur du serveur ne l'a pas autorisé : Paramètres du serveur → Intégrations → ce bot → `/imagine-admin`, ajoute le rôle.",
     view: {
       title: '**Réglages de /imagine sur ce serveur**',
       botDefault: ' _(défaut du bot)_',
@@ -114,16 +114,16 @@ const admin: Translation<typeof enUS> = {
       language: 'Langue : {{- value}}{{- origin}}',
     },
     set: {
-      nothing: 'Indiquez au moins un réglage à modifier.',
-      everyoneModerator: "@everyone ne peut pas être le rôle de modérateur : choisissez un rôle que seuls les modérateurs ont.",
+      nothing: 'Indique au moins un réglage à modifier.',
+      everyoneModerator: "@everyone ne peut pas être le rôle de modérateur : choisis un rôle que seuls les modérateurs ont.",
       testLogChannel:
         '🛠️ {{- user}} a fait de ce salon le salon de journal de `/imagine` : les actions des modérateurs et les signalements des membres seront publiés ici.',
       testGenerationLog:
         '🛠️ {{- user}} a fait de ce salon le journal des générations de `/imagine` : une ligne par résultat y sera publiée (qui, prompt, lien).',
       testGallery: '🛠️ {{- user}} a fait de ce salon la galerie de `/imagine` : les résultats que les membres partagent avec ⭐ seront publiés ici.',
       cannotPost:
-        "Le bot ne peut pas publier dans {{- channel}}, donc rien n'a été modifié. Donnez au bot les permissions **Voir le salon** et **Envoyer des messages** (Modifier le salon → Permissions), puis recommencez.",
-      testFailed: "Impossible de publier une ligne de test dans {{- channel}} pour le moment, donc rien n'a été modifié. Réessayez dans une minute.",
+        "Le bot ne peut pas publier dans {{- channel}}, donc rien n'a été modifié. Donne au bot les permissions **Voir le salon** et **Envoyer des messages** (Modifier le salon → Permissions), puis recommence.",
+      testFailed: "Impossible de publier une ligne de test dans {{- channel}} pour le moment, donc rien n'a été modifié. Réessaie dans une minute.",
       changed: '✅ Modifié : {{- details}}.',
       noteCeiling: " Le plafond de l'opérateur, **{{- n}}** images par jour UTC, s'applique toujours.",
       noteTestLine: ' Une ligne de test y a été publiée.',
@@ -172,11 +172,11 @@ const admin: Translation<typeof enUS> = {
     title: '**Membres bloqués** ({{- n}})',
     entry: '• {{- member}} par {{- by}} {{- when}}',
     entryWithReason: '• {{- member}} par {{- by}} {{- when}} — {{reason}}',
-    notYourself: 'Vous ne pouvez pas vous bloquer vous-même.',
+    notYourself: 'Tu ne peux pas te bloquer toi-même.',
   },
   role: {
-    giveSomething: 'Indiquez `daily_credits` et/ou `cooldown_seconds` pour le rôle.',
-    everyone: 'Pour tout le monde, utilisez `/imagine-admin settings set` plutôt qu’un réglage par rôle.',
+    giveSomething: 'Indique `daily_credits` et/ou `cooldown_seconds` pour le rôle.',
+    everyone: 'Pour tout le monde, utilise `/imagine-admin settings set` plutôt qu’un réglage par rôle.',
     tooMany: 'Au plus {{- n}} rôles peuvent avoir un réglage.',
     set: '✅ {{- details}}. Un membre qui a plusieurs rôles obtient le quota le plus généreux et le délai le plus court ; un quota personnel l’emporte sur les rôles.',
     noOverride: "{{- role}} n'a pas de réglage.",
@@ -213,7 +213,7 @@ const admin: Translation<typeof enUS> = {
     alreadyListed: '{{- phrase}} est déjà dans la liste {{- list}}.',
     noLetters: "{{- phrase}} ne contient aucune lettre ni aucun chiffre à détecter.",
     full: 'La liste {{- list}} est pleine ({{- n}}).',
-    giveOne: 'Indiquez au moins un mot ou une expression.',
+    giveOne: 'Indique au moins un mot ou une expression.',
     nothingAdded: "Rien n'a été ajouté à la liste {{- list}} : {{- skipped}}",
     notListed: "{{- phrase}} n'est pas dans la liste {{- list}}.",
     removed: '✅ {{- phrase}} retiré de la liste {{- list}}.',
@@ -241,7 +241,7 @@ const admin: Translation<typeof enUS> = {
     verdictAgeRestricted: '🔞 Ce prompt ne serait autorisé que dans les salons soumis à une limite d’âge.',
   },
   styles: {
-    tooMany: 'Ce serveur a {{- n}} styles, le maximum possible. Supprimez-en un d’abord.',
+    tooMany: 'Ce serveur a {{- n}} styles, le maximum possible. Supprimes-en un d’abord.',
     added: '✅ Style {{- name}} ajouté : {{- style}}.',
     updated: '✅ Style {{- name}} mis à jour (il existait) : {{- style}}.',
     howToUse: 'Les membres l’utilisent avec {{- command}}.',
@@ -255,7 +255,7 @@ const admin: Translation<typeof enUS> = {
     whereChannel: 'le style par défaut de {{- channel}}',
     notSetServer: "Le style par défaut du serveur n'est pas défini.",
     notSetChannel: "Le style par défaut de {{- channel}} n'est pas défini.",
-    addFirst: "Aucun style ne s'appelle {{- name}}. Ajoutez-le d’abord avec `/imagine-admin styles add`.",
+    addFirst: "Aucun style ne s'appelle {{- name}}. Ajoute-le d’abord avec `/imagine-admin styles add`.",
     tooManyDefaults: 'Au plus {{- n}} salons peuvent avoir leur propre style par défaut.',
     clearedDetails: '{{- where}} (était {{- previous}})',
     cleared: '✅ Retiré : {{- where}} (était {{- previous}}).',
@@ -270,7 +270,7 @@ const admin: Translation<typeof enUS> = {
     steps_one: '{{count}} étape',
     steps_many: '{{count}} étapes',
     steps_other: '{{count}} étapes',
-    none: 'Ce serveur n’a pas encore de style. Ajoutez-en un avec `/imagine-admin styles add name:… template:"{prompt}, …"`.',
+    none: 'Ce serveur n’a pas encore de style. Ajoutes-en un avec `/imagine-admin styles add name:… template:"{prompt}, …"`.',
     markServer: 'par défaut du serveur',
     markChannels: 'par défaut dans {{- list}}',
     noServerDefault: 'aucun',
@@ -337,8 +337,8 @@ const admin: Translation<typeof enUS> = {
   },
   pause: {
     noReason: 'aucune raison donnée',
-    paused: '⏸️ `/imagine` est en pause sur ce serveur. Utilisez `/imagine-admin resume` pour le relancer.',
-    pausedWithReason: '⏸️ `/imagine` est en pause sur ce serveur. Les membres verront : « {{reason}} ». Utilisez `/imagine-admin resume` pour le relancer.',
+    paused: '⏸️ `/imagine` est en pause sur ce serveur. Utilise `/imagine-admin resume` pour le relancer.',
+    pausedWithReason: '⏸️ `/imagine` est en pause sur ce serveur. Les membres verront : « {{reason}} ». Utilise `/imagine-admin resume` pour le relancer.',
     notPaused: "`/imagine` n'est pas en pause.",
     pausedSince: 'en pause depuis {{- when}}',
     resumed: '▶️ `/imagine` fonctionne de nouveau sur ce serveur.',

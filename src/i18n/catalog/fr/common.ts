@@ -13,7 +13,7 @@ const common: Translation<typeof enUS> = {
     tooLate: 'Trop tard pour annuler : les images sont déjà en cours de génération (ou terminées).',
   },
   storage: {
-    unavailable: 'Le bot rencontre un problème de son côté et ne peut pas prendre de demandes pour le moment. Rien n’a été décompté — réessayez dans une minute.',
+    unavailable: 'Le bot rencontre un problème de son côté et ne peut pas prendre de demandes pour le moment. Rien n’a été décompté — réessaie dans une minute.',
   },
 };
 

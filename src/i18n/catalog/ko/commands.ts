@@ -3,7 +3,7 @@ import type enUS from '../en-US/commands.js';
 
 const commands: Translation<typeof enUS> = {
   description: {
-    imagine: 'FLUX.1 [dev]로 이미지를 생성합니다',
+    imagine: 'FLUX.1 [dev]로 이미지를 생성해요',
     'imagine prompt': '그릴 내용',
     'imagine aspect_ratio': '가로:세로 (기본값 1:1)',
     'imagine guidance': '프롬프트를 얼마나 충실히 따를지, 0–10 (기본값 3.5)',
@@ -15,7 +15,7 @@ const commands: Translation<typeof enUS> = {
     'imagine prompt_strength': '눈에 보이는 효과 없음: 입력 이미지의 가중치지만 이 명령은 이미지를 보내지 않음 (0–1, 기본값 0.8)',
     'imagine style': '이 서버의 스타일 또는 none (기본값: 내 설정, 채널 또는 서버의 기본값)',
     'imagine private': '결과를 나만 보기, 서버가 허용하는 경우 (기본값: 내 설정, 없으면 끄기)',
-    credits: '오늘 이미지를 몇 장 더 생성할 수 있는지 확인합니다',
+    credits: '오늘 이미지를 몇 장 더 생성할 수 있는지 확인해요',
     preferences: '이 서버에서 /imagine에 쓸 나만의 기본값',
     'preferences set': '옵션을 생략했을 때 /imagine이 쓸 값을 저장 (입력한 것만 바뀜)',
     'preferences set aspect_ratio': '가로:세로',
