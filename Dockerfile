@@ -24,10 +24,12 @@ ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY src/services/safety/tfjs-slim/ src/services/safety/tfjs-slim/
-# npm ci runs `prepare`; with dist/ already there it finds no TypeScript (production install) and keeps this build
+# npm ci runs `prepare`; with dist/ already there and no sources to build (production install) it keeps this build
 COPY scripts/prepare.mjs scripts/
 COPY --from=build /app/dist/ dist/
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+# TypeScript comes along as i18next's optional peer (npm keeps `devOptional` packages with --omit=dev); the run stage
+# compiles nothing, so it is removed.
+RUN npm ci --omit=dev --no-audit --no-fund && rm -rf node_modules/typescript node_modules/.bin/tsc node_modules/.bin/tsserver && npm cache clean --force
 # The code stays root's (read-only to the bot); only data/ is the bot's.
 RUN mkdir -p data && chown node:node data
 USER node

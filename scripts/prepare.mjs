@@ -1,5 +1,5 @@
 // `prepare` (run by `npm install` and `npm ci`): compiles src/ to dist/ so `npm start` runs plain JavaScript.
-// A production install (`npm ci --omit=dev`, as in the Dockerfile's run stage) has no TypeScript: there it keeps the
+// A production install (`npm ci --omit=dev`, as in the Dockerfile's run stage: no TypeScript or no sources) keeps the
 // dist/ built beforehand, and without one it fails, since `npm start` could not run.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -11,12 +11,16 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const entry = join(root, 'dist', 'index.js');
 
+const buildConfig = join(root, 'tsconfig.build.json');
 let tsc;
 try {
+  // Without the sources' build config (the Dockerfile's run stage copies dist/ only) there is nothing to compile, even
+  // where TypeScript is installed: i18next names it as an optional peer, so a production install may carry it.
+  if (!existsSync(buildConfig)) throw new Error('no build config');
   tsc = createRequire(join(root, 'package.json')).resolve('typescript/bin/tsc');
 } catch {
   if (existsSync(entry)) {
-    process.stdout.write('prepare: TypeScript is not installed (production install); using the dist/ built before\n');
+    process.stdout.write('prepare: production install (no TypeScript or no sources to build); using the dist/ built before\n');
     process.exit(0);
   }
   process.stderr.write(
@@ -26,5 +30,5 @@ try {
   process.exit(1);
 }
 
-const result = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
+const result = spawnSync(process.execPath, [tsc, '-p', buildConfig], { stdio: 'inherit' });
 process.exit(result.status ?? 1);

@@ -113,6 +113,11 @@ async function run(stageDir: string, command: string, env: Record<string, string
     notRun.push(`RUN ${command} in the build stage (IMAGE_STEPS_BUILD_DEPS=checkout: the checkout's node_modules linked instead)`);
     return;
   }
+  // Paths inside the stage only (node_modules/…): nothing outside it can be removed by a replayed step.
+  if (/^rm -rf (node_modules\/[\w./-]+ ?)+$/.test(command) && !command.includes('..')) {
+    await timed(`RUN ${command}`, () => sh(command, stageDir, env));
+    return;
+  }
   if (/^(npm (ci|run) |mkdir -p )/.test(command)) {
     await timed(`RUN ${command}`, () => sh(command, stageDir, env));
     return;
