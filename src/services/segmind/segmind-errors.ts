@@ -1,4 +1,5 @@
 import { UserFacingError } from '../../errors.js';
+import { translator } from '../../i18n/i18n.js';
 
 export type SegmindErrorKind =
   | 'invalid_parameters'
@@ -16,24 +17,12 @@ export type SegmindErrorKind =
   | 'cancelled';
 
 /**
- * What a member reads, about their own request: what happened and what to do, in plain words. No service names, keys
- * or accounts: the log line carries those (kind, status, Segmind's reason). Whether anything was charged is said by
- * the text around these (a whole request or one image of it).
+ * What a member reads, about their own request (the `imagine:segmind.*` texts of the catalog; the error's `message`
+ * is the English one, for logs): what happened and what to do, in plain words. No service names, keys or accounts: the
+ * log line carries those (kind, status, Segmind's reason). Whether anything was charged is said by the text around
+ * these (a whole request or one image of it).
  */
-const USER_MESSAGES: Record<SegmindErrorKind, string> = {
-  invalid_parameters: 'The image service did not accept these settings. Change them and try again.',
-  bad_api_key: "Image generation is paused until the bot's owner fixes its account.",
-  forbidden: "The image service refused this request. Try again later; if it keeps happening, tell the bot's owner.",
-  model_not_found: 'The image model is not available right now. Try again later.',
-  out_of_credits: "Image generation is paused until the bot's owner tops up its account.",
-  malformed_request: "Something went wrong on the bot's side. Try again later; if it keeps happening, tell the bot's owner.",
-  rate_limited: 'The image service is busy — try again in a minute.',
-  server_error: 'The image service had a problem — try again in a moment.',
-  timeout: 'The image service took too long to answer — try again in a moment.',
-  connection: 'The image service could not be reached — try again in a moment.',
-  bad_response: 'The image service sent back something that is not an image — try again in a moment.',
-  cancelled: 'The request was stopped before the image was ready.',
-};
+const english = translator('en-US');
 
 const RETRYABLE: ReadonlySet<SegmindErrorKind> = new Set(['rate_limited', 'server_error', 'timeout', 'connection']);
 
@@ -69,9 +58,8 @@ export class SegmindError extends UserFacingError {
 }
 
 function userMessage(kind: SegmindErrorKind, reason: string | undefined): string {
-  const base = USER_MESSAGES[kind];
   // Only a parameter complaint is worth quoting to the member: it tells them what to change.
-  return kind === 'invalid_parameters' && reason ? `${base} It said: “${reason}”` : base;
+  return kind === 'invalid_parameters' && reason ? english('imagine:segmind.invalid_parametersSaid', { reason }) : english(`imagine:segmind.${kind}`);
 }
 
 export function kindForStatus(status: number): SegmindErrorKind {
