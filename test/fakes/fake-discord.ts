@@ -807,20 +807,7 @@ export class FakeDiscord {
 
   private guildCreate(g: GuildState): GatewayGuildCreateDispatchData {
     const now = new Date().toISOString();
-    const botMember: APIGuildMember = {
-      user: this.botUser,
-      nick: null,
-      avatar: null,
-      banner: null,
-      roles: [],
-      joined_at: now,
-      premium_since: null,
-      deaf: false,
-      mute: false,
-      flags: 0 as GuildMemberFlags,
-      pending: false,
-      communication_disabled_until: null,
-    };
+    const botMember = guildMember(this.botUser, now);
     return {
       id: g.id,
       name: g.name,
@@ -1111,19 +1098,8 @@ export class FakeDiscord {
     const id = snowflake(createdAt);
     const token = `aW50ZXJhY3Rpb246${randomBytes(48).toString('base64url')}`;
     const member: APIInteractionGuildMember = {
-      user,
-      roles: spec.roles ?? [],
+      ...guildMember(user, new Date(createdAt - 86_400_000).toISOString(), spec.roles ?? []),
       permissions: spec.permissions ?? DEFAULT_MEMBER_PERMISSIONS,
-      joined_at: new Date(createdAt - 86_400_000).toISOString(),
-      premium_since: null,
-      deaf: false,
-      mute: false,
-      flags: 0 as GuildMemberFlags,
-      pending: false,
-      nick: null,
-      avatar: null,
-      banner: null,
-      communication_disabled_until: null,
     };
     const channel = {
       id: channelId,
@@ -1402,21 +1378,7 @@ export class FakeDiscord {
     if (users.includes(user.id)) return false;
     byEmoji.set(emoji, [...users, user.id]);
     this.refreshReactions(msg);
-    const now = new Date().toISOString();
-    const member: APIGuildMember = {
-      user,
-      nick: null,
-      avatar: null,
-      banner: null,
-      roles: [],
-      joined_at: now,
-      premium_since: null,
-      deaf: false,
-      mute: false,
-      flags: 0 as GuildMemberFlags,
-      pending: false,
-      communication_disabled_until: null,
-    };
+    const member = guildMember(user, new Date().toISOString());
     this.dispatchReaction(guildId, GatewayDispatchEvents.MessageReactionAdd, {
       user_id: user.id,
       channel_id: msg.channel_id,
@@ -2405,4 +2367,22 @@ export class FakeDiscord {
       }),
     ]);
   }
+}
+
+/** A guild member as Discord sends one: the fields the fake does not vary, around the user, join date and roles. */
+function guildMember(user: APIUser, joinedAt: string, roles: string[] = []): APIGuildMember & { user: APIUser } {
+  return {
+    user,
+    nick: null,
+    avatar: null,
+    banner: null,
+    roles,
+    joined_at: joinedAt,
+    premium_since: null,
+    deaf: false,
+    mute: false,
+    flags: 0 as GuildMemberFlags,
+    pending: false,
+    communication_disabled_until: null,
+  };
 }
