@@ -350,7 +350,7 @@ export function createBot(deps: BotDeps): Bot {
   };
   const styles = new StyleStore(storage, clock, logger.child({ component: 'styles' }));
   const preferences = new PreferenceStore(storage);
-  const commandDeps = { pipeline, policy, random, settings, audit, history, quota: storage.quota, clock, postToChannel, results, deleteChannelMessage, styles, preferences, metrics };
+  const commandDeps = { pipeline, policy, random, settings, audit, history, quota: storage.quota, clock, postToChannel, results, deleteChannelMessage, styles, preferences };
   const commands = createCommands(commandDeps);
   const route = createInteractionRouter(
     commands,

@@ -14,13 +14,10 @@ import {
   type FluxDevParams,
 } from '../services/segmind/flux-params.js';
 import { UserFacingError } from '../errors.js';
-import type { Logger } from '../logger.js';
-import type { Metrics } from '../services/metrics.js';
 import type { PreferenceStore } from '../services/creative/preference-store.js';
 import { resolveImagine } from '../services/creative/resolve-imagine.js';
 import { styleChoices } from '../services/creative/style-choices.js';
 import { STYLE_NAME_MAX, type StyleStore } from '../services/creative/style-store.js';
-import { StorageUnavailableError } from '../services/usage/usage-policy.js';
 import { parseOptions } from './options.js';
 import { OPTION_MESSAGES } from './option-messages.js';
 import { memberContextOf } from './member-context.js';
@@ -187,8 +184,6 @@ export interface ImagineDeps extends SubmitDeps {
   random: () => number;
   styles: StyleStore;
   preferences: PreferenceStore;
-  /** Told when storage fails here, before the policy is reached: health must say storage is down. */
-  metrics?: Pick<Metrics, 'setStorageUp'>;
 }
 
 /**
@@ -219,13 +214,13 @@ export function createImagineCommand(deps: ImagineDeps): SlashCommand {
       const privacy =
         typedPrivate ??
         (async () => {
-          preferencesBeforeDefer = await bounded(readPreferences(), PREFERENCE_READ_BEFORE_DEFER_MS, log, deps);
+          preferencesBeforeDefer = await deps.policy.withStorageTimeout(readPreferences(), PREFERENCE_READ_BEFORE_DEFER_MS);
           return preferencesBeforeDefer.private ?? false;
         });
       const resolve = async (): Promise<ImagineInput> => {
         const [preferences, styles] = await Promise.all([
-          preferencesBeforeDefer ?? bounded(readPreferences(), READ_AFTER_DEFER_MS, log, deps),
-          bounded(deps.styles.get(guildId), READ_AFTER_DEFER_MS, log, deps),
+          preferencesBeforeDefer ?? deps.policy.withStorageTimeout(readPreferences(), READ_AFTER_DEFER_MS),
+          deps.policy.withStorageTimeout(deps.styles.get(guildId), READ_AFTER_DEFER_MS),
         ]);
         const { parentChannelId } = memberContextOf(interaction);
         return resolveImagine({ typed, preferences, styles, channelId: interaction.channelId ?? '', parentChannelId, random: deps.random });
@@ -233,22 +228,4 @@ export function createImagineCommand(deps: ImagineDeps): SlashCommand {
       await submitImagine(interaction, resolve, deps, log, { private: privacy });
     },
   };
-}
-
-/** Storage that does not answer in time, or fails, refuses the request with nothing charged (fail closed). */
-async function bounded<T>(promise: Promise<T>, ms: number, log: Logger, { metrics }: Pick<ImagineDeps, 'metrics'>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`storage did not answer within ${ms} ms`)), ms);
-  });
-  promise.catch(() => undefined);
-  try {
-    return await Promise.race([promise, timeout]);
-  } catch (error) {
-    metrics?.setStorageUp(false);
-    log.error({ err: error }, 'could not read styles or preferences; refusing the request');
-    throw new StorageUnavailableError(error);
-  } finally {
-    clearTimeout(timer);
-  }
 }

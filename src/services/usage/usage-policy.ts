@@ -245,7 +245,7 @@ export class UsagePolicy {
   ): Promise<Omit<Admission, 'release'>> {
     const { clock, quota } = this.deps;
     const [settings] = await Promise.all([
-      this.withTimeout(this.deps.settings.get(member.guildId)),
+      this.withStorageTimeout(this.deps.settings.get(member.guildId)),
       this.checkFleetPlace(member.userId),
     ]);
     let fitted: { params: FluxDevParams; notes: LocalizedText[] };
@@ -270,7 +270,7 @@ export class UsagePolicy {
     const pending = quota.reserve(input);
     let result: ReserveResult;
     try {
-      result = await this.withTimeout(pending);
+      result = await this.withStorageTimeout(pending);
     } catch (error) {
       // The member is told nothing was charged, yet the store may have granted it (late, or with the answer lost).
       this.cancelFailedReservation(input, pending);
@@ -370,7 +370,7 @@ export class UsagePolicy {
     const max = this.deps.maxOpenPerUser;
     const slot = this.takeUnchecked(userId);
     if (!slot || max === undefined) return;
-    if (!(await this.withTimeout(slot.fleet))) throw queueFullRefusal(max);
+    if (!(await this.withStorageTimeout(slot.fleet))) throw queueFullRefusal(max);
   }
 
   /** Removes `slot` (default: the member's oldest) from those not checked yet, and returns it. */
@@ -406,7 +406,7 @@ export class UsagePolicy {
 
   /** The server's rules for images its image check flags (bounded like every storage read here). */
   async imageRules(guildId: string): Promise<ImageRules> {
-    const settings = await this.withTimeout(this.deps.settings.get(guildId));
+    const settings = await this.withStorageTimeout(this.deps.settings.get(guildId));
     return {
       action: effectiveSettings(settings, this.deps.defaults).imageCheck,
       nsfwPolicy: settings.nsfwPolicy,
@@ -448,9 +448,9 @@ export class UsagePolicy {
   async usageView(member: MemberContext): Promise<UsageView> {
     const { quota, clock } = this.deps;
     const now = clock.now();
-    const settings = await this.withTimeout(this.deps.settings.get(member.guildId));
+    const settings = await this.withStorageTimeout(this.deps.settings.get(member.guildId));
     const limits = this.limitsFor(member, settings);
-    const [usage, guildUsed] = await this.withTimeout(
+    const [usage, guildUsed] = await this.withStorageTimeout(
       Promise.all([quota.usage(member.guildId, member.userId, now), quota.guildUsage(member.guildId, now)]),
     );
     const cooldownUntil =
@@ -563,13 +563,16 @@ export class UsagePolicy {
       .catch((error: unknown) => logger.debug({ err: error }, 'could not count a refusal'));
   }
 
-  /** Storage that does not answer in time counts as down: fail closed. */
-  private async withTimeout<T>(promise: Promise<T>): Promise<T> {
+  /**
+   * Storage that does not answer within `ms` (STORAGE_TIMEOUT_MS unless a caller must answer sooner, as before a
+   * deferral), or fails, counts as down: fail closed, the request refused with nothing charged.
+   */
+  async withStorageTimeout<T>(promise: Promise<T>, ms = this.deps.storageTimeoutMs): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        reject(new StorageUnavailableError(new Error(`storage did not answer within ${this.deps.storageTimeoutMs} ms`)));
-      }, this.deps.storageTimeoutMs);
+        reject(new StorageUnavailableError(new Error(`storage did not answer within ${ms} ms`)));
+      }, ms);
     });
     // An answer after the timeout is the caller's business (see cancelFailedReservation); never an unhandled rejection.
     promise.catch(() => undefined);
